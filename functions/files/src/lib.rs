@@ -1,0 +1,248 @@
+//! The files function: list (cursor pages), get, download URL, rename, delete.
+//!
+//! Files live in their owner's DynamoDB partition, so every lookup is keyed by the caller
+//! and another user's file id is simply not found (404). The list cursor is opaque to
+//! clients but carries only a file id that is re-scoped to the caller, so a forged cursor
+//! can neither crash the query (400) nor reach another partition.
+
+use std::convert::Infallible;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use filestore_shared::api::{DownloadResponse, FileList, RenameRequest};
+use filestore_shared::domain::parse_id;
+use filestore_shared::http::{
+    RouteKey, json, json_body, no_content, query_param, redirect, resolve, respond,
+};
+use filestore_shared::repo::rfc3339;
+use filestore_shared::{ApiError, AppState};
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use time::OffsetDateTime;
+use tracing::instrument;
+
+/// Page size when `limit` is not given.
+pub const DEFAULT_LIMIT: u32 = 100;
+/// Largest page.
+pub const MAX_LIMIT: u32 = 1000;
+
+const CURSOR_PREFIX: &str = "f1:";
+
+/// Serves one API Gateway request.
+pub async fn handler(state: &AppState, req: Request) -> Result<Response<Body>, Infallible> {
+    Ok(respond(route(state, &req).await))
+}
+
+async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiError> {
+    let matched = resolve(req.method(), req.uri().path())?;
+    let user = state.authenticate(req)?.sub;
+    let id = || {
+        matched
+            .id
+            .as_deref()
+            .and_then(parse_id)
+            .ok_or(ApiError::NotFound("file"))
+    };
+    match matched.key {
+        RouteKey::ListFiles => {
+            let limit = parse_limit(query_param(req, "limit").as_deref())?;
+            let after = query_param(req, "cursor")
+                .map(|c| decode_cursor(&c))
+                .transpose()?;
+            list(state, &user, limit, after.as_deref()).await
+        }
+        RouteKey::GetFile => get(state, &user, &id()?).await,
+        RouteKey::DownloadFile => {
+            let redirect = parse_redirect(query_param(req, "redirect").as_deref())?;
+            download(state, &user, &id()?, redirect).await
+        }
+        RouteKey::RenameFile => {
+            let id = id()?;
+            rename(state, &user, &id, json_body(req)?).await
+        }
+        RouteKey::DeleteFile => delete(state, &user, &id()?).await,
+        _ => Err(ApiError::NotFound("route")),
+    }
+}
+
+/// `limit`: 1..=1000, default 100.
+///
+/// # Errors
+/// 400 for anything else.
+pub fn parse_limit(raw: Option<&str>) -> Result<u32, ApiError> {
+    match raw {
+        None => Ok(DEFAULT_LIMIT),
+        Some(s) => s
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_input(
+                    "invalid_limit",
+                    format!("limit must be a whole number from 1 to {MAX_LIMIT}"),
+                )
+            }),
+    }
+}
+
+/// `redirect`: `true`/`1` answers 302, `false`/`0` or absent answers JSON.
+///
+/// # Errors
+/// 400 for anything else.
+pub fn parse_redirect(raw: Option<&str>) -> Result<bool, ApiError> {
+    match raw {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") => Ok(true),
+        Some(_) => Err(ApiError::bad_input(
+            "invalid_redirect",
+            "redirect must be true or false",
+        )),
+    }
+}
+
+/// The opaque cursor that resumes a listing after `file_id`.
+pub fn encode_cursor(file_id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{file_id}"))
+}
+
+/// The file id inside a cursor.
+///
+/// # Errors
+/// 400 for a cursor this server did not make.
+pub fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|s| s.strip_prefix(CURSOR_PREFIX).and_then(parse_id))
+        .ok_or_else(|| ApiError::bad_input("invalid_cursor", "cursor is not valid"))
+}
+
+#[instrument(skip(state))]
+async fn list(
+    state: &AppState,
+    user_id: &str,
+    limit: u32,
+    after: Option<&str>,
+) -> Result<Response<Body>, ApiError> {
+    let (files, more) = state.repo.list_files(user_id, limit, after).await?;
+    let next_cursor = more
+        .then(|| files.last().map(|f| encode_cursor(&f.file_id)))
+        .flatten();
+    json(
+        StatusCode::OK,
+        &FileList {
+            files: files.iter().map(|f| f.view()).collect(),
+            next_cursor,
+        },
+    )
+}
+
+async fn owned(
+    state: &AppState,
+    user_id: &str,
+    file_id: &str,
+) -> Result<filestore_shared::repo::FileRecord, ApiError> {
+    state
+        .repo
+        .get_file(user_id, file_id)
+        .await?
+        .ok_or(ApiError::NotFound("file"))
+}
+
+#[instrument(skip(state))]
+async fn get(state: &AppState, user_id: &str, file_id: &str) -> Result<Response<Body>, ApiError> {
+    json(
+        StatusCode::OK,
+        &owned(state, user_id, file_id).await?.view(),
+    )
+}
+
+#[instrument(skip(state))]
+async fn download(
+    state: &AppState,
+    user_id: &str,
+    file_id: &str,
+    redirect_to: bool,
+) -> Result<Response<Body>, ApiError> {
+    let file = owned(state, user_id, file_id).await?;
+    let ttl = state.config.presign_ttl;
+    let url = state
+        .storage
+        .presign_get(&file.object_key, &file.name, &file.content_type, ttl)
+        .await?;
+    if redirect_to {
+        return redirect(&url);
+    }
+    json(
+        StatusCode::OK,
+        &DownloadResponse {
+            url,
+            expires_at: rfc3339(OffsetDateTime::now_utc() + ttl),
+        },
+    )
+}
+
+#[instrument(skip(state, input))]
+async fn rename(
+    state: &AppState,
+    user_id: &str,
+    file_id: &str,
+    input: RenameRequest,
+) -> Result<Response<Body>, ApiError> {
+    let file = state
+        .repo
+        .rename_file(user_id, file_id, input.name.as_str())
+        .await?
+        .ok_or(ApiError::NotFound("file"))?;
+    json(StatusCode::OK, &file.view())
+}
+
+#[instrument(skip(state))]
+async fn delete(
+    state: &AppState,
+    user_id: &str,
+    file_id: &str,
+) -> Result<Response<Body>, ApiError> {
+    let file = owned(state, user_id, file_id).await?;
+    if !state.repo.delete_file(&file).await? {
+        return Err(ApiError::NotFound("file"));
+    }
+    // The record is gone, so the bytes are unreachable; a failed delete only leaks storage.
+    if let Err(e) = state.storage.delete_object(&file.object_key).await {
+        tracing::warn!(error = format!("{e:#}"), key = %file.object_key, "object left behind");
+    }
+    tracing::info!("file deleted");
+    Ok(no_content())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_are_bounded() {
+        assert_eq!(parse_limit(None).unwrap(), 100);
+        assert_eq!(parse_limit(Some("1")).unwrap(), 1);
+        assert_eq!(parse_limit(Some("1000")).unwrap(), 1000);
+        for bad in ["0", "1001", "-1", "ten", "", "1.5"] {
+            assert_eq!(parse_limit(Some(bad)).unwrap_err().status(), 400, "{bad}");
+        }
+    }
+
+    #[test]
+    fn cursors_round_trip_and_forgeries_are_400() {
+        let id = filestore_shared::domain::new_id();
+        assert_eq!(decode_cursor(&encode_cursor(&id)).unwrap(), id);
+        for bad in ["", "!!!", "Zm9v", &URL_SAFE_NO_PAD.encode("f1:../../x")] {
+            assert_eq!(decode_cursor(bad).unwrap_err().status(), 400, "{bad}");
+        }
+    }
+
+    #[test]
+    fn redirect_flag_is_strict() {
+        assert!(!parse_redirect(None).unwrap());
+        assert!(parse_redirect(Some("true")).unwrap());
+        assert!(parse_redirect(Some("yes")).is_err());
+    }
+}

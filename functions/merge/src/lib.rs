@@ -1,0 +1,273 @@
+//! The merge function: `POST /v1/uploads/{id}/complete`.
+//!
+//! The parts come from S3's ListParts, never from the client. Sizes are checked before S3
+//! joins the parts (a wrong part can still be re-sent) and the joined object's size after.
+//! The File record, the upload's new state and the owner's counters are written in one
+//! conditional transaction keyed by a file id fixed at upload creation, so retries and
+//! concurrent calls of complete all answer with the same single File.
+
+use std::convert::Infallible;
+
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use filestore_shared::api::{CompleteUploadRequest, FileEnvelope, PartDone};
+use filestore_shared::domain::{ObjectSize, PartNumber, PartPlan, parse_id};
+use filestore_shared::http::{RouteKey, json, json_body, resolve, respond};
+use filestore_shared::repo::{FileRecord, UploadRecord, UploadState, rfc3339};
+use filestore_shared::{ApiError, AppState};
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use tracing::instrument;
+
+/// Serves one API Gateway request.
+pub async fn handler(state: &AppState, req: Request) -> Result<Response<Body>, Infallible> {
+    Ok(respond(route(state, &req).await))
+}
+
+async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiError> {
+    let matched = resolve(req.method(), req.uri().path())?;
+    let user = state.authenticate(req)?.sub;
+    match matched.key {
+        RouteKey::CompleteUpload => {
+            let id = matched
+                .id
+                .as_deref()
+                .and_then(parse_id)
+                .ok_or(ApiError::NotFound("upload"))?;
+            let CompleteUploadRequest {} = json_body(req)?;
+            complete(state, &user, &id).await
+        }
+        _ => Err(ApiError::NotFound("route")),
+    }
+}
+
+fn created(file: &FileRecord) -> Result<Response<Body>, ApiError> {
+    json(StatusCode::CREATED, &FileEnvelope { file: file.view() })
+}
+
+/// The File an already completed upload produced.
+async fn existing_file(
+    state: &AppState,
+    upload: &UploadRecord,
+) -> Result<Response<Body>, ApiError> {
+    let file = state
+        .repo
+        .get_file(&upload.user_id, &upload.file_id)
+        .await?
+        // Completed, then the file was deleted: nothing left to show.
+        .ok_or(ApiError::NotFound("upload"))?;
+    created(&file)
+}
+
+/// Checks that S3 holds exactly parts 1..=part_count, each of the size the plan requires.
+///
+/// # Errors
+/// 409 listing missing parts; 422 naming a part of the wrong size.
+pub fn check_parts(upload: &UploadRecord, parts: &[PartDone]) -> Result<Vec<PartDone>, ApiError> {
+    let plan = PartPlan {
+        part_size: upload.part_size,
+        part_count: upload.part_count,
+    };
+    let wanted: Vec<PartDone> = parts
+        .iter()
+        .filter(|p| u64::from(p.part_number) <= upload.part_count)
+        .cloned()
+        .collect();
+    let missing: Vec<u64> = (1..=upload.part_count)
+        .filter(|n| !wanted.iter().any(|p| u64::from(p.part_number) == *n))
+        .collect();
+    if !missing.is_empty() {
+        let shown: Vec<String> = missing.iter().take(20).map(u64::to_string).collect();
+        let more = if missing.len() > 20 { ", ..." } else { "" };
+        return Err(ApiError::conflict(
+            "parts_missing",
+            format!(
+                "{} of {} part(s) not uploaded yet: {}{more}",
+                missing.len(),
+                upload.part_count,
+                shown.join(", ")
+            ),
+        ));
+    }
+    for p in &wanted {
+        let n = PartNumber::parse(u64::from(p.part_number)).map_err(anyhow::Error::msg)?;
+        let expected = plan.expected_part_size(upload.size, n);
+        if p.size != expected {
+            return Err(ApiError::unprocessable(
+                "size_mismatch",
+                format!(
+                    "part {} is {} bytes but must be {expected}; upload it again",
+                    p.part_number, p.size
+                ),
+            ));
+        }
+    }
+    Ok(wanted)
+}
+
+#[instrument(skip(state))]
+async fn complete(
+    state: &AppState,
+    user_id: &str,
+    upload_id: &str,
+) -> Result<Response<Body>, ApiError> {
+    let upload = state.live_upload(user_id, upload_id).await?;
+    if upload.state == UploadState::Completed {
+        return existing_file(state, &upload).await;
+    }
+    // Guards the invariant the plan relies on; the record was written by create.
+    ObjectSize::parse(upload.size).map_err(anyhow::Error::msg)?;
+
+    match state
+        .storage
+        .list_parts(&upload.object_key, &upload.s3_upload_id)
+        .await?
+    {
+        Some(parts) => {
+            let parts = check_parts(&upload, &parts)?;
+            if let Err(e) = state
+                .storage
+                .complete_multipart(&upload.object_key, &upload.s3_upload_id, &parts)
+                .await
+            {
+                match e.code() {
+                    // A concurrent complete joined the parts first; the size check decides.
+                    Some("NoSuchUpload") => {}
+                    Some("InvalidPart") | Some("InvalidPartOrder") => {
+                        return Err(ApiError::conflict(
+                            "parts_changed",
+                            "parts changed while completing; try again",
+                        ));
+                    }
+                    Some("EntityTooSmall") => {
+                        return Err(ApiError::unprocessable(
+                            "size_mismatch",
+                            "a part other than the last is smaller than 5 MiB",
+                        ));
+                    }
+                    _ => {
+                        return Err(anyhow::Error::new(e)
+                            .context("S3 CompleteMultipartUpload")
+                            .into());
+                    }
+                }
+            }
+        }
+        // S3 no longer knows the upload: an earlier complete joined it, or it was aborted.
+        None => {}
+    }
+
+    match state.storage.object_size(&upload.object_key).await? {
+        Some(size) if size == upload.size => {}
+        Some(size) => {
+            // The object can never become a valid File; drop it and the upload.
+            state.storage.delete_object(&upload.object_key).await?;
+            state.repo.delete_upload(user_id, upload_id).await?;
+            return Err(ApiError::unprocessable(
+                "size_mismatch",
+                format!(
+                    "stored object is {size} bytes but the upload declared {}",
+                    upload.size
+                ),
+            ));
+        }
+        None => {
+            // Either a concurrent complete already recorded it, or the upload is gone.
+            let again = state.live_upload(user_id, upload_id).await?;
+            if again.state == UploadState::Completed {
+                return existing_file(state, &again).await;
+            }
+            return Err(ApiError::NotFound("upload"));
+        }
+    }
+
+    let file = FileRecord {
+        user_id: user_id.to_string(),
+        file_id: upload.file_id.clone(),
+        name: upload.name.clone(),
+        size: upload.size,
+        sha256: upload.sha256.clone(),
+        declared_sha256: None,
+        content_type: upload.content_type.clone(),
+        created_at: rfc3339(time::OffsetDateTime::now_utc()),
+        object_key: upload.object_key.clone(),
+        tier: "hot".into(),
+        verified: false,
+        upload_id: upload.upload_id.clone(),
+    };
+    if state.repo.complete_upload(&upload, &file).await? {
+        tracing::info!(file_id = %file.file_id, size = file.size, "upload completed");
+        return created(&file);
+    }
+    // Lost the race to a concurrent complete of the same upload: answer with its File.
+    let again = state.live_upload(user_id, upload_id).await?;
+    if again.state == UploadState::Completed {
+        return existing_file(state, &again).await;
+    }
+    Err(anyhow::anyhow!("complete transaction refused but the upload is still active").into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::OffsetDateTime;
+
+    const MIB: u64 = 1024 * 1024;
+
+    fn upload(size: u64, part_size: u64, part_count: u64) -> UploadRecord {
+        UploadRecord {
+            user_id: "u".into(),
+            upload_id: "up".into(),
+            file_id: "f".into(),
+            name: "n".into(),
+            size,
+            sha256: None,
+            content_type: "application/octet-stream".into(),
+            part_size,
+            part_count,
+            object_key: "k".into(),
+            s3_upload_id: "s3".into(),
+            state: UploadState::Active,
+            created_at: String::new(),
+            expires_at: OffsetDateTime::now_utc(),
+        }
+    }
+
+    fn part(n: u32, size: u64) -> PartDone {
+        PartDone {
+            part_number: n,
+            size,
+            etag: format!("\"e{n}\""),
+        }
+    }
+
+    #[test]
+    fn missing_parts_are_listed() {
+        let u = upload(12 * MIB, 5 * MIB, 3);
+        let err = check_parts(&u, &[part(2, 5 * MIB)]).unwrap_err();
+        assert_eq!(err.status(), 409);
+        assert!(err.to_string().contains("1, 3"), "{err}");
+    }
+
+    #[test]
+    fn wrong_part_sizes_are_422_and_extra_parts_ignored() {
+        let u = upload(12 * MIB, 5 * MIB, 3);
+        let ok = [
+            part(1, 5 * MIB),
+            part(2, 5 * MIB),
+            part(3, 2 * MIB),
+            part(4, 1),
+        ];
+        assert_eq!(check_parts(&u, &ok).unwrap().len(), 3);
+        let short = [part(1, 5 * MIB), part(2, 5 * MIB - 1), part(3, 2 * MIB)];
+        assert_eq!(check_parts(&u, &short).unwrap_err().status(), 422);
+        let long_tail = [part(1, 5 * MIB), part(2, 5 * MIB), part(3, 2 * MIB + 1)];
+        assert_eq!(check_parts(&u, &long_tail).unwrap_err().status(), 422);
+    }
+
+    #[test]
+    fn an_empty_file_is_one_empty_part() {
+        let u = upload(0, 8 * MIB, 1);
+        assert!(check_parts(&u, &[part(1, 0)]).is_ok());
+        assert_eq!(check_parts(&u, &[]).unwrap_err().status(), 409);
+    }
+}

@@ -1,0 +1,222 @@
+//! The upload function: create a multipart upload, presign its parts, report its status
+//! (resume), list the caller's unfinished uploads, abort.
+//!
+//! S3 is the truth for which parts exist: status reads them with ListParts, never from our
+//! own records, so a client that crashed resumes from exactly what S3 holds.
+
+use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use filestore_shared::api::{
+    CreateUploadRequest, CreateUploadResponse, PresignPartsRequest, PresignPartsResponse,
+    PresignedPart, UploadList,
+};
+use filestore_shared::domain::{ContentType, PartPlan, new_id, parse_id};
+use filestore_shared::http::{RouteKey, json, json_body, no_content, resolve, respond};
+use filestore_shared::repo::{UploadRecord, UploadState, rfc3339};
+use filestore_shared::storage::object_key;
+use filestore_shared::{ApiError, AppState};
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use time::OffsetDateTime;
+use tracing::instrument;
+
+/// Most parts one presign call may ask for.
+pub const MAX_PARTS_PER_CALL: usize = 1000;
+
+/// Serves one API Gateway request.
+pub async fn handler(state: &AppState, req: Request) -> Result<Response<Body>, Infallible> {
+    Ok(respond(route(state, &req).await))
+}
+
+async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiError> {
+    let matched = resolve(req.method(), req.uri().path())?;
+    let user = state.authenticate(req)?.sub;
+    let id = || {
+        matched
+            .id
+            .as_deref()
+            .and_then(parse_id)
+            .ok_or(ApiError::NotFound("upload"))
+    };
+    match matched.key {
+        RouteKey::CreateUpload => create(state, &user, json_body(req)?).await,
+        RouteKey::ListUploads => list(state, &user).await,
+        RouteKey::PresignParts => presign(state, &user, &id()?, json_body(req)?).await,
+        RouteKey::UploadStatus => status(state, &user, &id()?).await,
+        RouteKey::AbortUpload => abort(state, &user, &id()?).await,
+        _ => Err(ApiError::NotFound("route")),
+    }
+}
+
+fn require_active(upload: &UploadRecord) -> Result<(), ApiError> {
+    match upload.state {
+        UploadState::Active => Ok(()),
+        UploadState::Completed => Err(ApiError::conflict(
+            "upload_completed",
+            "this upload is already completed",
+        )),
+    }
+}
+
+#[instrument(skip(state, input), fields(upload_id))]
+async fn create(
+    state: &AppState,
+    user_id: &str,
+    input: CreateUploadRequest,
+) -> Result<Response<Body>, ApiError> {
+    let plan = PartPlan::new(input.size, input.part_size);
+    let upload_id = new_id();
+    let file_id = new_id();
+    tracing::Span::current().record("upload_id", upload_id.as_str());
+    let key = object_key(user_id, &file_id);
+    let content_type = input.content_type.unwrap_or_else(ContentType::octet_stream);
+    let s3_upload_id = state
+        .storage
+        .create_multipart(&key, content_type.as_str())
+        .await?;
+    let now = OffsetDateTime::now_utc();
+    let upload = UploadRecord {
+        user_id: user_id.to_string(),
+        upload_id: upload_id.clone(),
+        file_id,
+        name: input.name.to_string(),
+        size: input.size.get(),
+        sha256: input.sha256.map(String::from),
+        content_type: content_type.to_string(),
+        part_size: plan.part_size,
+        part_count: plan.part_count,
+        object_key: key,
+        s3_upload_id,
+        state: UploadState::Active,
+        created_at: rfc3339(now),
+        expires_at: now + state.config.upload_ttl,
+    };
+    state.repo.put_upload(&upload).await?;
+    json(
+        StatusCode::CREATED,
+        &CreateUploadResponse {
+            upload_id,
+            part_size: plan.part_size,
+            part_count: plan.part_count,
+            expires_at: rfc3339(upload.expires_at),
+        },
+    )
+}
+
+#[instrument(skip(state, input))]
+async fn presign(
+    state: &AppState,
+    user_id: &str,
+    upload_id: &str,
+    input: PresignPartsRequest,
+) -> Result<Response<Body>, ApiError> {
+    let upload = state.live_upload(user_id, upload_id).await?;
+    require_active(&upload)?;
+    let bad = |message: String| ApiError::bad_input("invalid_part_numbers", message);
+    if input.part_numbers.is_empty() || input.part_numbers.len() > MAX_PARTS_PER_CALL {
+        return Err(bad(format!(
+            "part_numbers must hold 1 to {MAX_PARTS_PER_CALL} part numbers"
+        )));
+    }
+    let mut seen = BTreeSet::new();
+    for n in &input.part_numbers {
+        if u64::from(n.get()) > upload.part_count {
+            return Err(bad(format!(
+                "part {} does not exist: this upload has {} part(s)",
+                n.get(),
+                upload.part_count
+            )));
+        }
+        if !seen.insert(n.get()) {
+            return Err(bad(format!("part {} is listed twice", n.get())));
+        }
+    }
+    let checksums = input.checksums_sha256.unwrap_or_default();
+    for key in checksums.keys() {
+        let listed = key.parse::<u32>().is_ok_and(|n| seen.contains(&n));
+        if !listed {
+            return Err(ApiError::bad_input(
+                "invalid_checksums",
+                format!("checksums_sha256 key {key:?} is not one of the requested part numbers"),
+            ));
+        }
+    }
+    let now = OffsetDateTime::now_utc();
+    let left = (upload.expires_at - now).whole_seconds().max(1) as u64;
+    let ttl = state.config.presign_ttl.min(Duration::from_secs(left));
+    let expires_at = rfc3339(now + ttl);
+    let mut parts = Vec::with_capacity(input.part_numbers.len());
+    for n in input.part_numbers {
+        let checksum = checksums.get(&n.get().to_string()).map(|c| c.as_str());
+        let signed = state
+            .storage
+            .presign_part(
+                &upload.object_key,
+                &upload.s3_upload_id,
+                n.get(),
+                checksum,
+                ttl,
+            )
+            .await?;
+        parts.push(PresignedPart {
+            part_number: n.get(),
+            url: signed.url,
+            method: "PUT".into(),
+            headers: signed.headers,
+            expires_at: expires_at.clone(),
+        });
+    }
+    json(StatusCode::OK, &PresignPartsResponse { parts })
+}
+
+#[instrument(skip(state))]
+async fn status(
+    state: &AppState,
+    user_id: &str,
+    upload_id: &str,
+) -> Result<Response<Body>, ApiError> {
+    let upload = state.live_upload(user_id, upload_id).await?;
+    let parts_done = match upload.state {
+        UploadState::Active => state
+            .storage
+            .list_parts(&upload.object_key, &upload.s3_upload_id)
+            .await?
+            .ok_or(ApiError::NotFound("upload"))?,
+        // S3 forgets the parts once they are one object.
+        UploadState::Completed => Vec::new(),
+    };
+    json(StatusCode::OK, &upload.view(Some(parts_done)))
+}
+
+#[instrument(skip(state))]
+async fn list(state: &AppState, user_id: &str) -> Result<Response<Body>, ApiError> {
+    let now = OffsetDateTime::now_utc();
+    let uploads = state
+        .repo
+        .list_uploads(user_id)
+        .await?
+        .into_iter()
+        .filter(|u| u.state == UploadState::Active && !u.is_expired(now))
+        .map(|u| u.view(None))
+        .collect();
+    json(StatusCode::OK, &UploadList { uploads })
+}
+
+#[instrument(skip(state))]
+async fn abort(
+    state: &AppState,
+    user_id: &str,
+    upload_id: &str,
+) -> Result<Response<Body>, ApiError> {
+    let upload = state.live_upload(user_id, upload_id).await?;
+    require_active(&upload)?;
+    state
+        .storage
+        .abort_multipart(&upload.object_key, &upload.s3_upload_id)
+        .await?;
+    state.repo.delete_upload(user_id, upload_id).await?;
+    tracing::info!("upload aborted");
+    Ok(no_content())
+}

@@ -1,0 +1,177 @@
+//! Configuration, read once at cold start. No other module reads the environment.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Default per-user quota when `FILESTORE_QUOTA_BYTES` is unset: 10 GiB.
+pub const DEFAULT_QUOTA_BYTES: u64 = 10 * 1024 * 1024 * 1024;
+
+/// A value that must never appear in logs or debug output.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Everything a function needs to know about its environment.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `AWS_ENDPOINT_URL`: an emulator endpoint, or `None` for AWS itself.
+    pub endpoint_url: Option<String>,
+    /// `AWS_REGION`.
+    pub region: String,
+    /// `FILESTORE_TABLE`: the single DynamoDB table.
+    pub table: String,
+    /// `FILESTORE_HOT_BUCKET`: where uploads land.
+    pub hot_bucket: String,
+    /// `FILESTORE_JWT_SECRET`: HS256 key, at least 32 bytes.
+    pub jwt_secret: Secret,
+    /// `FILESTORE_TOKEN_TTL_SECS` (default 3600).
+    pub token_ttl: Duration,
+    /// `FILESTORE_QUOTA_BYTES` (default 10 GiB).
+    pub quota_bytes: u64,
+    /// `FILESTORE_UPLOAD_TTL_SECS`: how long an unfinished upload lives (default 7 days).
+    pub upload_ttl: Duration,
+    /// `FILESTORE_PRESIGN_TTL_SECS`: lifetime of presigned URLs (default 900).
+    pub presign_ttl: Duration,
+}
+
+/// A missing or malformed environment variable, named so the operator can fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+impl Config {
+    /// Loads the configuration from the process environment.
+    ///
+    /// # Errors
+    /// Names the first missing or malformed variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Every variable [`Config::from_env`] reads, for documentation and deployment checks.
+    pub const VARIABLES: &'static [&'static str] = &[
+        "AWS_ENDPOINT_URL",
+        "AWS_REGION",
+        "FILESTORE_TABLE",
+        "FILESTORE_HOT_BUCKET",
+        "FILESTORE_JWT_SECRET",
+        "FILESTORE_TOKEN_TTL_SECS",
+        "FILESTORE_QUOTA_BYTES",
+        "FILESTORE_UPLOAD_TTL_SECS",
+        "FILESTORE_PRESIGN_TTL_SECS",
+    ];
+
+    /// Loads the configuration through `lookup`, so tests need not touch the process environment.
+    ///
+    /// # Errors
+    /// Names the first missing or malformed variable.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let required = |name: &'static str| {
+            lookup(name)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or(ConfigError::Missing(name))
+        };
+        let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
+            match lookup(name).filter(|v| !v.trim().is_empty()) {
+                None => Ok(default),
+                Some(v) => v.trim().parse().map_err(|_| ConfigError::Invalid {
+                    name,
+                    reason: format!("{v:?} is not a whole number"),
+                }),
+            }
+        };
+        let secret = required("FILESTORE_JWT_SECRET")?;
+        if secret.len() < 32 {
+            return Err(ConfigError::Invalid {
+                name: "FILESTORE_JWT_SECRET",
+                reason: "must be at least 32 bytes".into(),
+            });
+        }
+        let positive = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
+            match number(name, default)? {
+                0 => Err(ConfigError::Invalid {
+                    name,
+                    reason: "must be greater than zero".into(),
+                }),
+                n => Ok(n),
+            }
+        };
+        Ok(Self {
+            endpoint_url: lookup("AWS_ENDPOINT_URL").filter(|v| !v.trim().is_empty()),
+            region: lookup("AWS_REGION")
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| "us-east-1".into()),
+            table: required("FILESTORE_TABLE")?,
+            hot_bucket: required("FILESTORE_HOT_BUCKET")?,
+            jwt_secret: Secret::new(secret),
+            token_ttl: Duration::from_secs(positive("FILESTORE_TOKEN_TTL_SECS", 3600)?),
+            quota_bytes: number("FILESTORE_QUOTA_BYTES", DEFAULT_QUOTA_BYTES)?,
+            upload_ttl: Duration::from_secs(positive("FILESTORE_UPLOAD_TTL_SECS", 7 * 24 * 3600)?),
+            presign_ttl: Duration::from_secs(positive("FILESTORE_PRESIGN_TTL_SECS", 900)?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    const BASE: &[(&str, &str)] = &[
+        ("FILESTORE_TABLE", "t"),
+        ("FILESTORE_HOT_BUCKET", "b"),
+        ("FILESTORE_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+    ];
+
+    #[test]
+    fn defaults_apply_when_optional_variables_are_unset() {
+        let c = Config::from_lookup(env(BASE)).unwrap();
+        assert_eq!(c.quota_bytes, DEFAULT_QUOTA_BYTES);
+        assert_eq!(c.region, "us-east-1");
+        assert_eq!(c.endpoint_url, None);
+        assert!(!format!("{c:?}").contains("0123456789abcdef"));
+    }
+
+    #[test]
+    fn missing_and_malformed_variables_are_named() {
+        let err = Config::from_lookup(env(&BASE[1..])).unwrap_err();
+        assert!(err.to_string().contains("FILESTORE_TABLE"));
+        let mut pairs = BASE.to_vec();
+        pairs.push(("FILESTORE_QUOTA_BYTES", "lots"));
+        let err = Config::from_lookup(env(&pairs)).unwrap_err();
+        assert!(err.to_string().contains("FILESTORE_QUOTA_BYTES"));
+        let err = Config::from_lookup(env(&[
+            ("FILESTORE_TABLE", "t"),
+            ("FILESTORE_HOT_BUCKET", "b"),
+            ("FILESTORE_JWT_SECRET", "short"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("32 bytes"));
+    }
+}

@@ -1,0 +1,481 @@
+//! Domain types that can only hold valid values. Each has a `parse` constructor and
+//! deserializes through it, so a handler that received one never re-checks it.
+
+use std::fmt;
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+const GIB: u64 = 1024 * MIB;
+
+/// S3's smallest part (all but the last).
+pub const MIN_PART_SIZE: u64 = 5 * MIB;
+/// S3's largest part.
+pub const MAX_PART_SIZE: u64 = 5 * GIB;
+/// S3's largest object.
+pub const MAX_OBJECT_SIZE: u64 = 5 * 1024 * GIB;
+/// S3's largest part number.
+pub const MAX_PARTS: u64 = 10_000;
+/// Part size used when the client does not ask for one.
+pub const DEFAULT_PART_SIZE: u64 = 8 * MIB;
+
+macro_rules! string_newtype {
+    ($name:ident, $what:literal) => {
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl TryFrom<String> for $name {
+            type Error = String;
+            fn try_from(value: String) -> Result<Self, String> {
+                Self::parse(&value)
+            }
+        }
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+    };
+}
+
+/// 3..64 characters of `A-Za-z0-9_.-`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Username(String);
+string_newtype!(Username, "username");
+
+impl Username {
+    /// # Errors
+    /// Says which rule the value breaks.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let len = s.chars().count();
+        if !(3..=64).contains(&len) {
+            return Err("username must be 3 to 64 characters".into());
+        }
+        if !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        {
+            return Err("username may contain only A-Z, a-z, 0-9, '_', '.' and '-'".into());
+        }
+        Ok(Self(s.to_string()))
+    }
+
+    /// The uniqueness key: `Alice` and `alice` are the same account name.
+    pub fn canonical(&self) -> String {
+        self.0.to_ascii_lowercase()
+    }
+}
+
+/// 8..1024 characters. Never printed.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Password(String);
+
+impl Password {
+    /// # Errors
+    /// Says which rule the value breaks.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let len = s.chars().count();
+        if !(8..=1024).contains(&len) {
+            return Err("password must be 8 to 1024 characters".into());
+        }
+        Ok(Self(s.to_string()))
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Password {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        Self::parse(&value)
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+/// 1..255 bytes of UTF-8, no `/`, no control characters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct FileName(String);
+string_newtype!(FileName, "file name");
+
+impl FileName {
+    /// # Errors
+    /// Says which rule the value breaks.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.is_empty() || s.len() > 255 {
+            return Err("name must be 1 to 255 bytes".into());
+        }
+        if s.contains('/') {
+            return Err("name must not contain '/'".into());
+        }
+        if s.chars().any(char::is_control) {
+            return Err("name must not contain control characters".into());
+        }
+        if s == "." || s == ".." {
+            return Err("name must not be '.' or '..'".into());
+        }
+        Ok(Self(s.to_string()))
+    }
+}
+
+/// A SHA-256 digest as 64 lowercase hex characters (uppercase input is accepted and lowered).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Sha256Hex(String);
+string_newtype!(Sha256Hex, "sha256");
+
+impl Sha256Hex {
+    /// # Errors
+    /// When the value is not 64 hex characters.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err("sha256 must be 64 hexadecimal characters".into());
+        }
+        Ok(Self(s.to_ascii_lowercase()))
+    }
+}
+
+/// A MIME type such as `text/plain; charset=utf-8`: printable ASCII with a `/`, at most 255 bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ContentType(String);
+string_newtype!(ContentType, "content type");
+
+impl ContentType {
+    /// # Errors
+    /// When the value cannot be a MIME type.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let valid = !s.is_empty()
+            && s.len() <= 255
+            && s.bytes().all(|b| (0x20..0x7f).contains(&b))
+            && s.split(';').next().is_some_and(|t| {
+                let mut halves = t.trim().split('/');
+                matches!((halves.next(), halves.next(), halves.next()), (Some(a), Some(b), None) if !a.is_empty() && !b.is_empty())
+            });
+        if !valid {
+            return Err("content_type must be a MIME type such as 'text/plain'".into());
+        }
+        Ok(Self(s.to_string()))
+    }
+
+    pub fn octet_stream() -> Self {
+        Self("application/octet-stream".into())
+    }
+}
+
+/// The base64 SHA-256 of one part, as S3's `x-amz-checksum-sha256` header carries it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PartChecksum(String);
+string_newtype!(PartChecksum, "part checksum");
+
+impl PartChecksum {
+    /// # Errors
+    /// When the value is not the standard base64 of 32 bytes.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match base64::engine::general_purpose::STANDARD.decode(s) {
+            Ok(bytes) if bytes.len() == 32 => Ok(Self(s.to_string())),
+            _ => Err("checksums must be the base64 of a 32-byte SHA-256 digest".into()),
+        }
+    }
+}
+
+/// A part number, 1..=10,000.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u64", into = "u32")]
+pub struct PartNumber(u32);
+
+impl PartNumber {
+    /// # Errors
+    /// When the value is outside 1..=10,000.
+    pub fn parse(n: u64) -> Result<Self, String> {
+        if (1..=MAX_PARTS).contains(&n) {
+            Ok(Self(n as u32))
+        } else {
+            Err(format!("part number {n} is outside 1..=10000"))
+        }
+    }
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl TryFrom<u64> for PartNumber {
+    type Error = String;
+    fn try_from(value: u64) -> Result<Self, String> {
+        Self::parse(value)
+    }
+}
+
+impl From<PartNumber> for u32 {
+    fn from(value: PartNumber) -> u32 {
+        value.0
+    }
+}
+
+/// An object size, 0..=5 TiB.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u64", into = "u64")]
+pub struct ObjectSize(u64);
+
+impl ObjectSize {
+    /// # Errors
+    /// When the value is above 5 TiB.
+    pub fn parse(n: u64) -> Result<Self, String> {
+        if n <= MAX_OBJECT_SIZE {
+            Ok(Self(n))
+        } else {
+            Err(format!(
+                "size must be at most {MAX_OBJECT_SIZE} bytes (5 TiB)"
+            ))
+        }
+    }
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl TryFrom<u64> for ObjectSize {
+    type Error = String;
+    fn try_from(value: u64) -> Result<Self, String> {
+        Self::parse(value)
+    }
+}
+
+impl From<ObjectSize> for u64 {
+    fn from(value: ObjectSize) -> u64 {
+        value.0
+    }
+}
+
+/// A requested part size, within S3's 5 MiB..=5 GiB.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u64", into = "u64")]
+pub struct PartSize(u64);
+
+impl PartSize {
+    /// # Errors
+    /// When the value is outside 5 MiB..=5 GiB.
+    pub fn parse(n: u64) -> Result<Self, String> {
+        if (MIN_PART_SIZE..=MAX_PART_SIZE).contains(&n) {
+            Ok(Self(n))
+        } else {
+            Err(format!(
+                "part_size must be between {MIN_PART_SIZE} (5 MiB) and {MAX_PART_SIZE} (5 GiB)"
+            ))
+        }
+    }
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl TryFrom<u64> for PartSize {
+    type Error = String;
+    fn try_from(value: u64) -> Result<Self, String> {
+        Self::parse(value)
+    }
+}
+
+impl From<PartSize> for u64 {
+    fn from(value: PartSize) -> u64 {
+        value.0
+    }
+}
+
+/// How an object of a given size is cut into parts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartPlan {
+    pub part_size: u64,
+    pub part_count: u64,
+}
+
+impl PartPlan {
+    /// The requested part size (or 8 MiB), raised to a whole MiB as needed so that the object
+    /// fits in 10,000 parts. A zero-byte object is one empty part.
+    pub fn new(size: ObjectSize, requested: Option<PartSize>) -> Self {
+        let size = size.get();
+        let mut part_size = requested.map_or(DEFAULT_PART_SIZE, PartSize::get);
+        let smallest = size.div_ceil(MAX_PARTS);
+        if part_size < smallest {
+            part_size = smallest.div_ceil(MIB) * MIB;
+        }
+        let part_count = size.div_ceil(part_size).max(1);
+        Self {
+            part_size,
+            part_count,
+        }
+    }
+
+    /// The exact size part `n` must have for the object to be `size` bytes.
+    pub fn expected_part_size(&self, size: u64, n: PartNumber) -> u64 {
+        let n = u64::from(n.get());
+        if n < self.part_count {
+            self.part_size
+        } else {
+            size - self.part_size * (self.part_count - 1)
+        }
+    }
+}
+
+/// A server-made identifier (UUID, hyphenated lowercase). Path ids that do not parse cannot
+/// exist, so handlers answer 404 for them.
+pub fn parse_id(s: &str) -> Option<String> {
+    uuid::Uuid::try_parse(s)
+        .ok()
+        .filter(|u| u.hyphenated().to_string() == s)
+        .map(|u| u.to_string())
+}
+
+/// A new time-ordered identifier, so listings come back oldest first.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_follow_the_contract() {
+        assert!(Username::parse("al").is_err());
+        assert!(Username::parse("alice").is_ok());
+        assert!(Username::parse("a.b-c_9").is_ok());
+        assert!(Username::parse(&"a".repeat(64)).is_ok());
+        assert!(Username::parse(&"a".repeat(65)).is_err());
+        assert!(Username::parse("al ice").is_err());
+        assert!(Username::parse("élise").is_err());
+        assert_eq!(Username::parse("Alice").unwrap().canonical(), "alice");
+    }
+
+    #[test]
+    fn passwords_are_bounded_and_never_printed() {
+        assert!(Password::parse("short").is_err());
+        let p = Password::parse("long enough").unwrap();
+        assert!(!format!("{p:?}").contains("enough"));
+        assert!(Password::parse(&"x".repeat(1025)).is_err());
+    }
+
+    #[test]
+    fn file_names_reject_slashes_controls_and_length() {
+        assert!(FileName::parse("").is_err());
+        assert!(FileName::parse("a/b").is_err());
+        assert!(FileName::parse("a\nb").is_err());
+        assert!(FileName::parse("..").is_err());
+        assert!(FileName::parse(&"é".repeat(127)).is_ok());
+        assert!(FileName::parse(&"é".repeat(128)).is_err());
+        assert!(FileName::parse("report (final).pdf").is_ok());
+    }
+
+    #[test]
+    fn sha256_is_lowered_and_checked() {
+        let upper = "A".repeat(64);
+        assert_eq!(Sha256Hex::parse(&upper).unwrap().as_str(), "a".repeat(64));
+        assert!(Sha256Hex::parse(&"g".repeat(64)).is_err());
+        assert!(Sha256Hex::parse("abc").is_err());
+    }
+
+    #[test]
+    fn content_types_need_a_type_and_subtype() {
+        assert!(ContentType::parse("text/plain").is_ok());
+        assert!(ContentType::parse("text/plain; charset=utf-8").is_ok());
+        assert!(ContentType::parse("text").is_err());
+        assert!(ContentType::parse("a/b/c").is_err());
+        assert!(ContentType::parse("text/plain\r\nX: y").is_err());
+    }
+
+    #[test]
+    fn part_checksums_are_32_bytes_of_base64() {
+        assert!(PartChecksum::parse("47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=").is_ok());
+        assert!(PartChecksum::parse("AAAA").is_err());
+        assert!(PartChecksum::parse("not base64!").is_err());
+    }
+
+    #[test]
+    fn part_numbers_and_sizes_have_s3_bounds() {
+        assert!(PartNumber::parse(0).is_err());
+        assert!(PartNumber::parse(10_001).is_err());
+        assert_eq!(PartNumber::parse(10_000).unwrap().get(), 10_000);
+        assert!(PartSize::parse(MIN_PART_SIZE - 1).is_err());
+        assert!(PartSize::parse(MAX_PART_SIZE + 1).is_err());
+        assert!(ObjectSize::parse(MAX_OBJECT_SIZE).is_ok());
+        assert!(ObjectSize::parse(MAX_OBJECT_SIZE + 1).is_err());
+    }
+
+    fn plan(size: u64, requested: Option<u64>) -> PartPlan {
+        PartPlan::new(
+            ObjectSize::parse(size).unwrap(),
+            requested.map(|r| PartSize::parse(r).unwrap()),
+        )
+    }
+
+    #[test]
+    fn part_plan_defaults_to_8_mib() {
+        assert_eq!(
+            plan(0, None),
+            PartPlan {
+                part_size: DEFAULT_PART_SIZE,
+                part_count: 1
+            }
+        );
+        assert_eq!(plan(1, None).part_count, 1);
+        assert_eq!(plan(8 * MIB, None).part_count, 1);
+        assert_eq!(plan(8 * MIB + 1, None).part_count, 2);
+        assert_eq!(plan(12 * MIB, Some(5 * MIB)).part_count, 3);
+    }
+
+    #[test]
+    fn part_plan_raises_part_size_to_fit_10000_parts() {
+        let p = plan(MAX_OBJECT_SIZE, None);
+        assert!(p.part_count <= MAX_PARTS);
+        assert!(p.part_size <= MAX_PART_SIZE);
+        assert_eq!(p.part_size % MIB, 0);
+        let p = plan(100 * GIB, Some(5 * MIB));
+        assert!(p.part_count <= MAX_PARTS);
+        assert!(p.part_size > 5 * MIB);
+        let p = plan(10_000 * 8 * MIB, None);
+        assert_eq!(
+            p,
+            PartPlan {
+                part_size: 8 * MIB,
+                part_count: 10_000
+            }
+        );
+    }
+
+    #[test]
+    fn expected_part_sizes_sum_to_the_object() {
+        let size = 12 * MIB + 3;
+        let p = plan(size, Some(5 * MIB));
+        let total: u64 = (1..=p.part_count)
+            .map(|n| p.expected_part_size(size, PartNumber::parse(n).unwrap()))
+            .sum();
+        assert_eq!(total, size);
+    }
+
+    #[test]
+    fn ids_must_be_canonical_uuids() {
+        let id = new_id();
+        assert_eq!(parse_id(&id).as_deref(), Some(id.as_str()));
+        assert_eq!(parse_id("nope"), None);
+        assert_eq!(parse_id(&id.to_uppercase()), None);
+        assert_eq!(parse_id(&id.replace('-', "")), None);
+    }
+}

@@ -1,0 +1,145 @@
+//! [`ApiError`]: every failure a handler can return, mapped to a status and the error body of
+//! the contract (`{"error":{"code","message"}}`) in exactly one place.
+
+use http::StatusCode;
+use lambda_http::{Body, Response};
+use serde_json::json;
+
+/// A failure of one request. Client mistakes carry their own code and message; server faults
+/// carry context that is logged, never returned.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is malformed.
+    #[error("{message}")]
+    BadInput { code: &'static str, message: String },
+    /// 401: no token, a bad token, or wrong credentials.
+    #[error("{message}")]
+    Unauthorized { code: &'static str, message: String },
+    /// 404: does not exist, or is not the caller's (the two are never told apart).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// 405: the path exists but not with this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 409: the request conflicts with the current state.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// 413: the request body or the data is too large.
+    #[error("{message}")]
+    TooLarge { code: &'static str, message: String },
+    /// 422: well-formed, but semantically wrong.
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
+    /// 500: a real server fault; the detail is logged, the client sees a generic message.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn bad_input(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadInput {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::Unauthorized {
+            code: "unauthorized",
+            message: message.into(),
+        }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Unprocessable {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadInput { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadInput { code, .. }
+            | Self::Unauthorized { code, .. }
+            | Self::Conflict { code, .. }
+            | Self::TooLarge { code, .. }
+            | Self::Unprocessable { code, .. } => code,
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    /// The response for this error; server faults are logged here with their full context.
+    pub fn into_response(self) -> Response<Body> {
+        let status = self.status();
+        let message = match &self {
+            Self::Internal(err) => {
+                tracing::error!(error = format!("{err:#}"), "request failed");
+                "internal server error".to_string()
+            }
+            other => other.to_string(),
+        };
+        let body = json!({"error": {"code": self.code(), "message": message}});
+        let mut builder = Response::builder()
+            .status(status)
+            .header(http::header::CONTENT_TYPE, "application/json");
+        if status == StatusCode::UNAUTHORIZED {
+            builder = builder.header(http::header::WWW_AUTHENTICATE, "Bearer");
+        }
+        builder
+            .body(Body::Text(body.to_string()))
+            .expect("static response parts are valid")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body_of(resp: &Response<Body>) -> serde_json::Value {
+        match resp.body() {
+            Body::Text(t) => serde_json::from_str(t).unwrap(),
+            other => panic!("unexpected body {other:?}"),
+        }
+    }
+
+    #[test]
+    fn client_errors_carry_code_and_message() {
+        let resp = ApiError::bad_input("invalid_request", "name is empty").into_response();
+        assert_eq!(resp.status(), 400);
+        assert_eq!(
+            body_of(&resp),
+            json!({"error": {"code": "invalid_request", "message": "name is empty"}})
+        );
+    }
+
+    #[test]
+    fn internal_errors_hide_their_detail() {
+        let resp = ApiError::Internal(anyhow::anyhow!("dynamodb exploded")).into_response();
+        assert_eq!(resp.status(), 500);
+        let body = body_of(&resp);
+        assert_eq!(body["error"]["code"], "internal");
+        assert!(!body.to_string().contains("dynamodb"));
+    }
+}

@@ -1,0 +1,654 @@
+//! The single-table DynamoDB repository. Key schema (see also `docs/dynamodb.md`):
+//!
+//! | item | PK | SK | notes |
+//! |---|---|---|---|
+//! | username claim | `USERNAME#<lowercased name>` | `USERNAME` | `user_id`; makes names unique |
+//! | user | `USER#<user_id>` | `PROFILE` | hash, counters (`used_bytes`, `file_count`), `token_version` |
+//! | upload | `USER#<user_id>` | `UPLOAD#<upload_id>` | S3 upload id, plan, `state`, `ttl` |
+//! | file | `USER#<user_id>` | `FILE#<file_id>` | name, size, hashes, object key, tier |
+//!
+//! Everything a user owns lives in their own partition, so every read is keyed by the caller's
+//! id and ownership is part of the key: another user's id simply is not found.
+//! Reads are strongly consistent, so a client always sees its own last write.
+
+use std::collections::HashMap;
+
+use anyhow::{Context, anyhow};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue as Av, Delete, Put, ReturnValue, TransactWriteItem, Update,
+};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::api::{FileView, UploadView};
+
+type Item = HashMap<String, Av>;
+
+/// A user's profile.
+#[derive(Clone, Debug)]
+pub struct UserRecord {
+    pub user_id: String,
+    pub username: String,
+    pub password_hash: String,
+    pub created_at: String,
+    pub used_bytes: u64,
+    pub file_count: u64,
+    pub token_version: u64,
+}
+
+/// Where an upload is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UploadState {
+    Active,
+    Completed,
+}
+
+impl UploadState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Completed => "completed",
+        }
+    }
+}
+
+/// A multipart upload in progress (or completed, until its record expires).
+#[derive(Clone, Debug)]
+pub struct UploadRecord {
+    pub user_id: String,
+    pub upload_id: String,
+    /// Chosen up front, so retries of complete always name the same File.
+    pub file_id: String,
+    pub name: String,
+    pub size: u64,
+    pub sha256: Option<String>,
+    pub content_type: String,
+    pub part_size: u64,
+    pub part_count: u64,
+    pub object_key: String,
+    pub s3_upload_id: String,
+    pub state: UploadState,
+    pub created_at: String,
+    pub expires_at: OffsetDateTime,
+}
+
+impl UploadRecord {
+    pub fn is_expired(&self, now: OffsetDateTime) -> bool {
+        self.expires_at <= now
+    }
+
+    pub fn view(&self, parts_done: Option<Vec<crate::api::PartDone>>) -> UploadView {
+        UploadView {
+            upload_id: self.upload_id.clone(),
+            name: self.name.clone(),
+            size: self.size,
+            sha256: self.sha256.clone(),
+            content_type: self.content_type.clone(),
+            part_size: self.part_size,
+            part_count: self.part_count,
+            parts_done,
+            state: self.state.as_str().to_string(),
+            file_id: (self.state == UploadState::Completed).then(|| self.file_id.clone()),
+            created_at: self.created_at.clone(),
+            expires_at: rfc3339(self.expires_at),
+        }
+    }
+}
+
+/// A user's file.
+#[derive(Clone, Debug)]
+pub struct FileRecord {
+    pub user_id: String,
+    pub file_id: String,
+    pub name: String,
+    pub size: u64,
+    pub sha256: Option<String>,
+    pub declared_sha256: Option<String>,
+    pub content_type: String,
+    pub created_at: String,
+    pub object_key: String,
+    pub tier: String,
+    pub verified: bool,
+    pub upload_id: String,
+}
+
+impl FileRecord {
+    pub fn view(&self) -> FileView {
+        FileView {
+            file_id: self.file_id.clone(),
+            name: self.name.clone(),
+            size: self.size,
+            sha256: self.sha256.clone(),
+            content_type: self.content_type.clone(),
+            created_at: self.created_at.clone(),
+            tier: self.tier.clone(),
+            verified: self.verified,
+            declared_sha256: self.declared_sha256.clone(),
+        }
+    }
+}
+
+/// Formats a timestamp the way every API field carries it.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.replace_nanosecond(0)
+        .unwrap_or(t)
+        .format(&Rfc3339)
+        .unwrap_or_default()
+}
+
+fn user_pk(user_id: &str) -> Av {
+    Av::S(format!("USER#{user_id}"))
+}
+
+fn s(v: impl Into<String>) -> Av {
+    Av::S(v.into())
+}
+
+fn n(v: impl ToString) -> Av {
+    Av::N(v.to_string())
+}
+
+fn get_s(item: &Item, key: &str) -> anyhow::Result<String> {
+    match item.get(key) {
+        Some(Av::S(v)) => Ok(v.clone()),
+        _ => Err(anyhow!("item attribute {key} is missing or not a string")),
+    }
+}
+
+fn opt_s(item: &Item, key: &str) -> Option<String> {
+    match item.get(key) {
+        Some(Av::S(v)) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+fn get_u64(item: &Item, key: &str) -> anyhow::Result<u64> {
+    match item.get(key) {
+        // Counters can dip below zero only through a bug; never fail a read over it.
+        Some(Av::N(v)) => Ok(v
+            .parse::<i128>()
+            .map(|x| x.clamp(0, u64::MAX as i128) as u64)?),
+        None => Ok(0),
+        _ => Err(anyhow!("item attribute {key} is not a number")),
+    }
+}
+
+fn get_bool(item: &Item, key: &str) -> bool {
+    matches!(item.get(key), Some(Av::Bool(true)))
+}
+
+fn is_condition_failure(err: &TransactWriteItemsError) -> bool {
+    match err {
+        TransactWriteItemsError::TransactionCanceledException(e) => e
+            .cancellation_reasons()
+            .iter()
+            .any(|r| r.code() == Some("ConditionalCheckFailed")),
+        _ => false,
+    }
+}
+
+/// The DynamoDB repository over one table.
+#[derive(Clone, Debug)]
+pub struct Repo {
+    client: Client,
+    table: String,
+}
+
+impl Repo {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    async fn get(&self, pk: Av, sk: &str) -> anyhow::Result<Option<Item>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("PK", pk)
+            .key("SK", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .context("DynamoDB GetItem")?;
+        Ok(out.item)
+    }
+
+    fn put(&self, item: Item, condition: &str) -> anyhow::Result<TransactWriteItem> {
+        Ok(TransactWriteItem::builder()
+            .put(
+                Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .condition_expression(condition)
+                    .build()?,
+            )
+            .build())
+    }
+
+    /// Creates a user and claims the username in one transaction.
+    /// Returns `false` when the name (compared case-insensitively) is taken.
+    ///
+    /// # Errors
+    /// DynamoDB failures.
+    pub async fn create_user(
+        &self,
+        user: &UserRecord,
+        canonical_name: &str,
+    ) -> anyhow::Result<bool> {
+        let claim: Item = HashMap::from([
+            ("PK".into(), s(format!("USERNAME#{canonical_name}"))),
+            ("SK".into(), s("USERNAME")),
+            ("user_id".into(), s(&user.user_id)),
+        ]);
+        let profile: Item = HashMap::from([
+            ("PK".into(), user_pk(&user.user_id)),
+            ("SK".into(), s("PROFILE")),
+            ("user_id".into(), s(&user.user_id)),
+            ("username".into(), s(&user.username)),
+            ("password_hash".into(), s(&user.password_hash)),
+            ("created_at".into(), s(&user.created_at)),
+            ("used_bytes".into(), n(0)),
+            ("file_count".into(), n(0)),
+            ("token_version".into(), n(user.token_version)),
+        ]);
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(self.put(claim, "attribute_not_exists(PK)")?)
+            .transact_items(self.put(profile, "attribute_not_exists(PK)")?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(false),
+            Err(e) => Err(e).context("DynamoDB TransactWriteItems (signup)"),
+        }
+    }
+
+    /// The user id that owns a (canonical) username.
+    ///
+    /// # Errors
+    /// DynamoDB failures.
+    pub async fn user_id_by_name(&self, canonical_name: &str) -> anyhow::Result<Option<String>> {
+        self.get(s(format!("USERNAME#{canonical_name}")), "USERNAME")
+            .await?
+            .map(|item| get_s(&item, "user_id"))
+            .transpose()
+    }
+
+    /// # Errors
+    /// DynamoDB failures or a malformed item.
+    pub async fn get_user(&self, user_id: &str) -> anyhow::Result<Option<UserRecord>> {
+        let Some(item) = self.get(user_pk(user_id), "PROFILE").await? else {
+            return Ok(None);
+        };
+        Ok(Some(UserRecord {
+            user_id: get_s(&item, "user_id")?,
+            username: get_s(&item, "username")?,
+            password_hash: get_s(&item, "password_hash")?,
+            created_at: get_s(&item, "created_at")?,
+            used_bytes: get_u64(&item, "used_bytes")?,
+            file_count: get_u64(&item, "file_count")?,
+            token_version: get_u64(&item, "token_version")?,
+        }))
+    }
+
+    fn upload_item(u: &UploadRecord) -> Item {
+        let mut item: Item = HashMap::from([
+            ("PK".into(), user_pk(&u.user_id)),
+            ("SK".into(), s(format!("UPLOAD#{}", u.upload_id))),
+            ("user_id".into(), s(&u.user_id)),
+            ("upload_id".into(), s(&u.upload_id)),
+            ("file_id".into(), s(&u.file_id)),
+            ("name".into(), s(&u.name)),
+            ("size".into(), n(u.size)),
+            ("content_type".into(), s(&u.content_type)),
+            ("part_size".into(), n(u.part_size)),
+            ("part_count".into(), n(u.part_count)),
+            ("object_key".into(), s(&u.object_key)),
+            ("s3_upload_id".into(), s(&u.s3_upload_id)),
+            ("state".into(), s(u.state.as_str())),
+            ("created_at".into(), s(&u.created_at)),
+            ("expires_at".into(), s(rfc3339(u.expires_at))),
+            ("ttl".into(), n(u.expires_at.unix_timestamp())),
+        ]);
+        if let Some(h) = &u.sha256 {
+            item.insert("sha256".into(), s(h));
+        }
+        item
+    }
+
+    fn upload_from(item: &Item) -> anyhow::Result<UploadRecord> {
+        let state = match get_s(item, "state")?.as_str() {
+            "active" => UploadState::Active,
+            "completed" => UploadState::Completed,
+            other => return Err(anyhow!("unknown upload state {other:?}")),
+        };
+        Ok(UploadRecord {
+            user_id: get_s(item, "user_id")?,
+            upload_id: get_s(item, "upload_id")?,
+            file_id: get_s(item, "file_id")?,
+            name: get_s(item, "name")?,
+            size: get_u64(item, "size")?,
+            sha256: opt_s(item, "sha256"),
+            content_type: get_s(item, "content_type")?,
+            part_size: get_u64(item, "part_size")?,
+            part_count: get_u64(item, "part_count")?,
+            object_key: get_s(item, "object_key")?,
+            s3_upload_id: get_s(item, "s3_upload_id")?,
+            state,
+            created_at: get_s(item, "created_at")?,
+            expires_at: OffsetDateTime::parse(&get_s(item, "expires_at")?, &Rfc3339)?,
+        })
+    }
+
+    /// # Errors
+    /// DynamoDB failures.
+    pub async fn put_upload(&self, upload: &UploadRecord) -> anyhow::Result<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(Self::upload_item(upload)))
+            .condition_expression("attribute_not_exists(PK)")
+            .send()
+            .await
+            .context("DynamoDB PutItem (upload)")?;
+        Ok(())
+    }
+
+    /// The caller's upload, whatever its state or expiry.
+    ///
+    /// # Errors
+    /// DynamoDB failures or a malformed item.
+    pub async fn get_upload(
+        &self,
+        user_id: &str,
+        upload_id: &str,
+    ) -> anyhow::Result<Option<UploadRecord>> {
+        self.get(user_pk(user_id), &format!("UPLOAD#{upload_id}"))
+            .await?
+            .map(|item| Self::upload_from(&item))
+            .transpose()
+    }
+
+    async fn query_prefix(
+        &self,
+        user_id: &str,
+        prefix: &str,
+        limit: Option<i32>,
+        start_after: Option<String>,
+    ) -> anyhow::Result<(Vec<Item>, bool)> {
+        let mut items = Vec::new();
+        let mut start = start_after.map(|sk| {
+            HashMap::from([
+                ("PK".to_string(), user_pk(user_id)),
+                ("SK".to_string(), s(sk)),
+            ])
+        });
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+                .expression_attribute_values(":pk", user_pk(user_id))
+                .expression_attribute_values(":prefix", s(prefix))
+                .consistent_read(true)
+                .set_limit(limit.map(|l| l - items.len() as i32))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .context("DynamoDB Query")?;
+            items.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            let full = limit.is_some_and(|l| items.len() as i32 >= l);
+            if start.is_none() || full {
+                return Ok((items, start.is_some()));
+            }
+        }
+    }
+
+    /// All of the caller's upload records (every state; the caller filters).
+    ///
+    /// # Errors
+    /// DynamoDB failures or a malformed item.
+    pub async fn list_uploads(&self, user_id: &str) -> anyhow::Result<Vec<UploadRecord>> {
+        let (items, _) = self.query_prefix(user_id, "UPLOAD#", None, None).await?;
+        items.iter().map(Self::upload_from).collect()
+    }
+
+    /// # Errors
+    /// DynamoDB failures.
+    pub async fn delete_upload(&self, user_id: &str, upload_id: &str) -> anyhow::Result<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("PK", user_pk(user_id))
+            .key("SK", s(format!("UPLOAD#{upload_id}")))
+            .send()
+            .await
+            .context("DynamoDB DeleteItem (upload)")?;
+        Ok(())
+    }
+
+    fn file_item(f: &FileRecord) -> Item {
+        let mut item: Item = HashMap::from([
+            ("PK".into(), user_pk(&f.user_id)),
+            ("SK".into(), s(format!("FILE#{}", f.file_id))),
+            ("user_id".into(), s(&f.user_id)),
+            ("file_id".into(), s(&f.file_id)),
+            ("name".into(), s(&f.name)),
+            ("size".into(), n(f.size)),
+            ("content_type".into(), s(&f.content_type)),
+            ("created_at".into(), s(&f.created_at)),
+            ("object_key".into(), s(&f.object_key)),
+            ("tier".into(), s(&f.tier)),
+            ("verified".into(), Av::Bool(f.verified)),
+            ("upload_id".into(), s(&f.upload_id)),
+        ]);
+        if let Some(h) = &f.sha256 {
+            item.insert("sha256".into(), s(h));
+        }
+        if let Some(h) = &f.declared_sha256 {
+            item.insert("declared_sha256".into(), s(h));
+        }
+        item
+    }
+
+    fn file_from(item: &Item) -> anyhow::Result<FileRecord> {
+        Ok(FileRecord {
+            user_id: get_s(item, "user_id")?,
+            file_id: get_s(item, "file_id")?,
+            name: get_s(item, "name")?,
+            size: get_u64(item, "size")?,
+            sha256: opt_s(item, "sha256"),
+            declared_sha256: opt_s(item, "declared_sha256"),
+            content_type: get_s(item, "content_type")?,
+            created_at: get_s(item, "created_at")?,
+            object_key: get_s(item, "object_key")?,
+            tier: get_s(item, "tier")?,
+            verified: get_bool(item, "verified"),
+            upload_id: get_s(item, "upload_id")?,
+        })
+    }
+
+    /// Records a completed upload as a File, marks the upload completed and adds the file to
+    /// the owner's counters, all or nothing. Returns `false` if the upload was no longer
+    /// active (a concurrent or earlier complete won), in which case nothing was written.
+    ///
+    /// # Errors
+    /// DynamoDB failures.
+    pub async fn complete_upload(
+        &self,
+        upload: &UploadRecord,
+        file: &FileRecord,
+    ) -> anyhow::Result<bool> {
+        let mark = Update::builder()
+            .table_name(&self.table)
+            .key("PK", user_pk(&upload.user_id))
+            .key("SK", s(format!("UPLOAD#{}", upload.upload_id)))
+            .update_expression("SET #state = :completed")
+            .condition_expression("#state = :active")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":completed", s(UploadState::Completed.as_str()))
+            .expression_attribute_values(":active", s(UploadState::Active.as_str()))
+            .build()?;
+        let count = Update::builder()
+            .table_name(&self.table)
+            .key("PK", user_pk(&upload.user_id))
+            .key("SK", s("PROFILE"))
+            .update_expression("ADD used_bytes :size, file_count :one")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":size", n(file.size))
+            .expression_attribute_values(":one", n(1))
+            .build()?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(self.put(Self::file_item(file), "attribute_not_exists(PK)")?)
+            .transact_items(TransactWriteItem::builder().update(mark).build())
+            .transact_items(TransactWriteItem::builder().update(count).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(false),
+            Err(e) => Err(e).context("DynamoDB TransactWriteItems (complete)"),
+        }
+    }
+
+    /// # Errors
+    /// DynamoDB failures or a malformed item.
+    pub async fn get_file(
+        &self,
+        user_id: &str,
+        file_id: &str,
+    ) -> anyhow::Result<Option<FileRecord>> {
+        self.get(user_pk(user_id), &format!("FILE#{file_id}"))
+            .await?
+            .map(|item| Self::file_from(&item))
+            .transpose()
+    }
+
+    /// Up to `limit` of the caller's files after `after_file_id`, oldest first, and whether more follow.
+    ///
+    /// # Errors
+    /// DynamoDB failures or a malformed item.
+    pub async fn list_files(
+        &self,
+        user_id: &str,
+        limit: u32,
+        after_file_id: Option<&str>,
+    ) -> anyhow::Result<(Vec<FileRecord>, bool)> {
+        // One extra item tells whether another page exists, so the last page has no cursor.
+        let want = limit as i32 + 1;
+        let (items, _) = self
+            .query_prefix(
+                user_id,
+                "FILE#",
+                Some(want),
+                after_file_id.map(|id| format!("FILE#{id}")),
+            )
+            .await?;
+        let more = items.len() > limit as usize;
+        let files = items
+            .iter()
+            .take(limit as usize)
+            .map(Self::file_from)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok((files, more))
+    }
+
+    /// Renames the caller's file; `None` if it does not exist.
+    ///
+    /// # Errors
+    /// DynamoDB failures or a malformed item.
+    pub async fn rename_file(
+        &self,
+        user_id: &str,
+        file_id: &str,
+        name: &str,
+    ) -> anyhow::Result<Option<FileRecord>> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("PK", user_pk(user_id))
+            .key("SK", s(format!("FILE#{file_id}")))
+            .update_expression("SET #name = :name")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_names("#name", "name")
+            .expression_attribute_values(":name", s(name))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => out
+                .attributes
+                .map(|item| Self::file_from(&item))
+                .transpose(),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(anyhow!(
+                "DynamoDB UpdateItem (rename): {}",
+                e.message().unwrap_or("no message")
+            )
+            .context(format!("{e:?}"))),
+        }
+    }
+
+    /// Deletes the caller's file record and takes it off their counters, all or nothing.
+    /// Returns `false` if it was already gone.
+    ///
+    /// # Errors
+    /// DynamoDB failures.
+    pub async fn delete_file(&self, file: &FileRecord) -> anyhow::Result<bool> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .key("PK", user_pk(&file.user_id))
+            .key("SK", s(format!("FILE#{}", file.file_id)))
+            .condition_expression("attribute_exists(PK)")
+            .build()?;
+        let count = Update::builder()
+            .table_name(&self.table)
+            .key("PK", user_pk(&file.user_id))
+            .key("SK", s("PROFILE"))
+            .update_expression("ADD used_bytes :size, file_count :one")
+            .expression_attribute_values(":size", n(-(file.size as i128)))
+            .expression_attribute_values(":one", n(-1))
+            .build()?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .transact_items(TransactWriteItem::builder().update(count).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(false),
+            Err(e) => Err(e).context("DynamoDB TransactWriteItems (delete file)"),
+        }
+    }
+}

@@ -1,1 +1,187 @@
+//! `filestore-dev`: the whole system on one machine, no Docker. It installs and starts the
+//! AWS emulator (moto), provisions the table and bucket, and serves every Lambda handler on
+//! one HTTP port exactly as API Gateway would deliver requests to them.
+//!
+//! The end-to-end tests start the same [`LocalSystem`] on free ports, so they run beside a
+//! running local system and in parallel with each other.
+//!
+//! # Layout
+//! - [`emulator`]: install (project-local venv) and run moto's server.
+//! - [`provision`]: idempotent creation of the table and buckets.
+//! - [`gateway`]: HTTP -> API Gateway v2 event -> handler -> HTTP.
 
+pub mod emulator;
+pub mod gateway;
+pub mod provision;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+use filestore_shared::config::{Config, Secret};
+use filestore_shared::{AppState, config::ConfigError};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::emulator::Emulator;
+use crate::provision::{Resources, provision};
+
+/// How to start the local system. Every field has a local default; see [`Options::from_env`].
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Port of the API (`0`: any free port).
+    pub port: u16,
+    /// Port for the emulator we start (`0`: any free port). Ignored with `emulator_url`.
+    pub emulator_port: u16,
+    /// Use an already running S3/DynamoDB endpoint instead of starting one.
+    pub emulator_url: Option<String>,
+    pub config: Config,
+}
+
+fn random_secret() -> String {
+    format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
+}
+
+impl Options {
+    /// Local defaults, overridable by the same variables a deployed function reads, plus
+    /// `FILESTORE_PORT` (8080), `FILESTORE_EMULATOR_PORT` (4566) and `FILESTORE_EMULATOR_URL`.
+    ///
+    /// # Errors
+    /// A malformed variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// [`Options::from_env`] through a lookup function.
+    ///
+    /// # Errors
+    /// A malformed variable.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let port = |name: &'static str, default: u16| match lookup(name) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| ConfigError::Invalid {
+                name,
+                reason: format!("{v:?} is not a port number"),
+            }),
+        };
+        let secret = random_secret();
+        let config = Config::from_lookup(|k| {
+            lookup(k).or_else(|| match k {
+                "FILESTORE_TABLE" => Some("filestore".into()),
+                "FILESTORE_HOT_BUCKET" => Some("filestore-hot".into()),
+                "FILESTORE_JWT_SECRET" => Some(secret.clone()),
+                _ => None,
+            })
+        })?;
+        Ok(Self {
+            port: port("FILESTORE_PORT", 8080)?,
+            emulator_port: port("FILESTORE_EMULATOR_PORT", 4566)?,
+            emulator_url: lookup("FILESTORE_EMULATOR_URL").filter(|v| !v.is_empty()),
+            config,
+        })
+    }
+
+    /// Free ports and resource names of their own, for a test run beside anything else.
+    pub fn isolated() -> Self {
+        let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        let mut options = Self::from_lookup(|_| None).expect("defaults are valid");
+        options.port = 0;
+        options.emulator_port = 0;
+        options.config.table = format!("filestore-{suffix}");
+        options.config.hot_bucket = format!("filestore-hot-{suffix}");
+        options.config.jwt_secret = Secret::new(random_secret());
+        options
+    }
+}
+
+/// SDK configuration for a local endpoint: fixed test credentials, the configured region.
+pub async fn local_sdk_config(endpoint: &str, region: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("test", "test", None, None, "filestore-dev"))
+        .load()
+        .await
+}
+
+/// A running local system: emulator (if we started it), resources, and the API.
+pub struct LocalSystem {
+    pub emulator: Option<Emulator>,
+    pub state: Arc<AppState>,
+    pub sdk: SdkConfig,
+    pub addr: SocketAddr,
+    server: JoinHandle<()>,
+}
+
+impl LocalSystem {
+    /// Starts everything and returns once the API accepts requests.
+    ///
+    /// # Errors
+    /// When the emulator cannot start, provisioning fails or the port is taken.
+    pub async fn start(mut options: Options) -> anyhow::Result<Self> {
+        let (emulator, endpoint) = match options.emulator_url.clone() {
+            Some(url) => (None, url),
+            None => {
+                let emulator = Emulator::start(options.emulator_port).await.with_context(|| {
+                    format!(
+                        "starting the emulator on port {} (set FILESTORE_EMULATOR_PORT to use another)",
+                        options.emulator_port
+                    )
+                })?;
+                let url = emulator.url();
+                (Some(emulator), url)
+            }
+        };
+        options.config.endpoint_url = Some(endpoint.clone());
+        let sdk = local_sdk_config(&endpoint, &options.config.region).await;
+        let state = AppState::new(options.config.clone(), &sdk);
+        provision(
+            state.repo.client(),
+            state.storage.client(),
+            &Resources {
+                table: options.config.table.clone(),
+                hot_bucket: options.config.hot_bucket.clone(),
+            },
+        )
+        .await
+        .context("provisioning the table and bucket")?;
+        let listener = TcpListener::bind(("127.0.0.1", options.port))
+            .await
+            .with_context(|| {
+                format!(
+                    "binding 127.0.0.1:{} (set FILESTORE_PORT to use another)",
+                    options.port
+                )
+            })?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(state);
+        let server = tokio::spawn(gateway::serve(listener, state.clone()));
+        Ok(Self {
+            emulator,
+            state,
+            sdk,
+            addr,
+            server,
+        })
+    }
+
+    /// Where clients point: `http://127.0.0.1:<port>`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The S3/DynamoDB endpoint in use.
+    pub fn endpoint_url(&self) -> String {
+        self.state.config.endpoint_url.clone().unwrap_or_default()
+    }
+
+    /// Stops the API and the emulator we started.
+    pub async fn stop(self) {
+        self.server.abort();
+        if let Some(emulator) = self.emulator {
+            emulator.stop().await;
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! A local stand-in for API Gateway (HTTP API, payload 2.0): it turns each HTTP request into
+//! the JSON event API Gateway would send, lets `lambda_http` parse it exactly as in Lambda,
+//! and calls the function the route belongs to.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use filestore_shared::AppState;
+use filestore_shared::http::{Function, MAX_BODY_BYTES, resolve, respond};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use lambda_http::{Body, Request, Response};
+use percent_encoding::percent_decode_str;
+use serde_json::{Map, Value, json};
+use tokio::net::TcpListener;
+
+/// Serves every route on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, state: Arc<AppState>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                continue;
+            }
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| handle(state.clone(), peer, req));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn handle(
+    state: Arc<AppState>,
+    peer: SocketAddr,
+    req: hyper::Request<Incoming>,
+) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let resp = dispatch(&state, peer, req).await;
+    tracing::info!(
+        %method,
+        path,
+        status = resp.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    Ok(into_hyper(resp))
+}
+
+async fn dispatch(state: &AppState, peer: SocketAddr, req: hyper::Request<Incoming>) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let matched = match resolve(&parts.method, parts.uri.path()) {
+        Ok(m) => m,
+        Err(e) => return respond(Err(e)),
+    };
+    // API Gateway caps payloads too; past our own limit the body is refused unread.
+    let body = match Limited::new(body, MAX_BODY_BYTES + 1).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return respond(Err(filestore_shared::ApiError::TooLarge {
+                code: "body_too_large",
+                message: format!("request body must be at most {MAX_BODY_BYTES} bytes"),
+            }));
+        }
+    };
+    let event = api_gateway_event(&parts, &body, peer, matched.key.route_key(), matched.id.as_deref());
+    let request: Request = match lambda_http::request::from_str(&event.to_string()) {
+        Ok(r) => r,
+        Err(e) => {
+            return respond(Err(filestore_shared::ApiError::bad_input(
+                "invalid_request",
+                format!("request could not be delivered: {e}"),
+            )));
+        }
+    };
+    let result = match matched.key.function() {
+        Function::Auth => filestore_auth::handler(state, request).await,
+        Function::Upload => filestore_upload::handler(state, request).await,
+        Function::Merge => filestore_merge::handler(state, request).await,
+        Function::Files => filestore_files::handler(state, request).await,
+    };
+    match result {
+        Ok(resp) => resp,
+        Err(never) => match never {},
+    }
+}
+
+fn decode_component(s: &str) -> String {
+    percent_decode_str(&s.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// The API Gateway HTTP API (payload format 2.0) event for a request.
+pub fn api_gateway_event(
+    parts: &http::request::Parts,
+    body: &[u8],
+    peer: SocketAddr,
+    route_key: String,
+    id: Option<&str>,
+) -> Value {
+    // API Gateway joins repeated headers and query parameters with commas.
+    let mut headers = Map::new();
+    for (name, value) in &parts.headers {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        let joined = match headers.get(name.as_str()) {
+            Some(Value::String(prev)) => format!("{prev},{value}"),
+            _ => value,
+        };
+        headers.insert(name.as_str().to_string(), Value::String(joined));
+    }
+    let raw_query = parts.uri.query().unwrap_or("");
+    let mut query = Map::new();
+    for pair in raw_query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let (k, v) = (decode_component(k), decode_component(v));
+        let joined = match query.get(&k) {
+            Some(Value::String(prev)) => format!("{prev},{v}"),
+            _ => v,
+        };
+        query.insert(k, Value::String(joined));
+    }
+    let (body, is_base64) = match std::str::from_utf8(body) {
+        _ if body.is_empty() => (Value::Null, false),
+        Ok(text) => (Value::String(text.to_string()), false),
+        Err(_) => (Value::String(STANDARD.encode(body)), true),
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let user_agent = parts
+        .headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let host = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    json!({
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": parts.uri.path(),
+        "rawQueryString": raw_query,
+        "headers": headers,
+        "queryStringParameters": if query.is_empty() { Value::Null } else { Value::Object(query) },
+        "pathParameters": id.map(|id| json!({"id": id})),
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "local",
+            "domainName": host,
+            "domainPrefix": "local",
+            "http": {
+                "method": parts.method.as_str(),
+                "path": parts.uri.path(),
+                "protocol": "HTTP/1.1",
+                "sourceIp": peer.ip().to_string(),
+                "userAgent": user_agent,
+            },
+            "requestId": uuid::Uuid::new_v4().to_string(),
+            "routeKey": route_key,
+            "stage": "$default",
+            "time": now.to_string(),
+            "timeEpoch": now.unix_timestamp() * 1000,
+        },
+        "body": body,
+        "isBase64Encoded": is_base64,
+    })
+}
+
+fn into_hyper(resp: Response<Body>) -> hyper::Response<Full<Bytes>> {
+    let (parts, body) = resp.into_parts();
+    let bytes = match body {
+        Body::Text(t) => Bytes::from(t),
+        Body::Binary(b) => Bytes::from(b),
+        _ => Bytes::new(),
+    };
+    hyper::Response::from_parts(parts, Full::new(bytes))
+}

@@ -26,7 +26,10 @@ fn venv_python(venv: &Path) -> PathBuf {
 }
 
 fn marker(venv: &Path) -> PathBuf {
-    venv.join(format!(".installed-{}", MOTO_REQUIREMENT.replace(['[', ']', '='], "_")))
+    venv.join(format!(
+        ".installed-{}",
+        MOTO_REQUIREMENT.replace(['[', ']', '='], "_")
+    ))
 }
 
 /// Makes sure `.local/venv` holds moto, installing it on first use (about a minute).
@@ -43,12 +46,21 @@ pub async fn ensure_installed() -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(local_dir())?;
     let tmp = local_dir().join(format!("venv.tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    eprintln!("filestore: installing {MOTO_REQUIREMENT} into {} (first run only)...", venv.display());
+    eprintln!(
+        "filestore: installing {MOTO_REQUIREMENT} into {} (first run only)...",
+        venv.display()
+    );
     run(Command::new("python3").arg("-m").arg("venv").arg(&tmp))
         .await
         .context("creating a Python venv (is python3 with the venv module installed? On Debian/Ubuntu: apt install python3-venv)")?;
-    run(Command::new(venv_python(&tmp))
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", MOTO_REQUIREMENT]))
+    run(Command::new(venv_python(&tmp)).args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        MOTO_REQUIREMENT,
+    ]))
     .await
     .context("installing moto from PyPI")?;
     std::fs::write(marker(&tmp), MOTO_REQUIREMENT)?;
@@ -121,7 +133,11 @@ impl Emulator {
             });
         }
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        tracing::info!(port, ms = started.elapsed().as_millis() as u64, "emulator ready");
+        tracing::info!(
+            port,
+            ms = started.elapsed().as_millis() as u64,
+            "emulator ready"
+        );
         Ok(Self { child, port })
     }
 

@@ -60,7 +60,11 @@ async fn handle(
     Ok(into_hyper(resp))
 }
 
-async fn dispatch(state: &AppState, peer: SocketAddr, req: hyper::Request<Incoming>) -> Response<Body> {
+async fn dispatch(
+    state: &AppState,
+    peer: SocketAddr,
+    req: hyper::Request<Incoming>,
+) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let matched = match resolve(&parts.method, parts.uri.path()) {
         Ok(m) => m,
@@ -76,7 +80,13 @@ async fn dispatch(state: &AppState, peer: SocketAddr, req: hyper::Request<Incomi
             }));
         }
     };
-    let event = api_gateway_event(&parts, &body, peer, matched.key.route_key(), matched.id.as_deref());
+    let event = api_gateway_event(
+        &parts,
+        &body,
+        peer,
+        matched.key.route_key(),
+        matched.id.as_deref(),
+    );
     let request: Request = match lambda_http::request::from_str(&event.to_string()) {
         Ok(r) => r,
         Err(e) => {

@@ -1,1 +1,194 @@
+//! Files: cursor pagination, get, download URLs (name, redirect), rename, delete.
 
+use serde_json::json;
+
+use crate::helpers::{TestApp, aws, system};
+
+/// Listing walks every file exactly once, oldest first, in pages of `limit`, and the last
+/// page has no cursor.
+#[tokio::test]
+async fn listing_paginates_with_an_opaque_cursor() {
+    let app = TestApp::new().await;
+    let mut uploaded = Vec::new();
+    for i in 0..5u8 {
+        let file = app.upload(&format!("f{i}.txt"), &[i], None).await;
+        uploaded.push(file["file_id"].as_str().unwrap().to_string());
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/files?limit=2&cursor={c}"),
+            None => "/v1/files?limit=2".to_string(),
+        };
+        let page = app.get(&path).await.expect(200);
+        pages += 1;
+        let files = page["files"].as_array().unwrap();
+        assert!(files.len() <= 2);
+        seen.extend(
+            files
+                .iter()
+                .map(|f| f["file_id"].as_str().unwrap().to_string()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, uploaded);
+    let all = app.get("/v1/files").await.expect(200);
+    assert_eq!(all["files"].as_array().unwrap().len(), 5);
+    assert!(all["next_cursor"].is_null());
+}
+
+/// `GET /v1/files/{id}` answers the same File that complete returned.
+#[tokio::test]
+async fn get_returns_the_file() {
+    let app = TestApp::new().await;
+    let file = app.upload("one.txt", b"hello", None).await;
+    let got = app
+        .get(&format!("/v1/files/{}", file["file_id"].as_str().unwrap()))
+        .await
+        .expect(200);
+    assert_eq!(got, file);
+    for field in [
+        "file_id",
+        "name",
+        "size",
+        "sha256",
+        "content_type",
+        "created_at",
+        "tier",
+        "verified",
+    ] {
+        assert!(got.get(field).is_some(), "missing {field}: {got}");
+    }
+}
+
+/// Download URLs ask S3 to save under the file's (UTF-8) name, and `?redirect=true`
+/// answers 302 to a working URL.
+#[tokio::test]
+async fn download_names_the_file_and_can_redirect() {
+    let app = TestApp::new().await;
+    let file = app.upload("résumé 2026.pdf", b"%PDF-1.7", None).await;
+    let file_id = file["file_id"].as_str().unwrap();
+    let body = app
+        .get(&format!("/v1/files/{file_id}/download"))
+        .await
+        .expect(200);
+    let url = body["url"].as_str().unwrap();
+    assert!(body["expires_at"].as_str().is_some());
+    let disposition = url
+        .split(['?', '&'])
+        .find_map(|kv| kv.strip_prefix("response-content-disposition="))
+        .expect("content disposition in the signed URL");
+    let decoded = percent_decode(disposition);
+    assert!(decoded.starts_with("attachment;"), "{decoded}");
+    assert!(
+        decoded.contains("filename*=UTF-8''r%C3%A9sum%C3%A9%202026.pdf"),
+        "{decoded}"
+    );
+
+    let resp = app
+        .get(&format!("/v1/files/{file_id}/download?redirect=true"))
+        .await;
+    assert_eq!(resp.status, 302);
+    let location = resp.headers["location"].to_str().unwrap();
+    let bytes = app
+        .http
+        .get(location)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(bytes.as_ref(), b"%PDF-1.7");
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// Rename changes the name everywhere and nothing else.
+#[tokio::test]
+async fn rename_changes_only_the_name() {
+    let app = TestApp::new().await;
+    let file = app.upload("old.txt", b"abc", None).await;
+    let file_id = file["file_id"].as_str().unwrap();
+    let renamed = app
+        .patch(
+            &format!("/v1/files/{file_id}"),
+            json!({"name": "new name.txt"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(renamed["name"], "new name.txt");
+    let mut expected = file.clone();
+    expected["name"] = json!("new name.txt");
+    assert_eq!(renamed, expected);
+    assert_eq!(
+        app.get(&format!("/v1/files/{file_id}")).await.expect(200),
+        expected
+    );
+    assert_eq!(app.download(file_id).await, b"abc");
+}
+
+/// Delete removes the record, the bytes and the usage; a second delete is a 404.
+#[tokio::test]
+async fn delete_removes_record_bytes_and_usage() {
+    let app = TestApp::new().await;
+    let keep = app.upload("keep.txt", b"keep", None).await;
+    let file = app.upload("gone.txt", b"gone!", None).await;
+    let file_id = file["file_id"].as_str().unwrap();
+    assert_eq!(app.get("/v1/me").await.expect(200)["used_bytes"], 9);
+
+    app.delete(&format!("/v1/files/{file_id}"))
+        .await
+        .expect(204);
+    app.get(&format!("/v1/files/{file_id}"))
+        .await
+        .expect_error(404, "not_found");
+    app.get(&format!("/v1/files/{file_id}/download"))
+        .await
+        .expect_error(404, "not_found");
+    app.delete(&format!("/v1/files/{file_id}"))
+        .await
+        .expect_error(404, "not_found");
+
+    let me = app.get("/v1/me").await.expect(200);
+    assert_eq!(
+        (me["used_bytes"].clone(), me["file_count"].clone()),
+        (json!(4), json!(1))
+    );
+    let files = app.get("/v1/files").await.expect(200);
+    assert_eq!(files["files"].as_array().unwrap().len(), 1);
+    assert_eq!(files["files"][0]["file_id"], keep["file_id"]);
+
+    let (s3, _) = aws().await;
+    let head = s3
+        .head_object()
+        .bucket(&system().hot_bucket)
+        .key(format!("files/{}/{file_id}", app.user_id))
+        .send()
+        .await;
+    assert!(head.is_err(), "object still stored");
+    assert_eq!(
+        app.download(keep["file_id"].as_str().unwrap()).await,
+        b"keep"
+    );
+}

@@ -26,7 +26,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::emulator::Emulator;
-use crate::provision::{Resources, provision};
+use crate::provision::{Provisioned, Resources, provision};
 
 /// How to start the local system. Every field has a local default; see [`Options::from_env`].
 #[derive(Clone, Debug)]
@@ -37,6 +37,8 @@ pub struct Options {
     pub emulator_port: u16,
     /// Use an already running S3/DynamoDB endpoint instead of starting one.
     pub emulator_url: Option<String>,
+    /// Name of the transfer queue (`FILESTORE_TRANSFER_QUEUE`, default `filestore-transfer`).
+    pub transfer_queue: String,
     pub config: Config,
 }
 
@@ -83,6 +85,9 @@ impl Options {
             port: port("FILESTORE_PORT", 8080)?,
             emulator_port: port("FILESTORE_EMULATOR_PORT", 4566)?,
             emulator_url: lookup("FILESTORE_EMULATOR_URL").filter(|v| !v.is_empty()),
+            transfer_queue: lookup("FILESTORE_TRANSFER_QUEUE")
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| "filestore-transfer".into()),
             config,
         })
     }
@@ -95,6 +100,7 @@ impl Options {
         options.emulator_port = 0;
         options.config.table = format!("filestore-{suffix}");
         options.config.hot_bucket = format!("filestore-hot-{suffix}");
+        options.transfer_queue = format!("filestore-transfer-{suffix}");
         options.config.jwt_secret = Secret::new(random_secret());
         options
     }
@@ -121,6 +127,7 @@ pub struct LocalSystem {
     pub emulator: Option<Emulator>,
     pub state: Arc<AppState>,
     pub sdk: SdkConfig,
+    pub queues: Provisioned,
     pub addr: SocketAddr,
     server: JoinHandle<()>,
 }
@@ -147,16 +154,18 @@ impl LocalSystem {
         options.config.endpoint_url = Some(endpoint.clone());
         let sdk = local_sdk_config(&endpoint, &options.config.region).await;
         let state = AppState::new(options.config.clone(), &sdk);
-        provision(
+        let queues = provision(
             state.repo.client(),
             state.storage.client(),
+            &aws_sdk_sqs::Client::new(&sdk),
             &Resources {
                 table: options.config.table.clone(),
                 hot_bucket: options.config.hot_bucket.clone(),
+                transfer_queue: options.transfer_queue.clone(),
             },
         )
         .await
-        .context("provisioning the table and bucket")?;
+        .context("provisioning the table, bucket and queues")?;
         let listener = TcpListener::bind(("127.0.0.1", options.port))
             .await
             .with_context(|| {
@@ -172,6 +181,7 @@ impl LocalSystem {
             emulator,
             state,
             sdk,
+            queues,
             addr,
             server,
         })

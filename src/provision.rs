@@ -1,6 +1,7 @@
-//! Creates the resources the system needs on an S3/DynamoDB endpoint: the table (with TTL)
-//! and the hot bucket (with CORS so browsers can PUT parts and read `ETag`). Idempotent:
-//! running it against already provisioned resources changes nothing.
+//! Creates the resources the system needs on an S3/DynamoDB/SQS endpoint: the table (with
+//! TTL), the hot bucket (with CORS so browsers can PUT parts and read `ETag`), and the
+//! transfer queue with its dead-letter queue. Idempotent: running it against already
+//! provisioned resources changes nothing.
 
 use anyhow::Context;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
@@ -15,7 +16,22 @@ use aws_sdk_s3::types::{CorsConfiguration, CorsRule};
 pub struct Resources {
     pub table: String,
     pub hot_bucket: String,
+    /// The queue S3 events reach the transfer function through; `<name>-dlq` is its DLQ.
+    pub transfer_queue: String,
 }
+
+/// What provisioning made that callers need to address.
+#[derive(Clone, Debug)]
+pub struct Provisioned {
+    pub transfer_queue_url: String,
+    pub dead_letter_queue_url: String,
+}
+
+/// Receives before a message is parked in the dead-letter queue.
+pub const MAX_RECEIVE_COUNT: u32 = 5;
+/// Seconds a received message stays hidden: well above the transfer function's timeout
+/// (AWS advises 6x), so a slow copy is not handed to a second worker.
+pub const VISIBILITY_TIMEOUT_SECS: u32 = 900;
 
 /// Creates every resource that does not exist yet.
 ///
@@ -24,11 +40,54 @@ pub struct Resources {
 pub async fn provision(
     ddb: &aws_sdk_dynamodb::Client,
     s3: &aws_sdk_s3::Client,
+    sqs: &aws_sdk_sqs::Client,
     resources: &Resources,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Provisioned> {
     create_table(ddb, &resources.table).await?;
     create_bucket(s3, &resources.hot_bucket).await?;
-    Ok(())
+    create_queues(sqs, &resources.transfer_queue).await
+}
+
+async fn create_queues(sqs: &aws_sdk_sqs::Client, name: &str) -> anyhow::Result<Provisioned> {
+    use aws_sdk_sqs::types::QueueAttributeName as Attr;
+    // CreateQueue is idempotent for identical attributes.
+    let dlq_url = sqs
+        .create_queue()
+        .queue_name(format!("{name}-dlq"))
+        .attributes(Attr::MessageRetentionPeriod, "1209600")
+        .send()
+        .await
+        .context("creating the dead-letter queue")?
+        .queue_url
+        .context("no dead-letter queue URL")?;
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(Attr::QueueArn)
+        .send()
+        .await
+        .context("reading the dead-letter queue ARN")?
+        .attributes
+        .and_then(|mut a| a.remove(&Attr::QueueArn))
+        .context("no dead-letter queue ARN")?;
+    let redrive = serde_json::json!({
+        "deadLetterTargetArn": dlq_arn,
+        "maxReceiveCount": MAX_RECEIVE_COUNT,
+    });
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(name)
+        .attributes(Attr::VisibilityTimeout, VISIBILITY_TIMEOUT_SECS.to_string())
+        .attributes(Attr::RedrivePolicy, redrive.to_string())
+        .send()
+        .await
+        .context("creating the transfer queue")?
+        .queue_url
+        .context("no transfer queue URL")?;
+    Ok(Provisioned {
+        transfer_queue_url: queue_url,
+        dead_letter_queue_url: dlq_url,
+    })
 }
 
 async fn create_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> anyhow::Result<()> {

@@ -117,43 +117,41 @@ async fn complete(
     // Guards the invariant the plan relies on; the record was written by create.
     ObjectSize::parse(upload.size).map_err(anyhow::Error::msg)?;
 
-    match state
+    // `None`: S3 no longer knows the upload; an earlier complete joined it, or it was
+    // aborted. The size check below tells which.
+    if let Some(parts) = state
         .storage
         .list_parts(&upload.object_key, &upload.s3_upload_id)
         .await?
     {
-        Some(parts) => {
-            let parts = check_parts(&upload, &parts)?;
-            if let Err(e) = state
-                .storage
-                .complete_multipart(&upload.object_key, &upload.s3_upload_id, &parts)
-                .await
-            {
-                match e.code() {
-                    // A concurrent complete joined the parts first; the size check decides.
-                    Some("NoSuchUpload") => {}
-                    Some("InvalidPart") | Some("InvalidPartOrder") => {
-                        return Err(ApiError::conflict(
-                            "parts_changed",
-                            "parts changed while completing; try again",
-                        ));
-                    }
-                    Some("EntityTooSmall") => {
-                        return Err(ApiError::unprocessable(
-                            "size_mismatch",
-                            "a part other than the last is smaller than 5 MiB",
-                        ));
-                    }
-                    _ => {
-                        return Err(anyhow::Error::new(e)
-                            .context("S3 CompleteMultipartUpload")
-                            .into());
-                    }
+        let parts = check_parts(&upload, &parts)?;
+        if let Err(e) = state
+            .storage
+            .complete_multipart(&upload.object_key, &upload.s3_upload_id, &parts)
+            .await
+        {
+            match e.code() {
+                // A concurrent complete joined the parts first; the size check decides.
+                Some("NoSuchUpload") => {}
+                Some("InvalidPart") | Some("InvalidPartOrder") => {
+                    return Err(ApiError::conflict(
+                        "parts_changed",
+                        "parts changed while completing; try again",
+                    ));
+                }
+                Some("EntityTooSmall") => {
+                    return Err(ApiError::unprocessable(
+                        "size_mismatch",
+                        "a part other than the last is smaller than 5 MiB",
+                    ));
+                }
+                _ => {
+                    return Err(anyhow::Error::new(e)
+                        .context("S3 CompleteMultipartUpload")
+                        .into());
                 }
             }
         }
-        // S3 no longer knows the upload: an earlier complete joined it, or it was aborted.
-        None => {}
     }
 
     match state.storage.object_size(&upload.object_key).await? {

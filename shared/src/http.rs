@@ -159,7 +159,8 @@ pub fn resolve(method: &Method, path: &str) -> Result<Matched, ApiError> {
 /// Parses a JSON body into `T`. An empty body reads as `{}`.
 ///
 /// # Errors
-/// 413 past [`MAX_BODY_BYTES`]; 400 with serde's explanation for anything that is not a valid `T`.
+/// 413 past [`MAX_BODY_BYTES`]; 400 for a body that is not a JSON object (every body of the
+/// contract is one) and, with serde's explanation, for anything that is not a valid `T`.
 pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     let bytes: &[u8] = match req.body() {
         Body::Empty => b"",
@@ -178,6 +179,14 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     } else {
         bytes
     };
+    // serde's derived structs also accept a JSON array of the field values in order, which
+    // would let `["a.txt", 1]` through without naming a single field.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::bad_input(
+            "invalid_request",
+            "request body must be a JSON object",
+        ));
+    }
     serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_input("invalid_request", format!("invalid request body: {e}")))
 }
@@ -312,6 +321,12 @@ mod tests {
         assert_eq!(err.status(), 400);
         assert!(err.to_string().contains("unknown field"));
         assert_eq!(json_body::<T>(&request("[")).unwrap_err().status(), 400);
+        assert_eq!(json_body::<T>(&request("[1]")).unwrap_err().status(), 400);
+        assert_eq!(
+            json_body::<T>(&request(" \n[1]")).unwrap_err().status(),
+            400
+        );
+        assert!(json_body::<T>(&request(" \n{\"a\":1}")).is_ok());
         let big = format!(r#"{{"a":1,"pad":"{}"}}"#, "x".repeat(MAX_BODY_BYTES));
         assert_eq!(json_body::<T>(&request(&big)).unwrap_err().status(), 413);
     }

@@ -135,7 +135,11 @@ async fn presign(
     }
     let checksums = input.checksums_sha256.unwrap_or_default();
     for key in checksums.keys() {
-        let listed = key.parse::<u32>().is_ok_and(|n| seen.contains(&n));
+        // Only the canonical form: a key like "01" or "+1" would pass here but miss the
+        // lookup below, and the part would be signed without its checksum.
+        let listed = key
+            .parse::<u32>()
+            .is_ok_and(|n| seen.contains(&n) && n.to_string() == *key);
         if !listed {
             return Err(ApiError::bad_input(
                 "invalid_checksums",

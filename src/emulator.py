@@ -1,9 +1,42 @@
 # Runs moto's S3/DynamoDB/SQS server until our parent goes away.
 # Prints "READY <port>" once listening. The parent holds our stdin: when it exits for any
 # reason (Ctrl-C, crash, end of a test run) stdin reaches EOF and the emulator stops with it.
+import functools
 import sys
+import threading
 
+from moto.dynamodb.models import DynamoDBBackend
 from moto.server import ThreadedMotoServer
+
+# DynamoDB applies each write, and each transaction, atomically and in isolation. moto serves
+# requests on many threads without a lock, so two racing conditional transactions can both
+# pass their conditions. One lock around the table operations restores DynamoDB's guarantee.
+_lock = threading.RLock()
+
+
+def _serialized(method):
+    @functools.wraps(method)
+    def run(*args, **kwargs):
+        with _lock:
+            return method(*args, **kwargs)
+
+    return run
+
+
+for _name in (
+    "put_item",
+    "get_item",
+    "query",
+    "scan",
+    "update_item",
+    "delete_item",
+    "transact_write_items",
+    "transact_get_items",
+    "batch_get_item",
+    "batch_write_item",
+):
+    if hasattr(DynamoDBBackend, _name):
+        setattr(DynamoDBBackend, _name, _serialized(getattr(DynamoDBBackend, _name)))
 
 server = ThreadedMotoServer(ip_address=sys.argv[1], port=int(sys.argv[2]), verbose=False)
 server.start()

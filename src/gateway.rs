@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use filestore_shared::AppState;
 use filestore_shared::http::{Function, MAX_BODY_BYTES, resolve, respond};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -70,15 +70,9 @@ async fn dispatch(
         Ok(m) => m,
         Err(e) => return respond(Err(e)),
     };
-    // API Gateway caps payloads too; past our own limit the body is refused unread.
-    let body = match Limited::new(body, MAX_BODY_BYTES + 1).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
-            return respond(Err(filestore_shared::ApiError::TooLarge {
-                code: "body_too_large",
-                message: format!("request body must be at most {MAX_BODY_BYTES} bytes"),
-            }));
-        }
+    let body = match read_body(body).await {
+        Ok(b) => b,
+        Err(e) => return respond(Err(e)),
     };
     let event = api_gateway_event(
         &parts,
@@ -106,6 +100,39 @@ async fn dispatch(
         Ok(resp) => resp,
         Err(never) => match never {},
     }
+}
+
+/// How much of an oversized body is read (and dropped) before answering 413, so the client
+/// is not cut off mid-send and sees the answer. API Gateway itself refuses past 10 MB.
+const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
+
+/// Reads a request body of at most [`MAX_BODY_BYTES`].
+async fn read_body(mut body: Incoming) -> Result<Bytes, filestore_shared::ApiError> {
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            filestore_shared::ApiError::bad_input(
+                "invalid_request",
+                format!("reading the body: {e}"),
+            )
+        })?;
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen <= MAX_BODY_BYTES {
+                kept.extend_from_slice(&data);
+            } else if seen > DRAIN_LIMIT {
+                break;
+            }
+        }
+    }
+    if seen > MAX_BODY_BYTES {
+        return Err(filestore_shared::ApiError::TooLarge {
+            code: "body_too_large",
+            message: format!("request body must be at most {MAX_BODY_BYTES} bytes"),
+        });
+    }
+    Ok(Bytes::from(kept))
 }
 
 fn decode_component(s: &str) -> String {

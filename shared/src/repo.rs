@@ -181,15 +181,38 @@ fn get_bool(item: &Item, key: &str) -> bool {
     matches!(item.get(key), Some(Av::Bool(true)))
 }
 
-fn is_condition_failure(err: &TransactWriteItemsError) -> bool {
+/// Why DynamoDB refused a transaction, as far as the caller cares.
+#[derive(Debug, PartialEq, Eq)]
+enum Refusal {
+    /// A condition of ours was false: the answer to the question the write asked.
+    Condition,
+    /// Another transaction touched the same items at the same moment: try again.
+    Conflict,
+}
+
+fn refusal(err: &TransactWriteItemsError) -> Option<Refusal> {
     match err {
-        TransactWriteItemsError::TransactionCanceledException(e) => e
-            .cancellation_reasons()
-            .iter()
-            .any(|r| r.code() == Some("ConditionalCheckFailed")),
-        _ => false,
+        TransactWriteItemsError::TransactionCanceledException(e) => {
+            let codes: Vec<&str> = e
+                .cancellation_reasons()
+                .iter()
+                .filter_map(|r| r.code())
+                .collect();
+            if codes.contains(&"ConditionalCheckFailed") {
+                Some(Refusal::Condition)
+            } else if codes.contains(&"TransactionConflict") {
+                Some(Refusal::Conflict)
+            } else {
+                None
+            }
+        }
+        TransactWriteItemsError::TransactionInProgressException(_) => Some(Refusal::Conflict),
+        _ => None,
     }
 }
+
+/// Attempts at a transaction that keeps meeting concurrent ones before giving up.
+const TRANSACTION_ATTEMPTS: u32 = 6;
 
 /// The DynamoDB repository over one table.
 #[derive(Clone, Debug)]
@@ -240,6 +263,35 @@ impl Repo {
             .build())
     }
 
+    /// Runs a write transaction. `Ok(false)` when one of its conditions was false (nothing
+    /// was written); conflicts with concurrent transactions are retried with backoff.
+    async fn transact(&self, items: Vec<TransactWriteItem>, what: &str) -> anyhow::Result<bool> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(true),
+                Err(e) => e,
+            };
+            match err.as_service_error().and_then(refusal) {
+                Some(Refusal::Condition) => return Ok(false),
+                Some(Refusal::Conflict) if attempt < TRANSACTION_ATTEMPTS => {
+                    let jitter = rand::random::<u64>() % 20;
+                    let wait = 10 * 2u64.pow(attempt) + jitter;
+                    tracing::debug!(what, attempt, wait, "transaction conflict, retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                }
+                _ => return Err(err).context(format!("DynamoDB TransactWriteItems ({what})")),
+            }
+        }
+    }
+
     /// Creates a user and claims the username in one transaction.
     /// Returns `false` when the name (compared case-insensitively) is taken.
     ///
@@ -266,18 +318,14 @@ impl Repo {
             ("file_count".into(), n(0)),
             ("token_version".into(), n(user.token_version)),
         ]);
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(self.put(claim, "attribute_not_exists(PK)")?)
-            .transact_items(self.put(profile, "attribute_not_exists(PK)")?)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(false),
-            Err(e) => Err(e).context("DynamoDB TransactWriteItems (signup)"),
-        }
+        self.transact(
+            vec![
+                self.put(claim, "attribute_not_exists(PK)")?,
+                self.put(profile, "attribute_not_exists(PK)")?,
+            ],
+            "signup",
+        )
+        .await
     }
 
     /// The user id that owns a (canonical) username.
@@ -517,19 +565,15 @@ impl Repo {
             .expression_attribute_values(":size", n(file.size))
             .expression_attribute_values(":one", n(1))
             .build()?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(self.put(Self::file_item(file), "attribute_not_exists(PK)")?)
-            .transact_items(TransactWriteItem::builder().update(mark).build())
-            .transact_items(TransactWriteItem::builder().update(count).build())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(false),
-            Err(e) => Err(e).context("DynamoDB TransactWriteItems (complete)"),
-        }
+        self.transact(
+            vec![
+                self.put(Self::file_item(file), "attribute_not_exists(PK)")?,
+                TransactWriteItem::builder().update(mark).build(),
+                TransactWriteItem::builder().update(count).build(),
+            ],
+            "complete",
+        )
+        .await
     }
 
     /// # Errors
@@ -638,17 +682,95 @@ impl Repo {
             .expression_attribute_values(":size", n(-(file.size as i128)))
             .expression_attribute_values(":one", n(-1))
             .build()?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().delete(delete).build())
-            .transact_items(TransactWriteItem::builder().update(count).build())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(false),
-            Err(e) => Err(e).context("DynamoDB TransactWriteItems (delete file)"),
+        self.transact(
+            vec![
+                TransactWriteItem::builder().delete(delete).build(),
+                TransactWriteItem::builder().update(count).build(),
+            ],
+            "delete file",
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput;
+    use aws_sdk_dynamodb::types::CancellationReason;
+    use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+    fn canceled(code: &'static str) -> TransactWriteItemsError {
+        TransactWriteItemsError::TransactionCanceledException(
+            TransactionCanceledException::builder()
+                .message("Transaction cancelled")
+                .cancellation_reasons(CancellationReason::builder().code("None").build())
+                .cancellation_reasons(CancellationReason::builder().code(code).build())
+                .build(),
+        )
+    }
+
+    fn file() -> FileRecord {
+        FileRecord {
+            user_id: "u".into(),
+            file_id: "f".into(),
+            name: "n".into(),
+            size: 3,
+            sha256: None,
+            declared_sha256: None,
+            content_type: "text/plain".into(),
+            created_at: String::new(),
+            object_key: "k".into(),
+            tier: "hot".into(),
+            verified: false,
+            upload_id: "up".into(),
         }
+    }
+
+    /// A transaction that meets a concurrent one is retried until it goes through.
+    #[tokio::test]
+    async fn conflicting_transactions_are_retried() {
+        let rule = mock!(Client::transact_write_items)
+            .sequence()
+            .error(|| canceled("TransactionConflict"))
+            .times(2)
+            .output(|| TransactWriteItemsOutput::builder().build())
+            .build();
+        let repo = Repo::new(
+            mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&rule]),
+            "t",
+        );
+        assert!(repo.delete_file(&file()).await.unwrap());
+        assert_eq!(rule.num_calls(), 3);
+    }
+
+    /// A false condition is an answer (`false`), never retried and never an error.
+    #[tokio::test]
+    async fn false_conditions_are_answers() {
+        let rule =
+            mock!(Client::transact_write_items).then_error(|| canceled("ConditionalCheckFailed"));
+        let repo = Repo::new(
+            mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&rule]),
+            "t",
+        );
+        assert!(!repo.delete_file(&file()).await.unwrap());
+        assert_eq!(rule.num_calls(), 1);
+    }
+
+    /// Endless conflicts end in an error after a bounded number of attempts.
+    #[tokio::test]
+    async fn endless_conflicts_give_up() {
+        let rule = mock!(Client::transact_write_items)
+            .sequence()
+            .error(|| canceled("TransactionConflict"))
+            .repeatedly()
+            .build();
+        let repo = Repo::new(
+            mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&rule]),
+            "t",
+        );
+        assert!(repo.delete_file(&file()).await.is_err());
+        assert_eq!(rule.num_calls(), TRANSACTION_ATTEMPTS as usize);
     }
 }

@@ -9,10 +9,12 @@
 //! - [`emulator`]: install (project-local venv) and run moto's server.
 //! - [`provision`]: idempotent creation of the table and buckets.
 //! - [`gateway`]: HTTP -> API Gateway v2 event -> handler -> HTTP.
+//! - [`worker`]: SQS -> Lambda SQS event -> transfer handler, as the event source mapping does.
 
 pub mod emulator;
 pub mod gateway;
 pub mod provision;
+pub mod worker;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,7 +28,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::emulator::Emulator;
-use crate::provision::{Provisioned, Resources, provision};
+use crate::provision::{Provisioned, Resources, provision, provision_cold};
 
 /// How to start the local system. Every field has a local default; see [`Options::from_env`].
 #[derive(Clone, Debug)]
@@ -35,6 +37,9 @@ pub struct Options {
     pub port: u16,
     /// Port for the emulator we start (`0`: any free port). Ignored with `emulator_url`.
     pub emulator_port: u16,
+    /// Port for the second emulator that plays the cold store, when
+    /// `FILESTORE_COLD_ENDPOINT_URL` does not name one (`0`: any free port).
+    pub cold_emulator_port: u16,
     /// Use an already running S3/DynamoDB endpoint instead of starting one.
     pub emulator_url: Option<String>,
     /// Name of the transfer queue (`FILESTORE_TRANSFER_QUEUE`, default `filestore-transfer`).
@@ -78,12 +83,14 @@ impl Options {
                 "FILESTORE_TABLE" => Some("filestore".into()),
                 "FILESTORE_HOT_BUCKET" => Some("filestore-hot".into()),
                 "FILESTORE_JWT_SECRET" => Some(secret.clone()),
+                "FILESTORE_COLD_BUCKET" => Some("filestore-cold".into()),
                 _ => None,
             })
         })?;
         Ok(Self {
             port: port("FILESTORE_PORT", 8080)?,
             emulator_port: port("FILESTORE_EMULATOR_PORT", 4566)?,
+            cold_emulator_port: port("FILESTORE_COLD_EMULATOR_PORT", 4567)?,
             emulator_url: lookup("FILESTORE_EMULATOR_URL").filter(|v| !v.is_empty()),
             transfer_queue: lookup("FILESTORE_TRANSFER_QUEUE")
                 .filter(|v| !v.is_empty())
@@ -98,6 +105,10 @@ impl Options {
         let mut options = Self::from_lookup(|_| None).expect("defaults are valid");
         options.port = 0;
         options.emulator_port = 0;
+        options.cold_emulator_port = 0;
+        if let Some(cold) = options.config.cold.as_mut() {
+            cold.bucket = format!("filestore-cold-{suffix}");
+        }
         options.config.table = format!("filestore-{suffix}");
         options.config.hot_bucket = format!("filestore-hot-{suffix}");
         options.transfer_queue = format!("filestore-transfer-{suffix}");
@@ -122,14 +133,17 @@ pub async fn local_sdk_config(endpoint: &str, region: &str) -> SdkConfig {
         .await
 }
 
-/// A running local system: emulator (if we started it), resources, and the API.
+/// A running local system: emulators (those we started), resources, the API and the
+/// transfer worker.
 pub struct LocalSystem {
     pub emulator: Option<Emulator>,
+    pub cold_emulator: Option<Emulator>,
     pub state: Arc<AppState>,
     pub sdk: SdkConfig,
     pub queues: Provisioned,
     pub addr: SocketAddr,
     server: JoinHandle<()>,
+    worker: JoinHandle<()>,
 }
 
 impl LocalSystem {
@@ -152,8 +166,31 @@ impl LocalSystem {
             }
         };
         options.config.endpoint_url = Some(endpoint.clone());
+        // The cold store is another endpoint with credentials of its own: a second emulator
+        // process unless FILESTORE_COLD_ENDPOINT_URL names one (MinIO, say).
+        let mut cold_emulator = None;
+        if let Some(cold) = options.config.cold.as_mut()
+            && cold.endpoint_url.is_none()
+        {
+            let emulator = Emulator::start(options.cold_emulator_port).await.with_context(|| {
+                    format!(
+                        "starting the cold-store emulator on port {} (set FILESTORE_COLD_EMULATOR_PORT to use another)",
+                        options.cold_emulator_port
+                    )
+                })?;
+            cold.endpoint_url = Some(emulator.url());
+            cold.path_style = true;
+            cold.credentials
+                .get_or_insert_with(|| ("cold".into(), Secret::new("cold-secret")));
+            cold_emulator = Some(emulator);
+        }
         let sdk = local_sdk_config(&endpoint, &options.config.region).await;
         let state = AppState::new(options.config.clone(), &sdk);
+        if let (Some(cold), Some(config)) = (&state.cold, &options.config.cold) {
+            provision_cold(cold.client(), &config.bucket)
+                .await
+                .context("provisioning the cold bucket")?;
+        }
         let queues = provision(
             state.repo.client(),
             state.storage.client(),
@@ -177,8 +214,15 @@ impl LocalSystem {
         let addr = listener.local_addr()?;
         let state = Arc::new(state);
         let server = tokio::spawn(gateway::serve(listener, state.clone()));
+        let worker = tokio::spawn(worker::run(
+            state.clone(),
+            aws_sdk_sqs::Client::new(&sdk),
+            queues.clone(),
+        ));
         Ok(Self {
             emulator,
+            cold_emulator,
+            worker,
             state,
             sdk,
             queues,
@@ -200,7 +244,8 @@ impl LocalSystem {
     /// Stops the API and the emulator we started.
     pub async fn stop(self) {
         self.server.abort();
-        if let Some(emulator) = self.emulator {
+        self.worker.abort();
+        for emulator in [self.emulator, self.cold_emulator].into_iter().flatten() {
             emulator.stop().await;
         }
     }

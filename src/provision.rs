@@ -24,6 +24,7 @@ pub struct Resources {
 #[derive(Clone, Debug)]
 pub struct Provisioned {
     pub transfer_queue_url: String,
+    pub transfer_queue_arn: String,
     pub dead_letter_queue_url: String,
 }
 
@@ -45,7 +46,42 @@ pub async fn provision(
 ) -> anyhow::Result<Provisioned> {
     create_table(ddb, &resources.table).await?;
     create_bucket(s3, &resources.hot_bucket).await?;
-    create_queues(sqs, &resources.transfer_queue).await
+    let queues = create_queues(sqs, &resources.transfer_queue).await?;
+    notify_queue(s3, &resources.hot_bucket, &queues.transfer_queue_arn).await?;
+    Ok(queues)
+}
+
+/// Sends every `s3:ObjectCreated:*` event of the hot bucket to the transfer queue.
+async fn notify_queue(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    queue_arn: &str,
+) -> anyhow::Result<()> {
+    use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
+    let rule = QueueConfiguration::builder()
+        .id("transfer")
+        .queue_arn(queue_arn)
+        .events(Event::S3ObjectCreated)
+        .build()?;
+    s3.put_bucket_notification_configuration()
+        .bucket(bucket)
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .queue_configurations(rule)
+                .build(),
+        )
+        .send()
+        .await
+        .context("sending hot bucket events to the transfer queue")?;
+    Ok(())
+}
+
+/// Creates the cold bucket on the cold store's endpoint.
+///
+/// # Errors
+/// Any failure other than "already exists".
+pub async fn provision_cold(s3: &aws_sdk_s3::Client, bucket: &str) -> anyhow::Result<()> {
+    create_bucket(s3, bucket).await
 }
 
 async fn create_queues(sqs: &aws_sdk_sqs::Client, name: &str) -> anyhow::Result<Provisioned> {
@@ -84,8 +120,19 @@ async fn create_queues(sqs: &aws_sdk_sqs::Client, name: &str) -> anyhow::Result<
         .context("creating the transfer queue")?
         .queue_url
         .context("no transfer queue URL")?;
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(Attr::QueueArn)
+        .send()
+        .await
+        .context("reading the transfer queue ARN")?
+        .attributes
+        .and_then(|mut a| a.remove(&Attr::QueueArn))
+        .context("no transfer queue ARN")?;
     Ok(Provisioned {
         transfer_queue_url: queue_url,
+        transfer_queue_arn: queue_arn,
         dead_letter_queue_url: dlq_url,
     })
 }

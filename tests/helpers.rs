@@ -18,6 +18,10 @@ pub struct System {
     pub table: String,
     pub hot_bucket: String,
     pub jwt_secret: String,
+    pub cold_endpoint_url: String,
+    pub cold_bucket: String,
+    pub queue_url: String,
+    pub dead_letter_queue_url: String,
 }
 
 static SYSTEM: OnceLock<System> = OnceLock::new();
@@ -38,7 +42,15 @@ pub fn system() -> &'static System {
                 match LocalSystem::start(Options::isolated()).await {
                     Ok(sys) => {
                         let config = &sys.state.config;
+                        let cold = config
+                            .cold
+                            .as_ref()
+                            .expect("local systems have a cold store");
                         let _ = tx.send(Ok(System {
+                            cold_endpoint_url: cold.endpoint_url.clone().unwrap_or_default(),
+                            cold_bucket: cold.bucket.clone(),
+                            queue_url: sys.queues.transfer_queue_url.clone(),
+                            dead_letter_queue_url: sys.queues.dead_letter_queue_url.clone(),
                             base_url: sys.base_url(),
                             endpoint_url: sys.endpoint_url(),
                             region: config.region.clone(),
@@ -73,6 +85,66 @@ pub async fn aws() -> (aws_sdk_s3::Client, aws_sdk_dynamodb::Client) {
             .build(),
     );
     (s3, aws_sdk_dynamodb::Client::new(&sdk))
+}
+
+/// An S3 client on the cold store's own endpoint.
+pub async fn cold_s3() -> aws_sdk_s3::Client {
+    let sys = system();
+    let sdk = local_sdk_config(&sys.cold_endpoint_url, &sys.region).await;
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
+/// The same state the functions run with, to call a handler directly.
+pub async fn app_state() -> filestore_shared::AppState {
+    let sys = system();
+    let config = filestore_shared::Config::from_lookup(|name| {
+        Some(match name {
+            "AWS_ENDPOINT_URL" => sys.endpoint_url.clone(),
+            "AWS_REGION" => sys.region.clone(),
+            "FILESTORE_TABLE" => sys.table.clone(),
+            "FILESTORE_HOT_BUCKET" => sys.hot_bucket.clone(),
+            "FILESTORE_JWT_SECRET" => sys.jwt_secret.clone(),
+            "FILESTORE_COLD_BUCKET" => sys.cold_bucket.clone(),
+            "FILESTORE_COLD_ENDPOINT_URL" => sys.cold_endpoint_url.clone(),
+            "FILESTORE_COLD_ACCESS_KEY_ID" => "cold".into(),
+            "FILESTORE_COLD_SECRET_ACCESS_KEY" => "cold-secret".into(),
+            _ => return None,
+        })
+    })
+    .expect("test configuration");
+    filestore_shared::AppState::new(
+        config,
+        &local_sdk_config(&sys.endpoint_url, &sys.region).await,
+    )
+}
+
+/// An SQS client on the emulator.
+pub async fn sqs() -> aws_sdk_sqs::Client {
+    let sys = system();
+    aws_sdk_sqs::Client::new(&local_sdk_config(&sys.endpoint_url, &sys.region).await)
+}
+
+/// Polls `check` every 200 ms until it returns `Some`, for at most `secs` seconds.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 /// A response, read whole.
@@ -170,8 +242,13 @@ pub fn test_bytes(len: usize, seed: u64) -> Vec<u8> {
 impl TestApp {
     /// A client with no account.
     pub fn anonymous() -> Self {
+        Self::anonymous_at(&system().base_url)
+    }
+
+    /// A client with no account, of the API at `base`.
+    pub fn anonymous_at(base: &str) -> Self {
         Self {
-            base: system().base_url.clone(),
+            base: base.to_string(),
             http: http_client(),
             token: None,
             user_id: String::new(),
@@ -182,7 +259,12 @@ impl TestApp {
 
     /// Signs up and logs in a fresh user.
     pub async fn new() -> Self {
-        let mut app = Self::anonymous();
+        Self::new_at(&system().base_url).await
+    }
+
+    /// Signs up and logs in a fresh user on the API at `base`.
+    pub async fn new_at(base: &str) -> Self {
+        let mut app = Self::anonymous_at(base);
         let username = unique_name("user_");
         let password = "correct horse battery".to_string();
         let body = app
@@ -321,6 +403,15 @@ impl TestApp {
             .await
             .expect(201)["file"]
             .clone()
+    }
+
+    /// Waits until the transfer has verified a file, and returns it.
+    pub async fn verified(&self, file_id: &str) -> Value {
+        eventually(60, "the file to be verified", || async {
+            let file = self.get(&format!("/v1/files/{file_id}")).await.expect(200);
+            (file["verified"] == true).then_some(file)
+        })
+        .await
     }
 
     /// Downloads a file's bytes through its presigned URL.

@@ -6,4 +6,5 @@ mod helpers;
 mod auth;
 mod files;
 mod security;
+mod transfer;
 mod uploads;

@@ -25,6 +25,24 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// The cold store: any S3-compatible endpoint (AWS S3 in another account, Aliyun OSS, MinIO),
+/// with credentials and region of its own.
+#[derive(Clone, Debug)]
+pub struct ColdConfig {
+    /// `FILESTORE_COLD_ENDPOINT_URL`; `None` means AWS S3 itself.
+    pub endpoint_url: Option<String>,
+    /// `FILESTORE_COLD_REGION` (default: `AWS_REGION`).
+    pub region: String,
+    /// `FILESTORE_COLD_BUCKET`.
+    pub bucket: String,
+    /// `FILESTORE_COLD_ACCESS_KEY_ID` and `FILESTORE_COLD_SECRET_ACCESS_KEY`; `None` means the
+    /// function's own credentials.
+    pub credentials: Option<(String, Secret)>,
+    /// `FILESTORE_COLD_PATH_STYLE`: `bucket` in the path rather than the host name. Defaults to
+    /// true with a custom endpoint (MinIO, emulators); set false for Aliyun OSS.
+    pub path_style: bool,
+}
+
 /// Everything a function needs to know about its environment.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -46,6 +64,11 @@ pub struct Config {
     pub upload_ttl: Duration,
     /// `FILESTORE_PRESIGN_TTL_SECS`: lifetime of presigned URLs (default 900).
     pub presign_ttl: Duration,
+    /// The cold store, present when `FILESTORE_COLD_BUCKET` is set.
+    pub cold: Option<ColdConfig>,
+    /// `FILESTORE_HOT_RETENTION_SECS`: how long the hot copy outlives a verified cold copy.
+    /// Unset keeps it; `0` removes it as soon as the cold copy is verified.
+    pub hot_retention: Option<Duration>,
 }
 
 /// A missing or malformed environment variable, named so the operator can fix it.
@@ -77,6 +100,13 @@ impl Config {
         "FILESTORE_QUOTA_BYTES",
         "FILESTORE_UPLOAD_TTL_SECS",
         "FILESTORE_PRESIGN_TTL_SECS",
+        "FILESTORE_COLD_ENDPOINT_URL",
+        "FILESTORE_COLD_REGION",
+        "FILESTORE_COLD_BUCKET",
+        "FILESTORE_COLD_ACCESS_KEY_ID",
+        "FILESTORE_COLD_SECRET_ACCESS_KEY",
+        "FILESTORE_COLD_PATH_STYLE",
+        "FILESTORE_HOT_RETENTION_SECS",
     ];
 
     /// Loads the configuration through `lookup`, so tests need not touch the process environment.
@@ -114,11 +144,50 @@ impl Config {
                 n => Ok(n),
             }
         };
+        let optional = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let region = optional("AWS_REGION").unwrap_or_else(|| "us-east-1".into());
+        let cold = match optional("FILESTORE_COLD_BUCKET") {
+            None => None,
+            Some(bucket) => Some(ColdConfig {
+                path_style: match optional("FILESTORE_COLD_PATH_STYLE").as_deref() {
+                    None => optional("FILESTORE_COLD_ENDPOINT_URL").is_some(),
+                    Some("true") | Some("1") => true,
+                    Some("false") | Some("0") => false,
+                    Some(other) => {
+                        return Err(ConfigError::Invalid {
+                            name: "FILESTORE_COLD_PATH_STYLE",
+                            reason: format!("{other:?} is not true or false"),
+                        });
+                    }
+                },
+                endpoint_url: optional("FILESTORE_COLD_ENDPOINT_URL"),
+                region: optional("FILESTORE_COLD_REGION").unwrap_or_else(|| region.clone()),
+                bucket,
+                credentials: match (
+                    optional("FILESTORE_COLD_ACCESS_KEY_ID"),
+                    optional("FILESTORE_COLD_SECRET_ACCESS_KEY"),
+                ) {
+                    (Some(id), Some(secret)) => Some((id, Secret::new(secret))),
+                    (None, None) => None,
+                    _ => {
+                        return Err(ConfigError::Invalid {
+                            name: "FILESTORE_COLD_ACCESS_KEY_ID",
+                            reason: "set both FILESTORE_COLD_ACCESS_KEY_ID and FILESTORE_COLD_SECRET_ACCESS_KEY, or neither".into(),
+                        });
+                    }
+                },
+            }),
+        };
+        let hot_retention = match optional("FILESTORE_HOT_RETENTION_SECS") {
+            None => None,
+            Some(_) => Some(Duration::from_secs(number(
+                "FILESTORE_HOT_RETENTION_SECS",
+                0,
+            )?)),
+        };
         Ok(Self {
-            endpoint_url: lookup("AWS_ENDPOINT_URL").filter(|v| !v.trim().is_empty()),
-            region: lookup("AWS_REGION")
-                .filter(|v| !v.trim().is_empty())
-                .unwrap_or_else(|| "us-east-1".into()),
+            endpoint_url: optional("AWS_ENDPOINT_URL"),
+            region,
             table: required("FILESTORE_TABLE")?,
             hot_bucket: required("FILESTORE_HOT_BUCKET")?,
             jwt_secret: Secret::new(secret),
@@ -126,6 +195,8 @@ impl Config {
             quota_bytes: number("FILESTORE_QUOTA_BYTES", DEFAULT_QUOTA_BYTES)?,
             upload_ttl: Duration::from_secs(positive("FILESTORE_UPLOAD_TTL_SECS", 7 * 24 * 3600)?),
             presign_ttl: Duration::from_secs(positive("FILESTORE_PRESIGN_TTL_SECS", 900)?),
+            cold,
+            hot_retention,
         })
     }
 }
@@ -156,6 +227,31 @@ mod tests {
         assert_eq!(c.region, "us-east-1");
         assert_eq!(c.endpoint_url, None);
         assert!(!format!("{c:?}").contains("0123456789abcdef"));
+    }
+
+    #[test]
+    fn the_cold_store_has_its_own_endpoint_and_credentials() {
+        let mut pairs = BASE.to_vec();
+        pairs.extend([
+            ("FILESTORE_COLD_BUCKET", "cold"),
+            (
+                "FILESTORE_COLD_ENDPOINT_URL",
+                "https://oss-cn-hangzhou.aliyuncs.com",
+            ),
+            ("FILESTORE_COLD_REGION", "cn-hangzhou"),
+            ("FILESTORE_COLD_ACCESS_KEY_ID", "id"),
+            ("FILESTORE_COLD_SECRET_ACCESS_KEY", "very secret"),
+            ("FILESTORE_HOT_RETENTION_SECS", "0"),
+        ]);
+        let c = Config::from_lookup(env(&pairs)).unwrap();
+        let cold = c.cold.as_ref().unwrap();
+        assert_eq!(cold.region, "cn-hangzhou");
+        assert_eq!(cold.credentials.as_ref().unwrap().0, "id");
+        assert_eq!(c.hot_retention, Some(Duration::ZERO));
+        assert!(!format!("{c:?}").contains("very secret"));
+        assert!(Config::from_lookup(env(BASE)).unwrap().cold.is_none());
+        pairs.retain(|(k, _)| *k != "FILESTORE_COLD_SECRET_ACCESS_KEY");
+        assert!(Config::from_lookup(env(&pairs)).is_err());
     }
 
     #[test]

@@ -114,6 +114,45 @@ pub struct FileRecord {
     pub tier: String,
     pub verified: bool,
     pub upload_id: String,
+    /// SHA-1 of the stored bytes, once the transfer has read them (the seed's content key).
+    pub sha1: Option<String>,
+    /// Where the verified copy sits in the cold store.
+    pub cold_key: Option<String>,
+    /// Whether the hot copy (`object_key`) still exists.
+    pub hot_present: bool,
+}
+
+/// Verified content: bytes the transfer function has read and hashed, stored once in the
+/// cold store and shared by every File with that SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContentRecord {
+    pub sha256: String,
+    pub sha1: String,
+    pub size: u64,
+    pub cold_key: String,
+    pub refs: u64,
+    pub created_at: String,
+}
+
+/// What the transfer learned about a file's bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    pub sha256: String,
+    pub sha1: String,
+    pub size: u64,
+    /// The cold copy this file will point to (a new one, or the existing content's).
+    pub cold_key: String,
+}
+
+/// How a verification was recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VerifyOutcome {
+    /// This file's cold copy became the content.
+    NewContent,
+    /// The content already existed; the file now shares its cold copy.
+    Shared { cold_key: String },
+    /// The file is gone or already verified: nothing was written.
+    Stale,
 }
 
 impl FileRecord {
@@ -515,6 +554,13 @@ impl Repo {
         if let Some(h) = &f.declared_sha256 {
             item.insert("declared_sha256".into(), s(h));
         }
+        if let Some(h) = &f.sha1 {
+            item.insert("sha1".into(), s(h));
+        }
+        if let Some(k) = &f.cold_key {
+            item.insert("cold_key".into(), s(k));
+        }
+        item.insert("hot_present".into(), Av::Bool(f.hot_present));
         item
     }
 
@@ -532,6 +578,10 @@ impl Repo {
             tier: get_s(item, "tier")?,
             verified: get_bool(item, "verified"),
             upload_id: get_s(item, "upload_id")?,
+            sha1: opt_s(item, "sha1"),
+            cold_key: opt_s(item, "cold_key"),
+            // Written by every version of the code; absent only if a write was partial.
+            hot_present: !matches!(item.get("hot_present"), Some(Av::Bool(false))),
         })
     }
 
@@ -662,6 +712,150 @@ impl Repo {
         }
     }
 
+    /// Verified content by hash.
+    ///
+    /// # Errors
+    /// DynamoDB failures or a malformed item.
+    pub async fn get_content(&self, sha256: &str) -> anyhow::Result<Option<ContentRecord>> {
+        let Some(item) = self.get(s(format!("CONTENT#{sha256}")), "CONTENT").await? else {
+            return Ok(None);
+        };
+        Ok(Some(ContentRecord {
+            sha256: get_s(&item, "sha256")?,
+            sha1: get_s(&item, "sha1")?,
+            size: get_u64(&item, "size")?,
+            cold_key: get_s(&item, "cold_key")?,
+            refs: get_u64(&item, "refs")?,
+            created_at: get_s(&item, "created_at")?,
+        }))
+    }
+
+    /// Records a file's verified bytes: the file gets the computed hashes, `verified` and the
+    /// cold tier, and a reference on its content, in one transaction. When no content with
+    /// this hash exists, `found`'s cold copy becomes it; otherwise the file shares the
+    /// existing one. Conditions make redelivery and racing workers safe: a file that is gone
+    /// or already verified is left alone ([`VerifyOutcome::Stale`]).
+    ///
+    /// # Errors
+    /// DynamoDB failures.
+    pub async fn record_verified(
+        &self,
+        file: &FileRecord,
+        found: &Verified,
+    ) -> anyhow::Result<VerifyOutcome> {
+        for _ in 0..3 {
+            let existing = self.get_content(&found.sha256).await?;
+            let (content_write, cold_key) = match &existing {
+                Some(content) => (
+                    TransactWriteItem::builder()
+                        .update(
+                            Update::builder()
+                                .table_name(&self.table)
+                                .key("PK", s(format!("CONTENT#{}", found.sha256)))
+                                .key("SK", s("CONTENT"))
+                                .update_expression("ADD refs :one")
+                                .condition_expression("attribute_exists(PK)")
+                                .expression_attribute_values(":one", n(1))
+                                .build()?,
+                        )
+                        .build(),
+                    content.cold_key.clone(),
+                ),
+                None => {
+                    let item: Item = HashMap::from([
+                        ("PK".into(), s(format!("CONTENT#{}", found.sha256))),
+                        ("SK".into(), s("CONTENT")),
+                        ("sha256".into(), s(&found.sha256)),
+                        ("sha1".into(), s(&found.sha1)),
+                        ("size".into(), n(found.size)),
+                        ("cold_key".into(), s(&found.cold_key)),
+                        ("refs".into(), n(1)),
+                        ("created_at".into(), s(rfc3339(OffsetDateTime::now_utc()))),
+                    ]);
+                    (
+                        self.put(item, "attribute_not_exists(PK)")?,
+                        found.cold_key.clone(),
+                    )
+                }
+            };
+            let declared_differs = file.sha256.as_deref().is_some_and(|d| d != found.sha256);
+            let mut set = String::from(
+                "SET sha256 = :sha256, sha1 = :sha1, verified = :true, tier = :cold, cold_key = :cold_key",
+            );
+            if declared_differs {
+                set.push_str(", declared_sha256 = :declared");
+            }
+            let mut update = Update::builder()
+                .table_name(&self.table)
+                .key("PK", user_pk(&file.user_id))
+                .key("SK", s(format!("FILE#{}", file.file_id)))
+                .update_expression(set)
+                .condition_expression("attribute_exists(PK) AND verified = :false")
+                .expression_attribute_values(":sha256", s(&found.sha256))
+                .expression_attribute_values(":sha1", s(&found.sha1))
+                .expression_attribute_values(":true", Av::Bool(true))
+                .expression_attribute_values(":false", Av::Bool(false))
+                .expression_attribute_values(":cold", s("cold"))
+                .expression_attribute_values(":cold_key", s(&cold_key));
+            if declared_differs {
+                update = update.expression_attribute_values(
+                    ":declared",
+                    s(file.sha256.clone().unwrap_or_default()),
+                );
+            }
+            let items = vec![
+                content_write,
+                TransactWriteItem::builder().update(update.build()?).build(),
+            ];
+            if self.transact(items, "record verified").await? {
+                return Ok(match existing {
+                    None => VerifyOutcome::NewContent,
+                    Some(_) => VerifyOutcome::Shared { cold_key },
+                });
+            }
+            // A condition failed: either the file changed (gone, or verified by another
+            // worker), or the content appeared or vanished under us. Look again.
+            match self.get_file(&file.user_id, &file.file_id).await? {
+                Some(f) if !f.verified => continue,
+                _ => return Ok(VerifyOutcome::Stale),
+            }
+        }
+        Err(anyhow!(
+            "content {} kept changing while recording a file",
+            found.sha256
+        ))
+    }
+
+    /// Notes that a file's hot copy is gone; downloads then come from the cold copy.
+    ///
+    /// # Errors
+    /// DynamoDB failures.
+    pub async fn mark_hot_removed(&self, user_id: &str, file_id: &str) -> anyhow::Result<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("PK", user_pk(user_id))
+            .key("SK", s(format!("FILE#{file_id}")))
+            .update_expression("SET hot_present = :false")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":false", Av::Bool(false))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e).context("DynamoDB UpdateItem (hot removed)"),
+        }
+    }
+
     /// Deletes the caller's file record and takes it off their counters, all or nothing.
     /// Returns `false` if it was already gone.
     ///
@@ -682,14 +876,24 @@ impl Repo {
             .expression_attribute_values(":size", n(-(file.size as i128)))
             .expression_attribute_values(":one", n(-1))
             .build()?;
-        self.transact(
-            vec![
-                TransactWriteItem::builder().delete(delete).build(),
-                TransactWriteItem::builder().update(count).build(),
-            ],
-            "delete file",
-        )
-        .await
+        let mut items = vec![
+            TransactWriteItem::builder().delete(delete).build(),
+            TransactWriteItem::builder().update(count).build(),
+        ];
+        // A verified file holds a reference on its content; the janitor collects content
+        // whose count reaches zero.
+        if let (true, Some(sha256)) = (file.verified, &file.sha256) {
+            let release = Update::builder()
+                .table_name(&self.table)
+                .key("PK", s(format!("CONTENT#{sha256}")))
+                .key("SK", s("CONTENT"))
+                .update_expression("ADD refs :minus_one")
+                .condition_expression("attribute_exists(PK)")
+                .expression_attribute_values(":minus_one", n(-1))
+                .build()?;
+            items.push(TransactWriteItem::builder().update(release).build());
+        }
+        self.transact(items, "delete file").await
     }
 }
 
@@ -725,6 +929,9 @@ mod tests {
             tier: "hot".into(),
             verified: false,
             upload_id: "up".into(),
+            sha1: None,
+            cold_key: None,
+            hot_present: true,
         }
     }
 

@@ -3,7 +3,7 @@
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
 use crate::auth::TokenKeys;
-use crate::config::Config;
+use crate::config::{ColdConfig, Config};
 use crate::repo::Repo;
 use crate::storage::Storage;
 
@@ -13,7 +13,32 @@ pub struct AppState {
     pub config: Config,
     pub repo: Repo,
     pub storage: Storage,
+    /// The cold store, when configured.
+    pub cold: Option<Storage>,
     pub tokens: TokenKeys,
+}
+
+/// An S3 client for the cold store: its own endpoint, region and credentials, and only the
+/// checksums every S3-compatible store understands.
+pub fn cold_client(sdk: &SdkConfig, cold: &ColdConfig) -> aws_sdk_s3::Client {
+    use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
+    let mut builder = aws_sdk_s3::config::Builder::from(sdk);
+    builder.set_endpoint_url(cold.endpoint_url.clone());
+    let mut builder = builder
+        .region(Region::new(cold.region.clone()))
+        .force_path_style(cold.path_style)
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+    if let Some((id, secret)) = &cold.credentials {
+        builder = builder.credentials_provider(aws_sdk_s3::config::Credentials::new(
+            id,
+            secret.expose(),
+            None,
+            None,
+            "filestore-cold",
+        ));
+    }
+    aws_sdk_s3::Client::from_conf(builder.build())
 }
 
 /// Loads the SDK configuration the way a Lambda does: credentials and region from the
@@ -39,6 +64,10 @@ impl AppState {
         Self {
             repo: Repo::new(ddb, config.table.clone()),
             storage: Storage::new(s3, config.hot_bucket.clone()),
+            cold: config
+                .cold
+                .as_ref()
+                .map(|cold| Storage::new(cold_client(sdk, cold), cold.bucket.clone())),
             tokens: TokenKeys::new(&config.jwt_secret, config.token_ttl),
             config,
         }

@@ -167,9 +167,18 @@ async fn download(
 ) -> Result<Response<Body>, ApiError> {
     let file = owned(state, user_id, file_id).await?;
     let ttl = state.config.presign_ttl;
-    let url = state
-        .storage
-        .presign_get(&file.object_key, &file.name, &file.content_type, ttl)
+    // Serve whichever copy exists: the hot one while it is kept, else the verified cold one.
+    let (store, key) = match (&file.cold_key, file.hot_present) {
+        (Some(cold_key), false) => (
+            state.cold.as_ref().ok_or_else(|| {
+                anyhow::anyhow!("file {file_id} is only in the cold store, which is not configured")
+            })?,
+            cold_key.as_str(),
+        ),
+        _ => (&state.storage, file.object_key.as_str()),
+    };
+    let url = store
+        .presign_get(key, &file.name, &file.content_type, ttl)
         .await?;
     if redirect_to {
         return redirect(&url);

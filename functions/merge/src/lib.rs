@@ -191,6 +191,9 @@ async fn complete(
         tier: "hot".into(),
         verified: false,
         upload_id: upload.upload_id.clone(),
+        sha1: None,
+        cold_key: None,
+        hot_present: true,
     };
     if state.repo.complete_upload(&upload, &file).await? {
         tracing::info!(file_id = %file.file_id, size = file.size, "upload completed");

@@ -1,0 +1,268 @@
+//! The transfer function: consumes S3 `ObjectCreated` events from SQS and copies each new
+//! object from the hot bucket to the cold store (another S3-compatible endpoint), hashing the
+//! bytes on the way. Only then is the content `verified` and its SHA-256 its identity.
+//!
+//! At-least-once safe: the copy goes to a key derived from the file, so a redelivery rewrites
+//! the same bytes; the metadata change is one conditional DynamoDB transaction
+//! ([`Repo::record_verified`](filestore_shared::repo::Repo::record_verified)), so a duplicate
+//! delivery or a racing worker changes nothing twice; the hot copy is only removed after the
+//! verified cold copy is recorded. A message that keeps failing is reported in
+//! `batchItemFailures`, retried by SQS, and parked in the dead-letter queue.
+//!
+//! # Layout
+//! - [`handler`]: one SQS batch in, the failed message ids out.
+//! - [`copy`]: the streaming hot -> cold copy with hashing and bounded memory.
+
+pub mod copy;
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsMessage};
+use filestore_shared::AppState;
+use filestore_shared::domain::parse_id;
+use filestore_shared::repo::{FileRecord, Verified, VerifyOutcome};
+use percent_encoding::percent_decode_str;
+use serde::Deserialize;
+use tracing::instrument;
+
+/// How long to wait for the File record of a just-completed upload: S3 announces the object
+/// a moment before the merge function's transaction records it.
+const FILE_WAIT: Duration = Duration::from_secs(5);
+
+/// Handles one SQS batch; every message that could not be handled is reported for retry.
+pub async fn handler(
+    state: &AppState,
+    event: aws_lambda_events::sqs::SqsEvent,
+) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for message in event.records {
+        let id = message.message_id.clone().unwrap_or_default();
+        if let Err(e) = process_message(state, &message).await {
+            tracing::error!(
+                message_id = %id,
+                receive_count = message.attributes.get("ApproximateReceiveCount").map(String::as_str).unwrap_or("?"),
+                error = format!("{e:#}"),
+                "transfer failed; the message goes back to the queue, and to the dead-letter queue after repeated failures"
+            );
+            response.add_failure(id);
+        }
+    }
+    response
+}
+
+/// S3 event keys are URL-encoded, with `+` for a space.
+pub fn decode_key(key: &str) -> String {
+    percent_decode_str(&key.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// `files/<user_id>/<file_id>` -> the owner and the file.
+pub fn parse_object_key(key: &str) -> Option<(String, String)> {
+    let mut parts = key.split('/');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("files"), Some(user), Some(file), None) => Some((parse_id(user)?, parse_id(file)?)),
+        _ => None,
+    }
+}
+
+/// The cold-store key of a file's copy. Derived from the file, so every delivery for one
+/// file writes the same key and nothing piles up.
+pub fn cold_key(file_id: &str) -> String {
+    format!("blobs/{file_id}")
+}
+
+/// The part of an S3 event notification we use. Deliberately lenient: S3-compatible stores
+/// and emulators differ in the rest (moto's `eventTime` has no time zone, and it omits
+/// `userIdentity`), and none of it decides anything here.
+#[derive(Debug, Deserialize)]
+pub struct Notification {
+    #[serde(rename = "Records", default)]
+    pub records: Vec<NotificationRecord>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationRecord {
+    #[serde(default)]
+    pub event_name: String,
+    pub s3: NotificationEntity,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NotificationEntity {
+    pub object: NotificationObject,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NotificationObject {
+    /// URL-encoded, as S3 sends it.
+    pub key: String,
+}
+
+/// The decoded keys of the objects a message announces as created. The S3 test event that
+/// S3 sends when notifications are configured announces none.
+///
+/// # Errors
+/// A body that is not an S3 event notification (a poison message).
+pub fn created_keys(body: &str) -> anyhow::Result<Vec<String>> {
+    let value: serde_json::Value =
+        serde_json::from_str(body).context("message body is not JSON")?;
+    if value.get("Event").and_then(|e| e.as_str()) == Some("s3:TestEvent") {
+        return Ok(Vec::new());
+    }
+    let event: Notification =
+        serde_json::from_value(value).context("message body is not an S3 event")?;
+    Ok(event
+        .records
+        .into_iter()
+        .filter(|r| r.event_name.starts_with("ObjectCreated"))
+        .map(|r| decode_key(&r.s3.object.key))
+        .collect())
+}
+
+async fn process_message(state: &AppState, message: &SqsMessage) -> anyhow::Result<()> {
+    let body = message.body.as_deref().context("message has no body")?;
+    for key in created_keys(body)? {
+        transfer_object(state, &key)
+            .await
+            .with_context(|| format!("transferring {key}"))?;
+    }
+    Ok(())
+}
+
+async fn wait_for_file(
+    state: &AppState,
+    user_id: &str,
+    file_id: &str,
+) -> anyhow::Result<Option<FileRecord>> {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(file) = state.repo.get_file(user_id, file_id).await? {
+            return Ok(Some(file));
+        }
+        if started.elapsed() > FILE_WAIT {
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[instrument(skip(state))]
+async fn transfer_object(state: &AppState, key: &str) -> anyhow::Result<()> {
+    let Some((user_id, file_id)) = parse_object_key(key) else {
+        tracing::warn!("not a file object; ignored");
+        return Ok(());
+    };
+    let Some(file) = wait_for_file(state, &user_id, &file_id).await? else {
+        if state.storage.object_size(key).await?.is_none() {
+            tracing::info!("object and file are gone; nothing to do");
+            return Ok(());
+        }
+        bail!("the object exists but its File is not recorded yet");
+    };
+    if file.verified {
+        tracing::info!("already verified (duplicate delivery)");
+        return Ok(());
+    }
+    let cold = state
+        .cold
+        .as_ref()
+        .context("the cold store is not configured")?;
+    let target = cold_key(&file_id);
+    let copied = copy::copy_verified(&state.storage, cold, key, &target, file.size).await?;
+    if copied.size != file.size {
+        cold.delete_object(&target).await?;
+        bail!(
+            "object is {} bytes but its File says {}",
+            copied.size,
+            file.size
+        );
+    }
+    let found = Verified {
+        sha256: copied.sha256.clone(),
+        sha1: copied.sha1.clone(),
+        size: copied.size,
+        cold_key: target.clone(),
+    };
+    let outcome = state.repo.record_verified(&file, &found).await?;
+    match &outcome {
+        VerifyOutcome::NewContent => {}
+        VerifyOutcome::Shared { cold_key } if *cold_key != target => {
+            // The same content is already stored: ours is a duplicate.
+            cold.delete_object(&target).await?;
+        }
+        VerifyOutcome::Shared { .. } => {}
+        VerifyOutcome::Stale => {
+            // Someone else finished this file (or it was deleted). Our copy is garbage unless
+            // it is the one the content record points to.
+            let owner = state.repo.get_content(&copied.sha256).await?;
+            if owner.map(|c| c.cold_key) != Some(target.clone()) {
+                cold.delete_object(&target).await?;
+            }
+            tracing::info!("file changed under us; left as it is");
+            return Ok(());
+        }
+    }
+    if file.declared_sha256.is_none() && file.sha256.as_deref().is_some_and(|d| d != copied.sha256)
+    {
+        tracing::warn!(declared = ?file.sha256, computed = %copied.sha256, "declared hash was wrong");
+    }
+    tracing::info!(sha256 = %copied.sha256, size = copied.size, outcome = ?outcome, "verified and stored cold");
+    if state.config.hot_retention == Some(Duration::ZERO) {
+        state.storage.delete_object(key).await?;
+        state.repo.mark_hot_removed(&user_id, &file_id).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE_KEY: &str =
+        "files/01a2149b-0ba3-759c-99d7-601239ba95c5/01a2149b-0ca7-73d6-bef5-d1e38acbe80c";
+
+    #[test]
+    fn events_from_aws_and_moto_both_parse() {
+        for body in [
+            include_str!("../tests/data/aws-object-created.json"),
+            include_str!("../tests/data/moto-object-created.json"),
+        ] {
+            assert_eq!(created_keys(body).unwrap(), [FILE_KEY]);
+        }
+    }
+
+    #[test]
+    fn test_events_announce_nothing_and_garbage_is_an_error() {
+        let test_event = r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2026-01-01T00:00:00.000Z","Bucket":"b"}"#;
+        assert!(created_keys(test_event).unwrap().is_empty());
+        assert!(created_keys("not json").is_err());
+        assert!(created_keys(r#"{"Records":[{"eventName":"ObjectCreated:Put"}]}"#).is_err());
+        let removed =
+            r#"{"Records":[{"eventName":"ObjectRemoved:Delete","s3":{"object":{"key":"k"}}}]}"#;
+        assert!(created_keys(removed).unwrap().is_empty());
+    }
+
+    #[test]
+    fn event_keys_are_url_decoded() {
+        assert_eq!(decode_key("files/a%2Fb"), "files/a/b");
+        assert_eq!(decode_key("my+file%2B1.txt"), "my file+1.txt");
+    }
+
+    #[test]
+    fn only_file_keys_are_ours() {
+        let (u, f) = (
+            filestore_shared::domain::new_id(),
+            filestore_shared::domain::new_id(),
+        );
+        assert_eq!(
+            parse_object_key(&format!("files/{u}/{f}")),
+            Some((u.clone(), f.clone()))
+        );
+        assert_eq!(parse_object_key(&format!("files/{u}/{f}/x")), None);
+        assert_eq!(parse_object_key(&format!("other/{u}/{f}")), None);
+        assert_eq!(parse_object_key("files/../x"), None);
+    }
+}

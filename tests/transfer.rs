@@ -1,0 +1,255 @@
+//! The transfer pipeline: S3 events -> SQS -> hash-verified copy to the cold store (a second
+//! endpoint), content dedup by reference counting, redelivery and poison messages.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::json;
+use sha2::Digest;
+
+use crate::helpers::{MIB, TestApp, app_state, aws, cold_s3, eventually, sqs, system, test_bytes};
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+async fn cold_object(key: &str) -> Option<Vec<u8>> {
+    let out = cold_s3()
+        .await
+        .get_object()
+        .bucket(&system().cold_bucket)
+        .key(key)
+        .send()
+        .await
+        .ok()?;
+    Some(out.body.collect().await.unwrap().into_bytes().to_vec())
+}
+
+async fn content_refs(sha256: &str) -> Option<u64> {
+    let (_, ddb) = aws().await;
+    let item = ddb
+        .get_item()
+        .table_name(&system().table)
+        .key("PK", AttributeValue::S(format!("CONTENT#{sha256}")))
+        .key("SK", AttributeValue::S("CONTENT".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item?;
+    match item.get("refs") {
+        Some(AttributeValue::N(n)) => n.parse().ok(),
+        _ => None,
+    }
+}
+
+/// A multi-part upload is read back by the transfer, hashed, copied to the cold store on
+/// its own endpoint byte for byte, and only then marked verified and cold.
+#[tokio::test]
+async fn uploaded_file_is_verified_and_copied_to_the_cold_store() {
+    let app = TestApp::new().await;
+    let data = test_bytes(11 * MIB + 7, 21);
+    let file = app.upload("cold.bin", &data, Some(5 * MIB)).await;
+    assert_eq!(file["verified"], false);
+    let file_id = file["file_id"].as_str().unwrap();
+
+    let verified = app.verified(file_id).await;
+    assert_eq!(verified["sha256"], sha256_hex(&data).as_str());
+    assert_eq!(verified["tier"], "cold");
+    assert!(verified.get("declared_sha256").is_none());
+    let stored = cold_object(&format!("blobs/{file_id}"))
+        .await
+        .expect("cold copy");
+    assert!(stored == data, "cold copy differs");
+    assert_eq!(content_refs(&sha256_hex(&data)).await, Some(1));
+    assert_eq!(app.download(file_id).await, data);
+}
+
+/// Two users storing the same bytes share one cold copy with two references; deleting one
+/// file keeps the other's bytes.
+#[tokio::test]
+async fn same_content_is_stored_once_and_survives_one_delete() {
+    let (alice, bob) = (TestApp::new().await, TestApp::new().await);
+    let data = test_bytes(300_000, 22);
+    let a = alice.upload("a.bin", &data, None).await;
+    let b = bob.upload("b.bin", &data, None).await;
+    let (a_id, b_id) = (
+        a["file_id"].as_str().unwrap(),
+        b["file_id"].as_str().unwrap(),
+    );
+    alice.verified(a_id).await;
+    bob.verified(b_id).await;
+    let digest = sha256_hex(&data);
+    assert_eq!(content_refs(&digest).await, Some(2));
+    let copies = [
+        cold_object(&format!("blobs/{a_id}")).await,
+        cold_object(&format!("blobs/{b_id}")).await,
+    ];
+    assert_eq!(
+        copies.iter().filter(|c| c.is_some()).count(),
+        1,
+        "one cold copy"
+    );
+
+    alice.delete(&format!("/v1/files/{a_id}")).await.expect(204);
+    assert_eq!(content_refs(&digest).await, Some(1));
+    assert_eq!(bob.download(b_id).await, data);
+}
+
+/// A declared hash that does not match the bytes is never trusted: the File carries the
+/// computed hash, and the declared one only as `declared_sha256` for its owner to see.
+#[tokio::test]
+async fn a_false_declared_hash_is_replaced_by_the_computed_one() {
+    let app = TestApp::new().await;
+    let data = test_bytes(5000, 23);
+    let claimed = sha256_hex(b"some other content");
+    let upload = app
+        .post(
+            "/v1/uploads",
+            json!({"name": "lie.bin", "size": data.len(), "sha256": claimed}),
+        )
+        .await
+        .expect(201);
+    app.send_parts(&upload, &data, &[1]).await;
+    let upload_id = upload["upload_id"].as_str().unwrap();
+    let file = app
+        .post(&format!("/v1/uploads/{upload_id}/complete"), json!({}))
+        .await
+        .expect(201)["file"]
+        .clone();
+    assert_eq!(file["sha256"], claimed.as_str());
+    let verified = app.verified(file["file_id"].as_str().unwrap()).await;
+    assert_eq!(verified["sha256"], sha256_hex(&data).as_str());
+    assert_eq!(verified["declared_sha256"], claimed.as_str());
+    assert_eq!(
+        content_refs(&claimed).await,
+        None,
+        "the claimed hash names no content"
+    );
+}
+
+/// A redelivered S3 event for a verified file changes nothing: no second reference.
+#[tokio::test]
+async fn duplicate_event_delivery_changes_nothing() {
+    let app = TestApp::new().await;
+    let data = test_bytes(4096, 24);
+    let file = app.upload("dup.bin", &data, None).await;
+    let file_id = file["file_id"].as_str().unwrap();
+    app.verified(file_id).await;
+    let digest = sha256_hex(&data);
+    assert_eq!(content_refs(&digest).await, Some(1));
+
+    let key = format!("files/{}/{file_id}", app.user_id);
+    let event = json!({"Records": [{
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "us-east-1",
+        "eventTime": "2026-01-01T00:00:00.000Z",
+        "eventName": "ObjectCreated:CompleteMultipartUpload",
+        "userIdentity": {"principalId": "test"},
+        "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+        "responseElements": {},
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": "transfer",
+            "bucket": {"name": system().hot_bucket, "arn": format!("arn:aws:s3:::{}", system().hot_bucket)},
+            "object": {"key": key, "size": data.len(), "eTag": "x", "sequencer": "0"}
+        }
+    }]});
+    // Deliver it twice more, straight to the handler, as Lambda would on redelivery.
+    let state = app_state().await;
+    for n in 0..2 {
+        let batch: aws_lambda_events::sqs::SqsEvent = serde_json::from_value(json!({"Records": [{
+            "messageId": format!("dup-{n}"),
+            "receiptHandle": "r",
+            "body": event.to_string(),
+            "attributes": {"ApproximateReceiveCount": "2"},
+            "messageAttributes": {},
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
+            "awsRegion": "us-east-1"
+        }]}))
+        .unwrap();
+        let response = filestore_transfer::handler(&state, batch).await;
+        assert!(response.batch_item_failures.is_empty());
+    }
+    assert_eq!(content_refs(&digest).await, Some(1));
+    assert_eq!(
+        app.get(&format!("/v1/files/{file_id}")).await.expect(200)["verified"],
+        true
+    );
+}
+
+/// A message that can never be handled is retried, then parked in the dead-letter queue.
+#[tokio::test]
+async fn poison_messages_end_in_the_dead_letter_queue() {
+    let sqs = sqs().await;
+    let marker = uuid::Uuid::new_v4().to_string();
+    sqs.send_message()
+        .queue_url(&system().queue_url)
+        .message_body(format!("not an S3 event {marker}"))
+        .send()
+        .await
+        .unwrap();
+    eventually(60, "the poison message in the DLQ", || async {
+        let out = sqs
+            .receive_message()
+            .queue_url(&system().dead_letter_queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .ok()?;
+        out.messages()
+            .iter()
+            .any(|m| m.body().is_some_and(|b| b.contains(&marker)))
+            .then_some(())
+    })
+    .await;
+}
+
+/// With a hot retention of zero, the hot copy is removed once the cold copy is verified, and
+/// downloads come from the cold store's endpoint, byte for byte.
+#[tokio::test]
+async fn with_zero_retention_downloads_come_from_the_cold_store() {
+    let mut options = filestore_dev::Options::isolated();
+    options.config.hot_retention = Some(std::time::Duration::ZERO);
+    let local = filestore_dev::LocalSystem::start(options).await.unwrap();
+    let app = TestApp::new_at(&local.base_url()).await;
+    let data = test_bytes(7 * MIB, 25);
+    let file = app.upload("cold-only.bin", &data, Some(5 * MIB)).await;
+    let file_id = file["file_id"].as_str().unwrap();
+    app.verified(file_id).await;
+
+    let hot_key = format!("files/{}/{file_id}", app.user_id);
+    eventually(30, "the hot copy to be removed", || async {
+        local
+            .state
+            .storage
+            .object_size(&hot_key)
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let url = app
+        .get(&format!("/v1/files/{file_id}/download"))
+        .await
+        .expect(200)["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cold_endpoint = local
+        .state
+        .config
+        .cold
+        .as_ref()
+        .unwrap()
+        .endpoint_url
+        .clone()
+        .unwrap();
+    assert!(
+        url.starts_with(&cold_endpoint),
+        "{url} is not on {cold_endpoint}"
+    );
+    assert!(app.download(file_id).await == data, "cold download differs");
+    local.stop().await;
+}

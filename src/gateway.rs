@@ -95,6 +95,7 @@ async fn dispatch(
         Function::Upload => filestore_upload::handler(state, request).await,
         Function::Merge => filestore_merge::handler(state, request).await,
         Function::Files => filestore_files::handler(state, request).await,
+        Function::FastUpload => filestore_fastupload::handler(state, request).await,
     };
     match result {
         Ok(resp) => resp,

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod auth;
+mod fastupload;
 mod files;
 mod security;
 mod transfer;

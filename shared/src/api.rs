@@ -157,3 +157,41 @@ pub struct DownloadResponse {
     pub url: String,
     pub expires_at: String,
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FastUploadRequest {
+    pub name: FileName,
+    pub size: ObjectSize,
+    pub sha256: Sha256Hex,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ByteRange {
+    pub offset: u64,
+    pub length: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ChallengeResponse {
+    pub challenge_id: String,
+    /// Hex; its raw bytes start the proof's input.
+    pub nonce: String,
+    pub ranges: Vec<ByteRange>,
+    pub expires_at: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProofRequest {
+    /// Lowercase hex SHA-256 of `nonce || ranges...`.
+    pub proof: Sha256Hex,
+}
+
+/// `{"status":"complete","file":...}` or `{"status":"upload_required"}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ProofResponse {
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileView>,
+}

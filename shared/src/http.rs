@@ -19,6 +19,7 @@ pub enum Function {
     Upload,
     Merge,
     Files,
+    FastUpload,
 }
 
 /// Every route of the contract. The template is API Gateway's route key syntax.
@@ -38,10 +39,12 @@ pub enum RouteKey {
     DownloadFile,
     RenameFile,
     DeleteFile,
+    FastUpload,
+    FastUploadProof,
 }
 
 impl RouteKey {
-    pub const ALL: [RouteKey; 14] = [
+    pub const ALL: [RouteKey; 16] = [
         Self::Signup,
         Self::Login,
         Self::Me,
@@ -56,6 +59,8 @@ impl RouteKey {
         Self::DownloadFile,
         Self::RenameFile,
         Self::DeleteFile,
+        Self::FastUpload,
+        Self::FastUploadProof,
     ];
 
     pub fn method(self) -> Method {
@@ -64,7 +69,9 @@ impl RouteKey {
             | Self::Login
             | Self::CreateUpload
             | Self::PresignParts
-            | Self::CompleteUpload => Method::POST,
+            | Self::CompleteUpload
+            | Self::FastUpload
+            | Self::FastUploadProof => Method::POST,
             Self::Me
             | Self::ListUploads
             | Self::UploadStatus
@@ -88,6 +95,8 @@ impl RouteKey {
             Self::ListFiles => "/v1/files",
             Self::GetFile | Self::RenameFile | Self::DeleteFile => "/v1/files/{id}",
             Self::DownloadFile => "/v1/files/{id}/download",
+            Self::FastUpload => "/v1/fast-upload",
+            Self::FastUploadProof => "/v1/fast-upload/{id}/proof",
         }
     }
 
@@ -105,6 +114,7 @@ impl RouteKey {
             | Self::DownloadFile
             | Self::RenameFile
             | Self::DeleteFile => Function::Files,
+            Self::FastUpload | Self::FastUploadProof => Function::FastUpload,
         }
     }
 

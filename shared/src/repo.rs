@@ -134,6 +134,21 @@ pub struct ContentRecord {
     pub created_at: String,
 }
 
+/// A proof-of-possession challenge for instant upload: single use, short-lived, bound to the
+/// user it was issued to (it lives in their partition).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChallengeRecord {
+    pub user_id: String,
+    pub challenge_id: String,
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+    pub content_type: String,
+    pub nonce: String,
+    pub ranges: Vec<crate::api::ByteRange>,
+    pub expires_at: OffsetDateTime,
+}
+
 /// What the transfer learned about a file's bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verified {
@@ -824,6 +839,105 @@ impl Repo {
             "content {} kept changing while recording a file",
             found.sha256
         ))
+    }
+
+    /// # Errors
+    /// DynamoDB failures.
+    pub async fn put_challenge(&self, c: &ChallengeRecord) -> anyhow::Result<()> {
+        let item: Item = HashMap::from([
+            ("PK".into(), user_pk(&c.user_id)),
+            ("SK".into(), s(format!("CHALLENGE#{}", c.challenge_id))),
+            ("challenge_id".into(), s(&c.challenge_id)),
+            ("name".into(), s(&c.name)),
+            ("size".into(), n(c.size)),
+            ("sha256".into(), s(&c.sha256)),
+            ("content_type".into(), s(&c.content_type)),
+            ("nonce".into(), s(&c.nonce)),
+            ("ranges".into(), s(serde_json::to_string(&c.ranges)?)),
+            ("expires_at".into(), s(rfc3339(c.expires_at))),
+            ("ttl".into(), n(c.expires_at.unix_timestamp())),
+        ]);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .context("DynamoDB PutItem (challenge)")?;
+        Ok(())
+    }
+
+    /// Removes and returns the caller's challenge: whoever takes it first is the only one
+    /// who ever gets it, so a challenge answers at most one proof.
+    ///
+    /// # Errors
+    /// DynamoDB failures or a malformed item.
+    pub async fn take_challenge(
+        &self,
+        user_id: &str,
+        challenge_id: &str,
+    ) -> anyhow::Result<Option<ChallengeRecord>> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("PK", user_pk(user_id))
+            .key("SK", s(format!("CHALLENGE#{challenge_id}")))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .context("DynamoDB DeleteItem (challenge)")?;
+        // Nothing was deleted: absent attributes (DynamoDB) or an empty map (moto).
+        let Some(item) = out.attributes.filter(|a| !a.is_empty()) else {
+            return Ok(None);
+        };
+        Ok(Some(ChallengeRecord {
+            user_id: user_id.to_string(),
+            challenge_id: get_s(&item, "challenge_id")?,
+            name: get_s(&item, "name")?,
+            size: get_u64(&item, "size")?,
+            sha256: get_s(&item, "sha256")?,
+            content_type: get_s(&item, "content_type")?,
+            nonce: get_s(&item, "nonce")?,
+            ranges: serde_json::from_str(&get_s(&item, "ranges")?)?,
+            expires_at: OffsetDateTime::parse(&get_s(&item, "expires_at")?, &Rfc3339)?,
+        }))
+    }
+
+    /// Records a File on existing verified content (instant upload): the file, a reference on
+    /// the content and the owner's counters, all or nothing. `false` if the content vanished
+    /// (collected) in the meantime.
+    ///
+    /// # Errors
+    /// DynamoDB failures.
+    pub async fn create_shared_file(&self, file: &FileRecord) -> anyhow::Result<bool> {
+        let sha256 = file.sha256.as_deref().context("a shared file has a hash")?;
+        let reference = Update::builder()
+            .table_name(&self.table)
+            .key("PK", s(format!("CONTENT#{sha256}")))
+            .key("SK", s("CONTENT"))
+            .update_expression("ADD refs :one")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":one", n(1))
+            .build()?;
+        let count = Update::builder()
+            .table_name(&self.table)
+            .key("PK", user_pk(&file.user_id))
+            .key("SK", s("PROFILE"))
+            .update_expression("ADD used_bytes :size, file_count :one")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":size", n(file.size))
+            .expression_attribute_values(":one", n(1))
+            .build()?;
+        self.transact(
+            vec![
+                self.put(Self::file_item(file), "attribute_not_exists(PK)")?,
+                TransactWriteItem::builder().update(reference).build(),
+                TransactWriteItem::builder().update(count).build(),
+            ],
+            "instant upload",
+        )
+        .await
     }
 
     /// Notes that a file's hot copy is gone; downloads then come from the cold copy.

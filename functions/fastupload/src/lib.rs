@@ -1,0 +1,297 @@
+//! The fastupload function (秒传, instant upload): `POST /v1/fast-upload` and
+//! `POST /v1/fast-upload/{challenge_id}/proof`.
+//!
+//! Knowing a hash proves nothing, so a client must show it holds the bytes: it gets a
+//! challenge (a random nonce and random byte ranges) and answers
+//! `sha256(nonce || file[range0] || file[range1] ...)`. The server computes the same from the
+//! verified copy in the cold store with ranged GETs. A challenge is always issued, whether or
+//! not the content exists; it is single-use (taken by a conditional delete), expires, and
+//! lives in the caller's partition. Every failure (wrong proof, unknown or unverified content,
+//! expired, reused or someone else's challenge) is the same `200 {"status":"upload_required"}`.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use filestore_shared::api::{
+    ByteRange, ChallengeResponse, FastUploadRequest, ProofRequest, ProofResponse,
+};
+use filestore_shared::domain::{ContentType, new_id, parse_id};
+use filestore_shared::http::{RouteKey, json, json_body, resolve, respond};
+use filestore_shared::repo::{ChallengeRecord, FileRecord, rfc3339};
+use filestore_shared::storage::{Storage, object_key};
+use filestore_shared::{ApiError, AppState};
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use rand::Rng;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use tracing::instrument;
+
+/// How long a challenge can be answered.
+pub const CHALLENGE_TTL: Duration = Duration::from_secs(300);
+/// Below this size the single range is the whole file.
+pub const SMALL_FILE: u64 = 64 * 1024;
+/// Ranges asked of larger files.
+pub const RANGE_COUNT: usize = 3;
+/// Length of each range of a larger file.
+pub const RANGE_LENGTH: u64 = 8 * 1024;
+
+/// Serves one API Gateway request.
+pub async fn handler(state: &AppState, req: Request) -> Result<Response<Body>, Infallible> {
+    Ok(respond(route(state, &req).await))
+}
+
+async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiError> {
+    let matched = resolve(req.method(), req.uri().path())?;
+    let user = state.authenticate(req)?.sub;
+    match matched.key {
+        RouteKey::FastUpload => challenge(state, &user, json_body(req)?).await,
+        RouteKey::FastUploadProof => {
+            let id = matched
+                .id
+                .as_deref()
+                .and_then(parse_id)
+                .ok_or(ApiError::NotFound("challenge"))?;
+            prove(state, &user, &id, json_body(req)?).await
+        }
+        _ => Err(ApiError::NotFound("route")),
+    }
+}
+
+/// The ranges to ask of a file of `size` bytes: the whole of a small file, else
+/// [`RANGE_COUNT`] random ranges of [`RANGE_LENGTH`] bytes, in file order.
+pub fn choose_ranges(size: u64, rng: &mut impl Rng) -> Vec<ByteRange> {
+    if size < SMALL_FILE {
+        return vec![ByteRange {
+            offset: 0,
+            length: size,
+        }];
+    }
+    let mut ranges: Vec<ByteRange> = (0..RANGE_COUNT)
+        .map(|_| ByteRange {
+            offset: rng.gen_range(0..=size - RANGE_LENGTH),
+            length: RANGE_LENGTH,
+        })
+        .collect();
+    ranges.sort_by_key(|r| r.offset);
+    ranges
+}
+
+/// The answer to a challenge: lowercase hex SHA-256 of the nonce's bytes and the ranges.
+///
+/// # Errors
+/// A nonce that is not hex.
+pub fn proof_of(nonce_hex: &str, ranges: &[&[u8]]) -> anyhow::Result<String> {
+    let mut hasher = Sha256::new();
+    hasher.update(hex::decode(nonce_hex)?);
+    for range in ranges {
+        hasher.update(range);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Equal strings, compared in time independent of where they differ.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+fn upload_required() -> Result<Response<Body>, ApiError> {
+    json(
+        StatusCode::OK,
+        &ProofResponse {
+            status: "upload_required".into(),
+            file: None,
+        },
+    )
+}
+
+#[instrument(skip(state, input), fields(challenge_id))]
+async fn challenge(
+    state: &AppState,
+    user_id: &str,
+    input: FastUploadRequest,
+) -> Result<Response<Body>, ApiError> {
+    let (nonce, ranges) = {
+        let mut rng = rand::thread_rng();
+        let nonce: [u8; 16] = rng.r#gen();
+        (
+            hex::encode(nonce),
+            choose_ranges(input.size.get(), &mut rng),
+        )
+    };
+    let record = ChallengeRecord {
+        user_id: user_id.to_string(),
+        challenge_id: new_id(),
+        name: input.name.to_string(),
+        size: input.size.get(),
+        sha256: input.sha256.to_string(),
+        content_type: ContentType::octet_stream().to_string(),
+        nonce,
+        ranges,
+        expires_at: OffsetDateTime::now_utc() + CHALLENGE_TTL,
+    };
+    tracing::Span::current().record("challenge_id", record.challenge_id.as_str());
+    state.repo.put_challenge(&record).await?;
+    json(
+        StatusCode::OK,
+        &ChallengeResponse {
+            challenge_id: record.challenge_id,
+            nonce: record.nonce,
+            ranges: record.ranges,
+            expires_at: rfc3339(record.expires_at),
+        },
+    )
+}
+
+/// Reads the challenged ranges of stored content. `None` if the object is missing.
+async fn read_ranges(
+    store: &Storage,
+    key: &str,
+    ranges: &[ByteRange],
+) -> anyhow::Result<Option<Vec<Vec<u8>>>> {
+    let mut out = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        if r.length == 0 {
+            out.push(Vec::new());
+            continue;
+        }
+        let got = store
+            .client()
+            .get_object()
+            .bucket(store.bucket())
+            .key(key)
+            .range(format!("bytes={}-{}", r.offset, r.offset + r.length - 1))
+            .send()
+            .await;
+        let object = match got {
+            Ok(o) => o,
+            Err(e) if e.as_service_error().and_then(|se| se.code()) == Some("NoSuchKey") => {
+                return Ok(None);
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context("ranged GetObject")),
+        };
+        let bytes = object.body.collect().await?.into_bytes().to_vec();
+        if bytes.len() as u64 != r.length {
+            return Ok(None);
+        }
+        out.push(bytes);
+    }
+    Ok(Some(out))
+}
+
+#[instrument(skip(state, input))]
+async fn prove(
+    state: &AppState,
+    user_id: &str,
+    challenge_id: &str,
+    input: ProofRequest,
+) -> Result<Response<Body>, ApiError> {
+    let Some(challenge) = state.repo.take_challenge(user_id, challenge_id).await? else {
+        return upload_required();
+    };
+    if challenge.expires_at <= OffsetDateTime::now_utc() {
+        return upload_required();
+    }
+    let Some(content) = state.repo.get_content(&challenge.sha256).await? else {
+        return upload_required();
+    };
+    if content.size != challenge.size {
+        return upload_required();
+    }
+    let Some(cold) = state.cold.as_ref() else {
+        return upload_required();
+    };
+    let Some(ranges) = read_ranges(cold, &content.cold_key, &challenge.ranges).await? else {
+        tracing::warn!(sha256 = %content.sha256, "content record without readable bytes");
+        return upload_required();
+    };
+    let slices: Vec<&[u8]> = ranges.iter().map(Vec::as_slice).collect();
+    let expected = proof_of(&challenge.nonce, &slices)?;
+    if !same(&expected, input.proof.as_str()) {
+        tracing::info!("wrong proof");
+        return upload_required();
+    }
+    let file_id = new_id();
+    let file = FileRecord {
+        user_id: user_id.to_string(),
+        file_id: file_id.clone(),
+        name: challenge.name,
+        size: content.size,
+        sha256: Some(content.sha256.clone()),
+        declared_sha256: None,
+        content_type: challenge.content_type,
+        created_at: rfc3339(OffsetDateTime::now_utc()),
+        object_key: object_key(user_id, &file_id),
+        tier: "cold".into(),
+        verified: true,
+        upload_id: String::new(),
+        sha1: Some(content.sha1.clone()),
+        cold_key: Some(content.cold_key.clone()),
+        hot_present: false,
+    };
+    if !state.repo.create_shared_file(&file).await? {
+        return upload_required();
+    }
+    tracing::info!(file_id = %file.file_id, sha256 = %content.sha256, "instant upload");
+    json(
+        StatusCode::CREATED,
+        &ProofResponse {
+            status: "complete".into(),
+            file: Some(file.view()),
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn small_files_are_asked_whole_and_large_ones_in_ranges() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        assert_eq!(
+            choose_ranges(0, &mut rng),
+            [ByteRange {
+                offset: 0,
+                length: 0
+            }]
+        );
+        assert_eq!(
+            choose_ranges(SMALL_FILE - 1, &mut rng),
+            [ByteRange {
+                offset: 0,
+                length: SMALL_FILE - 1
+            }]
+        );
+        for size in [SMALL_FILE, SMALL_FILE + 1, 10 * 1024 * 1024 * 1024] {
+            let ranges = choose_ranges(size, &mut rng);
+            assert_eq!(ranges.len(), RANGE_COUNT);
+            assert!(ranges.windows(2).all(|w| w[0].offset <= w[1].offset));
+            assert!(
+                ranges
+                    .iter()
+                    .all(|r| r.length == RANGE_LENGTH && r.offset + r.length <= size)
+            );
+        }
+    }
+
+    #[test]
+    fn the_proof_covers_nonce_and_ranges_in_order() {
+        let a = proof_of("00ff", &[b"ab", b"cd"]).unwrap();
+        assert_eq!(
+            a,
+            hex::encode(Sha256::digest([0x00, 0xff, b'a', b'b', b'c', b'd']))
+        );
+        assert_ne!(a, proof_of("00ff", &[b"cd", b"ab"]).unwrap());
+        assert_ne!(a, proof_of("00fe", &[b"ab", b"cd"]).unwrap());
+        assert!(proof_of("zz", &[]).is_err());
+        assert!(same(&a, &a.clone()));
+        assert!(!same(&a, &a[1..]));
+    }
+}

@@ -1,0 +1,241 @@
+//! Instant upload: a challenge always, a file only for a correct proof of possession of
+//! verified content, and the same `upload_required` for every failure.
+
+use serde_json::{Value, json};
+use sha2::Digest;
+
+use crate::helpers::{TestApp, test_bytes};
+
+/// Answers a challenge from the bytes, as an honest client does.
+fn answer(challenge: &Value, data: &[u8]) -> String {
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(hex::decode(challenge["nonce"].as_str().unwrap()).unwrap());
+    for r in challenge["ranges"].as_array().unwrap() {
+        let (offset, length) = (
+            r["offset"].as_u64().unwrap() as usize,
+            r["length"].as_u64().unwrap() as usize,
+        );
+        hasher.update(&data[offset..offset + length]);
+    }
+    hex::encode(hasher.finalize())
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+async fn ask(app: &TestApp, name: &str, data: &[u8]) -> Value {
+    let challenge = app
+        .post(
+            "/v1/fast-upload",
+            json!({"name": name, "size": data.len(), "sha256": sha256_hex(data)}),
+        )
+        .await
+        .expect(200);
+    assert!(challenge["challenge_id"].is_string());
+    assert!(challenge["expires_at"].is_string());
+    challenge
+}
+
+async fn prove(app: &TestApp, challenge: &Value, proof: &str) -> crate::helpers::Resp {
+    let id = challenge["challenge_id"].as_str().unwrap();
+    app.post(
+        &format!("/v1/fast-upload/{id}/proof"),
+        json!({"proof": proof}),
+    )
+    .await
+}
+
+/// Stores `data` through a normal upload and waits until it is verified content.
+async fn stored(data: &[u8]) -> TestApp {
+    let owner = TestApp::new().await;
+    let file = owner.upload("original.bin", data, None).await;
+    owner.verified(file["file_id"].as_str().unwrap()).await;
+    owner
+}
+
+/// A second user who holds the bytes gets the file without uploading: verified, cold, and
+/// downloadable byte for byte; both users are charged for it.
+#[tokio::test]
+async fn a_holder_of_the_bytes_gets_an_instant_upload() {
+    let data = test_bytes(200_000, 31);
+    let owner = stored(&data).await;
+    let bob = TestApp::new().await;
+    let challenge = ask(&bob, "mine.bin", &data).await;
+    assert_eq!(challenge["ranges"].as_array().unwrap().len(), 3);
+    let resp = prove(&bob, &challenge, &answer(&challenge, &data))
+        .await
+        .expect(201);
+    assert_eq!(resp["status"], "complete");
+    let file = &resp["file"];
+    assert_eq!(file["name"], "mine.bin");
+    assert_eq!(file["size"], data.len());
+    assert_eq!(file["sha256"], sha256_hex(&data).as_str());
+    assert_eq!(file["verified"], true);
+    assert_eq!(file["tier"], "cold");
+    assert_eq!(bob.download(file["file_id"].as_str().unwrap()).await, data);
+    let me = bob.get("/v1/me").await.expect(200);
+    assert_eq!(
+        (me["used_bytes"].clone(), me["file_count"].clone()),
+        (json!(data.len()), json!(1))
+    );
+
+    // The first owner deleting their file leaves Bob's intact.
+    let original = owner.get("/v1/files").await.expect(200)["files"][0]["file_id"].clone();
+    owner
+        .delete(&format!("/v1/files/{}", original.as_str().unwrap()))
+        .await
+        .expect(204);
+    assert_eq!(bob.download(file["file_id"].as_str().unwrap()).await, data);
+}
+
+/// Small files are challenged whole; an empty file works too once stored.
+#[tokio::test]
+async fn small_files_are_challenged_whole() {
+    let data = test_bytes(1000, 32);
+    let _owner = stored(&data).await;
+    let bob = TestApp::new().await;
+    let challenge = ask(&bob, "s.bin", &data).await;
+    assert_eq!(challenge["ranges"], json!([{"offset": 0, "length": 1000}]));
+    prove(&bob, &challenge, &answer(&challenge, &data))
+        .await
+        .expect(201);
+}
+
+/// Knowing the hash is not enough: a wrong proof, a reused challenge, someone else's
+/// challenge, unknown content and unverified content all answer the same
+/// `upload_required`, and no file appears.
+#[tokio::test]
+async fn every_failure_is_the_same_upload_required() {
+    let data = test_bytes(100_000, 33);
+    let _owner = stored(&data).await;
+    let mallory = TestApp::new().await;
+    let expected = json!({"status": "upload_required"});
+
+    let challenge = ask(&mallory, "x", &data).await;
+    let wrong = prove(&mallory, &challenge, &sha256_hex(&data))
+        .await
+        .expect(200);
+    assert_eq!(wrong, expected, "hash as proof");
+    // The challenge was used up by the wrong answer: even the right one fails now.
+    let reused = prove(&mallory, &challenge, &answer(&challenge, &data))
+        .await
+        .expect(200);
+    assert_eq!(reused, expected, "reused challenge");
+
+    let bob = TestApp::new().await;
+    let bobs = ask(&bob, "x", &data).await;
+    let stolen = prove(&mallory, &bobs, &answer(&bobs, &data))
+        .await
+        .expect(200);
+    assert_eq!(stolen, expected, "another user's challenge");
+    // Bob's own challenge is still good: Mallory's attempt did not consume it.
+    prove(&bob, &bobs, &answer(&bobs, &data)).await.expect(201);
+
+    let unknown = test_bytes(100_000, 34);
+    let challenge = ask(&mallory, "x", &unknown).await;
+    let resp = prove(&mallory, &challenge, &answer(&challenge, &unknown))
+        .await
+        .expect(200);
+    assert_eq!(resp, expected, "unknown content");
+
+    // The right hash with the wrong size names no content.
+    let challenge = mallory
+        .post(
+            "/v1/fast-upload",
+            json!({"name": "x", "size": data.len() + 1, "sha256": sha256_hex(&data)}),
+        )
+        .await
+        .expect(200);
+    let mut padded = data.clone();
+    padded.push(0);
+    let resp = prove(&mallory, &challenge, &answer(&challenge, &padded))
+        .await
+        .expect(200);
+    assert_eq!(resp, expected, "wrong size");
+
+    let unknown_id = filestore_shared::domain::new_id();
+    let resp = mallory
+        .post(
+            &format!("/v1/fast-upload/{unknown_id}/proof"),
+            json!({"proof": sha256_hex(b"x")}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(resp, expected, "unknown challenge");
+    assert!(
+        mallory.get("/v1/files").await.expect(200)["files"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// A file uploaded with a false declared hash never lets anyone claim the declared content:
+/// the attacker's bytes are filed under their real hash, so a victim asking for the declared
+/// hash is told to upload.
+#[tokio::test]
+async fn a_false_declared_hash_never_serves_the_attackers_bytes() {
+    let victim_data = test_bytes(150_000, 35);
+    let attacker_data = test_bytes(150_000, 36);
+    let attacker = TestApp::new().await;
+    let upload = attacker
+        .post(
+            "/v1/uploads",
+            json!({"name": "evil.bin", "size": attacker_data.len(), "sha256": sha256_hex(&victim_data)}),
+        )
+        .await
+        .expect(201);
+    attacker.send_parts(&upload, &attacker_data, &[1]).await;
+    let file = attacker
+        .post(
+            &format!(
+                "/v1/uploads/{}/complete",
+                upload["upload_id"].as_str().unwrap()
+            ),
+            json!({}),
+        )
+        .await
+        .expect(201)["file"]
+        .clone();
+    attacker.verified(file["file_id"].as_str().unwrap()).await;
+
+    let victim = TestApp::new().await;
+    let challenge = ask(&victim, "mine.bin", &victim_data).await;
+    let resp = prove(&victim, &challenge, &answer(&challenge, &victim_data))
+        .await
+        .expect(200);
+    assert_eq!(resp, json!({"status": "upload_required"}));
+}
+
+/// Malformed input is still a 400; a malformed challenge id cannot exist (404).
+#[tokio::test]
+async fn malformed_requests_are_rejected() {
+    let app = TestApp::new().await;
+    app.post(
+        "/v1/fast-upload",
+        json!({"name": "x", "size": 1, "sha256": "abc"}),
+    )
+    .await
+    .expect_error(400, "invalid_request");
+    app.post("/v1/fast-upload", json!({"name": "x", "size": 1}))
+        .await
+        .expect_error(400, "invalid_request");
+    let challenge = ask(&app, "x", b"hello").await;
+    prove(&app, &challenge, "not hex")
+        .await
+        .expect_error(400, "invalid_request");
+    app.post(
+        "/v1/fast-upload/nope/proof",
+        json!({"proof": sha256_hex(b"x")}),
+    )
+    .await
+    .expect_error(404, "not_found");
+    TestApp::anonymous()
+        .post(
+            "/v1/fast-upload",
+            json!({"name": "x", "size": 1, "sha256": sha256_hex(b"x")}),
+        )
+        .await
+        .expect_error(401, "unauthorized");
+}

@@ -44,6 +44,12 @@ pub struct Options {
     pub emulator_url: Option<String>,
     /// Name of the transfer queue (`FILESTORE_TRANSFER_QUEUE`, default `filestore-transfer`).
     pub transfer_queue: String,
+    /// Whether to consume the transfer queue (tests that drive the handler themselves turn
+    /// it off).
+    pub run_worker: bool,
+    /// Seconds between janitor sweeps (`FILESTORE_JANITOR_INTERVAL_SECS`, default 300), as
+    /// the deployed schedule would run them.
+    pub janitor_interval: std::time::Duration,
     pub config: Config,
 }
 
@@ -92,6 +98,20 @@ impl Options {
             emulator_port: port("FILESTORE_EMULATOR_PORT", 4566)?,
             cold_emulator_port: port("FILESTORE_COLD_EMULATOR_PORT", 4567)?,
             emulator_url: lookup("FILESTORE_EMULATOR_URL").filter(|v| !v.is_empty()),
+            run_worker: true,
+            janitor_interval: std::time::Duration::from_secs(
+                match lookup("FILESTORE_JANITOR_INTERVAL_SECS") {
+                    None => 300,
+                    Some(v) => v
+                        .parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or(ConfigError::Invalid {
+                            name: "FILESTORE_JANITOR_INTERVAL_SECS",
+                            reason: format!("{v:?} is not a positive whole number"),
+                        })?,
+                },
+            ),
             transfer_queue: lookup("FILESTORE_TRANSFER_QUEUE")
                 .filter(|v| !v.is_empty())
                 .unwrap_or_else(|| "filestore-transfer".into()),
@@ -144,6 +164,7 @@ pub struct LocalSystem {
     pub addr: SocketAddr,
     server: JoinHandle<()>,
     worker: JoinHandle<()>,
+    janitor: JoinHandle<()>,
 }
 
 impl LocalSystem {
@@ -214,15 +235,32 @@ impl LocalSystem {
         let addr = listener.local_addr()?;
         let state = Arc::new(state);
         let server = tokio::spawn(gateway::serve(listener, state.clone()));
-        let worker = tokio::spawn(worker::run(
-            state.clone(),
-            aws_sdk_sqs::Client::new(&sdk),
-            queues.clone(),
-        ));
+        let worker = if options.run_worker {
+            tokio::spawn(worker::run(
+                state.clone(),
+                aws_sdk_sqs::Client::new(&sdk),
+                queues.clone(),
+            ))
+        } else {
+            tokio::spawn(async {})
+        };
+        let janitor = tokio::spawn({
+            let (state, every) = (state.clone(), options.janitor_interval);
+            async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    let now = time::OffsetDateTime::now_utc();
+                    if let Err(e) = filestore_janitor::sweep(&state, now).await {
+                        tracing::warn!(error = format!("{e:#}"), "janitor sweep failed");
+                    }
+                }
+            }
+        });
         Ok(Self {
             emulator,
             cold_emulator,
             worker,
+            janitor,
             state,
             sdk,
             queues,
@@ -245,6 +283,7 @@ impl LocalSystem {
     pub async fn stop(self) {
         self.server.abort();
         self.worker.abort();
+        self.janitor.abort();
         for emulator in [self.emulator, self.cold_emulator].into_iter().flatten() {
             emulator.stop().await;
         }

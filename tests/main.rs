@@ -6,6 +6,7 @@ mod helpers;
 mod auth;
 mod fastupload;
 mod files;
+mod janitor;
 mod security;
 mod transfer;
 mod uploads;

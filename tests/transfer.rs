@@ -253,3 +253,108 @@ async fn with_zero_retention_downloads_come_from_the_cold_store() {
     assert!(app.download(file_id).await == data, "cold download differs");
     local.stop().await;
 }
+
+fn s3_event(key: &str, size: usize) -> serde_json::Value {
+    json!({"Records": [{
+        "eventName": "ObjectCreated:CompleteMultipartUpload",
+        "s3": {"bucket": {"name": system().hot_bucket}, "object": {"key": key, "size": size}}
+    }]})
+}
+
+fn sqs_batch(body: &serde_json::Value) -> aws_lambda_events::sqs::SqsEvent {
+    serde_json::from_value(json!({"Records": [{
+        "messageId": "m-1",
+        "receiptHandle": "r",
+        "body": body.to_string(),
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": {},
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
+        "awsRegion": "us-east-1"
+    }]}))
+    .unwrap()
+}
+
+/// A worker that crashed after writing the cold copy but before recording it leaves a copy
+/// and no metadata; the redelivery finishes the job with one copy and one reference.
+#[tokio::test]
+async fn a_crash_between_cold_copy_and_metadata_is_finished_by_the_retry() {
+    let mut options = filestore_dev::Options::isolated();
+    // Nothing consumes the queue: this test plays the worker.
+    options.run_worker = false;
+    let local = filestore_dev::LocalSystem::start(options).await.unwrap();
+    let app = TestApp::new_at(&local.base_url()).await;
+    let data = test_bytes(6 * MIB, 26);
+    let file = app.upload("crash.bin", &data, Some(5 * MIB)).await;
+    let file_id = file["file_id"].as_str().unwrap();
+    let key = format!("files/{}/{file_id}", app.user_id);
+    let state = &local.state;
+    let cold = state.cold.as_ref().unwrap();
+
+    // The first attempt: the copy happens, then the worker dies.
+    let copied = filestore_transfer::copy::copy_verified(
+        &state.storage,
+        cold,
+        &key,
+        &filestore_transfer::cold_key(file_id),
+        data.len() as u64,
+    )
+    .await
+    .unwrap();
+    assert_eq!(copied.sha256, sha256_hex(&data));
+    let unverified = state
+        .repo
+        .get_file(&app.user_id, file_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!unverified.verified);
+
+    // The redelivery.
+    let response = filestore_transfer::handler(state, sqs_batch(&s3_event(&key, data.len()))).await;
+    assert!(response.batch_item_failures.is_empty());
+    let verified = app.verified(file_id).await;
+    assert_eq!(verified["sha256"], sha256_hex(&data).as_str());
+    let content = state
+        .repo
+        .get_content(&sha256_hex(&data))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (content.refs, content.cold_key.as_str()),
+        (1, filestore_transfer::cold_key(file_id).as_str())
+    );
+    assert_eq!(app.download(file_id).await, data);
+    local.stop().await;
+}
+
+/// With the cold store down, the transfer fails, is retried, and the message ends in the
+/// dead-letter queue; the file is never marked verified and its hot bytes stay.
+#[tokio::test]
+async fn cold_store_down_ends_in_the_dead_letter_queue_and_verifies_nothing() {
+    let mut local = filestore_dev::LocalSystem::start(filestore_dev::Options::isolated())
+        .await
+        .unwrap();
+    local.cold_emulator.take().unwrap().stop().await;
+    let app = TestApp::new_at(&local.base_url()).await;
+    let data = test_bytes(3000, 27);
+    let file = app.upload("down.bin", &data, None).await;
+    let file_id = file["file_id"].as_str().unwrap().to_string();
+
+    let sqs = aws_sdk_sqs::Client::new(&local.sdk);
+    let dlq = local.queues.dead_letter_queue_url.clone();
+    let parked = eventually(90, "the failed event in the DLQ", || async {
+        let out = sqs.receive_message().queue_url(&dlq).send().await.ok()?;
+        out.messages()
+            .first()
+            .and_then(|m| m.body().map(str::to_string))
+    })
+    .await;
+    assert!(parked.contains(&file_id), "{parked}");
+    let now = app.get(&format!("/v1/files/{file_id}")).await.expect(200);
+    assert_eq!(now["verified"], false);
+    assert_eq!(now["tier"], "hot");
+    assert_eq!(app.download(&file_id).await, data);
+    local.stop().await;
+}

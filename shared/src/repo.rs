@@ -940,6 +940,102 @@ impl Repo {
         .await
     }
 
+    async fn scan(&self, filter: &str, values: Vec<(&str, Av)>) -> anyhow::Result<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let mut scan = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression(filter)
+                .set_exclusive_start_key(start);
+            for (name, value) in &values {
+                scan = scan.expression_attribute_values(*name, value.clone());
+            }
+            if filter.contains("#state") {
+                scan = scan.expression_attribute_names("#state", "state");
+            }
+            let out = scan.send().await.context("DynamoDB Scan")?;
+            items.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
+    /// Every active upload past its expiry, for the janitor. A table scan: fine at the
+    /// janitor's pace; a sparse index on expiry is the next step at scale.
+    ///
+    /// # Errors
+    /// DynamoDB failures or a malformed item.
+    pub async fn expired_uploads(&self, now: OffsetDateTime) -> anyhow::Result<Vec<UploadRecord>> {
+        self.scan(
+            "begins_with(SK, :upload) AND #state = :active AND expires_at < :now",
+            vec![
+                (":upload", s("UPLOAD#")),
+                (":active", s(UploadState::Active.as_str())),
+                (":now", s(rfc3339(now))),
+            ],
+        )
+        .await?
+        .iter()
+        .map(Self::upload_from)
+        .collect()
+    }
+
+    /// Content no File references, for the janitor.
+    ///
+    /// # Errors
+    /// DynamoDB failures or a malformed item.
+    pub async fn unreferenced_contents(&self) -> anyhow::Result<Vec<ContentRecord>> {
+        self.scan(
+            "SK = :content AND refs <= :zero",
+            vec![(":content", s("CONTENT")), (":zero", n(0))],
+        )
+        .await?
+        .iter()
+        .map(|item| {
+            Ok(ContentRecord {
+                sha256: get_s(item, "sha256")?,
+                sha1: get_s(item, "sha1")?,
+                size: get_u64(item, "size")?,
+                cold_key: get_s(item, "cold_key")?,
+                refs: get_u64(item, "refs")?,
+                created_at: get_s(item, "created_at")?,
+            })
+        })
+        .collect()
+    }
+
+    /// Deletes a content record if nothing references it; `false` if something does again.
+    ///
+    /// # Errors
+    /// DynamoDB failures.
+    pub async fn delete_unreferenced_content(&self, sha256: &str) -> anyhow::Result<bool> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("PK", s(format!("CONTENT#{sha256}")))
+            .key("SK", s("CONTENT"))
+            .condition_expression("refs <= :zero")
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e).context("DynamoDB DeleteItem (content)"),
+        }
+    }
+
     /// Notes that a file's hot copy is gone; downloads then come from the cold copy.
     ///
     /// # Errors

@@ -1,0 +1,186 @@
+//! Benchmark: the transfer's hashed hot -> cold copy against a plain streaming copy between
+//! the same two local endpoints, same object, same part size. Prints throughput and the
+//! process's peak RSS for each (Linux: the peak is reset between runs via `clear_refs`).
+//!
+//! `cargo run --release --example transfer_bench -- [SIZE_MIB]` (default 2048).
+
+use std::time::Instant;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use filestore_dev::{LocalSystem, Options};
+use filestore_shared::storage::Storage;
+use filestore_transfer::copy::{COLD_PART_SIZE, copy_verified};
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Writes `size` pseudo-random bytes to `key`, a part at a time.
+async fn put_object(store: &Storage, key: &str, size: u64) -> anyhow::Result<()> {
+    let client = store.client();
+    let id = client
+        .create_multipart_upload()
+        .bucket(store.bucket())
+        .key(key)
+        .send()
+        .await?
+        .upload_id
+        .unwrap_or_default();
+    let mut parts = Vec::new();
+    let (mut sent, mut n, mut seed) = (0u64, 1, 0x9e37_79b9_7f4a_7c15u64);
+    while sent < size {
+        let len = COLD_PART_SIZE.min(size - sent) as usize;
+        let mut buf = vec![0u8; len];
+        for chunk in buf.chunks_mut(8) {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            chunk.copy_from_slice(&seed.to_le_bytes()[..chunk.len()]);
+        }
+        let out = client
+            .upload_part()
+            .bucket(store.bucket())
+            .key(key)
+            .upload_id(&id)
+            .part_number(n)
+            .body(ByteStream::from(buf))
+            .send()
+            .await?;
+        parts.push(
+            CompletedPart::builder()
+                .part_number(n)
+                .set_e_tag(out.e_tag)
+                .build(),
+        );
+        sent += len as u64;
+        n += 1;
+    }
+    client
+        .complete_multipart_upload()
+        .bucket(store.bucket())
+        .key(key)
+        .upload_id(&id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// The baseline: stream GetObject into a multipart upload, no hashing, one part at a time.
+async fn plain_copy(hot: &Storage, cold: &Storage, from: &str, to: &str) -> anyhow::Result<u64> {
+    let mut body = hot
+        .client()
+        .get_object()
+        .bucket(hot.bucket())
+        .key(from)
+        .send()
+        .await?
+        .body;
+    let id = cold
+        .client()
+        .create_multipart_upload()
+        .bucket(cold.bucket())
+        .key(to)
+        .send()
+        .await?
+        .upload_id
+        .unwrap_or_default();
+    let (mut buf, mut parts, mut n, mut total) = (Vec::new(), Vec::new(), 1, 0u64);
+    loop {
+        let chunk = body.try_next().await?;
+        if let Some(c) = &chunk {
+            buf.extend_from_slice(c);
+            total += c.len() as u64;
+        }
+        if buf.len() as u64 >= COLD_PART_SIZE || (chunk.is_none() && !buf.is_empty()) {
+            let out = cold
+                .client()
+                .upload_part()
+                .bucket(cold.bucket())
+                .key(to)
+                .upload_id(&id)
+                .part_number(n)
+                .body(ByteStream::from(std::mem::take(&mut buf)))
+                .send()
+                .await?;
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(n)
+                    .set_e_tag(out.e_tag)
+                    .build(),
+            );
+            n += 1;
+        }
+        if chunk.is_none() {
+            break;
+        }
+    }
+    cold.client()
+        .complete_multipart_upload()
+        .bucket(cold.bucket())
+        .key(to)
+        .upload_id(&id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await?;
+    Ok(total)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mib: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(2048);
+    let size = mib * 1024 * 1024;
+    let mut options = Options::isolated();
+    options.run_worker = false;
+    let system = LocalSystem::start(options).await?;
+    let hot = &system.state.storage;
+    let cold = system.state.cold.as_ref().expect("cold store");
+    println!(
+        "object: {mib} MiB; parts of {} MiB; 2 local emulator endpoints",
+        COLD_PART_SIZE >> 20
+    );
+    put_object(hot, "bench/object", size).await?;
+
+    reset_peak();
+    let started = Instant::now();
+    let copied = copy_verified(hot, cold, "bench/object", "bench/hashed", size).await?;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "transfer (sha256+sha1, Content-MD5, 2 parts in flight): {:.1} MB/s, {secs:.1} s, peak RSS {:.0} MiB",
+        copied.size as f64 / secs / 1e6,
+        peak_rss_mib()
+    );
+
+    reset_peak();
+    let started = Instant::now();
+    let total = plain_copy(hot, cold, "bench/object", "bench/plain").await?;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "baseline plain streaming copy (no hashing, 1 part in flight): {:.1} MB/s, {secs:.1} s, peak RSS {:.0} MiB",
+        total as f64 / secs / 1e6,
+        peak_rss_mib()
+    );
+    system.stop().await;
+    Ok(())
+}

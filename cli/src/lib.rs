@@ -1,0 +1,48 @@
+//! `filestore`, the command-line client of the filestore API (DESIGN.md): sign up, log in,
+//! list, rename and delete files.
+//!
+//! It promises one result on stdout (text, or JSON with `--json`), and for any failure one line on stderr saying what failed,
+//! why, and what to do, with a non-zero exit code.
+//!
+//! # Layout
+//! - [`cli`]: the command line (clap).
+//! - [`commands`]: one function per command.
+//! - [`api`]: typed client of the HTTP contract.
+//! - [`config`]: the environment and the token store.
+//! - [`output`]: stdout/stderr, JSON.
+//! - [`error`]: failures and the one-line report.
+
+pub mod api;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::config::Settings;
+use crate::output::Output;
+
+/// Parses the command line, runs it, reports a failure in one line.
+pub fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let command = cli.command.name();
+    let out = Output::new(cli.json);
+    let result = Settings::from_env().and_then(|settings| {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| error::Error::io("starting the async runtime", e))?;
+        runtime.block_on(commands::run(cli, settings, &out))
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            out.note(&error::report(command, &e));
+            ExitCode::FAILURE
+        }
+    }
+}

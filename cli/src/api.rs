@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use reqwest::{Method, RequestBuilder, Url};
+use reqwest::{Method, RequestBuilder, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -66,6 +66,59 @@ struct FilePage {
 }
 
 #[derive(Debug, Deserialize)]
+struct FileEnvelope {
+    file: File,
+}
+
+/// `POST /v1/uploads`.
+#[derive(Debug, Serialize)]
+pub struct CreateUpload<'a> {
+    pub name: &'a str,
+    pub size: u64,
+    pub sha256: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub part_size: Option<u64>,
+}
+
+/// The server's plan for a new upload.
+#[derive(Clone, Debug, Deserialize)]
+pub struct UploadPlan {
+    pub upload_id: String,
+    pub part_size: u64,
+    pub part_count: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct PresignedPart {
+    pub part_number: u32,
+    pub url: String,
+    pub method: String,
+    pub headers: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PresignedParts {
+    parts: Vec<PresignedPart>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct PartDone {
+    pub part_number: u32,
+}
+
+/// `GET /v1/uploads/{id}`: where an upload stands, with the parts S3 holds.
+#[derive(Clone, Debug, Deserialize)]
+pub struct UploadStatus {
+    pub size: u64,
+    pub part_size: u64,
+    pub part_count: u64,
+    #[serde(default)]
+    pub parts_done: Vec<PartDone>,
+    pub state: String,
+    pub file_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
 struct ErrorBody {
     error: ErrorDetail,
 }
@@ -102,6 +155,11 @@ impl Api {
             .build()
             .map_err(|e| Error::Failed(format!("cannot start the HTTP client: {e}")))?;
         Ok(Self { http, base, token })
+    }
+
+    /// The HTTP client, shared with part and download transfers (they go to presigned URLs).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     /// `base` + `/`-joined segments, each percent-encoded (ids come from the command line).
@@ -215,6 +273,31 @@ impl Api {
             .await
             .map(drop)
     }
+
+    pub async fn create_upload(&self, input: &CreateUpload<'_>) -> Result<UploadPlan> {
+        self.json(self.request(Method::POST, &["v1", "uploads"])?.json(input))
+            .await
+    }
+
+    /// Presigned URLs for these parts (at most 1000, the contract's limit per call).
+    pub async fn presign(&self, upload_id: &str, parts: &[u32]) -> Result<Vec<PresignedPart>> {
+        let req = self
+            .request(Method::POST, &["v1", "uploads", upload_id, "parts"])?
+            .json(&json!({ "part_numbers": parts }));
+        Ok(self.json::<PresignedParts>(req).await?.parts)
+    }
+
+    pub async fn upload_status(&self, upload_id: &str) -> Result<UploadStatus> {
+        self.json(self.request(Method::GET, &["v1", "uploads", upload_id])?)
+            .await
+    }
+
+    pub async fn complete(&self, upload_id: &str) -> Result<File> {
+        let req = self
+            .request(Method::POST, &["v1", "uploads", upload_id, "complete"])?
+            .json(&json!({}));
+        Ok(self.json::<FileEnvelope>(req).await?.file)
+    }
 }
 
 /// The contract's error body, or the bare status when the body is not one.
@@ -236,6 +319,11 @@ async fn api_error(resp: reqwest::Response) -> Error {
             ),
         },
     }
+}
+
+/// Whether an error is the API saying "no such thing" (used to drop stale resume state).
+pub fn is_not_found(err: &Error) -> bool {
+    matches!(err, Error::Api { status, .. } if *status == StatusCode::NOT_FOUND.as_u16())
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
 //! The command line: [`Cli`] and its subcommands, parsed by clap.
 
+use std::path::PathBuf;
+
 use clap::{Args, Parser, Subcommand};
 
-/// A client of the filestore API.
+/// A client of the filestore API: accounts, parallel resumable uploads, downloads.
 #[derive(Debug, Parser)]
 #[command(name = "filestore", version, about, propagate_version = true)]
 pub struct Cli {
@@ -15,7 +17,7 @@ pub struct Cli {
     )]
     pub server: String,
 
-    /// Print the result as JSON on stdout.
+    /// Print the result as JSON on stdout (no progress bars).
     #[arg(long, global = true)]
     pub json: bool,
 
@@ -33,6 +35,8 @@ pub enum Command {
     Whoami,
     /// List your files (every page).
     Ls,
+    /// Upload files; directories upload recursively. Re-run an interrupted upload to resume.
+    Upload(UploadArgs),
     /// Rename a file.
     Mv { file_id: String, new_name: String },
     /// Delete a file.
@@ -47,6 +51,7 @@ impl Command {
             Self::Login(_) => "login",
             Self::Whoami => "whoami",
             Self::Ls => "ls",
+            Self::Upload(_) => "upload",
             Self::Mv { .. } => "mv",
             Self::Rm { .. } => "rm",
         }
@@ -64,6 +69,41 @@ pub struct CredentialArgs {
     pub password: Option<String>,
 }
 
+#[derive(Debug, Args)]
+pub struct UploadArgs {
+    /// Files or directories.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Name on the server (a single file only; default: its file name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Parts sent at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+    /// Part size to ask for, e.g. 16MiB (5MiB..5GiB; default: the server's choice).
+    #[arg(long, value_parser = parse_size)]
+    pub part_size: Option<u64>,
+}
+
+/// A byte count with an optional unit: `5242880`, `5MiB`, `5M`, `512k`, `1GiB`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size such as 8MiB"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return Err(format!("unknown unit {unit:?}; use KiB, MiB or GiB")),
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,10 +115,42 @@ mod tests {
     }
 
     #[test]
+    fn sizes_parse_with_binary_units() {
+        assert_eq!(parse_size("5242880"), Ok(5 << 20));
+        assert_eq!(parse_size("5MiB"), Ok(5 << 20));
+        assert_eq!(parse_size("5m"), Ok(5 << 20));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert!(parse_size("MiB").is_err());
+        assert!(parse_size("5 parsecs").is_err());
+        assert!(parse_size("99999999999999GiB").is_err());
+    }
+
+    #[test]
     fn global_flags_go_anywhere() {
         let cli =
             Cli::try_parse_from(["filestore", "ls", "--json", "--server", "http://x:1"]).unwrap();
         assert!(cli.json);
         assert_eq!(cli.server, "http://x:1");
+        let cli = Cli::try_parse_from([
+            "filestore",
+            "upload",
+            "a",
+            "b",
+            "--concurrency",
+            "3",
+            "--part-size",
+            "5MiB",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Upload(args) => {
+                assert_eq!(args.paths.len(), 2);
+                assert_eq!(args.concurrency, 3);
+                assert_eq!(args.part_size, Some(5 << 20));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["filestore", "upload", "a", "--concurrency", "0"]).is_err());
     }
 }

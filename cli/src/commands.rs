@@ -5,10 +5,11 @@ use std::io::{BufRead, IsTerminal, Write};
 use serde_json::json;
 
 use crate::api::Api;
-use crate::cli::{Cli, Command, CredentialArgs};
-use crate::config::{Session, Sessions, Settings, unix_now};
+use crate::cli::{Cli, Command, CredentialArgs, UploadArgs};
+use crate::config::{ResumeStore, Session, Sessions, Settings, unix_now};
 use crate::error::{Error, Result};
 use crate::output::{Output, human_bytes};
+use crate::upload::{self, UploadOptions, Uploader};
 
 /// Runs the parsed command line.
 ///
@@ -22,6 +23,7 @@ pub async fn run(cli: Cli, settings: Settings, out: &Output) -> Result<()> {
         Command::Login(args) => login(server, &args, &settings, &sessions, out).await,
         Command::Whoami => whoami(&authed(server, &sessions)?.0, out).await,
         Command::Ls => ls(&authed(server, &sessions)?.0, out).await,
+        Command::Upload(args) => upload(server, &args, &settings, &sessions, out).await,
         Command::Mv { file_id, new_name } => {
             let file = authed(server, &sessions)?
                 .0
@@ -190,5 +192,32 @@ async fn ls(api: &Api, out: &Output) -> Result<()> {
             .collect::<Vec<_>>()
             .join("\n")
     });
+    Ok(())
+}
+
+async fn upload(
+    server: &str,
+    args: &UploadArgs,
+    settings: &Settings,
+    sessions: &Sessions,
+    out: &Output,
+) -> Result<()> {
+    let (api, session) = authed(server, sessions)?;
+    let files = upload::plan_files(&args.paths, args.name.as_deref())?;
+    let uploader = Uploader {
+        api: &api,
+        server,
+        username: &session.username,
+        store: ResumeStore::new(&settings.config_dir),
+        out,
+        hooks: settings.hooks,
+        options: UploadOptions {
+            name: args.name.clone(),
+            concurrency: usize::from(args.concurrency),
+            part_size: args.part_size,
+        },
+    };
+    let uploaded = uploader.upload_all(&files).await?;
+    out.result(&json!({ "uploads": uploaded }), String::new);
     Ok(())
 }

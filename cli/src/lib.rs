@@ -1,15 +1,18 @@
 //! `filestore`, the command-line client of the filestore API (DESIGN.md): sign up, log in,
-//! list, rename and delete files.
+//! upload files of any size straight to S3 through presigned multipart URLs (hashed once,
+//! parts in parallel, retried, resumable across runs), list, rename and delete.
 //!
-//! It promises one result on stdout (text, or JSON with `--json`), and for any failure one line on stderr saying what failed,
+//! It promises one result on stdout (text, or JSON with `--json`), progress on stderr only
+//! when stderr is a terminal, and for any failure one line on stderr saying what failed,
 //! why, and what to do, with a non-zero exit code.
 //!
 //! # Layout
 //! - [`cli`]: the command line (clap).
 //! - [`commands`]: one function per command.
 //! - [`api`]: typed client of the HTTP contract.
-//! - [`config`]: the environment and the token store.
-//! - [`output`]: stdout/stderr, JSON.
+//! - [`config`]: the environment, the token store, the resume-state store.
+//! - [`upload`]: parallel, resumable uploads.
+//! - [`output`]: stdout/stderr, JSON, progress bars.
 //! - [`error`]: failures and the one-line report.
 
 pub mod api;
@@ -18,6 +21,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod output;
+pub mod upload;
 
 use std::process::ExitCode;
 

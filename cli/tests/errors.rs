@@ -7,9 +7,11 @@ use crate::helpers::{Cli, PASSWORD};
 #[test]
 fn commands_without_a_login_say_to_log_in() {
     let cli = Cli::anonymous();
+    cli.write("a.txt", b"a");
     for (args, command) in [
         (vec!["ls"], "ls"),
         (vec!["whoami"], "whoami"),
+        (vec!["upload", "a.txt"], "upload"),
         (vec!["rm", "x"], "rm"),
     ] {
         let line = cli.run(&args).failure();
@@ -57,6 +59,12 @@ fn unknown_file_ids_are_one_line() {
 #[test]
 fn local_mistakes_and_unreachable_servers_are_one_line() {
     let cli = Cli::logged_in();
+    let line = cli.run(&["upload", "missing.bin"]).failure();
+    assert!(
+        line.starts_with("upload failed: reading missing.bin: "),
+        "{line}"
+    );
+
     let line = cli.run(&["ls", "--server", "localhost:8080"]).failure();
     assert!(line.contains("not an http(s) URL"), "{line}");
 

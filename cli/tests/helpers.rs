@@ -2,6 +2,7 @@
 //! table and bucket), and [`Cli`], the built binary with a private config and work
 //! directory, its output captured.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -9,6 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use filestore_dev::{LocalSystem, Options};
 use serde_json::Value;
 
+pub const MIB: usize = 1024 * 1024;
 pub const PASSWORD: &str = "correct horse battery";
 
 static SERVER: OnceLock<String> = OnceLock::new();
@@ -54,6 +56,20 @@ pub fn unique_username() -> String {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// Deterministic, non-repeating test bytes (xorshift), so a shifted or swapped part shows.
+pub fn test_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
 }
 
 /// One finished run of the binary.
@@ -145,6 +161,7 @@ impl Cli {
             .env("FILESTORE_SERVER", &self.server)
             .env("FILESTORE_CONFIG_DIR", self.config.path())
             .env("FILESTORE_PASSWORD", PASSWORD)
+            .env_remove("FILESTORE_TEST_STOP_AFTER_PARTS")
             .env_remove("RUST_BACKTRACE")
             .stdin(Stdio::null());
         cmd
@@ -169,6 +186,36 @@ impl Cli {
         run.success();
         run.json()
     }
+
+    /// A file in the work directory.
+    pub fn write(&self, relative: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.work.path().join(relative);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("dirs");
+        std::fs::write(&path, bytes).expect("write");
+        path
+    }
+
+    /// Unfinished-upload state files the CLI keeps.
+    pub fn resume_states(&self) -> Vec<PathBuf> {
+        list(&self.config.path().join("uploads"))
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect()
+    }
+
+    /// Every file listed by `ls --json`.
+    pub fn files(&self) -> Vec<Value> {
+        self.json(&["ls"])["files"]
+            .as_array()
+            .expect("files array")
+            .clone()
+    }
+}
+
+fn list(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default()
 }
 
 pub fn str_field<'a>(v: &'a Value, field: &str) -> &'a str {

@@ -70,6 +70,11 @@ struct FileEnvelope {
     file: File,
 }
 
+#[derive(Debug, Deserialize)]
+pub struct DownloadUrl {
+    pub url: String,
+}
+
 /// `POST /v1/uploads`.
 #[derive(Debug, Serialize)]
 pub struct CreateUpload<'a> {
@@ -258,6 +263,11 @@ impl Api {
 
     pub async fn file(&self, file_id: &str) -> Result<File> {
         self.json(self.request(Method::GET, &["v1", "files", file_id])?)
+            .await
+    }
+
+    pub async fn download_url(&self, file_id: &str) -> Result<DownloadUrl> {
+        self.json(self.request(Method::GET, &["v1", "files", file_id, "download"])?)
             .await
     }
 

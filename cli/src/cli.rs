@@ -37,6 +37,8 @@ pub enum Command {
     Ls,
     /// Upload files; directories upload recursively. Re-run an interrupted upload to resume.
     Upload(UploadArgs),
+    /// Download a file; re-run an interrupted download to resume.
+    Download(DownloadArgs),
     /// Rename a file.
     Mv { file_id: String, new_name: String },
     /// Delete a file.
@@ -52,6 +54,7 @@ impl Command {
             Self::Whoami => "whoami",
             Self::Ls => "ls",
             Self::Upload(_) => "upload",
+            Self::Download(_) => "download",
             Self::Mv { .. } => "mv",
             Self::Rm { .. } => "rm",
         }
@@ -83,6 +86,14 @@ pub struct UploadArgs {
     /// Part size to ask for, e.g. 16MiB (5MiB..5GiB; default: the server's choice).
     #[arg(long, value_parser = parse_size)]
     pub part_size: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct DownloadArgs {
+    pub file_id: String,
+    /// Where to write (a directory keeps the file's name). Default: its name, here.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
 }
 
 /// A byte count with an optional unit: `5242880`, `5MiB`, `5M`, `512k`, `1GiB`.

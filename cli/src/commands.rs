@@ -5,8 +5,9 @@ use std::io::{BufRead, IsTerminal, Write};
 use serde_json::json;
 
 use crate::api::Api;
-use crate::cli::{Cli, Command, CredentialArgs, UploadArgs};
+use crate::cli::{Cli, Command, CredentialArgs, DownloadArgs, UploadArgs};
 use crate::config::{ResumeStore, Session, Sessions, Settings, unix_now};
+use crate::download;
 use crate::error::{Error, Result};
 use crate::output::{Output, human_bytes};
 use crate::upload::{self, UploadOptions, Uploader};
@@ -24,6 +25,9 @@ pub async fn run(cli: Cli, settings: Settings, out: &Output) -> Result<()> {
         Command::Whoami => whoami(&authed(server, &sessions)?.0, out).await,
         Command::Ls => ls(&authed(server, &sessions)?.0, out).await,
         Command::Upload(args) => upload(server, &args, &settings, &sessions, out).await,
+        Command::Download(args) => {
+            download(&authed(server, &sessions)?.0, &args, &settings, out).await
+        }
         Command::Mv { file_id, new_name } => {
             let file = authed(server, &sessions)?
                 .0
@@ -219,5 +223,18 @@ async fn upload(
     };
     let uploaded = uploader.upload_all(&files).await?;
     out.result(&json!({ "uploads": uploaded }), String::new);
+    Ok(())
+}
+
+async fn download(api: &Api, args: &DownloadArgs, settings: &Settings, out: &Output) -> Result<()> {
+    let done = download::download(
+        api,
+        out,
+        settings.hooks,
+        &args.file_id,
+        args.output.as_deref(),
+    )
+    .await?;
+    out.result(&done, || download::summary(&done));
     Ok(())
 }

@@ -24,6 +24,8 @@ use crate::error::{Error, Result};
 pub struct TestHooks {
     /// `FILESTORE_TEST_STOP_AFTER_PARTS`: an upload fails after sending this many parts.
     pub stop_after_parts: Option<u64>,
+    /// `FILESTORE_TEST_STOP_AFTER_BYTES`: a download fails after writing this many bytes.
+    pub stop_after_bytes: Option<u64>,
 }
 
 /// Everything the environment says.
@@ -60,6 +62,7 @@ impl Settings {
             password: lookup("FILESTORE_PASSWORD"),
             hooks: TestHooks {
                 stop_after_parts: number("FILESTORE_TEST_STOP_AFTER_PARTS"),
+                stop_after_bytes: number("FILESTORE_TEST_STOP_AFTER_BYTES"),
             },
         })
     }
@@ -371,5 +374,6 @@ mod tests {
         assert_eq!(s.config_dir, PathBuf::from("/tmp/fs-conf"));
         assert_eq!(s.password.as_deref(), Some("secret pw"));
         assert_eq!(s.hooks.stop_after_parts, Some(2));
+        assert_eq!(s.hooks.stop_after_bytes, None);
     }
 }

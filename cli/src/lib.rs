@@ -1,6 +1,7 @@
 //! `filestore`, the command-line client of the filestore API (DESIGN.md): sign up, log in,
 //! upload files of any size straight to S3 through presigned multipart URLs (hashed once,
-//! parts in parallel, retried, resumable across runs), list, rename and delete.
+//! parts in parallel, retried, resumable across runs), list, download (resumable, checked
+//! against the server's verified SHA-256), rename and delete.
 //!
 //! It promises one result on stdout (text, or JSON with `--json`), progress on stderr only
 //! when stderr is a terminal, and for any failure one line on stderr saying what failed,
@@ -11,7 +12,7 @@
 //! - [`commands`]: one function per command.
 //! - [`api`]: typed client of the HTTP contract.
 //! - [`config`]: the environment, the token store, the resume-state store.
-//! - [`upload`]: parallel, resumable uploads.
+//! - [`upload`], [`download`]: the transfers.
 //! - [`output`]: stdout/stderr, JSON, progress bars.
 //! - [`error`]: failures and the one-line report.
 
@@ -19,6 +20,7 @@ pub mod api;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod download;
 pub mod error;
 pub mod output;
 pub mod upload;

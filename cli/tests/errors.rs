@@ -12,6 +12,10 @@ fn commands_without_a_login_say_to_log_in() {
         (vec!["ls"], "ls"),
         (vec!["whoami"], "whoami"),
         (vec!["upload", "a.txt"], "upload"),
+        (
+            vec!["download", "0190f0e0-0000-7000-8000-000000000000"],
+            "download",
+        ),
         (vec!["rm", "x"], "rm"),
     ] {
         let line = cli.run(&args).failure();
@@ -46,7 +50,11 @@ fn unknown_file_ids_are_one_line() {
         "no-such-id",
         "../me",
     ] {
-        for args in [vec!["rm", id], vec!["mv", id, "new.txt"]] {
+        for args in [
+            vec!["download", id],
+            vec!["rm", id],
+            vec!["mv", id, "new.txt"],
+        ] {
             let line = cli.run(&args).failure();
             assert!(line.starts_with(&format!("{} failed: ", args[0])), "{line}");
             assert!(line.contains("(HTTP 404)"), "{line}");

@@ -162,6 +162,7 @@ impl Cli {
             .env("FILESTORE_CONFIG_DIR", self.config.path())
             .env("FILESTORE_PASSWORD", PASSWORD)
             .env_remove("FILESTORE_TEST_STOP_AFTER_PARTS")
+            .env_remove("FILESTORE_TEST_STOP_AFTER_BYTES")
             .env_remove("RUST_BACKTRACE")
             .stdin(Stdio::null());
         cmd
@@ -193,6 +194,10 @@ impl Cli {
         std::fs::create_dir_all(path.parent().expect("parent")).expect("dirs");
         std::fs::write(&path, bytes).expect("write");
         path
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.work.path().join(relative)
     }
 
     /// Unfinished-upload state files the CLI keeps.

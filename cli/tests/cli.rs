@@ -6,4 +6,5 @@ mod helpers;
 
 mod accounts;
 mod errors;
+mod faults;
 mod transfers;

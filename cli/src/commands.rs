@@ -216,7 +216,6 @@ async fn upload(
         out,
         hooks: settings.hooks,
         options: UploadOptions {
-            name: args.name.clone(),
             concurrency: usize::from(args.concurrency),
             part_size: args.part_size,
         },

@@ -35,11 +35,12 @@ pub const PATH_SEPARATOR: &str = "__";
 /// Read buffer for hashing.
 const HASH_BUFFER: usize = 1 << 20;
 
-/// What the command line asked for.
+/// How to send (what to send is [`plan_files`]'s answer).
 #[derive(Clone, Debug)]
 pub struct UploadOptions {
-    pub name: Option<String>,
+    /// Parts in flight at once.
     pub concurrency: usize,
+    /// Part size to ask the server for; `None` lets it choose.
     pub part_size: Option<u64>,
 }
 

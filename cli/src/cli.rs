@@ -1,0 +1,167 @@
+//! The command line: [`Cli`] and its subcommands, parsed by clap.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// A client of the filestore API: accounts, parallel resumable uploads, downloads.
+#[derive(Debug, Parser)]
+#[command(name = "filestore", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The API's base URL.
+    #[arg(
+        long,
+        global = true,
+        env = "FILESTORE_SERVER",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub server: String,
+
+    /// Print the result as JSON on stdout (no progress bars).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create an account, then log in to it.
+    Signup(CredentialArgs),
+    /// Log in and keep the token in the config directory.
+    Login(CredentialArgs),
+    /// Show the logged-in account and its usage.
+    Whoami,
+    /// List your files (every page).
+    Ls,
+    /// Upload files; directories upload recursively. Re-run an interrupted upload to resume.
+    Upload(UploadArgs),
+    /// Download a file; re-run an interrupted download to resume.
+    Download(DownloadArgs),
+    /// Rename a file.
+    Mv { file_id: String, new_name: String },
+    /// Delete a file.
+    Rm { file_id: String },
+}
+
+impl Command {
+    /// The name used in error reports (`<name> failed: ...`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Signup(_) => "signup",
+            Self::Login(_) => "login",
+            Self::Whoami => "whoami",
+            Self::Ls => "ls",
+            Self::Upload(_) => "upload",
+            Self::Download(_) => "download",
+            Self::Mv { .. } => "mv",
+            Self::Rm { .. } => "rm",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CredentialArgs {
+    /// Prompted for when not given.
+    #[arg(short, long)]
+    pub username: Option<String>,
+    /// Visible to other local users in the process list: prefer FILESTORE_PASSWORD or the
+    /// prompt.
+    #[arg(short, long)]
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UploadArgs {
+    /// Files or directories.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Name on the server (a single file only; default: its file name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Parts sent at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+    /// Part size to ask for, e.g. 16MiB (5MiB..5GiB; default: the server's choice).
+    #[arg(long, value_parser = parse_size)]
+    pub part_size: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct DownloadArgs {
+    pub file_id: String,
+    /// Where to write (a directory keeps the file's name). Default: its name, here.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+}
+
+/// A byte count with an optional unit: `5242880`, `5MiB`, `5M`, `512k`, `1GiB`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size such as 8MiB"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return Err(format!("unknown unit {unit:?}; use KiB, MiB or GiB")),
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_parse_with_binary_units() {
+        assert_eq!(parse_size("5242880"), Ok(5 << 20));
+        assert_eq!(parse_size("5MiB"), Ok(5 << 20));
+        assert_eq!(parse_size("5m"), Ok(5 << 20));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert!(parse_size("MiB").is_err());
+        assert!(parse_size("5 parsecs").is_err());
+        assert!(parse_size("99999999999999GiB").is_err());
+    }
+
+    #[test]
+    fn global_flags_go_anywhere() {
+        let cli =
+            Cli::try_parse_from(["filestore", "ls", "--json", "--server", "http://x:1"]).unwrap();
+        assert!(cli.json);
+        assert_eq!(cli.server, "http://x:1");
+        let cli = Cli::try_parse_from([
+            "filestore",
+            "upload",
+            "a",
+            "b",
+            "--concurrency",
+            "3",
+            "--part-size",
+            "5MiB",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Upload(args) => {
+                assert_eq!(args.paths.len(), 2);
+                assert_eq!(args.concurrency, 3);
+                assert_eq!(args.part_size, Some(5 << 20));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["filestore", "upload", "a", "--concurrency", "0"]).is_err());
+    }
+}

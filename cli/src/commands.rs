@@ -1,0 +1,239 @@
+//! One function per command: gather input, call the API, print the result.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use serde_json::json;
+
+use crate::api::Api;
+use crate::cli::{Cli, Command, CredentialArgs, DownloadArgs, UploadArgs};
+use crate::config::{ResumeStore, Session, Sessions, Settings, unix_now};
+use crate::download;
+use crate::error::{Error, Result};
+use crate::output::{Output, human_bytes};
+use crate::upload::{self, UploadOptions, Uploader};
+
+/// Runs the parsed command line.
+///
+/// # Errors
+/// Whatever made the command fail; the caller reports it.
+pub async fn run(cli: Cli, settings: Settings, out: &Output) -> Result<()> {
+    let server = cli.server.as_str();
+    let sessions = Sessions::new(&settings.config_dir);
+    match cli.command {
+        Command::Signup(args) => signup(server, &args, &settings, &sessions, out).await,
+        Command::Login(args) => login(server, &args, &settings, &sessions, out).await,
+        Command::Whoami => whoami(&authed(server, &sessions)?.0, out).await,
+        Command::Ls => ls(&authed(server, &sessions)?.0, out).await,
+        Command::Upload(args) => upload(server, &args, &settings, &sessions, out).await,
+        Command::Download(args) => {
+            download(&authed(server, &sessions)?.0, &args, &settings, out).await
+        }
+        Command::Mv { file_id, new_name } => {
+            let file = authed(server, &sessions)?
+                .0
+                .rename(&file_id, &new_name)
+                .await?;
+            out.result(&file, || {
+                format!("renamed {} to {:?}", file.file_id, file.name)
+            });
+            Ok(())
+        }
+        Command::Rm { file_id } => {
+            authed(server, &sessions)?.0.delete(&file_id).await?;
+            out.result(&json!({ "deleted": file_id }), || {
+                format!("deleted {file_id}")
+            });
+            Ok(())
+        }
+    }
+}
+
+/// A client with the stored token for `server`, and the session it came from.
+fn authed(server: &str, sessions: &Sessions) -> Result<(Api, Session)> {
+    // Check the URL first: a malformed --server should say so, not "not logged in".
+    Api::new(server, None)?;
+    let session = sessions.get(server)?;
+    Ok((Api::new(server, Some(session.token.clone()))?, session))
+}
+
+/// Username and password from flags, `FILESTORE_PASSWORD`, or a terminal prompt (the
+/// password without echo; twice when `confirm`).
+fn credentials(
+    args: &CredentialArgs,
+    settings: &Settings,
+    confirm: bool,
+) -> Result<(String, String)> {
+    let interactive = std::io::stdin().is_terminal();
+    let username = match &args.username {
+        Some(u) => u.clone(),
+        None if interactive => {
+            eprint!("username: ");
+            let _ = std::io::stderr().flush();
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .map_err(|e| Error::io("reading the username", e))?;
+            line.trim().to_string()
+        }
+        None => {
+            return Err(Error::Usage(
+                "no username: pass --username (stdin is not a terminal)".to_string(),
+            ));
+        }
+    };
+    let password = match (&args.password, &settings.password) {
+        (Some(p), _) | (None, Some(p)) => p.clone(),
+        (None, None) if interactive => {
+            let read = |prompt: &str| {
+                rpassword::prompt_password(prompt).map_err(|e| Error::io("reading the password", e))
+            };
+            let password = read("password: ")?;
+            if confirm && read("password again: ")? != password {
+                return Err(Error::Usage("the passwords differ".to_string()));
+            }
+            password
+        }
+        (None, None) => {
+            return Err(Error::Usage(
+                "no password: pass --password or set FILESTORE_PASSWORD (stdin is not a terminal)"
+                    .to_string(),
+            ));
+        }
+    };
+    Ok((username, password))
+}
+
+async fn signup(
+    server: &str,
+    args: &CredentialArgs,
+    settings: &Settings,
+    sessions: &Sessions,
+    out: &Output,
+) -> Result<()> {
+    let api = Api::new(server, None)?;
+    let (username, password) = credentials(args, settings, true)?;
+    let account = api.signup(&username, &password).await?;
+    let session = log_in(&api, server, &username, &password, sessions).await?;
+    out.result(
+        &json!({
+            "user_id": account.user_id,
+            "username": account.username,
+            "expires_at": session.expires_at,
+        }),
+        || format!("signed up and logged in as {}", account.username),
+    );
+    Ok(())
+}
+
+async fn login(
+    server: &str,
+    args: &CredentialArgs,
+    settings: &Settings,
+    sessions: &Sessions,
+    out: &Output,
+) -> Result<()> {
+    let api = Api::new(server, None)?;
+    let (username, password) = credentials(args, settings, false)?;
+    let session = log_in(&api, server, &username, &password, sessions).await?;
+    out.result(
+        &json!({ "username": session.username, "expires_at": session.expires_at }),
+        || format!("logged in as {} on {server}", session.username),
+    );
+    Ok(())
+}
+
+async fn log_in(
+    api: &Api,
+    server: &str,
+    username: &str,
+    password: &str,
+    sessions: &Sessions,
+) -> Result<Session> {
+    let token = api.login(username, password).await?;
+    let session = Session {
+        username: username.to_string(),
+        token: token.token,
+        expires_at: unix_now() + token.expires_in,
+    };
+    sessions.put(server, session.clone())?;
+    Ok(session)
+}
+
+async fn whoami(api: &Api, out: &Output) -> Result<()> {
+    let me = api.me().await?;
+    out.result(&me, || {
+        format!(
+            "{} (user id {})\n{} files, {} of {} used",
+            me.username,
+            me.user_id,
+            me.file_count,
+            human_bytes(me.used_bytes),
+            human_bytes(me.quota_bytes)
+        )
+    });
+    Ok(())
+}
+
+async fn ls(api: &Api, out: &Output) -> Result<()> {
+    let files = api.all_files().await?;
+    out.result(&json!({ "files": files }), || {
+        if files.is_empty() {
+            return "no files".to_string();
+        }
+        files
+            .iter()
+            .map(|f| {
+                format!(
+                    "{}  {:>10}  {}  {}{}",
+                    f.file_id,
+                    human_bytes(f.size),
+                    f.created_at,
+                    f.name,
+                    if f.verified { "" } else { "  (unverified)" }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok(())
+}
+
+async fn upload(
+    server: &str,
+    args: &UploadArgs,
+    settings: &Settings,
+    sessions: &Sessions,
+    out: &Output,
+) -> Result<()> {
+    let (api, session) = authed(server, sessions)?;
+    let files = upload::plan_files(&args.paths, args.name.as_deref())?;
+    let uploader = Uploader {
+        api: &api,
+        server,
+        username: &session.username,
+        store: ResumeStore::new(&settings.config_dir),
+        out,
+        hooks: settings.hooks,
+        options: UploadOptions {
+            concurrency: usize::from(args.concurrency),
+            part_size: args.part_size,
+        },
+    };
+    let uploaded = uploader.upload_all(&files).await?;
+    out.result(&json!({ "uploads": uploaded }), String::new);
+    Ok(())
+}
+
+async fn download(api: &Api, args: &DownloadArgs, settings: &Settings, out: &Output) -> Result<()> {
+    let done = download::download(
+        api,
+        out,
+        settings.hooks,
+        &args.file_id,
+        args.output.as_deref(),
+    )
+    .await?;
+    out.result(&done, || download::summary(&done));
+    Ok(())
+}

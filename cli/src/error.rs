@@ -1,0 +1,179 @@
+//! [`Error`]: why a command failed, and [`report`]: the one line a person reads about it
+//! (what failed, why, what to do).
+
+use std::io;
+
+/// A failed command. User mistakes and server answers are values here, never panics.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No stored session for this server.
+    #[error("not logged in")]
+    NotLoggedIn,
+    /// The stored session is past its expiry.
+    #[error("your session has expired")]
+    SessionExpired,
+    /// The API answered with its error body (or a status without one).
+    #[error("{message} (HTTP {status})")]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// The API or the storage could not be reached or stopped answering.
+    #[error("cannot reach {what}: {reason}")]
+    Unreachable { what: String, reason: String },
+    /// A local file operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+    /// The command line asks for something that cannot be done.
+    #[error("{0}")]
+    Usage(String),
+    /// Anything else, already phrased for a person.
+    #[error("{0}")]
+    Failed(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A local I/O failure with what we were doing.
+    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
+        Self::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// A transport failure talking to `what` (the API, or storage).
+    pub fn transport(what: &str, err: &reqwest::Error) -> Self {
+        let reason = if err.is_timeout() {
+            "timed out".to_string()
+        } else {
+            innermost_cause(err)
+        };
+        Self::Unreachable {
+            what: what.to_string(),
+            reason,
+        }
+    }
+
+    /// What a person can do about it, given the command that failed.
+    fn hint(&self, command: &str) -> Option<&'static str> {
+        match self {
+            Self::NotLoggedIn | Self::SessionExpired => Some("run `filestore login`"),
+            Self::Api { status: 401, .. } if command == "login" => {
+                Some("check the username and password")
+            }
+            Self::Api { status: 401, .. } => Some("run `filestore login`"),
+            Self::Api { status: 404, .. }
+                if matches!(command, "download" | "mv" | "rm" | "upload") =>
+            {
+                Some("list your files and their ids with `filestore ls`")
+            }
+            Self::Api { status: 409, .. } if command == "signup" => {
+                Some("choose another username, or `filestore login` if it is yours")
+            }
+            Self::Api {
+                status: 413, code, ..
+            } if code == "quota_exceeded" => Some("free space with `filestore rm`"),
+            Self::Api { status: 429, .. } => Some("wait a few minutes and try again"),
+            Self::Api { status, .. } if *status >= 500 => {
+                Some("the server failed; try again later")
+            }
+            Self::Unreachable { .. } => Some(
+                "check that the server is running and that --server or FILESTORE_SERVER points at it",
+            ),
+            Self::Usage(_) => Some("see `filestore --help`"),
+            _ => None,
+        }
+    }
+}
+
+/// The last error in a source chain: for a refused connection that is the OS error, which
+/// says more than reqwest's "error sending request for url (...)".
+fn innermost_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+/// One line: `<command> failed: <why>[; <what to do>]`, with any line breaks of a server
+/// message folded so the report stays on one line.
+pub fn report(command: &str, err: &Error) -> String {
+    let mut line = format!("{command} failed: {err}");
+    if let Some(hint) = err.hint(command) {
+        line.push_str("; ");
+        line.push_str(hint);
+    }
+    line.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16, code: &str, message: &str) -> Error {
+        Error::Api {
+            status,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn not_logged_in_says_how_to_log_in() {
+        assert_eq!(
+            report("upload", &Error::NotLoggedIn),
+            "upload failed: not logged in; run `filestore login`"
+        );
+    }
+
+    #[test]
+    fn api_errors_carry_the_server_message_status_and_a_hint() {
+        assert_eq!(
+            report("rm", &api(404, "not_found", "file not found")),
+            "rm failed: file not found (HTTP 404); list your files and their ids with `filestore ls`"
+        );
+        assert_eq!(
+            report(
+                "login",
+                &api(401, "invalid_credentials", "invalid username or password")
+            ),
+            "login failed: invalid username or password (HTTP 401); check the username and password"
+        );
+        assert!(
+            report("ls", &api(401, "unauthorized", "token expired")).ends_with("filestore login`")
+        );
+        assert!(
+            report("upload", &api(413, "quota_exceeded", "over quota")).contains("filestore rm")
+        );
+        assert!(report("ls", &api(503, "internal", "boom")).contains("try again later"));
+    }
+
+    #[test]
+    fn reports_stay_on_one_line() {
+        let line = report("mv", &api(400, "bad_name", "name has\na line break\r\n"));
+        assert!(!line.contains('\n') && !line.contains('\r'), "{line:?}");
+        assert!(line.starts_with("mv failed: name has a line break"));
+    }
+
+    #[test]
+    fn io_errors_name_what_was_being_done() {
+        let err = Error::io(
+            "reading ./missing.bin",
+            io::Error::new(io::ErrorKind::NotFound, "No such file or directory"),
+        );
+        assert_eq!(
+            report("upload", &err),
+            "upload failed: reading ./missing.bin: No such file or directory"
+        );
+    }
+}

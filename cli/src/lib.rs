@@ -1,0 +1,54 @@
+//! `filestore`, the command-line client of the filestore API (DESIGN.md): sign up, log in,
+//! upload files of any size straight to S3 through presigned multipart URLs (hashed once,
+//! parts in parallel, retried, resumable across runs), list, download (resumable, checked
+//! against the server's verified SHA-256), rename and delete.
+//!
+//! It promises one result on stdout (text, or JSON with `--json`), progress on stderr only
+//! when stderr is a terminal, and for any failure one line on stderr saying what failed,
+//! why, and what to do, with a non-zero exit code.
+//!
+//! # Layout
+//! - [`cli`]: the command line (clap).
+//! - [`commands`]: one function per command.
+//! - [`api`]: typed client of the HTTP contract.
+//! - [`config`]: the environment, the token store, the resume-state store.
+//! - [`upload`], [`download`]: the transfers.
+//! - [`output`]: stdout/stderr, JSON, progress bars.
+//! - [`error`]: failures and the one-line report.
+
+pub mod api;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod download;
+pub mod error;
+pub mod output;
+pub mod upload;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::config::Settings;
+use crate::output::Output;
+
+/// Parses the command line, runs it, reports a failure in one line.
+pub fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let command = cli.command.name();
+    let out = Output::new(cli.json);
+    let result = Settings::from_env().and_then(|settings| {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| error::Error::io("starting the async runtime", e))?;
+        runtime.block_on(commands::run(cli, settings, &out))
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            out.note(&error::report(command, &e));
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! The `filestore` binary; everything is in the library.
+
+fn main() -> std::process::ExitCode {
+    filestore_cli::main()
+}

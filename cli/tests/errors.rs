@@ -1,0 +1,95 @@
+//! User mistakes and server refusals: a non-zero exit and one line on stderr saying what
+//! failed, why and what to do; never a panic.
+
+use crate::helpers::{Cli, PASSWORD};
+
+/// Without a session, every command that needs one says to log in.
+#[test]
+fn commands_without_a_login_say_to_log_in() {
+    let cli = Cli::anonymous();
+    cli.write("a.txt", b"a");
+    for (args, command) in [
+        (vec!["ls"], "ls"),
+        (vec!["whoami"], "whoami"),
+        (vec!["upload", "a.txt"], "upload"),
+        (
+            vec!["download", "0190f0e0-0000-7000-8000-000000000000"],
+            "download",
+        ),
+        (vec!["rm", "x"], "rm"),
+    ] {
+        let line = cli.run(&args).failure();
+        assert_eq!(
+            line,
+            format!("{command} failed: not logged in; run `filestore login`")
+        );
+    }
+}
+
+/// A wrong password is refused with the server's message and a hint, and stores nothing.
+#[test]
+fn wrong_password_is_one_line() {
+    let cli = Cli::logged_in();
+    let other = Cli::anonymous();
+    let mut cmd = other.command(&["login", "--username", &cli.username]);
+    cmd.env("FILESTORE_PASSWORD", "not the password");
+    let line = other.run_with(cmd).failure();
+    assert!(line.starts_with("login failed: "), "{line}");
+    assert!(line.contains("(HTTP 401)"), "{line}");
+    assert!(line.ends_with("check the username and password"), "{line}");
+    assert!(!other.config.path().join("sessions.json").exists());
+}
+
+/// Ids that name no file of mine are a 404 with a pointer to `filestore ls`, whether well
+/// formed or not.
+#[test]
+fn unknown_file_ids_are_one_line() {
+    let cli = Cli::logged_in();
+    for id in [
+        "0190f0e0-0000-7000-8000-000000000000",
+        "no-such-id",
+        "../me",
+    ] {
+        for args in [
+            vec!["download", id],
+            vec!["rm", id],
+            vec!["mv", id, "new.txt"],
+        ] {
+            let line = cli.run(&args).failure();
+            assert!(line.starts_with(&format!("{} failed: ", args[0])), "{line}");
+            assert!(line.contains("(HTTP 404)"), "{line}");
+            assert!(line.ends_with("`filestore ls`"), "{line}");
+        }
+    }
+}
+
+/// Local mistakes and an unreachable server are explained, not panicked about.
+#[test]
+fn local_mistakes_and_unreachable_servers_are_one_line() {
+    let cli = Cli::logged_in();
+    let line = cli.run(&["upload", "missing.bin"]).failure();
+    assert!(
+        line.starts_with("upload failed: reading missing.bin: "),
+        "{line}"
+    );
+
+    let line = cli.run(&["ls", "--server", "localhost:8080"]).failure();
+    assert!(line.contains("not an http(s) URL"), "{line}");
+
+    let mut cmd = cli.command(&[
+        "login",
+        "--username",
+        &cli.username,
+        "--server",
+        "http://127.0.0.1:1",
+    ]);
+    cmd.env("FILESTORE_PASSWORD", PASSWORD);
+    let line = cli.run_with(cmd).failure();
+    assert!(line.starts_with("login failed: cannot reach"), "{line}");
+    assert!(line.contains("FILESTORE_SERVER"), "{line}");
+
+    let mut cmd = cli.command(&["login", "--username", &cli.username]);
+    cmd.env_remove("FILESTORE_PASSWORD");
+    let line = cli.run_with(cmd).failure();
+    assert!(line.contains("no password"), "{line}");
+}

@@ -1,0 +1,230 @@
+//! Harness: one local system per test binary (on a thread of its own, free ports, its own
+//! table and bucket), and [`Cli`], the built binary with a private config and work
+//! directory, its output captured.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use filestore_dev::{LocalSystem, Options};
+use serde_json::Value;
+
+pub const MIB: usize = 1024 * 1024;
+pub const PASSWORD: &str = "correct horse battery";
+
+static SERVER: OnceLock<String> = OnceLock::new();
+
+/// The API's base URL, starting the system on first use. It runs on a thread of its own,
+/// because each test's runtime ends with the test; the emulator stops when the test
+/// process exits.
+pub fn server() -> &'static str {
+    SERVER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("test runtime");
+            runtime.block_on(async move {
+                match LocalSystem::start(Options::isolated()).await {
+                    Ok(sys) => {
+                        let _ = tx.send(Ok(sys.base_url()));
+                        std::future::pending::<()>().await;
+                        drop(sys);
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(format!("{e:#}")));
+                    }
+                }
+            });
+        });
+        match rx.recv() {
+            Ok(Ok(url)) => url,
+            Ok(Err(e)) => panic!("the local system did not start: {e}"),
+            Err(_) => panic!("the local system thread died"),
+        }
+    })
+}
+
+/// A username no other test uses.
+pub fn unique_username() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "cli_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Deterministic, non-repeating test bytes (xorshift), so a shifted or swapped part shows.
+pub fn test_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// One finished run of the binary.
+pub struct Run {
+    pub output: Output,
+}
+
+impl Run {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    #[track_caller]
+    pub fn success(&self) -> &Self {
+        assert!(
+            self.output.status.success(),
+            "failed ({}): {}{}",
+            self.output.status,
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+
+    /// Asserts a failure reported the way the CLI promises: a non-zero exit and exactly one
+    /// line on stderr, no panic. Returns that line.
+    #[track_caller]
+    pub fn failure(&self) -> String {
+        let stderr = self.stderr();
+        assert!(
+            !self.output.status.success(),
+            "succeeded unexpectedly: {}{stderr}",
+            self.stdout()
+        );
+        assert_eq!(self.output.status.code(), Some(1), "stderr: {stderr}");
+        assert!(!stderr.contains("panicked"), "panic: {stderr}");
+        assert!(
+            !stderr.contains("RUST_BACKTRACE"),
+            "backtrace hint: {stderr}"
+        );
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "not one line: {stderr:?}");
+        lines[0].to_string()
+    }
+
+    #[track_caller]
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.output.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout()))
+    }
+}
+
+/// The binary as one user on one machine: its own config directory and working directory.
+pub struct Cli {
+    pub config: tempfile::TempDir,
+    pub work: tempfile::TempDir,
+    pub server: String,
+    pub username: String,
+}
+
+impl Cli {
+    /// A user with no account and no session.
+    pub fn anonymous() -> Self {
+        Self {
+            config: tempfile::tempdir().expect("config dir"),
+            work: tempfile::tempdir().expect("work dir"),
+            server: server().to_string(),
+            username: unique_username(),
+        }
+    }
+
+    /// A user who signed up (and so is logged in).
+    pub fn logged_in() -> Self {
+        let cli = Self::anonymous();
+        cli.run(&["signup", "--username", &cli.username]).success();
+        cli
+    }
+
+    /// The command, with the user's environment and `FILESTORE_PASSWORD` set; stdin is
+    /// closed so nothing can wait for a prompt.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_filestore"));
+        cmd.args(args)
+            .current_dir(self.work.path())
+            .env("FILESTORE_SERVER", &self.server)
+            .env("FILESTORE_CONFIG_DIR", self.config.path())
+            .env("FILESTORE_PASSWORD", PASSWORD)
+            .env_remove("FILESTORE_TEST_STOP_AFTER_PARTS")
+            .env_remove("FILESTORE_TEST_STOP_AFTER_BYTES")
+            .env_remove("RUST_BACKTRACE")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with(self.command(args))
+    }
+
+    pub fn run_with(&self, mut cmd: Command) -> Run {
+        Run {
+            output: cmd.output().expect("the binary runs"),
+        }
+    }
+
+    /// Runs with `--json`, asserts success, returns the document.
+    #[track_caller]
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let run = self.run(&all);
+        run.success();
+        run.json()
+    }
+
+    /// A file in the work directory.
+    pub fn write(&self, relative: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.work.path().join(relative);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("dirs");
+        std::fs::write(&path, bytes).expect("write");
+        path
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.work.path().join(relative)
+    }
+
+    /// Unfinished-upload state files the CLI keeps.
+    pub fn resume_states(&self) -> Vec<PathBuf> {
+        list(&self.config.path().join("uploads"))
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect()
+    }
+
+    /// Every file listed by `ls --json`.
+    pub fn files(&self) -> Vec<Value> {
+        self.json(&["ls"])["files"]
+            .as_array()
+            .expect("files array")
+            .clone()
+    }
+}
+
+fn list(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default()
+}
+
+pub fn str_field<'a>(v: &'a Value, field: &str) -> &'a str {
+    v[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string {field} in {v}"))
+}

@@ -1,0 +1,223 @@
+//! Transfers: parallel multipart upload, listing, download byte for byte, directories,
+//! rename and delete, and resuming both directions after an interruption.
+
+use crate::helpers::{Cli, MIB, str_field, test_bytes};
+
+/// A 12 MiB file in three parts sent three at a time is listed and comes back byte for
+/// byte; the download notes that the server has not verified the hash yet.
+#[test]
+fn parallel_upload_lists_and_downloads_byte_for_byte() {
+    let cli = Cli::logged_in();
+    let data = test_bytes(12 * MIB + 5, 1);
+    cli.write("big.bin", &data);
+
+    let out = cli.json(&[
+        "upload",
+        "big.bin",
+        "--concurrency",
+        "3",
+        "--part-size",
+        "5MiB",
+    ]);
+    let uploads = out["uploads"].as_array().unwrap();
+    assert_eq!(uploads.len(), 1);
+    let up = &uploads[0];
+    assert_eq!(up["part_count"], 3);
+    assert_eq!(up["parts_sent"], 3);
+    assert_eq!(up["parts_already_stored"], 0);
+    assert_eq!(up["resumed"], false);
+    assert_eq!(up["bytes_sent"], data.len());
+    assert_eq!(up["file"]["name"], "big.bin");
+    assert_eq!(up["file"]["size"], data.len());
+    let sha = sha256_hex(&data);
+    assert_eq!(up["file"]["sha256"], sha.as_str(), "declared hash recorded");
+    assert!(
+        cli.resume_states().is_empty(),
+        "state cleared after complete"
+    );
+
+    let files = cli.files();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0], up["file"]);
+    let id = str_field(&files[0], "file_id");
+
+    let run = cli.run(&["download", id, "-o", "copy.bin"]);
+    run.success();
+    assert!(
+        run.stdout().starts_with("downloaded \"big.bin\""),
+        "{}",
+        run.stdout()
+    );
+    assert!(
+        run.stderr().contains("not verified"),
+        "one line about the unchecked hash: {}",
+        run.stderr()
+    );
+    assert_eq!(run.stderr().lines().count(), 1);
+    assert!(
+        std::fs::read(cli.path("copy.bin")).unwrap() == data,
+        "bytes differ"
+    );
+
+    let down = cli.json(&["download", id, "-o", "copy2.bin"]);
+    assert_eq!(down["bytes_downloaded"], data.len());
+    assert_eq!(down["resumed_from"], 0);
+    assert_eq!(down["sha256"], sha.as_str());
+    assert_eq!(down["sha256_checked"], false);
+    assert!(std::fs::read(cli.path("copy2.bin")).unwrap() == data);
+}
+
+/// A directory uploads recursively, each file named by its relative path; empty files too.
+#[test]
+fn directory_uploads_recursively() {
+    let cli = Cli::logged_in();
+    cli.write("photos/a.jpg", &test_bytes(1000, 2));
+    cli.write("photos/2024/june/b.jpg", &test_bytes(70_000, 3));
+    cli.write("photos/empty.txt", b"");
+
+    let out = cli.json(&["upload", "photos"]);
+    let names: Vec<&str> = out["uploads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["file"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "photos__2024__june__b.jpg",
+            "photos__a.jpg",
+            "photos__empty.txt"
+        ]
+    );
+
+    let files = cli.files();
+    assert_eq!(files.len(), 3);
+    std::fs::create_dir(cli.path("out")).unwrap();
+    for file in &files {
+        let id = str_field(file, "file_id");
+        let name = str_field(file, "name");
+        cli.json(&["download", id, "-o", "out"]);
+        let original = match name {
+            "photos__a.jpg" => test_bytes(1000, 2),
+            "photos__2024__june__b.jpg" => test_bytes(70_000, 3),
+            _ => Vec::new(),
+        };
+        assert_eq!(std::fs::read(cli.path("out").join(name)).unwrap(), original);
+    }
+    assert_eq!(cli.json(&["whoami"])["file_count"], 3);
+}
+
+/// `mv` renames (ls shows the new name), `rm` deletes (ls no longer shows it, a second
+/// `rm` is a 404).
+#[test]
+fn mv_renames_and_rm_deletes() {
+    let cli = Cli::logged_in();
+    cli.write("notes.txt", b"hello");
+    let up = cli.json(&["upload", "notes.txt", "--name", "first.txt"]);
+    let id = str_field(&up["uploads"][0]["file"], "file_id").to_string();
+    assert_eq!(up["uploads"][0]["file"]["name"], "first.txt");
+
+    let renamed = cli.json(&["mv", &id, "second.txt"]);
+    assert_eq!(renamed["name"], "second.txt");
+    assert_eq!(renamed["file_id"], id.as_str());
+    let listed = cli.files();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["name"], "second.txt");
+
+    let run = cli.run(&["rm", &id]);
+    run.success();
+    assert_eq!(run.stdout().trim(), format!("deleted {id}"));
+    assert!(cli.files().is_empty());
+    let line = cli.run(&["rm", &id]).failure();
+    assert!(line.contains("(HTTP 404)"), "{line}");
+}
+
+/// An upload interrupted after one of three parts leaves resume state; the re-run asks S3
+/// which parts it holds and sends only the other two, then forgets the state.
+#[test]
+fn interrupted_upload_resumes_sending_only_missing_parts() {
+    let cli = Cli::logged_in();
+    let data = test_bytes(12 * MIB, 4);
+    cli.write("resume.bin", &data);
+    let args = [
+        "upload",
+        "resume.bin",
+        "--part-size",
+        "5MiB",
+        "--concurrency",
+        "1",
+    ];
+
+    let mut first = cli.command(&args);
+    first.env("FILESTORE_TEST_STOP_AFTER_PARTS", "1");
+    let line = cli.run_with(first).failure();
+    assert!(line.contains("interrupted after 1 parts"), "{line}");
+    assert_eq!(cli.resume_states().len(), 1, "state kept for the re-run");
+    assert!(cli.files().is_empty(), "nothing completed");
+
+    let out = cli.json(&args);
+    let up = &out["uploads"][0];
+    assert_eq!(up["resumed"], true);
+    assert_eq!(up["part_count"], 3);
+    assert_eq!(up["parts_already_stored"], 1);
+    assert_eq!(up["parts_sent"], 2, "only the missing parts were sent");
+    assert_eq!(up["bytes_sent"], 7 * MIB);
+    assert!(
+        cli.resume_states().is_empty(),
+        "state cleared after complete"
+    );
+
+    let files = cli.files();
+    assert_eq!(files.len(), 1, "one upload, one file");
+    let id = str_field(&files[0], "file_id");
+    cli.json(&["download", id, "-o", "copy.bin"]);
+    assert!(
+        std::fs::read(cli.path("copy.bin")).unwrap() == data,
+        "bytes differ"
+    );
+}
+
+/// A download interrupted part way leaves a partial file beside the target (and no
+/// target); the re-run asks only for the rest with a Range request.
+#[test]
+fn interrupted_download_resumes_from_the_partial_file() {
+    let cli = Cli::logged_in();
+    let data = test_bytes(12 * MIB + 1, 5);
+    cli.write("big.bin", &data);
+    let up = cli.json(&["upload", "big.bin"]);
+    let id = str_field(&up["uploads"][0]["file"], "file_id").to_string();
+
+    let mut first = cli.command(&["download", &id, "-o", "copy.bin"]);
+    first.env("FILESTORE_TEST_STOP_AFTER_BYTES", (5 * MIB).to_string());
+    let line = cli.run_with(first).failure();
+    assert!(line.contains("interrupted after"), "{line}");
+    assert!(!cli.path("copy.bin").exists(), "no target until complete");
+    let partial = cli.path(&format!(".filestore-{id}.part"));
+    let have = std::fs::metadata(&partial)
+        .expect("partial file kept")
+        .len() as usize;
+    assert!(have >= 5 * MIB && have < data.len(), "partial holds {have}");
+    assert!(
+        std::fs::read(&partial).unwrap() == data[..have],
+        "partial is a prefix"
+    );
+
+    let down = cli.json(&["download", &id, "-o", "copy.bin"]);
+    assert_eq!(down["resumed_from"], have);
+    assert_eq!(down["bytes_downloaded"], data.len() - have);
+    assert_eq!(down["sha256"], sha256_hex(&data).as_str());
+    assert!(
+        std::fs::read(cli.path("copy.bin")).unwrap() == data,
+        "bytes differ"
+    );
+    assert!(!partial.exists(), "partial renamed into place");
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

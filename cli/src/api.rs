@@ -123,6 +123,36 @@ pub struct UploadStatus {
     pub file_id: Option<String>,
 }
 
+/// `POST /v1/fast-upload`.
+#[derive(Debug, Serialize)]
+pub struct FastUpload<'a> {
+    pub name: &'a str,
+    pub size: u64,
+    pub sha256: &'a str,
+}
+
+/// One challenged byte range of the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ByteRange {
+    pub offset: u64,
+    pub length: u64,
+}
+
+/// The server's challenge: prove possession of the bytes by hashing the nonce and ranges.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Challenge {
+    pub challenge_id: String,
+    pub nonce: String,
+    pub ranges: Vec<ByteRange>,
+}
+
+/// The answer to a proof: `"complete"` with the new file, or `"upload_required"`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ProofOutcome {
+    pub status: String,
+    pub file: Option<File>,
+}
+
 #[derive(Debug, Deserialize)]
 struct ErrorBody {
     error: ErrorDetail,
@@ -300,6 +330,24 @@ impl Api {
     pub async fn upload_status(&self, upload_id: &str) -> Result<UploadStatus> {
         self.json(self.request(Method::GET, &["v1", "uploads", upload_id])?)
             .await
+    }
+
+    /// Asks for a proof-of-possession challenge (always given, whether or not the content
+    /// is stored).
+    pub async fn fast_upload(&self, input: &FastUpload<'_>) -> Result<Challenge> {
+        self.json(
+            self.request(Method::POST, &["v1", "fast-upload"])?
+                .json(input),
+        )
+        .await
+    }
+
+    /// Answers a challenge.
+    pub async fn prove(&self, challenge_id: &str, proof: &str) -> Result<ProofOutcome> {
+        let req = self
+            .request(Method::POST, &["v1", "fast-upload", challenge_id, "proof"])?
+            .json(&json!({ "proof": proof }));
+        self.json(req).await
     }
 
     pub async fn complete(&self, upload_id: &str) -> Result<File> {

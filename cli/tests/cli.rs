@@ -7,4 +7,5 @@ mod helpers;
 mod accounts;
 mod errors;
 mod faults;
+mod instant;
 mod transfers;

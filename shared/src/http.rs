@@ -145,6 +145,20 @@ fn match_template(template: &str, path: &str) -> Option<Option<String>> {
     }
 }
 
+impl Matched {
+    /// The `{id}` path parameter as a server-made id. An id that does not parse cannot
+    /// exist, so it is a 404 for `what`, like any other unknown id.
+    ///
+    /// # Errors
+    /// 404 when the route has no id or it is malformed.
+    pub fn id_of(&self, what: &'static str) -> Result<String, ApiError> {
+        self.id
+            .as_deref()
+            .and_then(crate::domain::parse_id)
+            .ok_or(ApiError::NotFound(what))
+    }
+}
+
 /// Finds the route for a method and path.
 ///
 /// # Errors

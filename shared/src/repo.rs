@@ -317,6 +317,39 @@ impl Repo {
             .build())
     }
 
+    /// Adds `bytes` and `files` to a user's counters (negative to take away).
+    fn count_files(
+        &self,
+        user_id: &str,
+        bytes: i128,
+        files: i64,
+    ) -> anyhow::Result<TransactWriteItem> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("PK", user_pk(user_id))
+            .key("SK", s("PROFILE"))
+            .update_expression("ADD used_bytes :bytes, file_count :files")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":bytes", n(bytes))
+            .expression_attribute_values(":files", n(files))
+            .build()?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Adds `delta` references to existing content; the condition makes a transaction fail
+    /// rather than resurrect content the janitor collected.
+    fn reference_content(&self, sha256: &str, delta: i64) -> anyhow::Result<TransactWriteItem> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("PK", s(format!("CONTENT#{sha256}")))
+            .key("SK", s("CONTENT"))
+            .update_expression("ADD refs :delta")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":delta", n(delta))
+            .build()?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
     /// Runs a write transaction. `Ok(false)` when one of its conditions was false (nothing
     /// was written); conflicts with concurrent transactions are retried with backoff.
     async fn transact(&self, items: Vec<TransactWriteItem>, what: &str) -> anyhow::Result<bool> {
@@ -621,20 +654,11 @@ impl Repo {
             .expression_attribute_values(":completed", s(UploadState::Completed.as_str()))
             .expression_attribute_values(":active", s(UploadState::Active.as_str()))
             .build()?;
-        let count = Update::builder()
-            .table_name(&self.table)
-            .key("PK", user_pk(&upload.user_id))
-            .key("SK", s("PROFILE"))
-            .update_expression("ADD used_bytes :size, file_count :one")
-            .condition_expression("attribute_exists(PK)")
-            .expression_attribute_values(":size", n(file.size))
-            .expression_attribute_values(":one", n(1))
-            .build()?;
         self.transact(
             vec![
                 self.put(Self::file_item(file), "attribute_not_exists(PK)")?,
                 TransactWriteItem::builder().update(mark).build(),
-                TransactWriteItem::builder().update(count).build(),
+                self.count_files(&upload.user_id, file.size as i128, 1)?,
             ],
             "complete",
         )
@@ -762,18 +786,7 @@ impl Repo {
             let existing = self.get_content(&found.sha256).await?;
             let (content_write, cold_key) = match &existing {
                 Some(content) => (
-                    TransactWriteItem::builder()
-                        .update(
-                            Update::builder()
-                                .table_name(&self.table)
-                                .key("PK", s(format!("CONTENT#{}", found.sha256)))
-                                .key("SK", s("CONTENT"))
-                                .update_expression("ADD refs :one")
-                                .condition_expression("attribute_exists(PK)")
-                                .expression_attribute_values(":one", n(1))
-                                .build()?,
-                        )
-                        .build(),
+                    self.reference_content(&found.sha256, 1)?,
                     content.cold_key.clone(),
                 ),
                 None => {
@@ -912,28 +925,11 @@ impl Repo {
     /// DynamoDB failures.
     pub async fn create_shared_file(&self, file: &FileRecord) -> anyhow::Result<bool> {
         let sha256 = file.sha256.as_deref().context("a shared file has a hash")?;
-        let reference = Update::builder()
-            .table_name(&self.table)
-            .key("PK", s(format!("CONTENT#{sha256}")))
-            .key("SK", s("CONTENT"))
-            .update_expression("ADD refs :one")
-            .condition_expression("attribute_exists(PK)")
-            .expression_attribute_values(":one", n(1))
-            .build()?;
-        let count = Update::builder()
-            .table_name(&self.table)
-            .key("PK", user_pk(&file.user_id))
-            .key("SK", s("PROFILE"))
-            .update_expression("ADD used_bytes :size, file_count :one")
-            .condition_expression("attribute_exists(PK)")
-            .expression_attribute_values(":size", n(file.size))
-            .expression_attribute_values(":one", n(1))
-            .build()?;
         self.transact(
             vec![
                 self.put(Self::file_item(file), "attribute_not_exists(PK)")?,
-                TransactWriteItem::builder().update(reference).build(),
-                TransactWriteItem::builder().update(count).build(),
+                self.reference_content(sha256, 1)?,
+                self.count_files(&file.user_id, file.size as i128, 1)?,
             ],
             "instant upload",
         )
@@ -1078,30 +1074,14 @@ impl Repo {
             .key("SK", s(format!("FILE#{}", file.file_id)))
             .condition_expression("attribute_exists(PK)")
             .build()?;
-        let count = Update::builder()
-            .table_name(&self.table)
-            .key("PK", user_pk(&file.user_id))
-            .key("SK", s("PROFILE"))
-            .update_expression("ADD used_bytes :size, file_count :one")
-            .expression_attribute_values(":size", n(-(file.size as i128)))
-            .expression_attribute_values(":one", n(-1))
-            .build()?;
         let mut items = vec![
             TransactWriteItem::builder().delete(delete).build(),
-            TransactWriteItem::builder().update(count).build(),
+            self.count_files(&file.user_id, -(file.size as i128), -1)?,
         ];
         // A verified file holds a reference on its content; the janitor collects content
         // whose count reaches zero.
         if let (true, Some(sha256)) = (file.verified, &file.sha256) {
-            let release = Update::builder()
-                .table_name(&self.table)
-                .key("PK", s(format!("CONTENT#{sha256}")))
-                .key("SK", s("CONTENT"))
-                .update_expression("ADD refs :minus_one")
-                .condition_expression("attribute_exists(PK)")
-                .expression_attribute_values(":minus_one", n(-1))
-                .build()?;
-            items.push(TransactWriteItem::builder().update(release).build());
+            items.push(self.reference_content(sha256, -1)?);
         }
         self.transact(items, "delete file").await
     }

@@ -16,7 +16,7 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 use filestore_shared::api::{
     ByteRange, ChallengeResponse, FastUploadRequest, ProofRequest, ProofResponse,
 };
-use filestore_shared::domain::{ContentType, new_id, parse_id};
+use filestore_shared::domain::{ContentType, new_id};
 use filestore_shared::http::{RouteKey, json, json_body, resolve, respond};
 use filestore_shared::repo::{ChallengeRecord, FileRecord, rfc3339};
 use filestore_shared::storage::{Storage, object_key};
@@ -48,11 +48,7 @@ async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiErr
     match matched.key {
         RouteKey::FastUpload => challenge(state, &user, json_body(req)?).await,
         RouteKey::FastUploadProof => {
-            let id = matched
-                .id
-                .as_deref()
-                .and_then(parse_id)
-                .ok_or(ApiError::NotFound("challenge"))?;
+            let id = matched.id_of("challenge")?;
             prove(state, &user, &id, json_body(req)?).await
         }
         _ => Err(ApiError::NotFound("route")),

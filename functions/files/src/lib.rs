@@ -36,13 +36,7 @@ pub async fn handler(state: &AppState, req: Request) -> Result<Response<Body>, I
 async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiError> {
     let matched = resolve(req.method(), req.uri().path())?;
     let user = state.authenticate(req)?.sub;
-    let id = || {
-        matched
-            .id
-            .as_deref()
-            .and_then(parse_id)
-            .ok_or(ApiError::NotFound("file"))
-    };
+    let id = || matched.id_of("file");
     match matched.key {
         RouteKey::ListFiles => {
             let limit = parse_limit(query_param(req, "limit").as_deref())?;

@@ -10,7 +10,7 @@ use std::convert::Infallible;
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use filestore_shared::api::{CompleteUploadRequest, FileEnvelope, PartDone};
-use filestore_shared::domain::{ObjectSize, PartNumber, PartPlan, parse_id};
+use filestore_shared::domain::{ObjectSize, PartNumber, PartPlan};
 use filestore_shared::http::{RouteKey, json, json_body, resolve, respond};
 use filestore_shared::repo::{FileRecord, UploadRecord, UploadState, rfc3339};
 use filestore_shared::{ApiError, AppState};
@@ -28,11 +28,7 @@ async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiErr
     let user = state.authenticate(req)?.sub;
     match matched.key {
         RouteKey::CompleteUpload => {
-            let id = matched
-                .id
-                .as_deref()
-                .and_then(parse_id)
-                .ok_or(ApiError::NotFound("upload"))?;
+            let id = matched.id_of("upload")?;
             let CompleteUploadRequest {} = json_body(req)?;
             complete(state, &user, &id).await
         }

@@ -12,7 +12,7 @@ use filestore_shared::api::{
     CreateUploadRequest, CreateUploadResponse, PresignPartsRequest, PresignPartsResponse,
     PresignedPart, UploadList,
 };
-use filestore_shared::domain::{ContentType, PartPlan, new_id, parse_id};
+use filestore_shared::domain::{ContentType, PartPlan, new_id};
 use filestore_shared::http::{RouteKey, json, json_body, no_content, resolve, respond};
 use filestore_shared::repo::{UploadRecord, UploadState, rfc3339};
 use filestore_shared::storage::object_key;
@@ -33,13 +33,7 @@ pub async fn handler(state: &AppState, req: Request) -> Result<Response<Body>, I
 async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiError> {
     let matched = resolve(req.method(), req.uri().path())?;
     let user = state.authenticate(req)?.sub;
-    let id = || {
-        matched
-            .id
-            .as_deref()
-            .and_then(parse_id)
-            .ok_or(ApiError::NotFound("upload"))
-    };
+    let id = || matched.id_of("upload");
     match matched.key {
         RouteKey::CreateUpload => create(state, &user, json_body(req)?).await,
         RouteKey::ListUploads => list(state, &user).await,

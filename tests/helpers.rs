@@ -87,6 +87,35 @@ pub async fn aws() -> (aws_sdk_s3::Client, aws_sdk_dynamodb::Client) {
     (s3, aws_sdk_dynamodb::Client::new(&sdk))
 }
 
+/// Moves an upload's expiry into the past, as if it had been abandoned long ago (DynamoDB's
+/// TTL sweep being lazy, the record itself stays).
+pub async fn expire_upload(user_id: &str, upload_id: &str) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let (_, ddb) = aws().await;
+    ddb.update_item()
+        .table_name(&system().table)
+        .key("PK", AttributeValue::S(format!("USER#{user_id}")))
+        .key("SK", AttributeValue::S(format!("UPLOAD#{upload_id}")))
+        .update_expression("SET expires_at = :past")
+        .expression_attribute_values(":past", AttributeValue::S("2020-01-01T00:00:00Z".into()))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// How many multipart uploads S3 still holds open under a user's prefix.
+pub async fn open_multipart_uploads(user_id: &str) -> usize {
+    let (s3, _) = aws().await;
+    s3.list_multipart_uploads()
+        .bucket(&system().hot_bucket)
+        .prefix(format!("files/{user_id}/"))
+        .send()
+        .await
+        .unwrap()
+        .uploads()
+        .len()
+}
+
 /// An S3 client on the cold store's own endpoint.
 pub async fn cold_s3() -> aws_sdk_s3::Client {
     let sys = system();

@@ -4,19 +4,10 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use sha2::Digest;
 
-use crate::helpers::{MIB, TestApp, app_state, aws, cold_s3, system, test_bytes};
-
-async fn open_multipart_uploads(user_id: &str) -> usize {
-    let (s3, _) = aws().await;
-    s3.list_multipart_uploads()
-        .bucket(&system().hot_bucket)
-        .prefix(format!("files/{user_id}/"))
-        .send()
-        .await
-        .unwrap()
-        .uploads()
-        .len()
-}
+use crate::helpers::{
+    MIB, TestApp, app_state, aws, cold_s3, expire_upload, open_multipart_uploads, system,
+    test_bytes,
+};
 
 async fn cold_has(key: &str) -> bool {
     cold_s3()
@@ -43,22 +34,14 @@ async fn expired_uploads_are_aborted_and_removed() {
     assert_eq!(open_multipart_uploads(&app.user_id).await, 2);
 
     let stale_id = stale["upload_id"].as_str().unwrap();
-    let (_, ddb) = aws().await;
-    ddb.update_item()
-        .table_name(&system().table)
-        .key("PK", AttributeValue::S(format!("USER#{}", app.user_id)))
-        .key("SK", AttributeValue::S(format!("UPLOAD#{stale_id}")))
-        .update_expression("SET expires_at = :past")
-        .expression_attribute_values(":past", AttributeValue::S("2020-01-01T00:00:00Z".into()))
-        .send()
-        .await
-        .unwrap();
+    expire_upload(&app.user_id, stale_id).await;
 
     let report = filestore_janitor::sweep(&app_state().await, time::OffsetDateTime::now_utc())
         .await
         .unwrap();
     assert!(report.aborted_uploads >= 1, "{report:?}");
     assert_eq!(open_multipart_uploads(&app.user_id).await, 1);
+    let (_, ddb) = aws().await;
     let record = ddb
         .get_item()
         .table_name(&system().table)

@@ -126,6 +126,27 @@ async fn a_false_declared_hash_is_replaced_by_the_computed_one() {
     );
 }
 
+fn s3_event(key: &str, size: usize) -> serde_json::Value {
+    json!({"Records": [{
+        "eventName": "ObjectCreated:CompleteMultipartUpload",
+        "s3": {"bucket": {"name": system().hot_bucket}, "object": {"key": key, "size": size}}
+    }]})
+}
+
+fn sqs_batch(body: &serde_json::Value) -> aws_lambda_events::sqs::SqsEvent {
+    serde_json::from_value(json!({"Records": [{
+        "messageId": "m-1",
+        "receiptHandle": "r",
+        "body": body.to_string(),
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": {},
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
+        "awsRegion": "us-east-1"
+    }]}))
+    .unwrap()
+}
+
 /// A redelivered S3 event for a verified file changes nothing: no second reference.
 #[tokio::test]
 async fn duplicate_event_delivery_changes_nothing() {
@@ -138,36 +159,10 @@ async fn duplicate_event_delivery_changes_nothing() {
     assert_eq!(content_refs(&digest).await, Some(1));
 
     let key = format!("files/{}/{file_id}", app.user_id);
-    let event = json!({"Records": [{
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "awsRegion": "us-east-1",
-        "eventTime": "2026-01-01T00:00:00.000Z",
-        "eventName": "ObjectCreated:CompleteMultipartUpload",
-        "userIdentity": {"principalId": "test"},
-        "requestParameters": {"sourceIPAddress": "127.0.0.1"},
-        "responseElements": {},
-        "s3": {
-            "s3SchemaVersion": "1.0",
-            "configurationId": "transfer",
-            "bucket": {"name": system().hot_bucket, "arn": format!("arn:aws:s3:::{}", system().hot_bucket)},
-            "object": {"key": key, "size": data.len(), "eTag": "x", "sequencer": "0"}
-        }
-    }]});
     // Deliver it twice more, straight to the handler, as Lambda would on redelivery.
     let state = app_state().await;
-    for n in 0..2 {
-        let batch: aws_lambda_events::sqs::SqsEvent = serde_json::from_value(json!({"Records": [{
-            "messageId": format!("dup-{n}"),
-            "receiptHandle": "r",
-            "body": event.to_string(),
-            "attributes": {"ApproximateReceiveCount": "2"},
-            "messageAttributes": {},
-            "eventSource": "aws:sqs",
-            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
-            "awsRegion": "us-east-1"
-        }]}))
-        .unwrap();
+    for _ in 0..2 {
+        let batch = sqs_batch(&s3_event(&key, data.len()));
         let response = filestore_transfer::handler(&state, batch).await;
         assert!(response.batch_item_failures.is_empty());
     }
@@ -252,27 +247,6 @@ async fn with_zero_retention_downloads_come_from_the_cold_store() {
     );
     assert!(app.download(file_id).await == data, "cold download differs");
     local.stop().await;
-}
-
-fn s3_event(key: &str, size: usize) -> serde_json::Value {
-    json!({"Records": [{
-        "eventName": "ObjectCreated:CompleteMultipartUpload",
-        "s3": {"bucket": {"name": system().hot_bucket}, "object": {"key": key, "size": size}}
-    }]})
-}
-
-fn sqs_batch(body: &serde_json::Value) -> aws_lambda_events::sqs::SqsEvent {
-    serde_json::from_value(json!({"Records": [{
-        "messageId": "m-1",
-        "receiptHandle": "r",
-        "body": body.to_string(),
-        "attributes": {"ApproximateReceiveCount": "1"},
-        "messageAttributes": {},
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
-        "awsRegion": "us-east-1"
-    }]}))
-    .unwrap()
 }
 
 /// A worker that crashed after writing the cold copy but before recording it leaves a copy

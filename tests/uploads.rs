@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{MIB, TestApp, aws, system, test_bytes};
+use crate::helpers::{MIB, TestApp, expire_upload, open_multipart_uploads, test_bytes};
 
 fn id(v: &Value, field: &str) -> String {
     v[field].as_str().unwrap().to_string()
@@ -302,15 +302,7 @@ async fn abort_removes_the_upload_everywhere() {
             .is_empty()
     );
 
-    let (s3, _) = aws().await;
-    let open = s3
-        .list_multipart_uploads()
-        .bucket(&system().hot_bucket)
-        .prefix(format!("files/{}/", app.user_id))
-        .send()
-        .await
-        .unwrap();
-    assert!(open.uploads().is_empty(), "{:?}", open.uploads());
+    assert_eq!(open_multipart_uploads(&app.user_id).await, 0);
 }
 
 /// Aborting a completed upload is a conflict, not a way to lose the file.
@@ -344,20 +336,10 @@ async fn abort_of_a_completed_upload_is_409() {
 /// Past its expiry an upload is a 404 even before DynamoDB's TTL sweeps the record.
 #[tokio::test]
 async fn expired_upload_is_404() {
-    use aws_sdk_dynamodb::types::AttributeValue;
     let app = TestApp::new().await;
     let upload = app.create_upload("late.bin", 10, None).await;
     let upload_id = id(&upload, "upload_id");
-    let (_, ddb) = aws().await;
-    ddb.update_item()
-        .table_name(&system().table)
-        .key("PK", AttributeValue::S(format!("USER#{}", app.user_id)))
-        .key("SK", AttributeValue::S(format!("UPLOAD#{upload_id}")))
-        .update_expression("SET expires_at = :past")
-        .expression_attribute_values(":past", AttributeValue::S("2020-01-01T00:00:00Z".into()))
-        .send()
-        .await
-        .unwrap();
+    expire_upload(&app.user_id, &upload_id).await;
     app.get(&format!("/v1/uploads/{upload_id}"))
         .await
         .expect_error(404, "not_found");

@@ -756,17 +756,21 @@ impl Repo {
     /// # Errors
     /// DynamoDB failures or a malformed item.
     pub async fn get_content(&self, sha256: &str) -> anyhow::Result<Option<ContentRecord>> {
-        let Some(item) = self.get(s(format!("CONTENT#{sha256}")), "CONTENT").await? else {
-            return Ok(None);
-        };
-        Ok(Some(ContentRecord {
-            sha256: get_s(&item, "sha256")?,
-            sha1: get_s(&item, "sha1")?,
-            size: get_u64(&item, "size")?,
-            cold_key: get_s(&item, "cold_key")?,
-            refs: get_u64(&item, "refs")?,
-            created_at: get_s(&item, "created_at")?,
-        }))
+        self.get(s(format!("CONTENT#{sha256}")), "CONTENT")
+            .await?
+            .map(|item| Self::content_from(&item))
+            .transpose()
+    }
+
+    fn content_from(item: &Item) -> anyhow::Result<ContentRecord> {
+        Ok(ContentRecord {
+            sha256: get_s(item, "sha256")?,
+            sha1: get_s(item, "sha1")?,
+            size: get_u64(item, "size")?,
+            cold_key: get_s(item, "cold_key")?,
+            refs: get_u64(item, "refs")?,
+            created_at: get_s(item, "created_at")?,
+        })
     }
 
     /// Records a file's verified bytes: the file gets the computed hashes, `verified` and the
@@ -992,16 +996,7 @@ impl Repo {
         )
         .await?
         .iter()
-        .map(|item| {
-            Ok(ContentRecord {
-                sha256: get_s(item, "sha256")?,
-                sha1: get_s(item, "sha1")?,
-                size: get_u64(item, "size")?,
-                cold_key: get_s(item, "cold_key")?,
-                refs: get_u64(item, "refs")?,
-                created_at: get_s(item, "created_at")?,
-            })
-        })
+        .map(Self::content_from)
         .collect()
     }
 

@@ -1,5 +1,6 @@
-//! S3 helpers for the hot bucket: multipart uploads, presigned URLs and object checks.
-//! Bytes never pass through here; functions only sign URLs and read S3's own bookkeeping.
+//! S3 helpers for the hot bucket and the cold store: multipart uploads, presigned URLs and
+//! object checks. Bytes never pass through here; functions only sign URLs and read S3's own
+//! bookkeeping.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -19,6 +20,9 @@ use crate::api::PartDone;
 pub fn object_key(user_id: &str, file_id: &str) -> String {
     format!("files/{user_id}/{file_id}")
 }
+
+/// Where the transfer puts verified copies in the cold store.
+pub const COLD_BLOB_PREFIX: &str = "blobs/";
 
 /// RFC 6266 / 5987 attribute characters that need no escaping.
 const ATTR_CHAR: &AsciiSet = &NON_ALPHANUMERIC
@@ -61,7 +65,28 @@ pub struct Presigned {
     pub headers: BTreeMap<String, String>,
 }
 
-/// The hot bucket.
+/// What `HeadObject` says about a stored object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectHead {
+    pub size: u64,
+    /// Without quotes. For S3 (SSE-S3), MinIO, OSS and moto an MD5 form: the MD5 of the bytes,
+    /// or for a multipart object the MD5 of its parts' MD5s and `-<parts>`.
+    pub etag: Option<String>,
+    pub last_modified: Option<time::OffsetDateTime>,
+}
+
+/// A listed object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    pub key: String,
+    pub last_modified: Option<time::OffsetDateTime>,
+}
+
+fn to_time(t: Option<&aws_sdk_s3::primitives::DateTime>) -> Option<time::OffsetDateTime> {
+    t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.secs()).ok())
+}
+
+/// A bucket: the hot one, or the cold store's.
 #[derive(Clone, Debug)]
 pub struct Storage {
     client: Client,
@@ -247,6 +272,14 @@ impl Storage {
     /// # Errors
     /// S3 failures.
     pub async fn object_size(&self, key: &str) -> anyhow::Result<Option<u64>> {
+        Ok(self.head(key).await?.map(|h| h.size))
+    }
+
+    /// Size, ETag and age of an object, `None` if there is no such object.
+    ///
+    /// # Errors
+    /// S3 failures.
+    pub async fn head(&self, key: &str) -> anyhow::Result<Option<ObjectHead>> {
         match self
             .client
             .head_object()
@@ -255,11 +288,45 @@ impl Storage {
             .send()
             .await
         {
-            Ok(out) => Ok(Some(out.content_length().unwrap_or_default().max(0) as u64)),
+            Ok(out) => Ok(Some(ObjectHead {
+                size: out.content_length().unwrap_or_default().max(0) as u64,
+                etag: out.e_tag().map(|e| e.trim_matches('"').to_string()),
+                last_modified: to_time(out.last_modified()),
+            })),
             Err(e) if matches!(e.as_service_error(), Some(HeadObjectError::NotFound(_))) => {
                 Ok(None)
             }
             Err(e) => Err(e).context("S3 HeadObject"),
+        }
+    }
+
+    /// Every object under `prefix`, a page of 1,000 per request.
+    ///
+    /// # Errors
+    /// S3 failures.
+    pub async fn list(&self, prefix: &str) -> anyhow::Result<Vec<Listed>> {
+        let mut listed = Vec::new();
+        let mut token = None;
+        loop {
+            let out = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .context("S3 ListObjectsV2")?;
+            listed.extend(out.contents().iter().filter_map(|o| {
+                Some(Listed {
+                    key: o.key()?.to_string(),
+                    last_modified: to_time(o.last_modified()),
+                })
+            }));
+            match (out.is_truncated(), out.next_continuation_token()) {
+                (Some(true), Some(next)) => token = Some(next.to_string()),
+                _ => return Ok(listed),
+            }
         }
     }
 

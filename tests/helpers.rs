@@ -157,6 +157,29 @@ pub async fn sqs() -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::new(&local_sdk_config(&sys.endpoint_url, &sys.region).await)
 }
 
+/// The S3 event notification announcing a created object in `bucket`, as the hot bucket sends it.
+pub fn s3_event(bucket: &str, key: &str, size: usize) -> serde_json::Value {
+    json!({"Records": [{
+        "eventName": "ObjectCreated:CompleteMultipartUpload",
+        "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": size}}
+    }]})
+}
+
+/// One SQS message carrying `body`, as Lambda hands a batch to the transfer function.
+pub fn sqs_batch(body: &serde_json::Value) -> aws_lambda_events::sqs::SqsEvent {
+    serde_json::from_value(json!({"Records": [{
+        "messageId": "m-1",
+        "receiptHandle": "r",
+        "body": body.to_string(),
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": {},
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
+        "awsRegion": "us-east-1"
+    }]}))
+    .unwrap()
+}
+
 /// Polls `check` every 200 ms until it returns `Some`, for at most `secs` seconds.
 pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
 where

@@ -9,4 +9,5 @@ mod files;
 mod janitor;
 mod security;
 mod transfer;
+mod transfer_faults;
 mod uploads;

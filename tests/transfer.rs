@@ -5,7 +5,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::json;
 use sha2::Digest;
 
-use crate::helpers::{MIB, TestApp, app_state, aws, cold_s3, eventually, sqs, system, test_bytes};
+use crate::helpers::{
+    MIB, TestApp, app_state, aws, cold_s3, eventually, s3_event, sqs, sqs_batch, system, test_bytes,
+};
 
 fn sha256_hex(data: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(data))
@@ -126,27 +128,6 @@ async fn a_false_declared_hash_is_replaced_by_the_computed_one() {
     );
 }
 
-fn s3_event(key: &str, size: usize) -> serde_json::Value {
-    json!({"Records": [{
-        "eventName": "ObjectCreated:CompleteMultipartUpload",
-        "s3": {"bucket": {"name": system().hot_bucket}, "object": {"key": key, "size": size}}
-    }]})
-}
-
-fn sqs_batch(body: &serde_json::Value) -> aws_lambda_events::sqs::SqsEvent {
-    serde_json::from_value(json!({"Records": [{
-        "messageId": "m-1",
-        "receiptHandle": "r",
-        "body": body.to_string(),
-        "attributes": {"ApproximateReceiveCount": "1"},
-        "messageAttributes": {},
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
-        "awsRegion": "us-east-1"
-    }]}))
-    .unwrap()
-}
-
 /// A redelivered S3 event for a verified file changes nothing: no second reference.
 #[tokio::test]
 async fn duplicate_event_delivery_changes_nothing() {
@@ -162,7 +143,7 @@ async fn duplicate_event_delivery_changes_nothing() {
     // Deliver it twice more, straight to the handler, as Lambda would on redelivery.
     let state = app_state().await;
     for _ in 0..2 {
-        let batch = sqs_batch(&s3_event(&key, data.len()));
+        let batch = sqs_batch(&s3_event(&system().hot_bucket, &key, data.len()));
         let response = filestore_transfer::handler(&state, batch).await;
         assert!(response.batch_item_failures.is_empty());
     }
@@ -285,7 +266,11 @@ async fn a_crash_between_cold_copy_and_metadata_is_finished_by_the_retry() {
     assert!(!unverified.verified);
 
     // The redelivery.
-    let response = filestore_transfer::handler(state, sqs_batch(&s3_event(&key, data.len()))).await;
+    let response = filestore_transfer::handler(
+        state,
+        sqs_batch(&s3_event(&state.config.hot_bucket, &key, data.len())),
+    )
+    .await;
     assert!(response.batch_item_failures.is_empty());
     let verified = app.verified(file_id).await;
     assert_eq!(verified["sha256"], sha256_hex(&data).as_str());

@@ -1,0 +1,485 @@
+//! Transfer faults the emulator cannot produce on demand, injected on the wire: the S3
+//! clients of the very code that runs in Lambda get an interceptor that cuts, corrupts or
+//! fails one exchange with the real emulator. Whatever the fault, nothing is lost and nothing
+//! is wrongly verified: the message fails (so SQS retries it), the File stays unverified, no
+//! content record is written, the hot bytes are intact, the cold store keeps no object and no
+//! open multipart upload, and the retry without the fault verifies the true bytes.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_s3::config::interceptors::{
+    BeforeDeserializationInterceptorContextMut, BeforeTransmitInterceptorContextMut,
+    BeforeTransmitInterceptorContextRef,
+};
+use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_s3::primitives::SdkBody;
+use aws_smithy_types::config_bag::{Storable, StoreReplace};
+use bytes::Bytes;
+use filestore_dev::{LocalSystem, Options};
+use filestore_shared::AppState;
+use filestore_shared::storage::Storage;
+use http_body::Frame;
+use sha2::Digest;
+
+use crate::helpers::{MIB, TestApp, s3_event, sqs_batch, test_bytes};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What happens to the hot object's bytes on their way to the transfer.
+#[derive(Clone, Copy, Debug)]
+enum ReadFault {
+    /// The connection fails after this many bytes.
+    FailAfter(usize),
+    /// The body ends, without an error, after this many bytes.
+    EndAfter(usize),
+    /// The byte at this offset arrives with a bit flipped.
+    FlipBitAt(usize),
+}
+
+/// A response body that delivers the real one with a [`ReadFault`].
+struct FaultyBody {
+    inner: SdkBody,
+    fault: ReadFault,
+    offset: usize,
+    cut: bool,
+}
+
+impl http_body::Body for FaultyBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        if this.cut {
+            return Poll::Ready(match this.fault {
+                ReadFault::FailAfter(_) => Some(Err("connection reset (injected)".into())),
+                _ => None,
+            });
+        }
+        let frame = match std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+            Some(Ok(frame)) => frame,
+            other => return Poll::Ready(other),
+        };
+        let mut data = match frame.into_data() {
+            Ok(data) => data,
+            Err(trailers) => return Poll::Ready(Some(Ok(trailers))),
+        };
+        let start = this.offset;
+        this.offset += data.len();
+        match this.fault {
+            ReadFault::FailAfter(at) | ReadFault::EndAfter(at) if this.offset >= at => {
+                data.truncate(at.saturating_sub(start));
+                this.cut = true;
+            }
+            ReadFault::FlipBitAt(at) if (start..this.offset).contains(&at) => {
+                let mut flipped = data.to_vec();
+                flipped[at - start] ^= 0x10;
+                data = Bytes::from(flipped);
+            }
+            _ => {}
+        }
+        Poll::Ready(Some(Ok(Frame::data(data))))
+    }
+}
+
+/// Marks an operation whose response gets the fault: the request is gone (sent) by the time
+/// the response arrives, and the operation's config bag is what the two hooks share.
+#[derive(Clone, Debug)]
+struct Targeted;
+
+impl Storable for Targeted {
+    type Storer = StoreReplace<Self>;
+}
+
+/// Puts a [`ReadFault`] on every successful GET's body.
+#[derive(Debug)]
+struct HotReadFault(ReadFault);
+
+impl Intercept for HotReadFault {
+    fn name(&self) -> &'static str {
+        "HotReadFault"
+    }
+
+    fn read_before_signing(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if context.request().method() == "GET" {
+            cfg.interceptor_state().store_put(Targeted);
+        }
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if cfg.load::<Targeted>().is_some() && context.response().status().is_success() {
+            let inner = context.response_mut().take_body();
+            *context.response_mut().body_mut() = SdkBody::from_body_1_x(FaultyBody {
+                inner,
+                fault: self.0,
+                offset: 0,
+                cut: false,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What happens to the transfer's writes to the cold store. Parts count from 1; part 0 is a
+/// single `PutObject`.
+#[derive(Clone, Copy, Debug)]
+enum WriteFault {
+    /// The store answers every attempt at uploading this part with a 500 `InternalError`.
+    Refuse(u32),
+    /// The store keeps this part with a bit flipped. Its `Content-MD5` is sent unchanged:
+    /// S3 would refuse the part, moto does not check it and keeps it.
+    FlipBit(u32),
+    /// The store keeps this part one byte short.
+    DropLastByte(u32),
+}
+
+/// Which part a request writes: `Some(0)` for a `PutObject`, `None` for anything else.
+fn part_written(method: &str, uri: &str) -> Option<u32> {
+    if method != "PUT" {
+        return None;
+    }
+    let query = uri.split_once('?').map_or("", |(_, q)| q);
+    match query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("partNumber="))
+    {
+        Some(n) => n.parse().ok(),
+        None => Some(0),
+    }
+}
+
+/// Puts a [`WriteFault`] on one part written to the cold store.
+#[derive(Debug)]
+struct ColdWriteFault(WriteFault);
+
+impl Intercept for ColdWriteFault {
+    fn name(&self) -> &'static str {
+        "ColdWriteFault"
+    }
+
+    /// Changes the bytes before the request is signed, as a store that keeps other bytes
+    /// than it was sent would.
+    fn modify_before_signing(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let request = context.request_mut();
+        let part = part_written(request.method(), request.uri());
+        if matches!(self.0, WriteFault::Refuse(n) if part == Some(n)) {
+            cfg.interceptor_state().store_put(Targeted);
+        }
+        let mut bytes = match (self.0, request.body().bytes()) {
+            (WriteFault::FlipBit(n) | WriteFault::DropLastByte(n), Some(bytes))
+                if part == Some(n) && !bytes.is_empty() =>
+            {
+                bytes.to_vec()
+            }
+            _ => return Ok(()),
+        };
+        match self.0 {
+            WriteFault::FlipBit(_) => {
+                let middle = bytes.len() / 2;
+                bytes[middle] ^= 0x01;
+            }
+            _ => {
+                bytes.pop();
+            }
+        }
+        request
+            .headers_mut()
+            .insert("content-length", bytes.len().to_string());
+        *request.body_mut() = SdkBody::from(bytes);
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if cfg.load::<Targeted>().is_some() {
+            let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>InternalError</Code><Message>injected</Message></Error>";
+            let response = context.response_mut();
+            *response.status_mut() = 500u16.try_into()?;
+            response
+                .headers_mut()
+                .insert("content-length", body.len().to_string());
+            response
+                .headers_mut()
+                .insert("content-type", "application/xml");
+            *response.body_mut() = SdkBody::from(body);
+        }
+        Ok(())
+    }
+}
+
+/// The same bucket through a client with `fault` on the wire.
+fn faulted(store: &Storage, fault: impl Intercept + 'static) -> Storage {
+    let config = store
+        .client()
+        .config()
+        .to_builder()
+        .interceptor(fault)
+        .build();
+    Storage::new(aws_sdk_s3::Client::from_conf(config), store.bucket())
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+/// A system of its own whose queue nobody consumes (the test delivers the event itself),
+/// holding one uploaded file that is not verified yet.
+struct Staged {
+    local: LocalSystem,
+    app: TestApp,
+    data: Vec<u8>,
+    file_id: String,
+    key: String,
+}
+
+impl Staged {
+    async fn new(size: usize, seed: u64) -> Self {
+        let mut options = Options::isolated();
+        options.run_worker = false;
+        let local = LocalSystem::start(options).await.unwrap();
+        let app = TestApp::new_at(&local.base_url()).await;
+        let data = test_bytes(size, seed);
+        let file = app.upload("fault.bin", &data, Some(5 * MIB)).await;
+        let file_id = file["file_id"].as_str().unwrap().to_string();
+        let key = format!("files/{}/{file_id}", app.user_id);
+        Self {
+            local,
+            app,
+            data,
+            file_id,
+            key,
+        }
+    }
+
+    fn with_hot_fault(&self, fault: ReadFault) -> AppState {
+        let mut state = (*self.local.state).clone();
+        state.storage = faulted(&state.storage, HotReadFault(fault));
+        state
+    }
+
+    fn with_cold_fault(&self, fault: WriteFault) -> AppState {
+        let mut state = (*self.local.state).clone();
+        state.cold = state
+            .cold
+            .as_ref()
+            .map(|cold| faulted(cold, ColdWriteFault(fault)));
+        state
+    }
+
+    /// Delivers the object's S3 event to the transfer function; `true` if it was handled.
+    async fn deliver(&self, state: &AppState) -> bool {
+        let event = s3_event(&state.config.hot_bucket, &self.key, self.data.len());
+        let response = filestore_transfer::handler(state, sqs_batch(&event)).await;
+        response.batch_item_failures.is_empty()
+    }
+
+    /// Nothing lost, nothing wrongly verified, nothing left in the cold store.
+    async fn assert_nothing_verified_or_left(&self) {
+        let state = &self.local.state;
+        let file = state
+            .repo
+            .get_file(&self.app.user_id, &self.file_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!file.verified, "wrongly verified: {file:?}");
+        assert_eq!(
+            (
+                file.sha1.as_deref(),
+                file.cold_key.as_deref(),
+                file.tier.as_str()
+            ),
+            (None, None, "hot")
+        );
+        let contents = state
+            .repo
+            .client()
+            .scan()
+            .table_name(&state.config.table)
+            .filter_expression("SK = :content")
+            .expression_attribute_values(":content", AttributeValue::S("CONTENT".into()))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            contents.items().is_empty(),
+            "content recorded: {:?}",
+            contents.items()
+        );
+
+        let hot = state
+            .storage
+            .client()
+            .get_object()
+            .bucket(state.storage.bucket())
+            .key(&self.key)
+            .send()
+            .await
+            .unwrap();
+        let hot = hot.body.collect().await.unwrap().into_bytes();
+        assert!(hot == self.data, "hot bytes changed");
+
+        let cold = state.cold.as_ref().unwrap();
+        let objects = cold
+            .client()
+            .list_objects_v2()
+            .bucket(cold.bucket())
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            objects.contents().is_empty(),
+            "cold objects left: {:?}",
+            objects.contents()
+        );
+        let uploads = cold
+            .client()
+            .list_multipart_uploads()
+            .bucket(cold.bucket())
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            uploads.uploads().is_empty(),
+            "cold multipart uploads left open: {:?}",
+            uploads.uploads()
+        );
+    }
+
+    /// SQS's retry, without the fault, verifies the true bytes and stores them cold.
+    async fn assert_retry_verifies(self) {
+        assert!(self.deliver(&self.local.state).await, "the retry failed");
+        let state = &self.local.state;
+        let digest = sha256_hex(&self.data);
+        let file = state
+            .repo
+            .get_file(&self.app.user_id, &self.file_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(file.verified);
+        assert_eq!(file.sha256.as_deref(), Some(digest.as_str()));
+        let content = state.repo.get_content(&digest).await.unwrap().unwrap();
+        assert_eq!(content.refs, 1);
+        let cold = state.cold.as_ref().unwrap();
+        let stored = cold
+            .client()
+            .get_object()
+            .bucket(cold.bucket())
+            .key(&content.cold_key)
+            .send()
+            .await
+            .unwrap();
+        let stored = stored.body.collect().await.unwrap().into_bytes();
+        assert!(stored == self.data, "cold copy differs");
+        self.local.stop().await;
+    }
+}
+
+/// 34 MiB: two full 16 MiB cold parts and a short one, so a fault can strike with a part
+/// already in the cold store.
+const SIZE: usize = 34 * MIB;
+
+/// The hot object's connection fails mid-read, after a cold part was written: the cold
+/// multipart upload is aborted.
+#[tokio::test]
+async fn hot_read_failing_mid_stream_verifies_nothing_and_aborts_the_cold_upload() {
+    let staged = Staged::new(SIZE, 61).await;
+    let faulty = staged.with_hot_fault(ReadFault::FailAfter(20 * MIB));
+    assert!(!staged.deliver(&faulty).await, "a failed read was handled");
+    staged.assert_nothing_verified_or_left().await;
+    staged.assert_retry_verifies().await;
+}
+
+/// The hot body ends early without an error: fewer bytes than the File's size are never
+/// taken for the whole.
+#[tokio::test]
+async fn hot_read_ending_early_verifies_nothing() {
+    let staged = Staged::new(SIZE, 62).await;
+    let faulty = staged.with_hot_fault(ReadFault::EndAfter(20 * MIB));
+    assert!(!staged.deliver(&faulty).await, "a short read was handled");
+    staged.assert_nothing_verified_or_left().await;
+    staged.assert_retry_verifies().await;
+}
+
+/// A bit flipped between the hot bucket and the transfer: the bytes read no longer match the
+/// hot object's ETag, so they are neither completed as a cold copy nor recorded under the
+/// hash of the corrupted bytes.
+#[tokio::test]
+async fn corrupted_hot_read_is_caught_by_the_hot_etag() {
+    let staged = Staged::new(SIZE, 63).await;
+    let faulty = staged.with_hot_fault(ReadFault::FlipBitAt(17 * MIB + 5));
+    assert!(
+        !staged.deliver(&faulty).await,
+        "a corrupted read was handled"
+    );
+    staged.assert_nothing_verified_or_left().await;
+    staged.assert_retry_verifies().await;
+}
+
+/// The cold store answers one part upload with 500 on every attempt (the SDK retries it
+/// first): the cold multipart upload is aborted.
+#[tokio::test]
+async fn cold_part_upload_failing_aborts_the_cold_upload() {
+    let staged = Staged::new(SIZE, 64).await;
+    let faulty = staged.with_cold_fault(WriteFault::Refuse(2));
+    assert!(
+        !staged.deliver(&faulty).await,
+        "a failed part upload was handled"
+    );
+    staged.assert_nothing_verified_or_left().await;
+    staged.assert_retry_verifies().await;
+}
+
+/// The cold store keeps other bytes than it was sent in one part: the check after the write
+/// finds the cold ETag differs from the MD5s of the parts sent, and deletes the copy.
+#[tokio::test]
+async fn cold_copy_with_other_bytes_is_caught_and_deleted() {
+    let staged = Staged::new(SIZE, 65).await;
+    let faulty = staged.with_cold_fault(WriteFault::FlipBit(2));
+    assert!(
+        !staged.deliver(&faulty).await,
+        "a corrupted cold copy was recorded"
+    );
+    staged.assert_nothing_verified_or_left().await;
+    staged.assert_retry_verifies().await;
+}
+
+/// The cold store keeps a single-request copy one byte short: the check after the write
+/// finds the size differs, and deletes the copy.
+#[tokio::test]
+async fn cold_copy_short_of_a_byte_is_caught_and_deleted() {
+    let staged = Staged::new(3 * MIB + 11, 66).await;
+    let faulty = staged.with_cold_fault(WriteFault::DropLastByte(0));
+    assert!(
+        !staged.deliver(&faulty).await,
+        "a short cold copy was recorded"
+    );
+    staged.assert_nothing_verified_or_left().await;
+    staged.assert_retry_verifies().await;
+}

@@ -1,12 +1,17 @@
 //! The janitor: abandoned uploads are aborted in S3 and forgotten; content nobody references
-//! any more is removed from the table and the cold store, and referenced content is kept.
+//! any more is removed from the table and the cold store, and referenced content is kept;
+//! hot copies go once their retention has passed.
+
+use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use filestore_dev::{LocalSystem, Options};
 use sha2::Digest;
+use time::OffsetDateTime;
 
 use crate::helpers::{
-    MIB, TestApp, app_state, aws, cold_s3, expire_upload, open_multipart_uploads, system,
-    test_bytes,
+    MIB, TestApp, app_state, aws, cold_s3, expire_upload, open_multipart_uploads, s3_event,
+    sqs_batch, system, test_bytes,
 };
 
 async fn cold_has(key: &str) -> bool {
@@ -99,4 +104,82 @@ async fn unreferenced_content_is_collected_and_referenced_content_kept() {
         .unwrap();
     assert!(record.item.is_none());
     assert_eq!(app.download(kept_id).await, kept);
+}
+
+/// With a hot retention, the janitor removes a verified file's hot copy once the retention
+/// has passed since its verification, and not before; a file not verified yet keeps its hot
+/// copy whatever its age. Downloads then come from the cold store, byte for byte.
+#[tokio::test]
+async fn hot_copies_are_removed_once_their_retention_has_passed() {
+    let retention = Duration::from_secs(3600);
+    let mut options = Options::isolated();
+    options.config.hot_retention = Some(retention);
+    // The test delivers the events itself, so one file can stay unverified.
+    options.run_worker = false;
+    let local = LocalSystem::start(options).await.unwrap();
+    let state = &local.state;
+    let app = TestApp::new_at(&local.base_url()).await;
+    let data = test_bytes(6 * MIB, 45);
+    let waiting = test_bytes(4000, 46);
+    let file = app.upload("retained.bin", &data, Some(5 * MIB)).await;
+    let other = app.upload("waiting.bin", &waiting, None).await;
+    let (file_id, other_id) = (
+        file["file_id"].as_str().unwrap(),
+        other["file_id"].as_str().unwrap(),
+    );
+    let (hot_key, other_key) = (
+        format!("files/{}/{file_id}", app.user_id),
+        format!("files/{}/{other_id}", app.user_id),
+    );
+    let event = s3_event(&state.config.hot_bucket, &hot_key, data.len());
+    let response = filestore_transfer::handler(state, sqs_batch(&event)).await;
+    assert!(response.batch_item_failures.is_empty());
+    app.verified(file_id).await;
+    let cold_endpoint = state
+        .config
+        .cold
+        .as_ref()
+        .unwrap()
+        .endpoint_url
+        .clone()
+        .unwrap();
+    let download_url = || async {
+        app.get(&format!("/v1/files/{file_id}/download"))
+            .await
+            .expect(200)["url"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+
+    let now = OffsetDateTime::now_utc();
+    let report = filestore_janitor::sweep(state, now).await.unwrap();
+    assert_eq!(report.removed_hot_copies, 0, "{report:?}");
+    assert!(state.storage.object_size(&hot_key).await.unwrap().is_some());
+    assert!(!download_url().await.starts_with(&cold_endpoint));
+
+    let later = now + retention + Duration::from_secs(60);
+    let report = filestore_janitor::sweep(state, later).await.unwrap();
+    assert_eq!(report.removed_hot_copies, 1, "{report:?}");
+    assert!(state.storage.object_size(&hot_key).await.unwrap().is_none());
+    let record = state
+        .repo
+        .get_file(&app.user_id, file_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!record.hot_present);
+    assert!(
+        state
+            .storage
+            .object_size(&other_key)
+            .await
+            .unwrap()
+            .is_some(),
+        "unverified hot copy removed"
+    );
+    assert!(download_url().await.starts_with(&cold_endpoint));
+    assert!(app.download(file_id).await == data, "cold download differs");
+    assert!(app.download(other_id).await == waiting);
+    local.stop().await;
 }

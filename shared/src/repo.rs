@@ -122,6 +122,14 @@ pub struct FileRecord {
     pub hot_present: bool,
 }
 
+/// A verified file's hot copy, kept for the hot retention after verification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HotCopy {
+    pub user_id: String,
+    pub file_id: String,
+    pub object_key: String,
+}
+
 /// Verified content: bytes the transfer function has read and hashed, stored once in the
 /// cold store and shared by every File with that SHA-256.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -812,7 +820,7 @@ impl Repo {
             };
             let declared_differs = file.sha256.as_deref().is_some_and(|d| d != found.sha256);
             let mut set = String::from(
-                "SET sha256 = :sha256, sha1 = :sha1, verified = :true, tier = :cold, cold_key = :cold_key",
+                "SET sha256 = :sha256, sha1 = :sha1, verified = :true, tier = :cold, cold_key = :cold_key, verified_at = :now",
             );
             if declared_differs {
                 set.push_str(", declared_sha256 = :declared");
@@ -828,7 +836,8 @@ impl Repo {
                 .expression_attribute_values(":true", Av::Bool(true))
                 .expression_attribute_values(":false", Av::Bool(false))
                 .expression_attribute_values(":cold", s("cold"))
-                .expression_attribute_values(":cold_key", s(&cold_key));
+                .expression_attribute_values(":cold_key", s(&cold_key))
+                .expression_attribute_values(":now", s(rfc3339(OffsetDateTime::now_utc())));
             if declared_differs {
                 update = update.expression_attribute_values(
                     ":declared",
@@ -1025,6 +1034,37 @@ impl Repo {
             }
             Err(e) => Err(e).context("DynamoDB DeleteItem (content)"),
         }
+    }
+
+    /// Verified files whose hot copy is still there and that were verified at or before
+    /// `cutoff`, for the janitor to remove the hot copy once its retention has passed.
+    /// A table scan with a filter, like the janitor's others; a sparse index on `verified_at`
+    /// of files with `hot_present` is the next step at scale.
+    ///
+    /// # Errors
+    /// DynamoDB failures or a malformed item.
+    pub async fn hot_copies_verified_before(
+        &self,
+        cutoff: OffsetDateTime,
+    ) -> anyhow::Result<Vec<HotCopy>> {
+        self.scan(
+            "begins_with(SK, :file) AND verified = :true AND hot_present = :true AND verified_at <= :cutoff",
+            vec![
+                (":file", s("FILE#")),
+                (":true", Av::Bool(true)),
+                (":cutoff", s(rfc3339(cutoff))),
+            ],
+        )
+        .await?
+        .iter()
+        .map(|item| {
+            Ok(HotCopy {
+                user_id: get_s(item, "user_id")?,
+                file_id: get_s(item, "file_id")?,
+                object_key: get_s(item, "object_key")?,
+            })
+        })
+        .collect()
     }
 
     /// Notes that a file's hot copy is gone; downloads then come from the cold copy.

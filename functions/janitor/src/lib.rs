@@ -1,11 +1,15 @@
 //! The janitor, run on a schedule: aborts multipart uploads abandoned past their expiry
-//! (S3's `AbortIncompleteMultipartUpload` lifecycle rule is the backstop) and collects
-//! content no File references any more, from the table and the cold store.
+//! (S3's `AbortIncompleteMultipartUpload` lifecycle rule is the backstop), collects content no
+//! File references any more from the table and the cold store, and removes hot copies of
+//! verified files once their retention (`FILESTORE_HOT_RETENTION_SECS`) has passed.
 //!
 //! Collection is safe against a concurrent instant upload or transfer of the same content:
 //! the content record is deleted only on the condition `refs <= 0`, and whoever adds a
 //! reference does so on the condition that the record exists, so exactly one of the two wins.
 //! The cold bytes go only after their record is gone.
+//!
+//! Every part is a table scan with a filter: fine at the janitor's pace; sparse indexes are
+//! the next step at scale.
 
 use filestore_shared::AppState;
 use serde::Serialize;
@@ -16,6 +20,7 @@ use time::OffsetDateTime;
 pub struct Report {
     pub aborted_uploads: u64,
     pub collected_contents: u64,
+    pub removed_hot_copies: u64,
 }
 
 /// Runs one sweep as of `now`.
@@ -24,6 +29,18 @@ pub struct Report {
 /// A failed scan. Failures on single items are logged and left for the next sweep.
 pub async fn sweep(state: &AppState, now: OffsetDateTime) -> anyhow::Result<Report> {
     let mut report = Report::default();
+    abort_expired_uploads(state, now, &mut report).await?;
+    collect_unreferenced_content(state, &mut report).await?;
+    remove_retained_hot_copies(state, now, &mut report).await?;
+    tracing::info!(?report, "sweep done");
+    Ok(report)
+}
+
+async fn abort_expired_uploads(
+    state: &AppState,
+    now: OffsetDateTime,
+    report: &mut Report,
+) -> anyhow::Result<()> {
     for upload in state.repo.expired_uploads(now).await? {
         let aborted = async {
             state
@@ -43,6 +60,10 @@ pub async fn sweep(state: &AppState, now: OffsetDateTime) -> anyhow::Result<Repo
             }
         }
     }
+    Ok(())
+}
+
+async fn collect_unreferenced_content(state: &AppState, report: &mut Report) -> anyhow::Result<()> {
     for content in state.repo.unreferenced_contents().await? {
         match state
             .repo
@@ -67,6 +88,39 @@ pub async fn sweep(state: &AppState, now: OffsetDateTime) -> anyhow::Result<Repo
             }
         }
     }
-    tracing::info!(?report, "sweep done");
-    Ok(report)
+    Ok(())
+}
+
+/// With a hot retention set, hot copies of files verified longer ago than it are removed;
+/// downloads then come from the cold copy. The object goes first and the record follows, so
+/// a janitor that dies in between finds the file again on its next sweep.
+async fn remove_retained_hot_copies(
+    state: &AppState,
+    now: OffsetDateTime,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let Some(retention) = state.config.hot_retention else {
+        return Ok(());
+    };
+    for copy in state
+        .repo
+        .hot_copies_verified_before(now - retention)
+        .await?
+    {
+        let removed = async {
+            state.storage.delete_object(&copy.object_key).await?;
+            state
+                .repo
+                .mark_hot_removed(&copy.user_id, &copy.file_id)
+                .await
+        }
+        .await;
+        match removed {
+            Ok(()) => report.removed_hot_copies += 1,
+            Err(e) => {
+                tracing::warn!(file_id = %copy.file_id, error = format!("{e:#}"), "could not remove a hot copy")
+            }
+        }
+    }
+    Ok(())
 }

@@ -1067,6 +1067,19 @@ impl Repo {
         .collect()
     }
 
+    /// The cold-store keys that content records point to, for the janitor's sweep of cold
+    /// blobs nothing points to. A table scan.
+    ///
+    /// # Errors
+    /// DynamoDB failures or a malformed item.
+    pub async fn content_cold_keys(&self) -> anyhow::Result<std::collections::HashSet<String>> {
+        self.scan("SK = :content", vec![(":content", s("CONTENT"))])
+            .await?
+            .iter()
+            .map(|item| get_s(item, "cold_key"))
+            .collect()
+    }
+
     /// Notes that a file's hot copy is gone; downloads then come from the cold copy.
     ///
     /// # Errors

@@ -1,19 +1,30 @@
 //! The janitor, run on a schedule: aborts multipart uploads abandoned past their expiry
 //! (S3's `AbortIncompleteMultipartUpload` lifecycle rule is the backstop), collects content no
-//! File references any more from the table and the cold store, and removes hot copies of
-//! verified files once their retention (`FILESTORE_HOT_RETENTION_SECS`) has passed.
+//! File references any more from the table and the cold store, removes hot copies of verified
+//! files once their retention (`FILESTORE_HOT_RETENTION_SECS`) has passed, and removes cold
+//! blobs that no content record points to.
 //!
 //! Collection is safe against a concurrent instant upload or transfer of the same content:
 //! the content record is deleted only on the condition `refs <= 0`, and whoever adds a
 //! reference does so on the condition that the record exists, so exactly one of the two wins.
-//! The cold bytes go only after their record is gone.
+//! The cold bytes go only after their record is gone. A janitor that dies between the two
+//! leaves a blob no record points to: the orphan sweep removes such blobs once they are older
+//! than [`ORPHAN_GRACE`], which no transfer takes between writing its copy and recording it.
 //!
-//! Every part is a table scan with a filter: fine at the janitor's pace; sparse indexes are
-//! the next step at scale.
+//! Every part is a table scan with a filter or a bucket listing: fine at the janitor's pace;
+//! sparse indexes (and S3 Inventory for the cold bucket) are the next step at scale.
+
+use std::time::Duration;
 
 use filestore_shared::AppState;
+use filestore_shared::storage::COLD_BLOB_PREFIX;
 use serde::Serialize;
 use time::OffsetDateTime;
+
+/// How old a cold blob with no content record must be before it is removed. A transfer
+/// writes its copy and records it within one run (Lambda stops a run after 15 minutes), and
+/// a redelivery writes the copy again, so a day leaves every transfer in flight alone.
+pub const ORPHAN_GRACE: Duration = Duration::from_secs(24 * 3600);
 
 /// What one sweep did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -21,17 +32,19 @@ pub struct Report {
     pub aborted_uploads: u64,
     pub collected_contents: u64,
     pub removed_hot_copies: u64,
+    pub removed_orphan_blobs: u64,
 }
 
 /// Runs one sweep as of `now`.
 ///
 /// # Errors
-/// A failed scan. Failures on single items are logged and left for the next sweep.
+/// A failed scan or listing. Failures on single items are logged and left for the next sweep.
 pub async fn sweep(state: &AppState, now: OffsetDateTime) -> anyhow::Result<Report> {
     let mut report = Report::default();
     abort_expired_uploads(state, now, &mut report).await?;
     collect_unreferenced_content(state, &mut report).await?;
     remove_retained_hot_copies(state, now, &mut report).await?;
+    remove_orphan_blobs(state, now, &mut report).await?;
     tracing::info!(?report, "sweep done");
     Ok(report)
 }
@@ -84,7 +97,7 @@ async fn collect_unreferenced_content(state: &AppState, report: &mut Report) -> 
         match removed {
             Ok(()) => report.collected_contents += 1,
             Err(e) => {
-                tracing::warn!(key = %content.cold_key, error = format!("{e:#}"), "cold bytes left behind")
+                tracing::warn!(key = %content.cold_key, error = format!("{e:#}"), "cold bytes left behind for the orphan sweep")
             }
         }
     }
@@ -119,6 +132,55 @@ async fn remove_retained_hot_copies(
             Ok(()) => report.removed_hot_copies += 1,
             Err(e) => {
                 tracing::warn!(file_id = %copy.file_id, error = format!("{e:#}"), "could not remove a hot copy")
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes cold blobs older than [`ORPHAN_GRACE`] that no content record points to. The
+/// listing comes before the scan of content records, and each candidate is looked at again
+/// right before it goes, so a blob that a redelivered transfer wrote again meanwhile (and
+/// may be recording) is young again and kept.
+async fn remove_orphan_blobs(
+    state: &AppState,
+    now: OffsetDateTime,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let Some(cold) = state.cold.as_ref() else {
+        return Ok(());
+    };
+    let cutoff = now - ORPHAN_GRACE;
+    let is_old = |t: Option<OffsetDateTime>| t.is_some_and(|t| t < cutoff);
+    let old: Vec<_> = cold
+        .list(COLD_BLOB_PREFIX)
+        .await?
+        .into_iter()
+        .filter(|blob| is_old(blob.last_modified))
+        .collect();
+    if old.is_empty() {
+        return Ok(());
+    }
+    let referenced = state.repo.content_cold_keys().await?;
+    for blob in old.iter().filter(|b| !referenced.contains(&b.key)) {
+        let removed = async {
+            match cold.head(&blob.key).await? {
+                Some(head) if is_old(head.last_modified) => {
+                    cold.delete_object(&blob.key).await?;
+                    Ok(true)
+                }
+                _ => Ok::<_, anyhow::Error>(false),
+            }
+        }
+        .await;
+        match removed {
+            Ok(true) => {
+                tracing::info!(key = %blob.key, "removed a cold blob no content points to");
+                report.removed_orphan_blobs += 1;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(key = %blob.key, error = format!("{e:#}"), "could not remove an orphan cold blob")
             }
         }
     }

@@ -258,13 +258,14 @@ struct Staged {
 }
 
 impl Staged {
-    async fn new(size: usize, seed: u64) -> Self {
+    /// `part_size`: the hot upload's parts.
+    async fn new(size: usize, part_size: usize, seed: u64) -> Self {
         let mut options = Options::isolated();
         options.run_worker = false;
         let local = LocalSystem::start(options).await.unwrap();
         let app = TestApp::new_at(&local.base_url()).await;
         let data = test_bytes(size, seed);
-        let file = app.upload("fault.bin", &data, Some(5 * MIB)).await;
+        let file = app.upload("fault.bin", &data, Some(part_size)).await;
         let file_id = file["file_id"].as_str().unwrap().to_string();
         let key = format!("files/{}/{file_id}", app.user_id);
         Self {
@@ -401,15 +402,16 @@ impl Staged {
     }
 }
 
-/// 34 MiB: two full 16 MiB cold parts and a short one, so a fault can strike with a part
+/// 34 MiB in 5 MiB hot parts, which the cold copy follows, so a fault can strike with parts
 /// already in the cold store.
 const SIZE: usize = 34 * MIB;
+const PART: usize = 5 * MIB;
 
 /// The hot object's connection fails mid-read, after a cold part was written: the cold
 /// multipart upload is aborted.
 #[tokio::test]
 async fn hot_read_failing_mid_stream_verifies_nothing_and_aborts_the_cold_upload() {
-    let staged = Staged::new(SIZE, 61).await;
+    let staged = Staged::new(SIZE, PART, 61).await;
     let faulty = staged.with_hot_fault(ReadFault::FailAfter(20 * MIB));
     assert!(!staged.deliver(&faulty).await, "a failed read was handled");
     staged.assert_nothing_verified_or_left().await;
@@ -420,7 +422,7 @@ async fn hot_read_failing_mid_stream_verifies_nothing_and_aborts_the_cold_upload
 /// taken for the whole.
 #[tokio::test]
 async fn hot_read_ending_early_verifies_nothing() {
-    let staged = Staged::new(SIZE, 62).await;
+    let staged = Staged::new(SIZE, PART, 62).await;
     let faulty = staged.with_hot_fault(ReadFault::EndAfter(20 * MIB));
     assert!(!staged.deliver(&faulty).await, "a short read was handled");
     staged.assert_nothing_verified_or_left().await;
@@ -428,12 +430,26 @@ async fn hot_read_ending_early_verifies_nothing() {
 }
 
 /// A bit flipped between the hot bucket and the transfer: the bytes read no longer match the
-/// hot object's ETag, so they are neither completed as a cold copy nor recorded under the
-/// hash of the corrupted bytes.
+/// hot object's ETag (here made of the cold parts' MD5s, which follow the hot parts), so they
+/// are neither completed as a cold copy nor recorded under the hash of the corrupted bytes.
 #[tokio::test]
 async fn corrupted_hot_read_is_caught_by_the_hot_etag() {
-    let staged = Staged::new(SIZE, 63).await;
+    let staged = Staged::new(SIZE, PART, 63).await;
     let faulty = staged.with_hot_fault(ReadFault::FlipBitAt(17 * MIB + 5));
+    assert!(
+        !staged.deliver(&faulty).await,
+        "a corrupted read was handled"
+    );
+    staged.assert_nothing_verified_or_left().await;
+    staged.assert_retry_verifies().await;
+}
+
+/// The same with hot parts too large for the cold copy to follow: the hashing thread
+/// computes the hot ETag from the hot part size, and catches the flipped bit.
+#[tokio::test]
+async fn corrupted_hot_read_of_large_hot_parts_is_caught_by_the_hot_etag() {
+    let staged = Staged::new(40 * MIB, 36 * MIB, 67).await;
+    let faulty = staged.with_hot_fault(ReadFault::FlipBitAt(37 * MIB + 5));
     assert!(
         !staged.deliver(&faulty).await,
         "a corrupted read was handled"
@@ -446,7 +462,7 @@ async fn corrupted_hot_read_is_caught_by_the_hot_etag() {
 /// first): the cold multipart upload is aborted.
 #[tokio::test]
 async fn cold_part_upload_failing_aborts_the_cold_upload() {
-    let staged = Staged::new(SIZE, 64).await;
+    let staged = Staged::new(SIZE, PART, 64).await;
     let faulty = staged.with_cold_fault(WriteFault::Refuse(2));
     assert!(
         !staged.deliver(&faulty).await,
@@ -460,7 +476,7 @@ async fn cold_part_upload_failing_aborts_the_cold_upload() {
 /// finds the cold ETag differs from the MD5s of the parts sent, and deletes the copy.
 #[tokio::test]
 async fn cold_copy_with_other_bytes_is_caught_and_deleted() {
-    let staged = Staged::new(SIZE, 65).await;
+    let staged = Staged::new(SIZE, PART, 65).await;
     let faulty = staged.with_cold_fault(WriteFault::FlipBit(2));
     assert!(
         !staged.deliver(&faulty).await,
@@ -470,12 +486,12 @@ async fn cold_copy_with_other_bytes_is_caught_and_deleted() {
     staged.assert_retry_verifies().await;
 }
 
-/// The cold store keeps a single-request copy one byte short: the check after the write
-/// finds the size differs, and deletes the copy.
+/// The cold store keeps a copy one byte short: the check after the write finds the size
+/// differs, and deletes the copy.
 #[tokio::test]
 async fn cold_copy_short_of_a_byte_is_caught_and_deleted() {
-    let staged = Staged::new(3 * MIB + 11, 66).await;
-    let faulty = staged.with_cold_fault(WriteFault::DropLastByte(0));
+    let staged = Staged::new(3 * MIB + 11, PART, 66).await;
+    let faulty = staged.with_cold_fault(WriteFault::DropLastByte(1));
     assert!(
         !staged.deliver(&faulty).await,
         "a short cold copy was recorded"

@@ -1,18 +1,21 @@
 //! The streaming copy from the hot bucket to the cold store.
 //!
 //! The object is read once and cut into parts. Each part goes through a bounded queue to a
-//! hashing thread (SHA-256, SHA-1, and the MD5s that check the read against the hot object's
-//! ETag), and to the cold store as a multipart upload with at most [`IN_FLIGHT`] part uploads
-//! at a time, each with a `Content-MD5` computed off the runtime's threads. Hashing runs beside
-//! the reads and writes instead of on the read path, and memory stays bounded whatever the
-//! object's size: the part being filled, [`IN_FLIGHT`] parts uploading and up to
-//! [`HASH_QUEUE`] + 1 being hashed (the same bytes where these overlap).
+//! hashing thread (SHA-256 and SHA-1), and to the cold store as a multipart upload with at
+//! most [`IN_FLIGHT`] part uploads at a time, each with a `Content-MD5` computed off the
+//! runtime's threads. Hashing runs beside the reads and writes instead of on the read path,
+//! and memory stays bounded whatever the object's size: the part being filled, [`IN_FLIGHT`]
+//! parts uploading and up to [`HASH_QUEUE`] + 1 being hashed (the same bytes where these
+//! overlap).
 //!
 //! Nothing is taken on trust. Before the cold copy is completed, the bytes read are checked
 //! against the hot object's size and ETag (the MD5 of the stored bytes, or of its parts' MD5s
-//! for a multipart upload), so a cut or corrupted read never becomes a cold object. After the
-//! write, the cold object's size and ETag are checked against what was sent, and a copy that
-//! fails the check is deleted. Any failure aborts a started multipart upload.
+//! for a multipart upload), so a cut or corrupted read never becomes a cold object. The cold
+//! parts follow the hot object's parts where those are small enough ([`MAX_ALIGNED_PART`]), so
+//! one MD5 per part serves as its `Content-MD5` and to check the hot ETag; otherwise the
+//! hashing thread computes the hot ETag as well. After the write, the cold object's size and
+//! ETag are checked against what was sent, and a copy that fails the check is deleted. Any
+//! failure aborts a started multipart upload.
 
 use std::fmt;
 
@@ -29,8 +32,12 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-/// Part size for the cold copy (raised for objects over 160 GiB to stay within 10,000 parts).
+/// Part size for the cold copy when it cannot follow the hot object's parts (raised for
+/// objects over 160 GiB to stay within 10,000 parts).
 pub const COLD_PART_SIZE: u64 = 16 * 1024 * 1024;
+/// The largest hot part the cold copy follows part for part; larger ones would hold too much
+/// memory per part in flight.
+pub const MAX_ALIGNED_PART: u64 = 32 * 1024 * 1024;
 /// Part uploads in flight at once.
 pub const IN_FLIGHT: usize = 2;
 /// Parts waiting for the hashing thread; when it falls behind, reading waits.
@@ -274,13 +281,20 @@ impl<'a> Multipart<'a> {
         Ok(())
     }
 
-    /// Completes the upload; returns the ETag the cold store should now show.
-    async fn finish(&mut self) -> anyhow::Result<Md5Etag> {
+    /// Completes the upload, unless its parts' MD5s miss `expected`; returns the ETag the
+    /// cold store should now show.
+    async fn finish(&mut self, expected: Option<&Md5Etag>) -> anyhow::Result<Md5Etag> {
         while !self.running.is_empty() {
             self.wait_one().await?;
         }
         self.done.sort_by_key(|(p, _)| p.part_number());
         let digests: Vec<Md5Digest> = self.done.iter().map(|(_, d)| *d).collect();
+        let sent = Md5Etag::multipart(&digests);
+        if let Some(expected) = expected
+            && sent != *expected
+        {
+            bail!(corrupted_read(self.key, expected, Some(&sent)));
+        }
         let parts = self.done.iter().map(|(p, _)| p.clone()).collect();
         self.store
             .client()
@@ -296,7 +310,7 @@ impl<'a> Multipart<'a> {
             .send()
             .await
             .context("cold CompleteMultipartUpload")?;
-        Ok(Md5Etag::multipart(&digests))
+        Ok(sent)
     }
 
     /// Stops the part uploads still running, so none lands after the abort, then aborts.
@@ -328,6 +342,13 @@ async fn first_part_size(hot: &Storage, key: &str) -> anyhow::Result<u64> {
         .filter(|l| *l >= 0)
         .map(|l| l as u64)
         .context("hot HeadObject of part 1 gave no length")
+}
+
+fn corrupted_read(key: &str, stored: &Md5Etag, read: Option<&Md5Etag>) -> String {
+    format!(
+        "the bytes read for {key} do not match the hot object's ETag {stored} (they make {}): a corrupted read",
+        read.map_or_else(|| "nothing".to_string(), Md5Etag::to_string)
+    )
 }
 
 /// Checks that the cold store holds what was sent: the size always, the ETag where the store
@@ -388,11 +409,11 @@ async fn copy<'a>(
     multipart: &mut Option<Multipart<'a>>,
 ) -> anyhow::Result<Copied> {
     let size = ObjectSize::parse(expected_size).map_err(anyhow::Error::msg)?;
-    let part_size = PartPlan::new(
+    let planned = PartPlan::new(
         size,
         Some(PartSize::parse(COLD_PART_SIZE).map_err(anyhow::Error::msg)?),
     )
-    .part_size as usize;
+    .part_size;
     let object = hot
         .client()
         .get_object()
@@ -407,16 +428,20 @@ async fn copy<'a>(
         bail!("the hot object is {length} bytes, its File says {expected_size}");
     }
     let hot_etag = object.e_tag().and_then(Md5Etag::parse);
-    let etag_hasher = match &hot_etag {
+    // Following the hot parts (`aligned`), the cold parts' MD5s make the hot ETag; otherwise
+    // the hashing thread computes it.
+    let (part_size, aligned, etag_hasher) = match &hot_etag {
         None => {
             tracing::warn!(key = hot_key, etag = ?object.e_tag(), "the hot object's ETag is not an MD5; the read is checked by size only");
-            None
+            (planned, false, None)
         }
-        Some(Md5Etag { parts: None, .. }) => Some(EtagHasher::new(None)),
-        Some(Md5Etag { parts: Some(_), .. }) => {
-            Some(EtagHasher::new(Some(first_part_size(hot, hot_key).await?)))
-        }
+        Some(Md5Etag { parts: None, .. }) => (planned, false, Some(EtagHasher::new(None))),
+        Some(Md5Etag { parts: Some(_), .. }) => match first_part_size(hot, hot_key).await? {
+            hot_part @ 1..=MAX_ALIGNED_PART => (hot_part, true, None),
+            hot_part => (planned, false, Some(EtagHasher::new(Some(hot_part)))),
+        },
     };
+    let part_size = part_size as usize;
     let hashing = Hashing::start(etag_hasher);
     let mut body = object.body;
     let mut buffer = BytesMut::with_capacity(part_size.min(expected_size as usize));
@@ -456,20 +481,20 @@ async fn copy<'a>(
     }
     let digests = hashing.finish().await?;
     if let Some(stored) = &hot_etag
+        && !aligned
         && digests.hot_etag.as_ref() != Some(stored)
     {
-        bail!(
-            "the bytes read from {hot_key} do not match its ETag {stored} (they make {}): a corrupted read",
-            digests
-                .hot_etag
-                .as_ref()
-                .map_or_else(|| "nothing".to_string(), Md5Etag::to_string)
-        );
+        bail!(corrupted_read(hot_key, stored, digests.hot_etag.as_ref()));
     }
 
     let sent = match multipart.as_mut() {
         None => {
             let md5 = md5_of(last.clone()).await?;
+            if let Some(stored) = hot_etag.as_ref().filter(|_| aligned)
+                && Md5Etag::multipart(&[md5]) != *stored
+            {
+                bail!(corrupted_read(hot_key, stored, None));
+            }
             cold.client()
                 .put_object()
                 .bucket(cold.bucket())
@@ -488,7 +513,7 @@ async fn copy<'a>(
             if !last.is_empty() {
                 m.send(last).await?;
             }
-            let etag = m.finish().await?;
+            let etag = m.finish(hot_etag.as_ref().filter(|_| aligned)).await?;
             *multipart = None;
             etag
         }

@@ -1,6 +1,7 @@
-//! Benchmark: the transfer's hashed hot -> cold copy against a plain streaming copy between
-//! the same two local endpoints, same object, same part size. Prints throughput and the
-//! process's peak RSS for each (Linux: the peak is reset between runs via `clear_refs`).
+//! Benchmark: the transfer's hashed and checked hot -> cold copy against a plain streaming
+//! copy between the same two local endpoints, same object, same part size. Prints throughput,
+//! the process's CPU time and its peak RSS for each (Linux: the peak is reset between runs
+//! via `clear_refs`).
 //!
 //! `cargo run --release --example transfer_bench -- [SIZE_MIB]` (default 2048).
 
@@ -19,6 +20,20 @@ fn peak_rss_mib() -> f64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// CPU seconds (user + system) this process has used; /proc counts in USER_HZ, 100 on Linux.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    // After the command name: state is field 3, utime 14 and stime 15 (1-based, man proc).
+    let ticks = |i: usize| fields.get(i - 3).and_then(|v| v.parse::<f64>().ok());
+    match (ticks(14), ticks(15)) {
+        (Some(user), Some(system)) => (user + system) / 100.0,
+        _ => f64::NAN,
+    }
 }
 
 fn reset_peak() {
@@ -163,22 +178,24 @@ async fn main() -> anyhow::Result<()> {
     put_object(hot, "bench/object", size).await?;
 
     reset_peak();
-    let started = Instant::now();
+    let (started, cpu) = (Instant::now(), cpu_secs());
     let copied = copy_verified(hot, cold, "bench/object", "bench/hashed", size).await?;
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "transfer (sha256+sha1, Content-MD5, 2 parts in flight): {:.1} MB/s, {secs:.1} s, peak RSS {:.0} MiB",
+        "transfer (sha256+sha1 on a hashing thread, Content-MD5, 2 parts in flight, hot ETag and cold copy checked): {:.1} MB/s, {secs:.1} s, process CPU {:.1} s, peak RSS {:.0} MiB",
         copied.size as f64 / secs / 1e6,
+        cpu_secs() - cpu,
         peak_rss_mib()
     );
 
     reset_peak();
-    let started = Instant::now();
+    let (started, cpu) = (Instant::now(), cpu_secs());
     let total = plain_copy(hot, cold, "bench/object", "bench/plain").await?;
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "baseline plain streaming copy (no hashing, 1 part in flight): {:.1} MB/s, {secs:.1} s, peak RSS {:.0} MiB",
+        "baseline plain streaming copy (no hashing, 1 part in flight): {:.1} MB/s, {secs:.1} s, process CPU {:.1} s, peak RSS {:.0} MiB",
         total as f64 / secs / 1e6,
+        cpu_secs() - cpu,
         peak_rss_mib()
     );
     system.stop().await;

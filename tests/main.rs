@@ -7,6 +7,8 @@ mod auth;
 mod fastupload;
 mod files;
 mod janitor;
+mod quotas;
 mod security;
+mod shares;
 mod transfer;
 mod uploads;

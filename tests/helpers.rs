@@ -103,6 +103,22 @@ pub async fn expire_upload(user_id: &str, upload_id: &str) {
         .unwrap();
 }
 
+/// Gives a user a quota of their own, as an operator would (the default is
+/// `FILESTORE_QUOTA_BYTES`).
+pub async fn set_quota(user_id: &str, bytes: u64) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let (_, ddb) = aws().await;
+    ddb.update_item()
+        .table_name(&system().table)
+        .key("PK", AttributeValue::S(format!("USER#{user_id}")))
+        .key("SK", AttributeValue::S("PROFILE".into()))
+        .update_expression("SET quota_bytes = :q")
+        .expression_attribute_values(":q", AttributeValue::N(bytes.to_string()))
+        .send()
+        .await
+        .unwrap();
+}
+
 /// How many multipart uploads S3 still holds open under a user's prefix.
 pub async fn open_multipart_uploads(user_id: &str) -> usize {
     let (s3, _) = aws().await;

@@ -190,6 +190,7 @@ impl Function {
             Self::Merge => "merge",
             Self::Files => "files",
             Self::FastUpload => "fastupload",
+            Self::Shares => "shares",
         }
     }
 }

@@ -10,3 +10,4 @@ mod janitor;
 mod security;
 mod transfer;
 mod uploads;
+mod web;

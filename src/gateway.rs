@@ -100,6 +100,7 @@ async fn dispatch(
         Function::Merge => filestore_merge::handler(state, request).await,
         Function::Files => filestore_files::handler(state, request).await,
         Function::FastUpload => filestore_fastupload::handler(state, request).await,
+        Function::Shares => filestore_shares::handler(state, request).await,
     };
     match result {
         Ok(resp) => resp,
@@ -164,6 +165,10 @@ pub fn api_gateway_event(
         };
         headers.insert(name.as_str().to_string(), Value::String(joined));
     }
+    // API Gateway tells the function how the client reached it.
+    headers
+        .entry("x-forwarded-proto")
+        .or_insert_with(|| Value::String("http".into()));
     let raw_query = parts.uri.query().unwrap_or("");
     let mut query = Map::new();
     for pair in raw_query.split('&').filter(|p| !p.is_empty()) {

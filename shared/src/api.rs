@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    ContentType, FileName, ObjectSize, PartChecksum, PartNumber, PartSize, Password, Sha256Hex,
-    Username,
+    ContentType, DownloadLimit, FileName, ObjectSize, PartChecksum, PartNumber, PartSize, Password,
+    Sha256Hex, ShareLifetime, Username,
 };
 
 #[derive(Debug, Deserialize)]
@@ -15,6 +15,13 @@ use crate::domain::{
 pub struct Credentials {
     pub username: Username,
     pub password: Password,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    pub old_password: Password,
+    pub new_password: Password,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -194,4 +201,34 @@ pub struct ProofResponse {
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<FileView>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateShareRequest {
+    pub expires_in: ShareLifetime,
+    #[serde(default)]
+    pub max_downloads: Option<DownloadLimit>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CreateShareResponse {
+    pub share_id: String,
+    /// Absolute: `<api>/v1/s/<token>`. The token is shown once; only its hash is stored.
+    pub url: String,
+    pub expires_at: String,
+    pub max_downloads: Option<u64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ShareView {
+    pub share_id: String,
+    pub expires_at: String,
+    pub max_downloads: Option<u64>,
+    pub downloads: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ShareList {
+    pub shares: Vec<ShareView>,
 }

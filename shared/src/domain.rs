@@ -230,6 +230,81 @@ impl From<PartNumber> for u32 {
     }
 }
 
+/// How long a share link lives, in seconds: one minute to 30 days.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u64", into = "u64")]
+pub struct ShareLifetime(u64);
+
+impl ShareLifetime {
+    pub const MIN_SECS: u64 = 60;
+    pub const MAX_SECS: u64 = 30 * 24 * 3600;
+
+    /// # Errors
+    /// When the value is outside 60..=2,592,000.
+    pub fn parse(n: u64) -> Result<Self, String> {
+        if (Self::MIN_SECS..=Self::MAX_SECS).contains(&n) {
+            Ok(Self(n))
+        } else {
+            Err(format!(
+                "expires_in must be {}..={} seconds",
+                Self::MIN_SECS,
+                Self::MAX_SECS
+            ))
+        }
+    }
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl TryFrom<u64> for ShareLifetime {
+    type Error = String;
+    fn try_from(value: u64) -> Result<Self, String> {
+        Self::parse(value)
+    }
+}
+
+impl From<ShareLifetime> for u64 {
+    fn from(value: ShareLifetime) -> u64 {
+        value.0
+    }
+}
+
+/// A share link's download limit: 1..=1,000,000.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u64", into = "u64")]
+pub struct DownloadLimit(u64);
+
+impl DownloadLimit {
+    pub const MAX: u64 = 1_000_000;
+
+    /// # Errors
+    /// When the value is outside 1..=1,000,000.
+    pub fn parse(n: u64) -> Result<Self, String> {
+        if (1..=Self::MAX).contains(&n) {
+            Ok(Self(n))
+        } else {
+            Err(format!("max_downloads must be 1..={}", Self::MAX))
+        }
+    }
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl TryFrom<u64> for DownloadLimit {
+    type Error = String;
+    fn try_from(value: u64) -> Result<Self, String> {
+        Self::parse(value)
+    }
+}
+
+impl From<DownloadLimit> for u64 {
+    fn from(value: DownloadLimit) -> u64 {
+        value.0
+    }
+}
+
 /// An object size, 0..=5 TiB.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "u64", into = "u64")]

@@ -27,6 +27,12 @@ pub enum ApiError {
     /// 413: the request body or the data is too large.
     #[error("{message}")]
     TooLarge { code: &'static str, message: String },
+    /// 403: authenticated, but not allowed to do this.
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    /// 429: too many attempts; try again after this many seconds.
+    #[error("too many failed attempts; try again after the Retry-After delay")]
+    Throttled { retry_after: u64 },
     /// 422: well-formed, but semantically wrong.
     #[error("{message}")]
     Unprocessable { code: &'static str, message: String },
@@ -57,6 +63,16 @@ impl ApiError {
         }
     }
 
+    /// 413 `quota_exceeded`: storing `size` more bytes would pass the user's quota.
+    pub fn quota_exceeded(used: u64, size: u64, quota: u64) -> Self {
+        Self::TooLarge {
+            code: "quota_exceeded",
+            message: format!(
+                "storing {size} more bytes would pass your quota: {used} of {quota} bytes used"
+            ),
+        }
+    }
+
     pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
         Self::Unprocessable {
             code,
@@ -73,6 +89,8 @@ impl ApiError {
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -83,7 +101,9 @@ impl ApiError {
             | Self::Unauthorized { code, .. }
             | Self::Conflict { code, .. }
             | Self::TooLarge { code, .. }
+            | Self::Forbidden { code, .. }
             | Self::Unprocessable { code, .. } => code,
+            Self::Throttled { .. } => "too_many_attempts",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Internal(_) => "internal",
@@ -106,6 +126,9 @@ impl ApiError {
             .header(http::header::CONTENT_TYPE, "application/json");
         if status == StatusCode::UNAUTHORIZED {
             builder = builder.header(http::header::WWW_AUTHENTICATE, "Bearer");
+        }
+        if let Self::Throttled { retry_after } = self {
+            builder = builder.header(http::header::RETRY_AFTER, retry_after.max(1));
         }
         builder
             .body(Body::Text(body.to_string()))
@@ -132,6 +155,14 @@ mod tests {
             body_of(&resp),
             json!({"error": {"code": "invalid_request", "message": "name is empty"}})
         );
+    }
+
+    #[test]
+    fn throttling_says_when_to_retry() {
+        let resp = ApiError::Throttled { retry_after: 42 }.into_response();
+        assert_eq!(resp.status(), 429);
+        assert_eq!(resp.headers()[http::header::RETRY_AFTER], "42");
+        assert_eq!(body_of(&resp)["error"]["code"], "too_many_attempts");
     }
 
     #[test]

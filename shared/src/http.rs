@@ -20,6 +20,7 @@ pub enum Function {
     Merge,
     Files,
     FastUpload,
+    Shares,
 }
 
 /// Every route of the contract. The template is API Gateway's route key syntax.
@@ -41,10 +42,16 @@ pub enum RouteKey {
     DeleteFile,
     FastUpload,
     FastUploadProof,
+    OpenApi,
+    ChangePassword,
+    CreateShare,
+    ListShares,
+    RevokeShare,
+    OpenShare,
 }
 
 impl RouteKey {
-    pub const ALL: [RouteKey; 16] = [
+    pub const ALL: [RouteKey; 22] = [
         Self::Signup,
         Self::Login,
         Self::Me,
@@ -61,6 +68,12 @@ impl RouteKey {
         Self::DeleteFile,
         Self::FastUpload,
         Self::FastUploadProof,
+        Self::OpenApi,
+        Self::ChangePassword,
+        Self::CreateShare,
+        Self::ListShares,
+        Self::RevokeShare,
+        Self::OpenShare,
     ];
 
     pub fn method(self) -> Method {
@@ -71,14 +84,19 @@ impl RouteKey {
             | Self::PresignParts
             | Self::CompleteUpload
             | Self::FastUpload
-            | Self::FastUploadProof => Method::POST,
+            | Self::FastUploadProof
+            | Self::ChangePassword
+            | Self::CreateShare => Method::POST,
             Self::Me
+            | Self::OpenApi
+            | Self::ListShares
+            | Self::OpenShare
             | Self::ListUploads
             | Self::UploadStatus
             | Self::ListFiles
             | Self::GetFile
             | Self::DownloadFile => Method::GET,
-            Self::AbortUpload | Self::DeleteFile => Method::DELETE,
+            Self::AbortUpload | Self::DeleteFile | Self::RevokeShare => Method::DELETE,
             Self::RenameFile => Method::PATCH,
         }
     }
@@ -97,12 +115,19 @@ impl RouteKey {
             Self::DownloadFile => "/v1/files/{id}/download",
             Self::FastUpload => "/v1/fast-upload",
             Self::FastUploadProof => "/v1/fast-upload/{id}/proof",
+            Self::OpenApi => "/v1/openapi.json",
+            Self::ChangePassword => "/v1/auth/password",
+            Self::CreateShare | Self::ListShares => "/v1/files/{id}/shares",
+            Self::RevokeShare => "/v1/shares/{id}",
+            Self::OpenShare => "/v1/s/{id}",
         }
     }
 
     pub fn function(self) -> Function {
         match self {
-            Self::Signup | Self::Login | Self::Me => Function::Auth,
+            Self::Signup | Self::Login | Self::Me | Self::ChangePassword | Self::OpenApi => {
+                Function::Auth
+            }
             Self::CreateUpload
             | Self::ListUploads
             | Self::PresignParts
@@ -115,7 +140,18 @@ impl RouteKey {
             | Self::RenameFile
             | Self::DeleteFile => Function::Files,
             Self::FastUpload | Self::FastUploadProof => Function::FastUpload,
+            Self::CreateShare | Self::ListShares | Self::RevokeShare | Self::OpenShare => {
+                Function::Shares
+            }
         }
+    }
+
+    /// Routes anyone may call: no bearer token.
+    pub fn is_public(self) -> bool {
+        matches!(
+            self,
+            Self::Signup | Self::Login | Self::OpenApi | Self::OpenShare
+        )
     }
 
     /// API Gateway's route key, e.g. `POST /v1/uploads/{id}/parts`.

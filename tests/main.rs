@@ -13,3 +13,4 @@ mod security;
 mod shares;
 mod transfer;
 mod uploads;
+mod web;

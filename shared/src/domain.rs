@@ -1,10 +1,15 @@
 //! Domain types that can only hold valid values. Each has a `parse` constructor and
-//! deserializes through it, so a handler that received one never re-checks it.
+//! deserializes through it, so a handler that received one never re-checks it. Each also
+//! states its rules as a JSON Schema (in the OpenAPI document), written beside its `parse`
+//! so the two are read and changed together.
 
 use std::fmt;
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
+use utoipa::{PartialSchema, ToSchema};
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
@@ -20,6 +25,45 @@ pub const MAX_OBJECT_SIZE: u64 = 5 * 1024 * GIB;
 pub const MAX_PARTS: u64 = 10_000;
 /// Part size used when the client does not ask for one.
 pub const DEFAULT_PART_SIZE: u64 = 8 * MIB;
+
+/// A string schema with the rules of one domain type.
+fn string_schema(
+    description: &str,
+    min_length: usize,
+    max_length: usize,
+    pattern: Option<&str>,
+) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(description))
+        .min_length(Some(min_length))
+        .max_length(Some(max_length))
+        .pattern(pattern)
+        .into()
+}
+
+/// An integer schema with the bounds of one domain type.
+fn integer_schema(description: &str, minimum: u64, maximum: u64) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+        .description(Some(description))
+        .minimum(Some(minimum))
+        .maximum(Some(maximum))
+        .into()
+}
+
+/// Names the schema after the type, so the document reads `Username`, `Sha256Hex`...
+macro_rules! schema {
+    ($name:ident, $schema:expr) => {
+        impl PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                $schema
+            }
+        }
+        impl ToSchema for $name {}
+    };
+}
 
 macro_rules! string_newtype {
     ($name:ident, $what:literal) => {
@@ -52,13 +96,25 @@ macro_rules! string_newtype {
 #[serde(try_from = "String", into = "String")]
 pub struct Username(String);
 string_newtype!(Username, "username");
+schema!(
+    Username,
+    string_schema(
+        "3 to 64 characters of A-Z, a-z, 0-9, '_', '.' and '-'; unique ignoring case.",
+        Username::MIN_LEN,
+        Username::MAX_LEN,
+        Some("^[A-Za-z0-9_.-]{3,64}$"),
+    )
+);
 
 impl Username {
+    pub const MIN_LEN: usize = 3;
+    pub const MAX_LEN: usize = 64;
+
     /// # Errors
     /// Says which rule the value breaks.
     pub fn parse(s: &str) -> Result<Self, String> {
         let len = s.chars().count();
-        if !(3..=64).contains(&len) {
+        if !(Self::MIN_LEN..=Self::MAX_LEN).contains(&len) {
             return Err("username must be 3 to 64 characters".into());
         }
         if !s
@@ -80,13 +136,27 @@ impl Username {
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
 pub struct Password(String);
+schema!(
+    Password,
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
+        .description(Some("8 to 1024 characters."))
+        .min_length(Some(Password::MIN_LEN))
+        .max_length(Some(Password::MAX_LEN))
+        .write_only(true)
+        .into()
+);
 
 impl Password {
+    pub const MIN_LEN: usize = 8;
+    pub const MAX_LEN: usize = 1024;
+
     /// # Errors
     /// Says which rule the value breaks.
     pub fn parse(s: &str) -> Result<Self, String> {
         let len = s.chars().count();
-        if !(8..=1024).contains(&len) {
+        if !(Self::MIN_LEN..=Self::MAX_LEN).contains(&len) {
             return Err("password must be 8 to 1024 characters".into());
         }
         Ok(Self(s.to_string()))
@@ -114,12 +184,25 @@ impl fmt::Debug for Password {
 #[serde(try_from = "String", into = "String")]
 pub struct FileName(String);
 string_newtype!(FileName, "file name");
+// JSON Schema counts characters, not bytes: `maxLength` is the bound for ASCII names, and
+// the description states the byte limit that also applies to others.
+schema!(
+    FileName,
+    string_schema(
+        "1 to 255 bytes of UTF-8; no '/', no control characters, not '.' or '..'.",
+        1,
+        FileName::MAX_BYTES,
+        Some(r"^(?!\.\.?$)[^/\x00-\x1F\x7F-\x9F]+$"),
+    )
+);
 
 impl FileName {
+    pub const MAX_BYTES: usize = 255;
+
     /// # Errors
     /// Says which rule the value breaks.
     pub fn parse(s: &str) -> Result<Self, String> {
-        if s.is_empty() || s.len() > 255 {
+        if s.is_empty() || s.len() > Self::MAX_BYTES {
             return Err("name must be 1 to 255 bytes".into());
         }
         if s.contains('/') {
@@ -140,6 +223,15 @@ impl FileName {
 #[serde(try_from = "String", into = "String")]
 pub struct Sha256Hex(String);
 string_newtype!(Sha256Hex, "sha256");
+schema!(
+    Sha256Hex,
+    string_schema(
+        "A SHA-256 digest: 64 hexadecimal characters (answers carry it in lowercase).",
+        64,
+        64,
+        Some("^[0-9a-fA-F]{64}$"),
+    )
+);
 
 impl Sha256Hex {
     /// # Errors
@@ -157,6 +249,17 @@ impl Sha256Hex {
 #[serde(try_from = "String", into = "String")]
 pub struct ContentType(String);
 string_newtype!(ContentType, "content type");
+// The pattern is `parse` spelled as a regular expression: printable ASCII whose part before
+// the first ';' is, once trimmed, two non-empty halves around one '/'.
+schema!(
+    ContentType,
+    string_schema(
+        "A MIME type such as 'text/plain; charset=utf-8': printable ASCII, at most 255 bytes.",
+        1,
+        255,
+        Some(r"^ *[!-.0-:<-~][ -.0-:<-~]*/ *[!-.0-:<-~][ -.0-:<-~]*(;[ -~]*)?$"),
+    )
+);
 
 impl ContentType {
     /// # Errors
@@ -185,6 +288,16 @@ impl ContentType {
 #[serde(try_from = "String", into = "String")]
 pub struct PartChecksum(String);
 string_newtype!(PartChecksum, "part checksum");
+// 32 bytes are 43 base64 digits and one '='; the last digit carries 4 bits and two zero bits.
+schema!(
+    PartChecksum,
+    string_schema(
+        "The standard base64 of a part's 32-byte SHA-256 digest.",
+        44,
+        44,
+        Some("^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$"),
+    )
+);
 
 impl PartChecksum {
     /// # Errors
@@ -201,6 +314,7 @@ impl PartChecksum {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "u64", into = "u32")]
 pub struct PartNumber(u32);
+schema!(PartNumber, integer_schema("A part number.", 1, MAX_PARTS));
 
 impl PartNumber {
     /// # Errors
@@ -234,6 +348,14 @@ impl From<PartNumber> for u32 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "u64", into = "u64")]
 pub struct ShareLifetime(u64);
+schema!(
+    ShareLifetime,
+    integer_schema(
+        "How long a share link lives, in seconds.",
+        ShareLifetime::MIN_SECS,
+        ShareLifetime::MAX_SECS
+    )
+);
 
 impl ShareLifetime {
     pub const MIN_SECS: u64 = 60;
@@ -274,6 +396,14 @@ impl From<ShareLifetime> for u64 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "u64", into = "u64")]
 pub struct DownloadLimit(u64);
+schema!(
+    DownloadLimit,
+    integer_schema(
+        "How many times a share link may be opened.",
+        1,
+        DownloadLimit::MAX
+    )
+);
 
 impl DownloadLimit {
     pub const MAX: u64 = 1_000_000;
@@ -309,6 +439,14 @@ impl From<DownloadLimit> for u64 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "u64", into = "u64")]
 pub struct ObjectSize(u64);
+schema!(
+    ObjectSize,
+    integer_schema(
+        "An object size in bytes (5 TiB at most).",
+        0,
+        MAX_OBJECT_SIZE
+    )
+);
 
 impl ObjectSize {
     /// # Errors
@@ -344,6 +482,14 @@ impl From<ObjectSize> for u64 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "u64", into = "u64")]
 pub struct PartSize(u64);
+schema!(
+    PartSize,
+    integer_schema(
+        "A part size in bytes (5 MiB to 5 GiB).",
+        MIN_PART_SIZE,
+        MAX_PART_SIZE
+    )
+);
 
 impl PartSize {
     /// # Errors
@@ -372,6 +518,23 @@ impl TryFrom<u64> for PartSize {
 impl From<PartSize> for u64 {
     fn from(value: PartSize) -> u64 {
         value.0
+    }
+}
+
+/// Where an upload is in its life: `active` while parts can be sent, `completed` after.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UploadState {
+    Active,
+    Completed,
+}
+
+impl UploadState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Completed => "completed",
+        }
     }
 }
 
@@ -479,6 +642,8 @@ mod tests {
     #[test]
     fn part_checksums_are_32_bytes_of_base64() {
         assert!(PartChecksum::parse("47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=").is_ok());
+        // The schema's pattern admits only a last digit whose two spare bits are zero.
+        assert!(PartChecksum::parse("47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFV=").is_err());
         assert!(PartChecksum::parse("AAAA").is_err());
         assert!(PartChecksum::parse("not base64!").is_err());
     }

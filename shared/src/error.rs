@@ -3,7 +3,8 @@
 
 use http::StatusCode;
 use lambda_http::{Body, Response};
-use serde_json::json;
+
+use crate::api::{ErrorBody, ErrorDetail};
 
 /// A failure of one request. Client mistakes carry their own code and message; server faults
 /// carry context that is logged, never returned.
@@ -120,7 +121,13 @@ impl ApiError {
             }
             other => other.to_string(),
         };
-        let body = json!({"error": {"code": self.code(), "message": message}});
+        let body = serde_json::to_string(&ErrorBody {
+            error: ErrorDetail {
+                code: self.code().to_string(),
+                message,
+            },
+        })
+        .expect("an error body serializes");
         let mut builder = Response::builder()
             .status(status)
             .header(http::header::CONTENT_TYPE, "application/json");
@@ -131,7 +138,7 @@ impl ApiError {
             builder = builder.header(http::header::RETRY_AFTER, retry_after.max(1));
         }
         builder
-            .body(Body::Text(body.to_string()))
+            .body(Body::Text(body))
             .expect("static response parts are valid")
     }
 }
@@ -139,6 +146,7 @@ impl ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn body_of(resp: &Response<Body>) -> serde_json::Value {
         match resp.body() {

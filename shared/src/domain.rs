@@ -53,6 +53,41 @@ fn integer_schema(description: &str, minimum: u64, maximum: u64) -> RefOr<Schema
         .into()
 }
 
+/// A JSON number that is a whole number from 0 to `u64::MAX`, written as an integer or not:
+/// JSON Schema's `integer` (what the document promises) admits `5.0` and `5e3`, which serde
+/// alone rejects for a `u64`. Fractions and negatives are still refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WholeNumber(pub u64);
+
+impl<'de> Deserialize<'de> for WholeNumber {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = WholeNumber;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a whole number")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<WholeNumber, E> {
+                Ok(WholeNumber(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<WholeNumber, E> {
+                u64::try_from(v)
+                    .map(WholeNumber)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<WholeNumber, E> {
+                // 2^64 is exact in f64; every whole f64 below it converts exactly.
+                if v.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&v) {
+                    Ok(WholeNumber(v as u64))
+                } else {
+                    Err(E::invalid_value(serde::de::Unexpected::Float(v), &self))
+                }
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
 /// Names the schema after the type, so the document reads `Username`, `Sha256Hex`...
 macro_rules! schema {
     ($name:ident, $schema:expr) => {
@@ -312,7 +347,7 @@ impl PartChecksum {
 
 /// A part number, 1..=10,000.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "u64", into = "u32")]
+#[serde(try_from = "WholeNumber", into = "u32")]
 pub struct PartNumber(u32);
 schema!(PartNumber, integer_schema("A part number.", 1, MAX_PARTS));
 
@@ -338,6 +373,13 @@ impl TryFrom<u64> for PartNumber {
     }
 }
 
+impl TryFrom<WholeNumber> for PartNumber {
+    type Error = String;
+    fn try_from(value: WholeNumber) -> Result<Self, String> {
+        Self::parse(value.0)
+    }
+}
+
 impl From<PartNumber> for u32 {
     fn from(value: PartNumber) -> u32 {
         value.0
@@ -346,7 +388,7 @@ impl From<PartNumber> for u32 {
 
 /// How long a share link lives, in seconds: one minute to 30 days.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "u64", into = "u64")]
+#[serde(try_from = "WholeNumber", into = "u64")]
 pub struct ShareLifetime(u64);
 schema!(
     ShareLifetime,
@@ -386,6 +428,13 @@ impl TryFrom<u64> for ShareLifetime {
     }
 }
 
+impl TryFrom<WholeNumber> for ShareLifetime {
+    type Error = String;
+    fn try_from(value: WholeNumber) -> Result<Self, String> {
+        Self::parse(value.0)
+    }
+}
+
 impl From<ShareLifetime> for u64 {
     fn from(value: ShareLifetime) -> u64 {
         value.0
@@ -394,7 +443,7 @@ impl From<ShareLifetime> for u64 {
 
 /// A share link's download limit: 1..=1,000,000.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "u64", into = "u64")]
+#[serde(try_from = "WholeNumber", into = "u64")]
 pub struct DownloadLimit(u64);
 schema!(
     DownloadLimit,
@@ -429,6 +478,13 @@ impl TryFrom<u64> for DownloadLimit {
     }
 }
 
+impl TryFrom<WholeNumber> for DownloadLimit {
+    type Error = String;
+    fn try_from(value: WholeNumber) -> Result<Self, String> {
+        Self::parse(value.0)
+    }
+}
+
 impl From<DownloadLimit> for u64 {
     fn from(value: DownloadLimit) -> u64 {
         value.0
@@ -437,7 +493,7 @@ impl From<DownloadLimit> for u64 {
 
 /// An object size, 0..=5 TiB.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "u64", into = "u64")]
+#[serde(try_from = "WholeNumber", into = "u64")]
 pub struct ObjectSize(u64);
 schema!(
     ObjectSize,
@@ -472,6 +528,13 @@ impl TryFrom<u64> for ObjectSize {
     }
 }
 
+impl TryFrom<WholeNumber> for ObjectSize {
+    type Error = String;
+    fn try_from(value: WholeNumber) -> Result<Self, String> {
+        Self::parse(value.0)
+    }
+}
+
 impl From<ObjectSize> for u64 {
     fn from(value: ObjectSize) -> u64 {
         value.0
@@ -480,7 +543,7 @@ impl From<ObjectSize> for u64 {
 
 /// A requested part size, within S3's 5 MiB..=5 GiB.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "u64", into = "u64")]
+#[serde(try_from = "WholeNumber", into = "u64")]
 pub struct PartSize(u64);
 schema!(
     PartSize,
@@ -512,6 +575,13 @@ impl TryFrom<u64> for PartSize {
     type Error = String;
     fn try_from(value: u64) -> Result<Self, String> {
         Self::parse(value)
+    }
+}
+
+impl TryFrom<WholeNumber> for PartSize {
+    type Error = String;
+    fn try_from(value: WholeNumber) -> Result<Self, String> {
+        Self::parse(value.0)
     }
 }
 
@@ -657,6 +727,28 @@ mod tests {
         assert!(PartSize::parse(MAX_PART_SIZE + 1).is_err());
         assert!(ObjectSize::parse(MAX_OBJECT_SIZE).is_ok());
         assert!(ObjectSize::parse(MAX_OBJECT_SIZE + 1).is_err());
+    }
+
+    /// The document says `integer`, which JSON Schema reads as any number without a
+    /// fraction; the parsers agree, and still refuse fractions, negatives, strings and
+    /// numbers past `u64`.
+    #[test]
+    fn whole_numbers_may_be_written_with_a_fraction_or_exponent() {
+        let part = |json: &str| serde_json::from_str::<PartNumber>(json).map(PartNumber::get);
+        assert_eq!(part("7").unwrap(), 7);
+        assert_eq!(part("7.0").unwrap(), 7);
+        assert_eq!(part("7e0").unwrap(), 7);
+        assert!(part("7.5").is_err());
+        assert!(part("-1").is_err());
+        assert!(part("-0.5").is_err());
+        assert!(part("\"7\"").is_err());
+        assert!(part("1e30").is_err());
+        assert!(part("10001.0").is_err());
+        let size = |json: &str| serde_json::from_str::<ObjectSize>(json).map(ObjectSize::get);
+        assert_eq!(size("5e3").unwrap(), 5000);
+        assert_eq!(size("0.0").unwrap(), 0);
+        assert!(size("18446744073709551616").is_err());
+        assert!(size("1.8446744073709552e19").is_err());
     }
 
     fn plan(size: u64, requested: Option<u64>) -> PartPlan {

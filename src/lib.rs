@@ -10,10 +10,12 @@
 //! - [`provision`]: idempotent creation of the table and buckets.
 //! - [`gateway`]: HTTP -> API Gateway v2 event -> handler -> HTTP.
 //! - [`worker`]: SQS -> Lambda SQS event -> transfer handler, as the event source mapping does.
+//! - [`venv`]: pinned Python tools from PyPI in project-local venvs (moto, schemathesis).
 
 pub mod emulator;
 pub mod gateway;
 pub mod provision;
+pub mod venv;
 pub mod worker;
 
 use std::net::SocketAddr;

@@ -234,8 +234,12 @@ fn describe(key: RouteKey, s: &mut Schemas) -> Route {
             )
             .query(
                 "cursor",
-                "`next_cursor` of the previous page.",
-                string_schema(),
+                "`next_cursor` of the previous page, as given (opaque base64url).",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .pattern(Some("^[A-Za-z0-9_-]+$"))
+                    .into(),
             )
             .json(200, "One page of files", s.of::<FileList>()),
         GetFile => Route::new("A file").json(200, "The File", s.of::<FileView>()),

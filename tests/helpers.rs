@@ -75,6 +75,12 @@ pub fn system() -> &'static System {
     })
 }
 
+/// The SDK configuration of the system's emulator.
+pub async fn local_sdk() -> aws_config::SdkConfig {
+    let sys = system();
+    local_sdk_config(&sys.endpoint_url, &sys.region).await
+}
+
 /// SDK clients on the system's emulator, for checks behind the API's back.
 pub async fn aws() -> (aws_sdk_s3::Client, aws_sdk_dynamodb::Client) {
     let sys = system();

@@ -181,6 +181,20 @@ fn match_template(template: &str, path: &str) -> Option<Option<String>> {
     }
 }
 
+impl Function {
+    /// The crate that builds this function: `functions/<name>`, package `filestore-<name>`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auth => "auth",
+            Self::Upload => "upload",
+            Self::Merge => "merge",
+            Self::Files => "files",
+            Self::FastUpload => "fastupload",
+            Self::Shares => "shares",
+        }
+    }
+}
+
 impl Matched {
     /// The `{id}` path parameter as a server-made id. An id that does not parse cannot
     /// exist, so it is a 404 for `what`, like any other unknown id.

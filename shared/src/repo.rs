@@ -639,6 +639,34 @@ impl Repo {
         Ok(())
     }
 
+    /// Deletes an upload record only while it is still active, so it never removes one a
+    /// concurrent complete has just recorded. `false` if it was not active (or gone).
+    ///
+    /// # Errors
+    /// DynamoDB failures.
+    pub async fn delete_active_upload(
+        &self,
+        user_id: &str,
+        upload_id: &str,
+    ) -> anyhow::Result<bool> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("PK", user_pk(user_id))
+            .key("SK", s(format!("UPLOAD#{upload_id}")))
+            .condition_expression("#state = :active")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":active", s(UploadState::Active.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(false),
+            Err(e) => Err(e).context("DynamoDB DeleteItem (active upload)"),
+        }
+    }
+
     fn file_item(f: &FileRecord) -> Item {
         let mut item: Item = HashMap::from([
             ("PK".into(), user_pk(&f.user_id)),

@@ -32,6 +32,8 @@ mod shares;
 pub use accounts::LoginFailures;
 pub use shares::ShareRecord;
 
+pub use crate::domain::UploadState;
+
 type Item = HashMap<String, Av>;
 
 /// A user's profile.
@@ -46,22 +48,6 @@ pub struct UserRecord {
     pub token_version: u64,
     /// A per-user quota; `None` follows `FILESTORE_QUOTA_BYTES`.
     pub quota_bytes: Option<u64>,
-}
-
-/// Where an upload is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum UploadState {
-    Active,
-    Completed,
-}
-
-impl UploadState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Completed => "completed",
-        }
-    }
 }
 
 /// A multipart upload in progress (or completed, until its record expires).
@@ -99,7 +85,7 @@ impl UploadRecord {
             part_size: self.part_size,
             part_count: self.part_count,
             parts_done,
-            state: self.state.as_str().to_string(),
+            state: self.state,
             file_id: (self.state == UploadState::Completed).then(|| self.file_id.clone()),
             created_at: self.created_at.clone(),
             expires_at: rfc3339(self.expires_at),

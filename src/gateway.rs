@@ -1,6 +1,7 @@
 //! A local stand-in for API Gateway (HTTP API, payload 2.0): it turns each HTTP request into
 //! the JSON event API Gateway would send, lets `lambda_http` parse it exactly as in Lambda,
-//! and calls the function the route belongs to.
+//! and calls the function the route belongs to. The web page's few files ([`crate::web`])
+//! are answered first, as CloudFront would in front of the API.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -66,6 +67,9 @@ async fn dispatch(
     req: hyper::Request<Incoming>,
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
+    if let Some(page) = crate::web::serve(&parts.method, parts.uri.path(), &state.config) {
+        return page;
+    }
     let matched = match resolve(&parts.method, parts.uri.path()) {
         Ok(m) => m,
         Err(e) => return respond(Err(e)),
@@ -96,6 +100,7 @@ async fn dispatch(
         Function::Merge => filestore_merge::handler(state, request).await,
         Function::Files => filestore_files::handler(state, request).await,
         Function::FastUpload => filestore_fastupload::handler(state, request).await,
+        Function::Shares => filestore_shares::handler(state, request).await,
     };
     match result {
         Ok(resp) => resp,
@@ -160,6 +165,10 @@ pub fn api_gateway_event(
         };
         headers.insert(name.as_str().to_string(), Value::String(joined));
     }
+    // API Gateway tells the function how the client reached it.
+    headers
+        .entry("x-forwarded-proto")
+        .or_insert_with(|| Value::String("http".into()));
     let raw_query = parts.uri.query().unwrap_or("");
     let mut query = Map::new();
     for pair in raw_query.split('&').filter(|p| !p.is_empty()) {

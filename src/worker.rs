@@ -18,6 +18,9 @@ use crate::provision::Provisioned;
 pub const RETRY_DELAY_SECS: i32 = 2;
 /// Messages per batch, as the event source mapping's default batch size.
 pub const BATCH_SIZE: i32 = 10;
+/// Batches handled at once. Lambda scales an SQS event source to many concurrent
+/// invocations; a single poller would let a burst of uploads queue up behind one copy.
+pub const CONCURRENCY: usize = 4;
 
 /// The Lambda SQS event for received messages.
 pub fn sqs_event(messages: &[Message], queue_arn: &str, region: &str) -> Value {
@@ -48,8 +51,16 @@ pub fn sqs_event(messages: &[Message], queue_arn: &str, region: &str) -> Value {
     json!({ "Records": records })
 }
 
-/// Runs until the task is dropped.
+/// Runs [`CONCURRENCY`] pollers until the task is dropped.
 pub async fn run(state: Arc<AppState>, sqs: aws_sdk_sqs::Client, queues: Provisioned) {
+    let mut pollers = tokio::task::JoinSet::new();
+    for _ in 0..CONCURRENCY {
+        pollers.spawn(poll(state.clone(), sqs.clone(), queues.clone()));
+    }
+    while pollers.join_next().await.is_some() {}
+}
+
+async fn poll(state: Arc<AppState>, sqs: aws_sdk_sqs::Client, queues: Provisioned) {
     loop {
         let received = sqs
             .receive_message()

@@ -239,3 +239,32 @@ async fn malformed_requests_are_rejected() {
         .await
         .expect_error(401, "unauthorized");
 }
+
+/// Instant upload counts against the quota like any upload: refused at the challenge when the
+/// declared size does not fit, and at the proof when the space went meanwhile; a refusal
+/// writes nothing.
+#[tokio::test]
+async fn instant_upload_respects_the_quota() {
+    let data = test_bytes(4000, 77);
+    stored(&data).await;
+    let app = TestApp::new().await;
+    crate::helpers::set_quota(&app.user_id, 3999).await;
+    app.post(
+        "/v1/fast-upload",
+        json!({"name": "big.bin", "size": data.len(), "sha256": sha256_hex(&data)}),
+    )
+    .await
+    .expect_error(413, "quota_exceeded");
+
+    crate::helpers::set_quota(&app.user_id, 5000).await;
+    let challenge = ask(&app, "copy.bin", &data).await;
+    app.upload("filler.bin", &test_bytes(1001, 78), None).await;
+    prove(&app, &challenge, &answer(&challenge, &data))
+        .await
+        .expect_error(413, "quota_exceeded");
+    let me = app.get("/v1/me").await.expect(200);
+    assert_eq!(
+        (me["used_bytes"].as_u64(), me["file_count"].as_u64()),
+        (Some(1001), Some(1))
+    );
+}

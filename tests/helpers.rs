@@ -75,6 +75,12 @@ pub fn system() -> &'static System {
     })
 }
 
+/// The SDK configuration of the system's emulator.
+pub async fn local_sdk() -> aws_config::SdkConfig {
+    let sys = system();
+    local_sdk_config(&sys.endpoint_url, &sys.region).await
+}
+
 /// SDK clients on the system's emulator, for checks behind the API's back.
 pub async fn aws() -> (aws_sdk_s3::Client, aws_sdk_dynamodb::Client) {
     let sys = system();
@@ -98,6 +104,22 @@ pub async fn expire_upload(user_id: &str, upload_id: &str) {
         .key("SK", AttributeValue::S(format!("UPLOAD#{upload_id}")))
         .update_expression("SET expires_at = :past")
         .expression_attribute_values(":past", AttributeValue::S("2020-01-01T00:00:00Z".into()))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Gives a user a quota of their own, as an operator would (the default is
+/// `FILESTORE_QUOTA_BYTES`).
+pub async fn set_quota(user_id: &str, bytes: u64) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let (_, ddb) = aws().await;
+    ddb.update_item()
+        .table_name(&system().table)
+        .key("PK", AttributeValue::S(format!("USER#{user_id}")))
+        .key("SK", AttributeValue::S("PROFILE".into()))
+        .update_expression("SET quota_bytes = :q")
+        .expression_attribute_values(":q", AttributeValue::N(bytes.to_string()))
         .send()
         .await
         .unwrap();

@@ -4,10 +4,15 @@
 mod helpers;
 
 mod auth;
+mod calls;
+mod contract;
 mod fastupload;
 mod files;
 mod janitor;
+mod quotas;
 mod security;
+mod shares;
 mod transfer;
 mod transfer_faults;
 mod uploads;
+mod web;

@@ -6,7 +6,7 @@ use filestore_shared::http::{MAX_BODY_BYTES, RouteKey};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{Resp, TestApp, http_client, system, test_bytes, unique_name};
+use crate::helpers::{Resp, TestApp, http_client, set_quota, system, test_bytes, unique_name};
 
 /// One request that must be refused, and how.
 #[derive(Clone)]
@@ -112,7 +112,7 @@ fn authenticated_routes() -> Vec<(Method, String)> {
     let id = uuid::Uuid::new_v4().to_string();
     RouteKey::ALL
         .into_iter()
-        .filter(|key| !matches!(key, RouteKey::Signup | RouteKey::Login))
+        .filter(|key| !key.is_public())
         .map(|key| (key.method(), key.template().replace("{id}", &id)))
         .collect()
 }
@@ -130,14 +130,16 @@ fn sign(alg: jsonwebtoken::Algorithm, claims: &Value, secret: &[u8]) -> String {
     .expect("signing a test token")
 }
 
-/// What a user owns for the ownership tests: a completed file and two uploads, one
-/// completed and one left active with all its bytes sent (so only ownership stops a complete).
+/// What a user owns for the ownership tests: a completed file with a share link, and two
+/// uploads, one completed and one left active with all its bytes sent (so only ownership
+/// stops a complete).
 struct Owned {
     data: Vec<u8>,
     name: String,
     file_id: String,
     completed_upload_id: String,
     active_upload_id: String,
+    share_id: String,
 }
 
 async fn own_things(app: &TestApp, seed: u64) -> Owned {
@@ -156,7 +158,16 @@ async fn own_things(app: &TestApp, seed: u64) -> Owned {
         .clone();
     let active = app.create_upload("pending.bin", data.len(), None).await;
     app.send_parts(&active, &data, &[1]).await;
+    let file_id = file["file_id"].as_str().unwrap();
+    let share = app
+        .post(
+            &format!("/v1/files/{file_id}/shares"),
+            json!({"expires_in": 600}),
+        )
+        .await
+        .expect(201);
     Owned {
+        share_id: share["share_id"].as_str().unwrap().to_string(),
         file_id: file["file_id"].as_str().unwrap().to_string(),
         active_upload_id: active["upload_id"].as_str().unwrap().to_string(),
         completed_upload_id,
@@ -240,8 +251,34 @@ async fn another_users_ids_are_404_on_every_route_and_change_nothing() {
             404,
             "not_found",
         ),
+        Case::new(
+            Method::POST,
+            format!("/v1/files/{file}/shares"),
+            404,
+            "not_found",
+        )
+        .json(json!({"expires_in": 600})),
+        Case::new(
+            Method::GET,
+            format!("/v1/files/{file}/shares"),
+            404,
+            "not_found",
+        ),
+        Case::new(
+            Method::DELETE,
+            format!("/v1/shares/{}", owned.share_id),
+            404,
+            "not_found",
+        ),
     ]);
     expect_all(&b, cases).await;
+    // The owner's share link still works and was not counted.
+    let shares = a.get(&format!("/v1/files/{file}/shares")).await.expect(200);
+    assert_eq!(
+        ids_of(&shares, "shares", "share_id"),
+        vec![owned.share_id.clone()]
+    );
+    assert_eq!(shares["shares"][0]["downloads"], 0);
 
     // The owner's file: same name, same bytes, still counted.
     let got = a.get(&format!("/v1/files/{file}")).await.expect(200);
@@ -597,6 +634,8 @@ async fn signup_and_login_enforce_username_and_password_rules() {
 #[tokio::test]
 async fn create_upload_rejects_bad_names_sizes_part_sizes_hashes_and_content_types() {
     let app = TestApp::new().await;
+    // Room for the largest valid object, so only the bounds under test can refuse it.
+    set_quota(&app.user_id, 6 << 40).await;
     const MIB: u64 = 1024 * 1024;
     const TIB: u64 = 1024 * 1024 * MIB;
     let create = |fields: Value| {

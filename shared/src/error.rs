@@ -3,7 +3,8 @@
 
 use http::StatusCode;
 use lambda_http::{Body, Response};
-use serde_json::json;
+
+use crate::api::{ErrorBody, ErrorDetail};
 
 /// A failure of one request. Client mistakes carry their own code and message; server faults
 /// carry context that is logged, never returned.
@@ -18,15 +19,22 @@ pub enum ApiError {
     /// 404: does not exist, or is not the caller's (the two are never told apart).
     #[error("{0} not found")]
     NotFound(&'static str),
-    /// 405: the path exists but not with this method.
-    #[error("method not allowed")]
-    MethodNotAllowed,
+    /// 405: the path exists but not with this method; `allow` lists the methods it has
+    /// (the `Allow` header RFC 9110 requires on a 405).
+    #[error("method not allowed; this path allows {allow}")]
+    MethodNotAllowed { allow: String },
     /// 409: the request conflicts with the current state.
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
     /// 413: the request body or the data is too large.
     #[error("{message}")]
     TooLarge { code: &'static str, message: String },
+    /// 403: authenticated, but not allowed to do this.
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    /// 429: too many attempts; try again after this many seconds.
+    #[error("too many failed attempts; try again after the Retry-After delay")]
+    Throttled { retry_after: u64 },
     /// 422: well-formed, but semantically wrong.
     #[error("{message}")]
     Unprocessable { code: &'static str, message: String },
@@ -57,6 +65,16 @@ impl ApiError {
         }
     }
 
+    /// 413 `quota_exceeded`: storing `size` more bytes would pass the user's quota.
+    pub fn quota_exceeded(used: u64, size: u64, quota: u64) -> Self {
+        Self::TooLarge {
+            code: "quota_exceeded",
+            message: format!(
+                "storing {size} more bytes would pass your quota: {used} of {quota} bytes used"
+            ),
+        }
+    }
+
     pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
         Self::Unprocessable {
             code,
@@ -69,10 +87,12 @@ impl ApiError {
             Self::BadInput { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -83,9 +103,11 @@ impl ApiError {
             | Self::Unauthorized { code, .. }
             | Self::Conflict { code, .. }
             | Self::TooLarge { code, .. }
+            | Self::Forbidden { code, .. }
             | Self::Unprocessable { code, .. } => code,
+            Self::Throttled { .. } => "too_many_attempts",
             Self::NotFound(_) => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Internal(_) => "internal",
         }
     }
@@ -100,15 +122,30 @@ impl ApiError {
             }
             other => other.to_string(),
         };
-        let body = json!({"error": {"code": self.code(), "message": message}});
+        let body = serde_json::to_string(&ErrorBody {
+            error: ErrorDetail {
+                code: self.code().to_string(),
+                message,
+            },
+        })
+        .expect("an error body serializes");
         let mut builder = Response::builder()
             .status(status)
             .header(http::header::CONTENT_TYPE, "application/json");
         if status == StatusCode::UNAUTHORIZED {
             builder = builder.header(http::header::WWW_AUTHENTICATE, "Bearer");
         }
+        match self {
+            Self::Throttled { retry_after } => {
+                builder = builder.header(http::header::RETRY_AFTER, retry_after.max(1));
+            }
+            Self::MethodNotAllowed { allow } => {
+                builder = builder.header(http::header::ALLOW, allow);
+            }
+            _ => {}
+        }
         builder
-            .body(Body::Text(body.to_string()))
+            .body(Body::Text(body))
             .expect("static response parts are valid")
     }
 }
@@ -116,6 +153,7 @@ impl ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn body_of(resp: &Response<Body>) -> serde_json::Value {
         match resp.body() {
@@ -132,6 +170,25 @@ mod tests {
             body_of(&resp),
             json!({"error": {"code": "invalid_request", "message": "name is empty"}})
         );
+    }
+
+    #[test]
+    fn throttling_says_when_to_retry() {
+        let resp = ApiError::Throttled { retry_after: 42 }.into_response();
+        assert_eq!(resp.status(), 429);
+        assert_eq!(resp.headers()[http::header::RETRY_AFTER], "42");
+        assert_eq!(body_of(&resp)["error"]["code"], "too_many_attempts");
+    }
+
+    #[test]
+    fn method_not_allowed_says_which_methods_are() {
+        let resp = ApiError::MethodNotAllowed {
+            allow: "GET, DELETE".into(),
+        }
+        .into_response();
+        assert_eq!(resp.status(), 405);
+        assert_eq!(resp.headers()[http::header::ALLOW], "GET, DELETE");
+        assert_eq!(body_of(&resp)["error"]["code"], "method_not_allowed");
     }
 
     #[test]

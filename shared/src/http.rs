@@ -20,6 +20,7 @@ pub enum Function {
     Merge,
     Files,
     FastUpload,
+    Shares,
 }
 
 /// Every route of the contract. The template is API Gateway's route key syntax.
@@ -41,10 +42,16 @@ pub enum RouteKey {
     DeleteFile,
     FastUpload,
     FastUploadProof,
+    OpenApi,
+    ChangePassword,
+    CreateShare,
+    ListShares,
+    RevokeShare,
+    OpenShare,
 }
 
 impl RouteKey {
-    pub const ALL: [RouteKey; 16] = [
+    pub const ALL: [RouteKey; 22] = [
         Self::Signup,
         Self::Login,
         Self::Me,
@@ -61,6 +68,12 @@ impl RouteKey {
         Self::DeleteFile,
         Self::FastUpload,
         Self::FastUploadProof,
+        Self::OpenApi,
+        Self::ChangePassword,
+        Self::CreateShare,
+        Self::ListShares,
+        Self::RevokeShare,
+        Self::OpenShare,
     ];
 
     pub fn method(self) -> Method {
@@ -71,14 +84,19 @@ impl RouteKey {
             | Self::PresignParts
             | Self::CompleteUpload
             | Self::FastUpload
-            | Self::FastUploadProof => Method::POST,
+            | Self::FastUploadProof
+            | Self::ChangePassword
+            | Self::CreateShare => Method::POST,
             Self::Me
+            | Self::OpenApi
+            | Self::ListShares
+            | Self::OpenShare
             | Self::ListUploads
             | Self::UploadStatus
             | Self::ListFiles
             | Self::GetFile
             | Self::DownloadFile => Method::GET,
-            Self::AbortUpload | Self::DeleteFile => Method::DELETE,
+            Self::AbortUpload | Self::DeleteFile | Self::RevokeShare => Method::DELETE,
             Self::RenameFile => Method::PATCH,
         }
     }
@@ -97,12 +115,19 @@ impl RouteKey {
             Self::DownloadFile => "/v1/files/{id}/download",
             Self::FastUpload => "/v1/fast-upload",
             Self::FastUploadProof => "/v1/fast-upload/{id}/proof",
+            Self::OpenApi => "/v1/openapi.json",
+            Self::ChangePassword => "/v1/auth/password",
+            Self::CreateShare | Self::ListShares => "/v1/files/{id}/shares",
+            Self::RevokeShare => "/v1/shares/{id}",
+            Self::OpenShare => "/v1/s/{id}",
         }
     }
 
     pub fn function(self) -> Function {
         match self {
-            Self::Signup | Self::Login | Self::Me => Function::Auth,
+            Self::Signup | Self::Login | Self::Me | Self::ChangePassword | Self::OpenApi => {
+                Function::Auth
+            }
             Self::CreateUpload
             | Self::ListUploads
             | Self::PresignParts
@@ -115,7 +140,18 @@ impl RouteKey {
             | Self::RenameFile
             | Self::DeleteFile => Function::Files,
             Self::FastUpload | Self::FastUploadProof => Function::FastUpload,
+            Self::CreateShare | Self::ListShares | Self::RevokeShare | Self::OpenShare => {
+                Function::Shares
+            }
         }
+    }
+
+    /// Routes anyone may call: no bearer token.
+    pub fn is_public(self) -> bool {
+        matches!(
+            self,
+            Self::Signup | Self::Login | Self::OpenApi | Self::OpenShare
+        )
     }
 
     /// API Gateway's route key, e.g. `POST /v1/uploads/{id}/parts`.
@@ -145,6 +181,20 @@ fn match_template(template: &str, path: &str) -> Option<Option<String>> {
     }
 }
 
+impl Function {
+    /// The crate that builds this function: `functions/<name>`, package `filestore-<name>`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auth => "auth",
+            Self::Upload => "upload",
+            Self::Merge => "merge",
+            Self::Files => "files",
+            Self::FastUpload => "fastupload",
+            Self::Shares => "shares",
+        }
+    }
+}
+
 impl Matched {
     /// The `{id}` path parameter as a server-made id. An id that does not parse cannot
     /// exist, so it is a 404 for `what`, like any other unknown id.
@@ -164,19 +214,20 @@ impl Matched {
 /// # Errors
 /// 404 for an unknown path, 405 for a known path with another method.
 pub fn resolve(method: &Method, path: &str) -> Result<Matched, ApiError> {
-    let mut path_known = false;
+    let mut allowed = Vec::new();
     for key in RouteKey::ALL {
         if let Some(id) = match_template(key.template(), path) {
-            path_known = true;
             if key.method() == *method {
                 return Ok(Matched { key, id });
             }
+            allowed.push(key.method().to_string());
         }
     }
-    Err(if path_known {
-        ApiError::MethodNotAllowed
-    } else {
-        ApiError::NotFound("route")
+    if allowed.is_empty() {
+        return Err(ApiError::NotFound("route"));
+    }
+    Err(ApiError::MethodNotAllowed {
+        allow: allowed.join(", "),
     })
 }
 
@@ -307,9 +358,11 @@ mod tests {
             resolve(&Method::GET, "/v1/files/a/b").unwrap_err().status(),
             404
         );
+        let err = resolve(&Method::PUT, "/v1/files/a").unwrap_err();
+        assert_eq!(err.status(), 405);
         assert_eq!(
-            resolve(&Method::PUT, "/v1/files/a").unwrap_err().status(),
-            405
+            err.into_response().headers()[http::header::ALLOW],
+            "GET, PATCH, DELETE"
         );
         assert_eq!(
             resolve(&Method::GET, "/v1/auth/login")

@@ -26,6 +26,14 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::api::{FileView, UploadView};
 
+mod accounts;
+mod shares;
+
+pub use accounts::LoginFailures;
+pub use shares::ShareRecord;
+
+pub use crate::domain::UploadState;
+
 type Item = HashMap<String, Av>;
 
 /// A user's profile.
@@ -38,22 +46,8 @@ pub struct UserRecord {
     pub used_bytes: u64,
     pub file_count: u64,
     pub token_version: u64,
-}
-
-/// Where an upload is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum UploadState {
-    Active,
-    Completed,
-}
-
-impl UploadState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Completed => "completed",
-        }
-    }
+    /// A per-user quota; `None` follows `FILESTORE_QUOTA_BYTES`.
+    pub quota_bytes: Option<u64>,
 }
 
 /// A multipart upload in progress (or completed, until its record expires).
@@ -91,7 +85,7 @@ impl UploadRecord {
             part_size: self.part_size,
             part_count: self.part_count,
             parts_done,
-            state: self.state.as_str().to_string(),
+            state: self.state,
             file_id: (self.state == UploadState::Completed).then(|| self.file_id.clone()),
             created_at: self.created_at.clone(),
             expires_at: rfc3339(self.expires_at),
@@ -239,15 +233,49 @@ fn get_u64(item: &Item, key: &str) -> anyhow::Result<u64> {
     }
 }
 
+/// A single-item write refused by its condition expression.
+fn is_condition_failure<E: ProvideErrorMetadata>(err: &E) -> bool {
+    err.code() == Some("ConditionalCheckFailedException")
+}
+
 fn get_bool(item: &Item, key: &str) -> bool {
     matches!(item.get(key), Some(Av::Bool(true)))
+}
+
+/// How adding a file to a user's account ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AddFile {
+    Added,
+    /// The user's bytes would pass their quota; nothing was written.
+    OverQuota,
+    /// Another condition of the write was false (see the caller); nothing was written.
+    Refused,
+}
+
+impl AddFile {
+    fn from_tx(tx: Tx, counter_index: usize) -> Self {
+        match tx {
+            Tx::Done => Self::Added,
+            Tx::Refused(i) if i == counter_index => Self::OverQuota,
+            Tx::Refused(_) => Self::Refused,
+        }
+    }
+}
+
+/// How a write transaction ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Tx {
+    Done,
+    /// Nothing was written: the condition of the item at this index was false.
+    Refused(usize),
 }
 
 /// Why DynamoDB refused a transaction, as far as the caller cares.
 #[derive(Debug, PartialEq, Eq)]
 enum Refusal {
-    /// A condition of ours was false: the answer to the question the write asked.
-    Condition,
+    /// A condition of ours was false (the item at this index): the answer to the question
+    /// the write asked.
+    Condition(usize),
     /// Another transaction touched the same items at the same moment: try again.
     Conflict,
 }
@@ -258,10 +286,10 @@ fn refusal(err: &TransactWriteItemsError) -> Option<Refusal> {
             let codes: Vec<&str> = e
                 .cancellation_reasons()
                 .iter()
-                .filter_map(|r| r.code())
+                .map(|r| r.code().unwrap_or("None"))
                 .collect();
-            if codes.contains(&"ConditionalCheckFailed") {
-                Some(Refusal::Condition)
+            if let Some(index) = codes.iter().position(|c| *c == "ConditionalCheckFailed") {
+                Some(Refusal::Condition(index))
             } else if codes.contains(&"TransactionConflict") {
                 Some(Refusal::Conflict)
             } else {
@@ -332,16 +360,33 @@ impl Repo {
         bytes: i128,
         files: i64,
     ) -> anyhow::Result<TransactWriteItem> {
-        let update = Update::builder()
+        self.count_files_within(user_id, bytes, files, None)
+    }
+
+    /// [`Self::count_files`], refused when the user's bytes would pass `quota`. DynamoDB
+    /// conditions cannot add, so the room left is computed here: the transaction's condition
+    /// makes the check and the addition one atomic step under concurrent writes.
+    fn count_files_within(
+        &self,
+        user_id: &str,
+        bytes: i128,
+        files: i64,
+        quota: Option<u64>,
+    ) -> anyhow::Result<TransactWriteItem> {
+        let mut update = Update::builder()
             .table_name(&self.table)
             .key("PK", user_pk(user_id))
             .key("SK", s("PROFILE"))
             .update_expression("ADD used_bytes :bytes, file_count :files")
-            .condition_expression("attribute_exists(PK)")
             .expression_attribute_values(":bytes", n(bytes))
-            .expression_attribute_values(":files", n(files))
-            .build()?;
-        Ok(TransactWriteItem::builder().update(update).build())
+            .expression_attribute_values(":files", n(files));
+        update = match quota {
+            Some(quota) => update
+                .condition_expression("attribute_exists(PK) AND used_bytes <= :room")
+                .expression_attribute_values(":room", n(i128::from(quota) - bytes)),
+            None => update.condition_expression("attribute_exists(PK)"),
+        };
+        Ok(TransactWriteItem::builder().update(update.build()?).build())
     }
 
     /// Adds `delta` references to existing content; the condition makes a transaction fail
@@ -361,6 +406,15 @@ impl Repo {
     /// Runs a write transaction. `Ok(false)` when one of its conditions was false (nothing
     /// was written); conflicts with concurrent transactions are retried with backoff.
     async fn transact(&self, items: Vec<TransactWriteItem>, what: &str) -> anyhow::Result<bool> {
+        Ok(self.transact_items(items, what).await? == Tx::Done)
+    }
+
+    /// [`Self::transact`], telling which item's condition refused it.
+    async fn transact_items(
+        &self,
+        items: Vec<TransactWriteItem>,
+        what: &str,
+    ) -> anyhow::Result<Tx> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -371,11 +425,11 @@ impl Repo {
                 .send()
                 .await;
             let err = match result {
-                Ok(_) => return Ok(true),
+                Ok(_) => return Ok(Tx::Done),
                 Err(e) => e,
             };
             match err.as_service_error().and_then(refusal) {
-                Some(Refusal::Condition) => return Ok(false),
+                Some(Refusal::Condition(index)) => return Ok(Tx::Refused(index)),
                 Some(Refusal::Conflict) if attempt < TRANSACTION_ATTEMPTS => {
                     let jitter = rand::random::<u64>() % 20;
                     let wait = 10 * 2u64.pow(attempt) + jitter;
@@ -448,6 +502,10 @@ impl Repo {
             used_bytes: get_u64(&item, "used_bytes")?,
             file_count: get_u64(&item, "file_count")?,
             token_version: get_u64(&item, "token_version")?,
+            quota_bytes: match item.get("quota_bytes") {
+                Some(_) => Some(get_u64(&item, "quota_bytes")?),
+                None => None,
+            },
         }))
     }
 
@@ -589,6 +647,34 @@ impl Repo {
         Ok(())
     }
 
+    /// Deletes an upload record only while it is still active, so it never removes one a
+    /// concurrent complete has just recorded. `false` if it was not active (or gone).
+    ///
+    /// # Errors
+    /// DynamoDB failures.
+    pub async fn delete_active_upload(
+        &self,
+        user_id: &str,
+        upload_id: &str,
+    ) -> anyhow::Result<bool> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("PK", user_pk(user_id))
+            .key("SK", s(format!("UPLOAD#{upload_id}")))
+            .condition_expression("#state = :active")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":active", s(UploadState::Active.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(false),
+            Err(e) => Err(e).context("DynamoDB DeleteItem (active upload)"),
+        }
+    }
+
     fn file_item(f: &FileRecord) -> Item {
         let mut item: Item = HashMap::from([
             ("PK".into(), user_pk(&f.user_id)),
@@ -642,8 +728,8 @@ impl Repo {
     }
 
     /// Records a completed upload as a File, marks the upload completed and adds the file to
-    /// the owner's counters, all or nothing. Returns `false` if the upload was no longer
-    /// active (a concurrent or earlier complete won), in which case nothing was written.
+    /// the owner's counters within `quota`, all or nothing. [`AddFile::Refused`] if the upload
+    /// was no longer active (a concurrent or earlier complete won); nothing was written then.
     ///
     /// # Errors
     /// DynamoDB failures.
@@ -651,7 +737,11 @@ impl Repo {
         &self,
         upload: &UploadRecord,
         file: &FileRecord,
-    ) -> anyhow::Result<bool> {
+        quota: u64,
+    ) -> anyhow::Result<AddFile> {
+        if file.size > quota {
+            return Ok(AddFile::OverQuota);
+        }
         let mark = Update::builder()
             .table_name(&self.table)
             .key("PK", user_pk(&upload.user_id))
@@ -662,15 +752,17 @@ impl Repo {
             .expression_attribute_values(":completed", s(UploadState::Completed.as_str()))
             .expression_attribute_values(":active", s(UploadState::Active.as_str()))
             .build()?;
-        self.transact(
-            vec![
-                self.put(Self::file_item(file), "attribute_not_exists(PK)")?,
-                TransactWriteItem::builder().update(mark).build(),
-                self.count_files(&upload.user_id, file.size as i128, 1)?,
-            ],
-            "complete",
-        )
-        .await
+        let tx = self
+            .transact_items(
+                vec![
+                    self.put(Self::file_item(file), "attribute_not_exists(PK)")?,
+                    TransactWriteItem::builder().update(mark).build(),
+                    self.count_files_within(&upload.user_id, file.size.into(), 1, Some(quota))?,
+                ],
+                "complete",
+            )
+            .await?;
+        Ok(AddFile::from_tx(tx, 2))
     }
 
     /// # Errors
@@ -931,22 +1023,31 @@ impl Repo {
     }
 
     /// Records a File on existing verified content (instant upload): the file, a reference on
-    /// the content and the owner's counters, all or nothing. `false` if the content vanished
-    /// (collected) in the meantime.
+    /// the content and the owner's counters within `quota`, all or nothing. [`AddFile::Refused`]
+    /// if the content vanished (collected) in the meantime.
     ///
     /// # Errors
     /// DynamoDB failures.
-    pub async fn create_shared_file(&self, file: &FileRecord) -> anyhow::Result<bool> {
+    pub async fn create_shared_file(
+        &self,
+        file: &FileRecord,
+        quota: u64,
+    ) -> anyhow::Result<AddFile> {
         let sha256 = file.sha256.as_deref().context("a shared file has a hash")?;
-        self.transact(
-            vec![
-                self.put(Self::file_item(file), "attribute_not_exists(PK)")?,
-                self.reference_content(sha256, 1)?,
-                self.count_files(&file.user_id, file.size as i128, 1)?,
-            ],
-            "instant upload",
-        )
-        .await
+        if file.size > quota {
+            return Ok(AddFile::OverQuota);
+        }
+        let tx = self
+            .transact_items(
+                vec![
+                    self.put(Self::file_item(file), "attribute_not_exists(PK)")?,
+                    self.reference_content(sha256, 1)?,
+                    self.count_files_within(&file.user_id, file.size.into(), 1, Some(quota))?,
+                ],
+                "instant upload",
+            )
+            .await?;
+        Ok(AddFile::from_tx(tx, 2))
     }
 
     async fn scan(&self, filter: &str, values: Vec<(&str, Av)>) -> anyhow::Result<Vec<Item>> {

@@ -83,16 +83,58 @@ impl AppState {
         Ok(Self::new(config, &sdk))
     }
 
-    /// Authenticates the caller of a request from its bearer token.
+    /// Authenticates the caller of a request: a valid bearer token whose token version is
+    /// still the user's (a password change revokes earlier tokens). The user's record is
+    /// returned, so handlers that need it (quotas, `GET /v1/me`) pay no second read.
     ///
     /// # Errors
-    /// 401 when the token is missing, forged or expired.
-    pub fn authenticate(
+    /// 401 when the token is missing, forged, expired or revoked, or the account is gone.
+    pub async fn authenticate(
         &self,
         req: &lambda_http::Request,
-    ) -> Result<crate::auth::Claims, crate::ApiError> {
+    ) -> Result<crate::repo::UserRecord, crate::ApiError> {
         let token = crate::http::bearer_token(req)?;
-        self.tokens.verify(token)
+        let claims = self.tokens.verify(token)?;
+        match self.repo.get_user(&claims.sub).await? {
+            Some(user) if user.token_version == claims.ver => Ok(user),
+            Some(_) => Err(crate::ApiError::unauthorized(
+                "this token was revoked by a password change; log in again",
+            )),
+            None => Err(crate::ApiError::unauthorized(
+                "this account no longer exists",
+            )),
+        }
+    }
+
+    /// The quota that applies to `user`.
+    pub fn quota_of(&self, user: &crate::repo::UserRecord) -> u64 {
+        user.quota_bytes.unwrap_or(self.config.quota_bytes)
+    }
+
+    /// A presigned GET of a file's bytes: the hot copy while it is kept, else the verified
+    /// cold one.
+    ///
+    /// # Errors
+    /// A cold-only file without a configured cold store, or a presigning failure.
+    pub async fn presign_download(
+        &self,
+        file: &crate::repo::FileRecord,
+    ) -> Result<String, crate::ApiError> {
+        let (store, key) = match (&file.cold_key, file.hot_present) {
+            (Some(cold_key), false) => (
+                self.cold.as_ref().ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "file {} is only in the cold store, which is not configured",
+                        file.file_id
+                    )
+                })?,
+                cold_key.as_str(),
+            ),
+            _ => (&self.storage, file.object_key.as_str()),
+        };
+        Ok(store
+            .presign_get(key, &file.name, &file.content_type, self.config.presign_ttl)
+            .await?)
     }
 
     /// The caller's upload if it exists and has not expired; anything else is a 404.

@@ -18,7 +18,7 @@ use filestore_shared::api::{
 };
 use filestore_shared::domain::{ContentType, new_id};
 use filestore_shared::http::{RouteKey, json, json_body, resolve, respond};
-use filestore_shared::repo::{ChallengeRecord, FileRecord, rfc3339};
+use filestore_shared::repo::{AddFile, ChallengeRecord, FileRecord, UserRecord, rfc3339};
 use filestore_shared::storage::{Storage, object_key};
 use filestore_shared::{ApiError, AppState};
 use lambda_http::http::StatusCode;
@@ -44,7 +44,7 @@ pub async fn handler(state: &AppState, req: Request) -> Result<Response<Body>, I
 
 async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiError> {
     let matched = resolve(req.method(), req.uri().path())?;
-    let user = state.authenticate(req)?.sub;
+    let user = state.authenticate(req).await?;
     match matched.key {
         RouteKey::FastUpload => challenge(state, &user, json_body(req)?).await,
         RouteKey::FastUploadProof => {
@@ -97,21 +97,25 @@ fn same(a: &str, b: &str) -> bool {
 }
 
 fn upload_required() -> Result<Response<Body>, ApiError> {
-    json(
-        StatusCode::OK,
-        &ProofResponse {
-            status: "upload_required".into(),
-            file: None,
-        },
-    )
+    json(StatusCode::OK, &ProofResponse::UploadRequired)
 }
 
-#[instrument(skip(state, input), fields(challenge_id))]
+#[instrument(skip(state, user, input), fields(user_id = %user.user_id, challenge_id))]
 async fn challenge(
     state: &AppState,
-    user_id: &str,
+    user: &UserRecord,
     input: FastUploadRequest,
 ) -> Result<Response<Body>, ApiError> {
+    // Judged on the declared size alone, so it says nothing about whether the content exists.
+    let quota = state.quota_of(user);
+    if user.used_bytes.saturating_add(input.size.get()) > quota {
+        return Err(ApiError::quota_exceeded(
+            user.used_bytes,
+            input.size.get(),
+            quota,
+        ));
+    }
+    let user_id = user.user_id.as_str();
     let (nonce, ranges) = {
         let mut rng = rand::thread_rng();
         let nonce: [u8; 16] = rng.r#gen();
@@ -180,13 +184,14 @@ async fn read_ranges(
     Ok(Some(out))
 }
 
-#[instrument(skip(state, input))]
+#[instrument(skip(state, user, input), fields(user_id = %user.user_id))]
 async fn prove(
     state: &AppState,
-    user_id: &str,
+    user: &UserRecord,
     challenge_id: &str,
     input: ProofRequest,
 ) -> Result<Response<Body>, ApiError> {
+    let user_id = user.user_id.as_str();
     let Some(challenge) = state.repo.take_challenge(user_id, challenge_id).await? else {
         return upload_required();
     };
@@ -230,16 +235,19 @@ async fn prove(
         cold_key: Some(content.cold_key.clone()),
         hot_present: false,
     };
-    if !state.repo.create_shared_file(&file).await? {
-        return upload_required();
+    // A correct proof has shown the content exists, so answering 413 here reveals nothing.
+    let quota = state.quota_of(user);
+    match state.repo.create_shared_file(&file, quota).await? {
+        AddFile::Added => {}
+        AddFile::OverQuota => {
+            return Err(ApiError::quota_exceeded(user.used_bytes, file.size, quota));
+        }
+        AddFile::Refused => return upload_required(),
     }
     tracing::info!(file_id = %file.file_id, sha256 = %content.sha256, "instant upload");
     json(
         StatusCode::CREATED,
-        &ProofResponse {
-            status: "complete".into(),
-            file: Some(file.view()),
-        },
+        &ProofResponse::Complete { file: file.view() },
     )
 }
 

@@ -24,7 +24,7 @@ use tracing::instrument;
 /// Page size when `limit` is not given.
 pub const DEFAULT_LIMIT: u32 = 100;
 /// Largest page.
-pub const MAX_LIMIT: u32 = 1000;
+pub const MAX_LIMIT: u32 = filestore_shared::api::MAX_LIST_LIMIT;
 
 const CURSOR_PREFIX: &str = "f1:";
 
@@ -35,7 +35,7 @@ pub async fn handler(state: &AppState, req: Request) -> Result<Response<Body>, I
 
 async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiError> {
     let matched = resolve(req.method(), req.uri().path())?;
-    let user = state.authenticate(req)?.sub;
+    let user = state.authenticate(req).await?.user_id;
     let id = || matched.id_of("file");
     match matched.key {
         RouteKey::ListFiles => {
@@ -161,19 +161,7 @@ async fn download(
 ) -> Result<Response<Body>, ApiError> {
     let file = owned(state, user_id, file_id).await?;
     let ttl = state.config.presign_ttl;
-    // Serve whichever copy exists: the hot one while it is kept, else the verified cold one.
-    let (store, key) = match (&file.cold_key, file.hot_present) {
-        (Some(cold_key), false) => (
-            state.cold.as_ref().ok_or_else(|| {
-                anyhow::anyhow!("file {file_id} is only in the cold store, which is not configured")
-            })?,
-            cold_key.as_str(),
-        ),
-        _ => (&state.storage, file.object_key.as_str()),
-    };
-    let url = store
-        .presign_get(key, &file.name, &file.content_type, ttl)
-        .await?;
+    let url = state.presign_download(&file).await?;
     if redirect_to {
         return redirect(&url);
     }

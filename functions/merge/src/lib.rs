@@ -12,7 +12,7 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 use filestore_shared::api::{CompleteUploadRequest, FileEnvelope, PartDone};
 use filestore_shared::domain::{ObjectSize, PartNumber, PartPlan};
 use filestore_shared::http::{RouteKey, json, json_body, resolve, respond};
-use filestore_shared::repo::{FileRecord, UploadRecord, UploadState, rfc3339};
+use filestore_shared::repo::{AddFile, FileRecord, UploadRecord, UploadState, UserRecord, rfc3339};
 use filestore_shared::{ApiError, AppState};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -25,7 +25,7 @@ pub async fn handler(state: &AppState, req: Request) -> Result<Response<Body>, I
 
 async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiError> {
     let matched = resolve(req.method(), req.uri().path())?;
-    let user = state.authenticate(req)?.sub;
+    let user = state.authenticate(req).await?;
     match matched.key {
         RouteKey::CompleteUpload => {
             let id = matched.id_of("upload")?;
@@ -100,15 +100,26 @@ pub fn check_parts(upload: &UploadRecord, parts: &[PartDone]) -> Result<Vec<Part
     Ok(wanted)
 }
 
-#[instrument(skip(state))]
+#[instrument(skip(state, user), fields(user_id = %user.user_id))]
 async fn complete(
     state: &AppState,
-    user_id: &str,
+    user: &UserRecord,
     upload_id: &str,
 ) -> Result<Response<Body>, ApiError> {
+    let user_id = user.user_id.as_str();
     let upload = state.live_upload(user_id, upload_id).await?;
     if upload.state == UploadState::Completed {
         return existing_file(state, &upload).await;
+    }
+    // Checked before S3 joins the parts, so an upload over quota stays resumable (free some
+    // space, complete again); the record below checks again, atomically.
+    let quota = state.quota_of(user);
+    if user.used_bytes.saturating_add(upload.size) > quota {
+        return Err(ApiError::quota_exceeded(
+            user.used_bytes,
+            upload.size,
+            quota,
+        ));
     }
     // Guards the invariant the plan relies on; the record was written by create.
     ObjectSize::parse(upload.size).map_err(anyhow::Error::msg)?;
@@ -191,9 +202,29 @@ async fn complete(
         cold_key: None,
         hot_present: true,
     };
-    if state.repo.complete_upload(&upload, &file).await? {
-        tracing::info!(file_id = %file.file_id, size = file.size, "upload completed");
-        return created(&file);
+    match state.repo.complete_upload(&upload, &file, quota).await? {
+        AddFile::Added => {
+            tracing::info!(file_id = %file.file_id, size = file.size, "upload completed");
+            return created(&file);
+        }
+        AddFile::OverQuota => {
+            // Other files took the space between the check above and now, after S3 joined
+            // the parts. An object without a File would never be transferred (S3 announced
+            // it already), so it goes, with its upload; the upload record first and only
+            // while still active, so a concurrent complete that won keeps its bytes.
+            if state.repo.delete_active_upload(user_id, upload_id).await? {
+                state.storage.delete_object(&upload.object_key).await?;
+            }
+            return Err(ApiError::TooLarge {
+                code: "quota_exceeded",
+                message: format!(
+                    "another upload used the space first: {} more bytes would pass your \
+                     quota of {quota}; free some space and upload again",
+                    upload.size
+                ),
+            });
+        }
+        AddFile::Refused => {}
     }
     // Lost the race to a concurrent complete of the same upload: answer with its File.
     let again = state.live_upload(user_id, upload_id).await?;

@@ -9,12 +9,12 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use filestore_shared::api::{
-    CreateUploadRequest, CreateUploadResponse, PresignPartsRequest, PresignPartsResponse,
-    PresignedPart, UploadList,
+    CreateUploadRequest, CreateUploadResponse, PART_METHOD, PresignPartsRequest,
+    PresignPartsResponse, PresignedPart, UploadList,
 };
 use filestore_shared::domain::{ContentType, PartPlan, new_id};
 use filestore_shared::http::{RouteKey, json, json_body, no_content, resolve, respond};
-use filestore_shared::repo::{UploadRecord, UploadState, rfc3339};
+use filestore_shared::repo::{UploadRecord, UploadState, UserRecord, rfc3339};
 use filestore_shared::storage::object_key;
 use filestore_shared::{ApiError, AppState};
 use lambda_http::http::StatusCode;
@@ -23,7 +23,7 @@ use time::OffsetDateTime;
 use tracing::instrument;
 
 /// Most parts one presign call may ask for.
-pub const MAX_PARTS_PER_CALL: usize = 1000;
+pub use filestore_shared::api::MAX_PARTS_PER_CALL;
 
 /// Serves one API Gateway request.
 pub async fn handler(state: &AppState, req: Request) -> Result<Response<Body>, Infallible> {
@@ -32,14 +32,14 @@ pub async fn handler(state: &AppState, req: Request) -> Result<Response<Body>, I
 
 async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiError> {
     let matched = resolve(req.method(), req.uri().path())?;
-    let user = state.authenticate(req)?.sub;
+    let user = state.authenticate(req).await?;
     let id = || matched.id_of("upload");
     match matched.key {
         RouteKey::CreateUpload => create(state, &user, json_body(req)?).await,
-        RouteKey::ListUploads => list(state, &user).await,
-        RouteKey::PresignParts => presign(state, &user, &id()?, json_body(req)?).await,
-        RouteKey::UploadStatus => status(state, &user, &id()?).await,
-        RouteKey::AbortUpload => abort(state, &user, &id()?).await,
+        RouteKey::ListUploads => list(state, &user.user_id).await,
+        RouteKey::PresignParts => presign(state, &user.user_id, &id()?, json_body(req)?).await,
+        RouteKey::UploadStatus => status(state, &user.user_id, &id()?).await,
+        RouteKey::AbortUpload => abort(state, &user.user_id, &id()?).await,
         _ => Err(ApiError::NotFound("route")),
     }
 }
@@ -54,12 +54,20 @@ fn require_active(upload: &UploadRecord) -> Result<(), ApiError> {
     }
 }
 
-#[instrument(skip(state, input), fields(upload_id))]
+#[instrument(skip_all, fields(user_id = %user.user_id, upload_id))]
 async fn create(
     state: &AppState,
-    user_id: &str,
+    user: &UserRecord,
     input: CreateUploadRequest,
 ) -> Result<Response<Body>, ApiError> {
+    // The declared size is checked now so a client learns early; the stored size is checked
+    // again, atomically, when the upload completes.
+    let quota = state.quota_of(user);
+    let size = input.size.get();
+    if user.used_bytes.saturating_add(size) > quota {
+        return Err(ApiError::quota_exceeded(user.used_bytes, size, quota));
+    }
+    let user_id = user.user_id.as_str();
     let plan = PartPlan::new(input.size, input.part_size);
     let upload_id = new_id();
     let file_id = new_id();
@@ -161,7 +169,7 @@ async fn presign(
         parts.push(PresignedPart {
             part_number: n.get(),
             url: signed.url,
-            method: "PUT".into(),
+            method: PART_METHOD.into(),
             headers: signed.headers,
             expires_at: expires_at.clone(),
         });

@@ -1,0 +1,202 @@
+//! The shares function: share links to one file, with an expiry and an optional download
+//! limit. `POST/GET /v1/files/{id}/shares` and `DELETE /v1/shares/{id}` are the owner's;
+//! `GET /v1/s/{token}` is public and redirects to a presigned GET.
+//!
+//! The token is 256 random bits, shown once in the link; only its SHA-256 is stored, so a
+//! leaked table does not leak working links. Every failure of the public route (unknown,
+//! revoked, expired, exhausted, file deleted) is the same 404.
+
+use std::convert::Infallible;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use filestore_shared::api::{CreateShareRequest, CreateShareResponse, ShareList};
+use filestore_shared::domain::new_id;
+use filestore_shared::http::{RouteKey, json, json_body, no_content, redirect, resolve, respond};
+use filestore_shared::repo::{ShareRecord, rfc3339};
+use filestore_shared::{ApiError, AppState};
+use lambda_http::http::{StatusCode, header};
+use lambda_http::{Body, Request, Response};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use tracing::instrument;
+
+/// Random bytes in a share token.
+pub const TOKEN_BYTES: usize = 32;
+
+/// Serves one API Gateway request.
+pub async fn handler(state: &AppState, req: Request) -> Result<Response<Body>, Infallible> {
+    Ok(respond(route(state, &req).await))
+}
+
+async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiError> {
+    let matched = resolve(req.method(), req.uri().path())?;
+    if matched.key == RouteKey::OpenShare {
+        return open(state, matched.id.as_deref().unwrap_or_default()).await;
+    }
+    let user = state.authenticate(req).await?.user_id;
+    match matched.key {
+        RouteKey::CreateShare => {
+            let file_id = matched.id_of("file")?;
+            let base = public_base(req);
+            create(state, &user, &file_id, &base, json_body(req)?).await
+        }
+        RouteKey::ListShares => list(state, &user, &matched.id_of("file")?).await,
+        RouteKey::RevokeShare => revoke(state, &user, &matched.id_of("share")?).await,
+        _ => Err(ApiError::NotFound("route")),
+    }
+}
+
+/// A new token and the hash that is stored in its place.
+pub fn new_token() -> (String, String) {
+    let mut bytes = [0u8; TOKEN_BYTES];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let token = URL_SAFE_NO_PAD.encode(bytes);
+    let hash = token_hash(&token);
+    (token, hash)
+}
+
+/// The stored form of a token.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A token as issued: base64url of [`TOKEN_BYTES`] bytes. Anything else cannot exist.
+fn well_formed(token: &str) -> bool {
+    URL_SAFE_NO_PAD
+        .decode(token)
+        .is_ok_and(|b| b.len() == TOKEN_BYTES)
+}
+
+/// Where clients reached the API, as API Gateway reports it, so links are absolute.
+fn public_base(req: &Request) -> String {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let proto = header("x-forwarded-proto").unwrap_or_else(|| "https".into());
+    let host = header(header::HOST.as_str()).unwrap_or_else(|| "localhost".into());
+    format!("{proto}://{host}")
+}
+
+#[instrument(skip(state, base, input))]
+async fn create(
+    state: &AppState,
+    user_id: &str,
+    file_id: &str,
+    base: &str,
+    input: CreateShareRequest,
+) -> Result<Response<Body>, ApiError> {
+    state
+        .repo
+        .get_file(user_id, file_id)
+        .await?
+        .ok_or(ApiError::NotFound("file"))?;
+    let (token, token_hash) = new_token();
+    let now = OffsetDateTime::now_utc();
+    let share = ShareRecord {
+        user_id: user_id.to_string(),
+        share_id: new_id(),
+        file_id: file_id.to_string(),
+        token_hash,
+        created_at: rfc3339(now),
+        expires_at: now + std::time::Duration::from_secs(input.expires_in.get()),
+        max_downloads: input.max_downloads.map(|m| m.get()),
+        downloads: 0,
+    };
+    state.repo.put_share(&share).await?;
+    tracing::info!(share_id = %share.share_id, "share created");
+    json(
+        StatusCode::CREATED,
+        &CreateShareResponse {
+            share_id: share.share_id.clone(),
+            url: format!("{base}/v1/s/{token}"),
+            expires_at: rfc3339(share.expires_at),
+            max_downloads: share.max_downloads,
+        },
+    )
+}
+
+#[instrument(skip(state))]
+async fn list(state: &AppState, user_id: &str, file_id: &str) -> Result<Response<Body>, ApiError> {
+    state
+        .repo
+        .get_file(user_id, file_id)
+        .await?
+        .ok_or(ApiError::NotFound("file"))?;
+    let now = OffsetDateTime::now_utc();
+    let shares = state
+        .repo
+        .list_shares(user_id, file_id)
+        .await?
+        .iter()
+        .filter(|s| s.expires_at > now)
+        .map(ShareRecord::view)
+        .collect();
+    json(StatusCode::OK, &ShareList { shares })
+}
+
+#[instrument(skip(state))]
+async fn revoke(
+    state: &AppState,
+    user_id: &str,
+    share_id: &str,
+) -> Result<Response<Body>, ApiError> {
+    let share = state
+        .repo
+        .get_share(user_id, share_id)
+        .await?
+        .ok_or(ApiError::NotFound("share"))?;
+    if !state.repo.delete_share(&share).await? {
+        return Err(ApiError::NotFound("share"));
+    }
+    tracing::info!("share revoked");
+    Ok(no_content())
+}
+
+#[instrument(skip_all)]
+async fn open(state: &AppState, token: &str) -> Result<Response<Body>, ApiError> {
+    let gone = ApiError::NotFound("share");
+    if !well_formed(token) {
+        return Err(gone);
+    }
+    let Some(share) = state
+        .repo
+        .count_share_download(&token_hash(token), OffsetDateTime::now_utc())
+        .await?
+    else {
+        return Err(gone);
+    };
+    let Some(file) = state.repo.get_file(&share.user_id, &share.file_id).await? else {
+        return Err(gone);
+    };
+    tracing::info!(share_id = %share.share_id, downloads = share.downloads, "share opened");
+    redirect(&state.presign_download(&file).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_256_bits_and_stored_hashed() {
+        let (token, hash) = new_token();
+        assert!(well_formed(&token));
+        assert_eq!(hash, token_hash(&token));
+        assert_ne!(hash, token);
+        assert_eq!(hash.len(), 64);
+        let (other, _) = new_token();
+        assert_ne!(token, other);
+    }
+
+    #[test]
+    fn malformed_tokens_are_refused_before_any_lookup() {
+        assert!(!well_formed(""));
+        assert!(!well_formed("abc"));
+        assert!(!well_formed(&"A".repeat(43 + 1)));
+        assert!(!well_formed(&format!("{}=", "A".repeat(43))));
+    }
+}

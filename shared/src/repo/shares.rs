@@ -1,0 +1,227 @@
+//! Share links. The link's record lives in its owner's partition (`USER#<user>` /
+//! `SHARE#<share_id>`), so listing and revoking are keyed by the caller like everything else;
+//! a pointer keyed by the SHA-256 of the token (`SHARETOKEN#<hash>`) lets the public route find
+//! it. The token itself is never stored.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use aws_sdk_dynamodb::types::{AttributeValue as Av, Delete, ReturnValue, TransactWriteItem};
+use time::OffsetDateTime;
+
+use super::{Item, Repo, get_s, get_u64, n, rfc3339, s, user_pk};
+
+/// A share link of one file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShareRecord {
+    pub user_id: String,
+    pub share_id: String,
+    pub file_id: String,
+    /// Lowercase hex SHA-256 of the token.
+    pub token_hash: String,
+    pub created_at: String,
+    pub expires_at: OffsetDateTime,
+    pub max_downloads: Option<u64>,
+    pub downloads: u64,
+}
+
+impl ShareRecord {
+    pub fn view(&self) -> crate::api::ShareView {
+        crate::api::ShareView {
+            share_id: self.share_id.clone(),
+            expires_at: rfc3339(self.expires_at),
+            max_downloads: self.max_downloads,
+            downloads: self.downloads,
+        }
+    }
+}
+
+fn token_pk(token_hash: &str) -> Av {
+    s(format!("SHARETOKEN#{token_hash}"))
+}
+
+fn share_sk(share_id: &str) -> Av {
+    s(format!("SHARE#{share_id}"))
+}
+
+fn share_from(item: &Item) -> anyhow::Result<ShareRecord> {
+    Ok(ShareRecord {
+        user_id: get_s(item, "user_id")?,
+        share_id: get_s(item, "share_id")?,
+        file_id: get_s(item, "file_id")?,
+        token_hash: get_s(item, "token_hash")?,
+        created_at: get_s(item, "created_at")?,
+        expires_at: OffsetDateTime::from_unix_timestamp(get_u64(item, "expires_epoch")? as i64)?,
+        max_downloads: match item.get("max_downloads") {
+            Some(_) => Some(get_u64(item, "max_downloads")?),
+            None => None,
+        },
+        downloads: get_u64(item, "downloads")?,
+    })
+}
+
+impl Repo {
+    /// Stores a new share link and its token pointer, all or nothing.
+    ///
+    /// # Errors
+    /// DynamoDB failures, or an id or token hash that already exists (never, for fresh ones).
+    pub async fn put_share(&self, share: &ShareRecord) -> anyhow::Result<()> {
+        let expires = share.expires_at.unix_timestamp();
+        let mut record: Item = HashMap::from([
+            ("PK".into(), user_pk(&share.user_id)),
+            ("SK".into(), share_sk(&share.share_id)),
+            ("user_id".into(), s(&share.user_id)),
+            ("share_id".into(), s(&share.share_id)),
+            ("file_id".into(), s(&share.file_id)),
+            ("token_hash".into(), s(&share.token_hash)),
+            ("created_at".into(), s(&share.created_at)),
+            ("expires_epoch".into(), n(expires)),
+            ("downloads".into(), n(share.downloads)),
+            ("ttl".into(), n(expires)),
+        ]);
+        if let Some(max) = share.max_downloads {
+            record.insert("max_downloads".into(), n(max));
+        }
+        let pointer: Item = HashMap::from([
+            ("PK".into(), token_pk(&share.token_hash)),
+            ("SK".into(), s("SHARETOKEN")),
+            ("user_id".into(), s(&share.user_id)),
+            ("share_id".into(), s(&share.share_id)),
+            ("ttl".into(), n(expires)),
+        ]);
+        let stored = self
+            .transact(
+                vec![
+                    self.put(record, "attribute_not_exists(PK)")?,
+                    self.put(pointer, "attribute_not_exists(PK)")?,
+                ],
+                "create share",
+            )
+            .await?;
+        anyhow::ensure!(stored, "share id or token collided");
+        Ok(())
+    }
+
+    /// The caller's share links of one file, expired ones included until DynamoDB's TTL
+    /// removes them (the caller filters).
+    ///
+    /// # Errors
+    /// DynamoDB failures or a malformed item.
+    pub async fn list_shares(
+        &self,
+        user_id: &str,
+        file_id: &str,
+    ) -> anyhow::Result<Vec<ShareRecord>> {
+        let mut shares = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk AND begins_with(SK, :share)")
+                .filter_expression("file_id = :file")
+                .expression_attribute_values(":pk", user_pk(user_id))
+                .expression_attribute_values(":share", s("SHARE#"))
+                .expression_attribute_values(":file", s(file_id))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .context("DynamoDB Query (shares)")?;
+            for item in out.items() {
+                shares.push(share_from(item)?);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(shares);
+            }
+        }
+    }
+
+    /// One of the caller's share links.
+    ///
+    /// # Errors
+    /// DynamoDB failures or a malformed item.
+    pub async fn get_share(
+        &self,
+        user_id: &str,
+        share_id: &str,
+    ) -> anyhow::Result<Option<ShareRecord>> {
+        let key = format!("SHARE#{share_id}");
+        self.get(user_pk(user_id), &key)
+            .await?
+            .map(|item| share_from(&item))
+            .transpose()
+    }
+
+    /// Deletes a share link and its token pointer. `false` if it was already gone.
+    ///
+    /// # Errors
+    /// DynamoDB failures.
+    pub async fn delete_share(&self, share: &ShareRecord) -> anyhow::Result<bool> {
+        let record = Delete::builder()
+            .table_name(&self.table)
+            .key("PK", user_pk(&share.user_id))
+            .key("SK", share_sk(&share.share_id))
+            .condition_expression("attribute_exists(PK)")
+            .build()?;
+        let pointer = Delete::builder()
+            .table_name(&self.table)
+            .key("PK", token_pk(&share.token_hash))
+            .key("SK", s("SHARETOKEN"))
+            .build()?;
+        self.transact(
+            vec![
+                TransactWriteItem::builder().delete(record).build(),
+                TransactWriteItem::builder().delete(pointer).build(),
+            ],
+            "revoke share",
+        )
+        .await
+    }
+
+    /// Counts one download through the link whose token hashes to `token_hash`, if it is live:
+    /// not revoked, not expired at `now`, and under its download limit. The count and the
+    /// checks are one conditional update, so concurrent downloads never pass the limit.
+    ///
+    /// # Errors
+    /// DynamoDB failures or a malformed item.
+    pub async fn count_share_download(
+        &self,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<Option<ShareRecord>> {
+        let Some(pointer) = self.get(token_pk(token_hash), "SHARETOKEN").await? else {
+            return Ok(None);
+        };
+        let (user_id, share_id) = (get_s(&pointer, "user_id")?, get_s(&pointer, "share_id")?);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("PK", user_pk(&user_id))
+            .key("SK", share_sk(&share_id))
+            .update_expression("ADD downloads :one")
+            .condition_expression(
+                "token_hash = :hash AND expires_epoch > :now \
+                 AND (attribute_not_exists(max_downloads) OR downloads < max_downloads)",
+            )
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":hash", s(token_hash))
+            .expression_attribute_values(":now", n(now.unix_timestamp()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => out.attributes.as_ref().map(share_from).transpose(),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(super::is_condition_failure) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e).context("DynamoDB UpdateItem (share download)"),
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! AWS calls per request, counted at the SDK: authentication checks the token version in the
+//! same read that loads the user, so `GET /v1/me` costs one DynamoDB call and `GET /v1/files`
+//! two (the user, then the page of files).
+
+use std::sync::{Arc, Mutex};
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use filestore_shared::repo::Repo;
+use filestore_shared::storage::Storage;
+use lambda_http::{Body, Request};
+
+use crate::helpers::{TestApp, app_state, local_sdk, system, test_bytes};
+
+/// Records every request a client sends: DynamoDB's operation name, or S3's method.
+#[derive(Clone, Debug, Default)]
+struct Calls(Arc<Mutex<Vec<String>>>);
+
+impl Intercept for Calls {
+    fn name(&self) -> &'static str {
+        "Calls"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let request = context.request();
+        let name = match request.headers().get("x-amz-target") {
+            Some(target) => target.rsplit('.').next().unwrap_or(target).to_string(),
+            None => format!("S3 {}", request.method()),
+        };
+        self.0.lock().unwrap().push(name);
+        Ok(())
+    }
+}
+
+impl Calls {
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+/// The system's state with every DynamoDB and S3 call counted.
+async fn counted_state() -> (filestore_shared::AppState, Calls) {
+    let calls = Calls::default();
+    let mut state = app_state().await;
+    let sdk = local_sdk().await;
+    let ddb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .interceptor(calls.clone())
+            .build(),
+    );
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .interceptor(calls.clone())
+            .build(),
+    );
+    state.repo = Repo::new(ddb, state.config.table.clone());
+    state.storage = Storage::new(s3, state.config.hot_bucket.clone());
+    (state, calls)
+}
+
+fn get(path: &str, token: &str) -> Request {
+    http::Request::builder()
+        .method("GET")
+        .uri(path)
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::Empty)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn me_costs_one_call_and_a_file_list_two() {
+    let app = TestApp::new().await;
+    app.upload("counted.bin", &test_bytes(10, 91), None).await;
+    let token = app.token.clone().unwrap();
+    let (state, calls) = counted_state().await;
+    assert_eq!(system().table, state.config.table);
+
+    let resp = filestore_auth::handler(&state, get("/v1/me", &token))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let me = calls.take();
+    println!("GET /v1/me: {} AWS call(s): {me:?}", me.len());
+    assert_eq!(me, ["GetItem"]);
+
+    let resp = filestore_files::handler(&state, get("/v1/files", &token))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let files = calls.take();
+    println!("GET /v1/files: {} AWS call(s): {files:?}", files.len());
+    assert_eq!(files, ["GetItem", "Query"]);
+}

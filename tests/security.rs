@@ -1076,3 +1076,56 @@ async fn completing_with_parts_missing_is_409() {
     let status = app.get(&format!("/v1/uploads/{id}")).await.expect(200);
     assert_eq!(status["state"], "active");
 }
+
+/// CORS comes from the allow-list only: a listed origin gets its own name back (never `*`,
+/// never credentials) on preflights and answers; any other origin gets no CORS headers.
+#[tokio::test]
+async fn cors_allows_only_listed_origins() {
+    let app = TestApp::new().await;
+    let http = http_client();
+    let url = format!("{}/v1/me", system().base_url);
+    let preflight = |origin: &'static str| {
+        http.request(Method::OPTIONS, &url)
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization")
+            .send()
+    };
+    let ok = preflight(filestore_dev::TEST_ORIGIN).await.unwrap();
+    assert_eq!(ok.status(), 204);
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        filestore_dev::TEST_ORIGIN
+    );
+    assert!(
+        ok.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("authorization")
+    );
+    assert!(
+        ok.headers()
+            .get("access-control-allow-credentials")
+            .is_none()
+    );
+    let evil = preflight("https://evil.example").await.unwrap();
+    assert!(evil.headers().get("access-control-allow-origin").is_none());
+
+    let token = app.token.clone().unwrap();
+    for (origin, allowed) in [
+        (filestore_dev::TEST_ORIGIN, true),
+        ("https://evil.example", false),
+        ("null", false),
+    ] {
+        let resp = http
+            .get(&url)
+            .bearer_auth(&token)
+            .header("origin", origin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let acao = resp.headers().get("access-control-allow-origin");
+        assert_eq!(acao.map(|v| v.to_str().unwrap()), allowed.then_some(origin));
+    }
+}

@@ -1,7 +1,7 @@
 //! The embedded AWS emulator: moto's server, installed from PyPI into a project-local venv
 //! and run as a plain process (no Docker). One process serves S3, DynamoDB and SQS.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -16,77 +16,14 @@ pub const MOTO_REQUIREMENT: &str = "moto[server]==5.1.22";
 
 const LAUNCHER: &str = include_str!("emulator.py");
 
-/// Where the project keeps what it installs: `.local/` beside the workspace manifest.
-pub fn local_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(".local")
-}
-
-fn venv_python(venv: &Path) -> PathBuf {
-    venv.join("bin").join("python")
-}
-
-fn marker(venv: &Path) -> PathBuf {
-    venv.join(format!(
-        ".installed-{}",
-        MOTO_REQUIREMENT.replace(['[', ']', '='], "_")
-    ))
-}
+pub use crate::venv::local_dir;
 
 /// Makes sure `.local/venv` holds moto, installing it on first use (about a minute).
-/// Concurrent callers (a test run beside a running local system) are safe: each installs
-/// into its own temporary venv and the first to finish renames it into place.
 ///
 /// # Errors
 /// When Python 3 with `venv` is missing or pip cannot reach PyPI.
 pub async fn ensure_installed() -> anyhow::Result<PathBuf> {
-    let venv = local_dir().join("venv");
-    if marker(&venv).exists() {
-        return Ok(venv_python(&venv));
-    }
-    std::fs::create_dir_all(local_dir())?;
-    let tmp = local_dir().join(format!("venv.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    eprintln!(
-        "filestore: installing {MOTO_REQUIREMENT} into {} (first run only)...",
-        venv.display()
-    );
-    run(Command::new("python3").arg("-m").arg("venv").arg(&tmp))
-        .await
-        .context("creating a Python venv (is python3 with the venv module installed? On Debian/Ubuntu: apt install python3-venv)")?;
-    run(Command::new(venv_python(&tmp)).args([
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        MOTO_REQUIREMENT,
-    ]))
-    .await
-    .context("installing moto from PyPI")?;
-    std::fs::write(marker(&tmp), MOTO_REQUIREMENT)?;
-    // Scripts in a venv hard-code its path; we only ever run `bin/python`, which does not.
-    if std::fs::rename(&tmp, &venv).is_err() {
-        if marker(&venv).exists() {
-            let _ = std::fs::remove_dir_all(&tmp);
-        } else {
-            let _ = std::fs::remove_dir_all(&venv);
-            std::fs::rename(&tmp, &venv).context("moving the venv into place")?;
-        }
-    }
-    Ok(venv_python(&venv))
-}
-
-async fn run(cmd: &mut Command) -> anyhow::Result<()> {
-    let out = cmd.stdin(Stdio::null()).output().await?;
-    if !out.status.success() {
-        bail!(
-            "{:?} failed ({}): {}",
-            cmd.as_std().get_program(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
+    crate::venv::ensure("venv", MOTO_REQUIREMENT).await
 }
 
 /// A running emulator. Dropping it (or exiting the process) stops it.

@@ -5,6 +5,7 @@ mod helpers;
 
 mod auth;
 mod calls;
+mod contract;
 mod fastupload;
 mod files;
 mod janitor;

@@ -5,7 +5,7 @@
 use futures::future::join_all;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, set_quota, test_bytes};
+use crate::helpers::{TestApp, aws, set_quota, system, test_bytes};
 
 async fn usage(app: &TestApp) -> (u64, u64) {
     let me = app.get("/v1/me").await.expect(200);
@@ -160,4 +160,15 @@ async fn concurrent_completes_never_pass_the_quota() {
         "{statuses:?}"
     );
     assert_eq!(usage(&app).await, (2500, 25));
+    // No object is left without a File: refused completes either never joined their parts
+    // (the upload stays active) or dropped the joined object with its upload.
+    let (s3, _) = aws().await;
+    let objects = s3
+        .list_objects_v2()
+        .bucket(&system().hot_bucket)
+        .prefix(format!("files/{}/", app.user_id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(objects.contents().len(), 25);
 }

@@ -70,6 +70,29 @@ struct FileEnvelope {
     file: File,
 }
 
+/// `POST /v1/files/{id}/shares`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CreatedShare {
+    pub share_id: String,
+    pub url: String,
+    pub expires_at: String,
+    pub max_downloads: Option<u64>,
+}
+
+/// One of `GET /v1/files/{id}/shares`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Share {
+    pub share_id: String,
+    pub expires_at: String,
+    pub max_downloads: Option<u64>,
+    pub downloads: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct ShareList {
+    shares: Vec<Share>,
+}
+
 #[derive(Debug, Deserialize)]
 pub struct DownloadUrl {
     pub url: String,
@@ -312,6 +335,40 @@ impl Api {
         self.send(self.request(Method::DELETE, &["v1", "files", file_id])?)
             .await
             .map(drop)
+    }
+
+    pub async fn share(
+        &self,
+        file_id: &str,
+        expires_in: u64,
+        max_downloads: Option<u64>,
+    ) -> Result<CreatedShare> {
+        let mut body = json!({ "expires_in": expires_in });
+        if let Some(max) = max_downloads {
+            body["max_downloads"] = json!(max);
+        }
+        let req = self
+            .request(Method::POST, &["v1", "files", file_id, "shares"])?
+            .json(&body);
+        self.json(req).await
+    }
+
+    pub async fn shares(&self, file_id: &str) -> Result<Vec<Share>> {
+        let req = self.request(Method::GET, &["v1", "files", file_id, "shares"])?;
+        Ok(self.json::<ShareList>(req).await?.shares)
+    }
+
+    pub async fn unshare(&self, share_id: &str) -> Result<()> {
+        self.send(self.request(Method::DELETE, &["v1", "shares", share_id])?)
+            .await
+            .map(drop)
+    }
+
+    pub async fn change_password(&self, old: &str, new: &str) -> Result<()> {
+        let req = self
+            .request(Method::POST, &["v1", "auth", "password"])?
+            .json(&json!({ "old_password": old, "new_password": new }));
+        self.send(req).await.map(drop)
     }
 
     pub async fn create_upload(&self, input: &CreateUpload<'_>) -> Result<UploadPlan> {

@@ -43,6 +43,14 @@ pub enum Command {
     Mv { file_id: String, new_name: String },
     /// Delete a file.
     Rm { file_id: String },
+    /// Create a share link to a file: anyone with the link can download it until it expires.
+    Share(ShareArgs),
+    /// List a file's live share links (with download counts).
+    Shares { file_id: String },
+    /// Revoke a share link.
+    Unshare { share_id: String },
+    /// Change your password; every earlier token stops working, this one is replaced.
+    Passwd,
 }
 
 impl Command {
@@ -57,6 +65,10 @@ impl Command {
             Self::Download(_) => "download",
             Self::Mv { .. } => "mv",
             Self::Rm { .. } => "rm",
+            Self::Share(_) => "share",
+            Self::Shares { .. } => "shares",
+            Self::Unshare { .. } => "unshare",
+            Self::Passwd => "passwd",
         }
     }
 }
@@ -97,6 +109,36 @@ pub struct DownloadArgs {
 }
 
 /// A byte count with an optional unit: `5242880`, `5MiB`, `5M`, `512k`, `1GiB`.
+#[derive(Debug, Args)]
+pub struct ShareArgs {
+    pub file_id: String,
+    /// How long the link works: seconds, or with a unit (90s, 15m, 12h, 7d); 1 minute to 30 days.
+    #[arg(long, default_value = "1d", value_parser = parse_duration)]
+    pub expires: u64,
+    /// Stop after this many downloads.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_downloads: Option<u64>,
+}
+
+/// A duration in seconds from `90`, `90s`, `15m`, `12h` or `7d`.
+pub fn parse_duration(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration such as 15m, 12h or 7d"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        other => return Err(format!("unknown unit {other:?}; use s, m, h or d")),
+    };
+    n.checked_mul(seconds)
+        .ok_or_else(|| format!("{s:?} is too long"))
+}
+
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
@@ -123,6 +165,16 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("90"), Ok(90));
+        assert_eq!(parse_duration("15m"), Ok(900));
+        assert_eq!(parse_duration("12h"), Ok(43200));
+        assert_eq!(parse_duration("7d"), Ok(604800));
+        assert!(parse_duration("d").is_err());
+        assert!(parse_duration("3 weeks").is_err());
     }
 
     #[test]

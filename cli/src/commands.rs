@@ -38,6 +38,52 @@ pub async fn run(cli: Cli, settings: Settings, out: &Output) -> Result<()> {
             });
             Ok(())
         }
+        Command::Share(args) => {
+            let api = authed(server, &sessions)?.0;
+            let share = api
+                .share(&args.file_id, args.expires, args.max_downloads)
+                .await?;
+            out.result(&share, || {
+                let limit = share
+                    .max_downloads
+                    .map_or(String::new(), |m| format!(", at most {m} downloads"));
+                format!(
+                    "{}\n(expires {}{limit}; share id {})",
+                    share.url, share.expires_at, share.share_id
+                )
+            });
+            Ok(())
+        }
+        Command::Shares { file_id } => {
+            let shares = authed(server, &sessions)?.0.shares(&file_id).await?;
+            out.result(&json!({ "shares": shares }), || {
+                if shares.is_empty() {
+                    return "no live share links".to_string();
+                }
+                shares
+                    .iter()
+                    .map(|s| {
+                        let limit = s
+                            .max_downloads
+                            .map_or("unlimited".to_string(), |m| m.to_string());
+                        format!(
+                            "{}  expires {}  downloads {}/{limit}",
+                            s.share_id, s.expires_at, s.downloads
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+            Ok(())
+        }
+        Command::Unshare { share_id } => {
+            authed(server, &sessions)?.0.unshare(&share_id).await?;
+            out.result(&json!({ "revoked": share_id }), || {
+                format!("revoked share {share_id}")
+            });
+            Ok(())
+        }
+        Command::Passwd => passwd(server, &settings, &sessions, out).await,
         Command::Rm { file_id } => {
             authed(server, &sessions)?.0.delete(&file_id).await?;
             out.result(&json!({ "deleted": file_id }), || {
@@ -158,6 +204,53 @@ async fn log_in(
     };
     sessions.put(server, session.clone())?;
     Ok(session)
+}
+
+/// Changes the password, then logs in again with the new one: the change revokes the stored
+/// token along with every other.
+async fn passwd(
+    server: &str,
+    settings: &Settings,
+    sessions: &Sessions,
+    out: &Output,
+) -> Result<()> {
+    let (api, session) = authed(server, sessions)?;
+    let interactive = std::io::stdin().is_terminal();
+    let read = |prompt: &str| {
+        rpassword::prompt_password(prompt).map_err(|e| Error::io("reading the password", e))
+    };
+    let old = match &settings.password {
+        Some(p) => p.clone(),
+        None if interactive => read("current password: ")?,
+        None => {
+            return Err(Error::Usage(
+                "no current password: set FILESTORE_PASSWORD (stdin is not a terminal)".to_string(),
+            ));
+        }
+    };
+    let new = match &settings.new_password {
+        Some(p) => p.clone(),
+        None if interactive => {
+            let new = read("new password: ")?;
+            if read("new password again: ")? != new {
+                return Err(Error::Usage("the passwords differ".to_string()));
+            }
+            new
+        }
+        None => {
+            return Err(Error::Usage(
+                "no new password: set FILESTORE_NEW_PASSWORD (stdin is not a terminal)".to_string(),
+            ));
+        }
+    };
+    api.change_password(&old, &new).await?;
+    let anonymous = Api::new(server, None)?;
+    let renewed = log_in(&anonymous, server, &session.username, &new, sessions).await?;
+    out.result(
+        &json!({ "username": renewed.username, "expires_at": renewed.expires_at }),
+        || "password changed; every other session is logged out".to_string(),
+    );
+    Ok(())
 }
 
 async fn whoami(api: &Api, out: &Output) -> Result<()> {

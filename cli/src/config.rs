@@ -33,6 +33,8 @@ pub struct TestHooks {
 pub struct Settings {
     pub config_dir: PathBuf,
     pub password: Option<String>,
+    /// `FILESTORE_NEW_PASSWORD`, for `passwd` in scripts.
+    pub new_password: Option<String>,
     pub hooks: TestHooks,
 }
 
@@ -60,6 +62,7 @@ impl Settings {
         Ok(Self {
             config_dir,
             password: lookup("FILESTORE_PASSWORD"),
+            new_password: lookup("FILESTORE_NEW_PASSWORD"),
             hooks: TestHooks {
                 stop_after_parts: number("FILESTORE_TEST_STOP_AFTER_PARTS"),
                 stop_after_bytes: number("FILESTORE_TEST_STOP_AFTER_BYTES"),

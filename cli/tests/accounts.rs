@@ -59,3 +59,28 @@ fn password_flag_logs_in_and_sessions_are_per_server() {
         .failure();
     assert_eq!(line, "whoami failed: not logged in; run `filestore login`");
 }
+
+/// `passwd` changes the password and logs in again: the old token stops working, the CLI
+/// keeps working with the new one, and the old password no longer logs in.
+#[test]
+fn passwd_replaces_the_session_and_revokes_the_old_token() {
+    let cli = Cli::logged_in();
+    let sessions = cli.config.path().join("sessions.json");
+    let before = std::fs::read_to_string(&sessions).unwrap();
+    let mut cmd = cli.command(&["passwd"]);
+    cmd.env("FILESTORE_NEW_PASSWORD", "a brand new password");
+    cli.run_with(cmd).success();
+    let after = std::fs::read_to_string(&sessions).unwrap();
+    assert_ne!(before, after, "the session was renewed");
+    cli.run(&["whoami"]).success();
+
+    // The old token, put back, is refused.
+    std::fs::write(&sessions, &before).unwrap();
+    let line = cli.run(&["whoami"]).failure();
+    assert!(line.starts_with("whoami failed:"), "{line}");
+    let line = cli.run(&["login", "--username", &cli.username]).failure();
+    assert!(line.contains("wrong username or password"), "{line}");
+    let mut cmd = cli.command(&["login", "--username", &cli.username]);
+    cmd.env("FILESTORE_PASSWORD", "a brand new password");
+    cli.run_with(cmd).success();
+}

@@ -221,3 +221,30 @@ fn sha256_hex(data: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// `share` prints a link anyone can download from; `shares` lists it with its count;
+/// `unshare` revokes it.
+#[test]
+fn share_links_can_be_made_listed_and_revoked() {
+    let cli = Cli::logged_in();
+    let data = test_bytes(5000, 81);
+    cli.write("shared.bin", &data);
+    let up = cli.json(&["upload", "shared.bin"]);
+    let file_id = str_field(&up["uploads"][0]["file"], "file_id").to_string();
+
+    let share = cli.json(&["share", &file_id, "--expires", "2h", "--max-downloads", "5"]);
+    let url = share["url"].as_str().unwrap().to_string();
+    assert_eq!(share["max_downloads"], 5);
+    let fetched = reqwest::blocking::get(&url).unwrap();
+    assert_eq!(fetched.status(), 200);
+    assert_eq!(fetched.bytes().unwrap().to_vec(), data);
+
+    let listed = cli.json(&["shares", &file_id]);
+    assert_eq!(listed["shares"][0]["downloads"], 1);
+    let share_id = share["share_id"].as_str().unwrap();
+    cli.run(&["unshare", share_id]).success();
+    assert_eq!(reqwest::blocking::get(&url).unwrap().status(), 404);
+    let line = cli.run(&["share", &file_id, "--expires", "10s"]).failure();
+    assert!(line.starts_with("share failed:"), "{line}");
+    assert!(line.contains("expires_in"), "{line}");
+}

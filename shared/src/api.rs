@@ -1,97 +1,183 @@
 //! Request and response bodies of the HTTP contract (DESIGN.md). Requests reject unknown
-//! fields; their fields are domain types, so a body that parses is a valid body.
+//! fields; their fields are domain types, so a body that parses is a valid body. The OpenAPI
+//! document ([`crate::openapi`]) derives every body's schema from these definitions.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::domain::{
     ContentType, DownloadLimit, FileName, ObjectSize, PartChecksum, PartNumber, PartSize, Password,
-    Sha256Hex, ShareLifetime, Username,
+    Sha256Hex, ShareLifetime, UploadState, Username,
 };
 
-#[derive(Debug, Deserialize)]
+/// Most part numbers one presign call takes.
+pub const MAX_PARTS_PER_CALL: usize = 1000;
+/// Most files one page of `GET /v1/files` holds (`limit`); 100 if not asked.
+pub const MAX_LIST_LIMIT: u32 = 1000;
+
+/// `{"error":{"code","message"}}`: the body of every 4xx and 5xx answer.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable and machine-readable, e.g. `invalid_request`, `not_found`, `quota_exceeded`.
+    #[schema(pattern = "^[a-z][a-z0-9_]*$")]
+    pub code: String,
+    /// For people; may change between versions.
+    pub message: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
     pub username: Username,
     pub password: Password,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordChange {
     pub old_password: Password,
     pub new_password: Password,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SignupResponse {
+    #[schema(format = Uuid)]
     pub user_id: String,
     pub username: String,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// The only token type issued.
+pub const TOKEN_TYPE: &str = "Bearer";
+
+fn token_type_schema() -> Schema {
+    constant(TOKEN_TYPE)
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct LoginResponse {
+    /// A JWT to send as `Authorization: Bearer <token>`.
     pub token: String,
+    /// Always [`TOKEN_TYPE`].
+    #[schema(schema_with = token_type_schema)]
     pub token_type: String,
+    /// Seconds until the token expires.
     pub expires_in: u64,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct MeResponse {
+    #[schema(format = Uuid)]
     pub user_id: String,
     pub username: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
     pub used_bytes: u64,
     pub quota_bytes: u64,
     pub file_count: u64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUploadRequest {
     pub name: FileName,
     pub size: ObjectSize,
+    /// Recorded as declared; checked against the stored bytes later, never trusted.
     #[serde(default)]
     pub sha256: Option<Sha256Hex>,
+    /// `application/octet-stream` if not given.
     #[serde(default)]
     pub content_type: Option<ContentType>,
+    /// The server picks 8 MiB if not given, and raises it as needed to fit 10,000 parts.
     #[serde(default)]
     pub part_size: Option<PartSize>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CreateUploadResponse {
+    #[schema(format = Uuid)]
     pub upload_id: String,
     pub part_size: u64,
     pub part_count: u64,
+    #[schema(format = DateTime)]
     pub expires_at: String,
 }
 
-#[derive(Debug, Deserialize)]
+fn part_numbers_schema() -> Schema {
+    ArrayBuilder::new()
+        .items(PartNumber::schema())
+        .min_items(Some(1))
+        .max_items(Some(MAX_PARTS_PER_CALL))
+        .unique_items(true)
+        .description(Some(
+            "Parts to presign, each at most the upload's part_count, none twice.",
+        ))
+        .into()
+}
+
+/// Keys are part numbers written in decimal, as JSON object keys are strings.
+fn part_checksums_schema() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Array(vec![Type::Object, Type::Null]))
+        .property_names(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[1-9][0-9]{0,4}$")),
+        ))
+        .additional_properties(Some(PartChecksum::schema()))
+        .max_properties(Some(MAX_PARTS_PER_CALL))
+        .description(Some(
+            "Part number (one of part_numbers) to the base64 SHA-256 of that part; a given \
+             checksum is bound into the part's signed headers.",
+        ))
+        .into()
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PresignPartsRequest {
+    #[schema(schema_with = part_numbers_schema)]
     pub part_numbers: Vec<PartNumber>,
     /// Part number (as a string key, JSON objects have no number keys) to base64 SHA-256.
     #[serde(default)]
+    #[schema(schema_with = part_checksums_schema)]
     pub checksums_sha256: Option<BTreeMap<String, PartChecksum>>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// The method every presigned part is sent with.
+pub const PART_METHOD: &str = "PUT";
+
+fn part_method_schema() -> Schema {
+    constant(PART_METHOD)
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PresignedPart {
     pub part_number: u32,
+    #[schema(format = Uri)]
     pub url: String,
+    /// Always [`PART_METHOD`].
+    #[schema(schema_with = part_method_schema)]
     pub method: String,
+    /// Headers the `PUT` must carry exactly as given, since they are signed.
     pub headers: BTreeMap<String, String>,
+    #[schema(format = DateTime)]
     pub expires_at: String,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PresignPartsResponse {
     pub parts: Vec<PresignedPart>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct PartDone {
     pub part_number: u32,
     pub size: u64,
@@ -99,73 +185,101 @@ pub struct PartDone {
 }
 
 /// An upload as clients see it. `parts_done` is only present on the single-upload view.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct UploadView {
+    #[schema(format = Uuid)]
     pub upload_id: String,
     pub name: String,
     pub size: u64,
+    /// The declared SHA-256, if one was given.
+    #[schema(required = true)]
     pub sha256: Option<String>,
     pub content_type: String,
     pub part_size: u64,
     pub part_count: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parts_done: Option<Vec<PartDone>>,
-    pub state: String,
+    pub state: UploadState,
+    /// The File this upload became, once completed.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = Uuid)]
     pub file_id: Option<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub expires_at: String,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct UploadList {
     pub uploads: Vec<UploadView>,
 }
 
 /// `{}`: completing takes no input; the parts are read from S3, never from the client.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteUploadRequest {}
 
+/// Where a file's bytes are: `hot` until a verified copy is in the cold store.
+pub const TIERS: [&str; 2] = ["hot", "cold"];
+
+fn tier_schema() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(TIERS))
+        .into()
+}
+
 /// The File object of the contract.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct FileView {
+    #[schema(format = Uuid)]
     pub file_id: String,
     pub name: String,
     pub size: u64,
+    /// The computed SHA-256 once verified; before that the declared one, or null.
+    #[schema(required = true)]
     pub sha256: Option<String>,
     pub content_type: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    /// One of [`TIERS`].
+    #[schema(schema_with = tier_schema)]
     pub tier: String,
     pub verified: bool,
+    /// The declared SHA-256, present only when it differs from the computed one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub declared_sha256: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct FileEnvelope {
     pub file: FileView,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct FileList {
     pub files: Vec<FileView>,
+    /// Pass as `cursor` for the next page; null on the last one.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenameRequest {
     pub name: FileName,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DownloadResponse {
+    #[schema(format = Uri)]
     pub url: String,
+    #[schema(format = DateTime)]
     pub expires_at: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FastUploadRequest {
     pub name: FileName,
@@ -173,22 +287,25 @@ pub struct FastUploadRequest {
     pub sha256: Sha256Hex,
 }
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct ByteRange {
     pub offset: u64,
     pub length: u64,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ChallengeResponse {
+    #[schema(format = Uuid)]
     pub challenge_id: String,
     /// Hex; its raw bytes start the proof's input.
+    #[schema(pattern = "^([0-9a-f]{2})+$")]
     pub nonce: String,
     pub ranges: Vec<ByteRange>,
+    #[schema(format = DateTime)]
     pub expires_at: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProofRequest {
     /// Lowercase hex SHA-256 of `nonce || ranges...`.
@@ -196,39 +313,68 @@ pub struct ProofRequest {
 }
 
 /// `{"status":"complete","file":...}` or `{"status":"upload_required"}`.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ProofResponse {
-    pub status: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub file: Option<FileView>,
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum ProofResponse {
+    /// The proof matched verified content: the File exists now (201).
+    Complete { file: FileView },
+    /// Anything else (200): send the bytes with an upload.
+    UploadRequired,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateShareRequest {
     pub expires_in: ShareLifetime,
+    /// Unlimited if not given.
     #[serde(default)]
     pub max_downloads: Option<DownloadLimit>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CreateShareResponse {
+    #[schema(format = Uuid)]
     pub share_id: String,
     /// Absolute: `<api>/v1/s/<token>`. The token is shown once; only its hash is stored.
+    #[schema(format = Uri)]
     pub url: String,
+    #[schema(format = DateTime)]
     pub expires_at: String,
+    #[schema(required = true)]
     pub max_downloads: Option<u64>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ShareView {
+    #[schema(format = Uuid)]
     pub share_id: String,
+    #[schema(format = DateTime)]
     pub expires_at: String,
+    #[schema(required = true)]
     pub max_downloads: Option<u64>,
     pub downloads: u64,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ShareList {
     pub shares: Vec<ShareView>,
+}
+
+/// A string schema that admits one value.
+fn constant(value: &str) -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some([value]))
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proof_responses_keep_the_contract_shape() {
+        let required = serde_json::to_value(ProofResponse::UploadRequired).unwrap();
+        assert_eq!(required, serde_json::json!({"status": "upload_required"}));
+    }
 }

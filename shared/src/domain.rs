@@ -1,10 +1,15 @@
 //! Domain types that can only hold valid values. Each has a `parse` constructor and
-//! deserializes through it, so a handler that received one never re-checks it.
+//! deserializes through it, so a handler that received one never re-checks it. Each also
+//! states its rules as a JSON Schema (in the OpenAPI document), written beside its `parse`
+//! so the two are read and changed together.
 
 use std::fmt;
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
+use utoipa::{PartialSchema, ToSchema};
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
@@ -20,6 +25,80 @@ pub const MAX_OBJECT_SIZE: u64 = 5 * 1024 * GIB;
 pub const MAX_PARTS: u64 = 10_000;
 /// Part size used when the client does not ask for one.
 pub const DEFAULT_PART_SIZE: u64 = 8 * MIB;
+
+/// A string schema with the rules of one domain type.
+fn string_schema(
+    description: &str,
+    min_length: usize,
+    max_length: usize,
+    pattern: Option<&str>,
+) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(description))
+        .min_length(Some(min_length))
+        .max_length(Some(max_length))
+        .pattern(pattern)
+        .into()
+}
+
+/// An integer schema with the bounds of one domain type.
+fn integer_schema(description: &str, minimum: u64, maximum: u64) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+        .description(Some(description))
+        .minimum(Some(minimum))
+        .maximum(Some(maximum))
+        .into()
+}
+
+/// A JSON number that is a whole number from 0 to `u64::MAX`, written as an integer or not:
+/// JSON Schema's `integer` (what the document promises) admits `5.0` and `5e3`, which serde
+/// alone rejects for a `u64`. Fractions and negatives are still refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WholeNumber(pub u64);
+
+impl<'de> Deserialize<'de> for WholeNumber {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = WholeNumber;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a whole number")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<WholeNumber, E> {
+                Ok(WholeNumber(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<WholeNumber, E> {
+                u64::try_from(v)
+                    .map(WholeNumber)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<WholeNumber, E> {
+                // 2^64 is exact in f64; every whole f64 below it converts exactly.
+                if v.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&v) {
+                    Ok(WholeNumber(v as u64))
+                } else {
+                    Err(E::invalid_value(serde::de::Unexpected::Float(v), &self))
+                }
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// Names the schema after the type, so the document reads `Username`, `Sha256Hex`...
+macro_rules! schema {
+    ($name:ident, $schema:expr) => {
+        impl PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                $schema
+            }
+        }
+        impl ToSchema for $name {}
+    };
+}
 
 macro_rules! string_newtype {
     ($name:ident, $what:literal) => {
@@ -52,13 +131,25 @@ macro_rules! string_newtype {
 #[serde(try_from = "String", into = "String")]
 pub struct Username(String);
 string_newtype!(Username, "username");
+schema!(
+    Username,
+    string_schema(
+        "3 to 64 characters of A-Z, a-z, 0-9, '_', '.' and '-'; unique ignoring case.",
+        Username::MIN_LEN,
+        Username::MAX_LEN,
+        Some("^[A-Za-z0-9_.-]{3,64}$"),
+    )
+);
 
 impl Username {
+    pub const MIN_LEN: usize = 3;
+    pub const MAX_LEN: usize = 64;
+
     /// # Errors
     /// Says which rule the value breaks.
     pub fn parse(s: &str) -> Result<Self, String> {
         let len = s.chars().count();
-        if !(3..=64).contains(&len) {
+        if !(Self::MIN_LEN..=Self::MAX_LEN).contains(&len) {
             return Err("username must be 3 to 64 characters".into());
         }
         if !s
@@ -80,13 +171,27 @@ impl Username {
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
 pub struct Password(String);
+schema!(
+    Password,
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
+        .description(Some("8 to 1024 characters."))
+        .min_length(Some(Password::MIN_LEN))
+        .max_length(Some(Password::MAX_LEN))
+        .write_only(true)
+        .into()
+);
 
 impl Password {
+    pub const MIN_LEN: usize = 8;
+    pub const MAX_LEN: usize = 1024;
+
     /// # Errors
     /// Says which rule the value breaks.
     pub fn parse(s: &str) -> Result<Self, String> {
         let len = s.chars().count();
-        if !(8..=1024).contains(&len) {
+        if !(Self::MIN_LEN..=Self::MAX_LEN).contains(&len) {
             return Err("password must be 8 to 1024 characters".into());
         }
         Ok(Self(s.to_string()))
@@ -114,12 +219,25 @@ impl fmt::Debug for Password {
 #[serde(try_from = "String", into = "String")]
 pub struct FileName(String);
 string_newtype!(FileName, "file name");
+// JSON Schema counts characters, not bytes: `maxLength` is the bound for ASCII names, and
+// the description states the byte limit that also applies to others.
+schema!(
+    FileName,
+    string_schema(
+        "1 to 255 bytes of UTF-8; no '/', no control characters, not '.' or '..'.",
+        1,
+        FileName::MAX_BYTES,
+        Some(r"^(?!\.\.?$)[^/\x00-\x1F\x7F-\x9F]+$"),
+    )
+);
 
 impl FileName {
+    pub const MAX_BYTES: usize = 255;
+
     /// # Errors
     /// Says which rule the value breaks.
     pub fn parse(s: &str) -> Result<Self, String> {
-        if s.is_empty() || s.len() > 255 {
+        if s.is_empty() || s.len() > Self::MAX_BYTES {
             return Err("name must be 1 to 255 bytes".into());
         }
         if s.contains('/') {
@@ -140,6 +258,15 @@ impl FileName {
 #[serde(try_from = "String", into = "String")]
 pub struct Sha256Hex(String);
 string_newtype!(Sha256Hex, "sha256");
+schema!(
+    Sha256Hex,
+    string_schema(
+        "A SHA-256 digest: 64 hexadecimal characters (answers carry it in lowercase).",
+        64,
+        64,
+        Some("^[0-9a-fA-F]{64}$"),
+    )
+);
 
 impl Sha256Hex {
     /// # Errors
@@ -157,6 +284,17 @@ impl Sha256Hex {
 #[serde(try_from = "String", into = "String")]
 pub struct ContentType(String);
 string_newtype!(ContentType, "content type");
+// The pattern is `parse` spelled as a regular expression: printable ASCII whose part before
+// the first ';' is, once trimmed, two non-empty halves around one '/'.
+schema!(
+    ContentType,
+    string_schema(
+        "A MIME type such as 'text/plain; charset=utf-8': printable ASCII, at most 255 bytes.",
+        1,
+        255,
+        Some(r"^ *[!-.0-:<-~][ -.0-:<-~]*/ *[!-.0-:<-~][ -.0-:<-~]*(;[ -~]*)?$"),
+    )
+);
 
 impl ContentType {
     /// # Errors
@@ -185,6 +323,16 @@ impl ContentType {
 #[serde(try_from = "String", into = "String")]
 pub struct PartChecksum(String);
 string_newtype!(PartChecksum, "part checksum");
+// 32 bytes are 43 base64 digits and one '='; the last digit carries 4 bits and two zero bits.
+schema!(
+    PartChecksum,
+    string_schema(
+        "The standard base64 of a part's 32-byte SHA-256 digest.",
+        44,
+        44,
+        Some("^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$"),
+    )
+);
 
 impl PartChecksum {
     /// # Errors
@@ -199,8 +347,9 @@ impl PartChecksum {
 
 /// A part number, 1..=10,000.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "u64", into = "u32")]
+#[serde(try_from = "WholeNumber", into = "u32")]
 pub struct PartNumber(u32);
+schema!(PartNumber, integer_schema("A part number.", 1, MAX_PARTS));
 
 impl PartNumber {
     /// # Errors
@@ -224,6 +373,13 @@ impl TryFrom<u64> for PartNumber {
     }
 }
 
+impl TryFrom<WholeNumber> for PartNumber {
+    type Error = String;
+    fn try_from(value: WholeNumber) -> Result<Self, String> {
+        Self::parse(value.0)
+    }
+}
+
 impl From<PartNumber> for u32 {
     fn from(value: PartNumber) -> u32 {
         value.0
@@ -232,8 +388,16 @@ impl From<PartNumber> for u32 {
 
 /// How long a share link lives, in seconds: one minute to 30 days.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "u64", into = "u64")]
+#[serde(try_from = "WholeNumber", into = "u64")]
 pub struct ShareLifetime(u64);
+schema!(
+    ShareLifetime,
+    integer_schema(
+        "How long a share link lives, in seconds.",
+        ShareLifetime::MIN_SECS,
+        ShareLifetime::MAX_SECS
+    )
+);
 
 impl ShareLifetime {
     pub const MIN_SECS: u64 = 60;
@@ -264,6 +428,13 @@ impl TryFrom<u64> for ShareLifetime {
     }
 }
 
+impl TryFrom<WholeNumber> for ShareLifetime {
+    type Error = String;
+    fn try_from(value: WholeNumber) -> Result<Self, String> {
+        Self::parse(value.0)
+    }
+}
+
 impl From<ShareLifetime> for u64 {
     fn from(value: ShareLifetime) -> u64 {
         value.0
@@ -272,8 +443,16 @@ impl From<ShareLifetime> for u64 {
 
 /// A share link's download limit: 1..=1,000,000.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "u64", into = "u64")]
+#[serde(try_from = "WholeNumber", into = "u64")]
 pub struct DownloadLimit(u64);
+schema!(
+    DownloadLimit,
+    integer_schema(
+        "How many times a share link may be opened.",
+        1,
+        DownloadLimit::MAX
+    )
+);
 
 impl DownloadLimit {
     pub const MAX: u64 = 1_000_000;
@@ -299,6 +478,13 @@ impl TryFrom<u64> for DownloadLimit {
     }
 }
 
+impl TryFrom<WholeNumber> for DownloadLimit {
+    type Error = String;
+    fn try_from(value: WholeNumber) -> Result<Self, String> {
+        Self::parse(value.0)
+    }
+}
+
 impl From<DownloadLimit> for u64 {
     fn from(value: DownloadLimit) -> u64 {
         value.0
@@ -307,8 +493,16 @@ impl From<DownloadLimit> for u64 {
 
 /// An object size, 0..=5 TiB.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "u64", into = "u64")]
+#[serde(try_from = "WholeNumber", into = "u64")]
 pub struct ObjectSize(u64);
+schema!(
+    ObjectSize,
+    integer_schema(
+        "An object size in bytes (5 TiB at most).",
+        0,
+        MAX_OBJECT_SIZE
+    )
+);
 
 impl ObjectSize {
     /// # Errors
@@ -334,6 +528,13 @@ impl TryFrom<u64> for ObjectSize {
     }
 }
 
+impl TryFrom<WholeNumber> for ObjectSize {
+    type Error = String;
+    fn try_from(value: WholeNumber) -> Result<Self, String> {
+        Self::parse(value.0)
+    }
+}
+
 impl From<ObjectSize> for u64 {
     fn from(value: ObjectSize) -> u64 {
         value.0
@@ -342,8 +543,16 @@ impl From<ObjectSize> for u64 {
 
 /// A requested part size, within S3's 5 MiB..=5 GiB.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "u64", into = "u64")]
+#[serde(try_from = "WholeNumber", into = "u64")]
 pub struct PartSize(u64);
+schema!(
+    PartSize,
+    integer_schema(
+        "A part size in bytes (5 MiB to 5 GiB).",
+        MIN_PART_SIZE,
+        MAX_PART_SIZE
+    )
+);
 
 impl PartSize {
     /// # Errors
@@ -369,9 +578,33 @@ impl TryFrom<u64> for PartSize {
     }
 }
 
+impl TryFrom<WholeNumber> for PartSize {
+    type Error = String;
+    fn try_from(value: WholeNumber) -> Result<Self, String> {
+        Self::parse(value.0)
+    }
+}
+
 impl From<PartSize> for u64 {
     fn from(value: PartSize) -> u64 {
         value.0
+    }
+}
+
+/// Where an upload is in its life: `active` while parts can be sent, `completed` after.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UploadState {
+    Active,
+    Completed,
+}
+
+impl UploadState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Completed => "completed",
+        }
     }
 }
 
@@ -479,6 +712,8 @@ mod tests {
     #[test]
     fn part_checksums_are_32_bytes_of_base64() {
         assert!(PartChecksum::parse("47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=").is_ok());
+        // The schema's pattern admits only a last digit whose two spare bits are zero.
+        assert!(PartChecksum::parse("47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFV=").is_err());
         assert!(PartChecksum::parse("AAAA").is_err());
         assert!(PartChecksum::parse("not base64!").is_err());
     }
@@ -492,6 +727,28 @@ mod tests {
         assert!(PartSize::parse(MAX_PART_SIZE + 1).is_err());
         assert!(ObjectSize::parse(MAX_OBJECT_SIZE).is_ok());
         assert!(ObjectSize::parse(MAX_OBJECT_SIZE + 1).is_err());
+    }
+
+    /// The document says `integer`, which JSON Schema reads as any number without a
+    /// fraction; the parsers agree, and still refuse fractions, negatives, strings and
+    /// numbers past `u64`.
+    #[test]
+    fn whole_numbers_may_be_written_with_a_fraction_or_exponent() {
+        let part = |json: &str| serde_json::from_str::<PartNumber>(json).map(PartNumber::get);
+        assert_eq!(part("7").unwrap(), 7);
+        assert_eq!(part("7.0").unwrap(), 7);
+        assert_eq!(part("7e0").unwrap(), 7);
+        assert!(part("7.5").is_err());
+        assert!(part("-1").is_err());
+        assert!(part("-0.5").is_err());
+        assert!(part("\"7\"").is_err());
+        assert!(part("1e30").is_err());
+        assert!(part("10001.0").is_err());
+        let size = |json: &str| serde_json::from_str::<ObjectSize>(json).map(ObjectSize::get);
+        assert_eq!(size("5e3").unwrap(), 5000);
+        assert_eq!(size("0.0").unwrap(), 0);
+        assert!(size("18446744073709551616").is_err());
+        assert!(size("1.8446744073709552e19").is_err());
     }
 
     fn plan(size: u64, requested: Option<u64>) -> PartPlan {

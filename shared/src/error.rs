@@ -3,7 +3,8 @@
 
 use http::StatusCode;
 use lambda_http::{Body, Response};
-use serde_json::json;
+
+use crate::api::{ErrorBody, ErrorDetail};
 
 /// A failure of one request. Client mistakes carry their own code and message; server faults
 /// carry context that is logged, never returned.
@@ -18,9 +19,10 @@ pub enum ApiError {
     /// 404: does not exist, or is not the caller's (the two are never told apart).
     #[error("{0} not found")]
     NotFound(&'static str),
-    /// 405: the path exists but not with this method.
-    #[error("method not allowed")]
-    MethodNotAllowed,
+    /// 405: the path exists but not with this method; `allow` lists the methods it has
+    /// (the `Allow` header RFC 9110 requires on a 405).
+    #[error("method not allowed; this path allows {allow}")]
+    MethodNotAllowed { allow: String },
     /// 409: the request conflicts with the current state.
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
@@ -85,7 +87,7 @@ impl ApiError {
             Self::BadInput { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -105,7 +107,7 @@ impl ApiError {
             | Self::Unprocessable { code, .. } => code,
             Self::Throttled { .. } => "too_many_attempts",
             Self::NotFound(_) => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Internal(_) => "internal",
         }
     }
@@ -120,18 +122,30 @@ impl ApiError {
             }
             other => other.to_string(),
         };
-        let body = json!({"error": {"code": self.code(), "message": message}});
+        let body = serde_json::to_string(&ErrorBody {
+            error: ErrorDetail {
+                code: self.code().to_string(),
+                message,
+            },
+        })
+        .expect("an error body serializes");
         let mut builder = Response::builder()
             .status(status)
             .header(http::header::CONTENT_TYPE, "application/json");
         if status == StatusCode::UNAUTHORIZED {
             builder = builder.header(http::header::WWW_AUTHENTICATE, "Bearer");
         }
-        if let Self::Throttled { retry_after } = self {
-            builder = builder.header(http::header::RETRY_AFTER, retry_after.max(1));
+        match self {
+            Self::Throttled { retry_after } => {
+                builder = builder.header(http::header::RETRY_AFTER, retry_after.max(1));
+            }
+            Self::MethodNotAllowed { allow } => {
+                builder = builder.header(http::header::ALLOW, allow);
+            }
+            _ => {}
         }
         builder
-            .body(Body::Text(body.to_string()))
+            .body(Body::Text(body))
             .expect("static response parts are valid")
     }
 }
@@ -139,6 +153,7 @@ impl ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn body_of(resp: &Response<Body>) -> serde_json::Value {
         match resp.body() {
@@ -163,6 +178,17 @@ mod tests {
         assert_eq!(resp.status(), 429);
         assert_eq!(resp.headers()[http::header::RETRY_AFTER], "42");
         assert_eq!(body_of(&resp)["error"]["code"], "too_many_attempts");
+    }
+
+    #[test]
+    fn method_not_allowed_says_which_methods_are() {
+        let resp = ApiError::MethodNotAllowed {
+            allow: "GET, DELETE".into(),
+        }
+        .into_response();
+        assert_eq!(resp.status(), 405);
+        assert_eq!(resp.headers()[http::header::ALLOW], "GET, DELETE");
+        assert_eq!(body_of(&resp)["error"]["code"], "method_not_allowed");
     }
 
     #[test]

@@ -181,6 +181,20 @@ fn match_template(template: &str, path: &str) -> Option<Option<String>> {
     }
 }
 
+impl Function {
+    /// The crate that builds this function: `functions/<name>`, package `filestore-<name>`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auth => "auth",
+            Self::Upload => "upload",
+            Self::Merge => "merge",
+            Self::Files => "files",
+            Self::FastUpload => "fastupload",
+            Self::Shares => "shares",
+        }
+    }
+}
+
 impl Matched {
     /// The `{id}` path parameter as a server-made id. An id that does not parse cannot
     /// exist, so it is a 404 for `what`, like any other unknown id.
@@ -200,19 +214,20 @@ impl Matched {
 /// # Errors
 /// 404 for an unknown path, 405 for a known path with another method.
 pub fn resolve(method: &Method, path: &str) -> Result<Matched, ApiError> {
-    let mut path_known = false;
+    let mut allowed = Vec::new();
     for key in RouteKey::ALL {
         if let Some(id) = match_template(key.template(), path) {
-            path_known = true;
             if key.method() == *method {
                 return Ok(Matched { key, id });
             }
+            allowed.push(key.method().to_string());
         }
     }
-    Err(if path_known {
-        ApiError::MethodNotAllowed
-    } else {
-        ApiError::NotFound("route")
+    if allowed.is_empty() {
+        return Err(ApiError::NotFound("route"));
+    }
+    Err(ApiError::MethodNotAllowed {
+        allow: allowed.join(", "),
     })
 }
 
@@ -343,9 +358,11 @@ mod tests {
             resolve(&Method::GET, "/v1/files/a/b").unwrap_err().status(),
             404
         );
+        let err = resolve(&Method::PUT, "/v1/files/a").unwrap_err();
+        assert_eq!(err.status(), 405);
         assert_eq!(
-            resolve(&Method::PUT, "/v1/files/a").unwrap_err().status(),
-            405
+            err.into_response().headers()[http::header::ALLOW],
+            "GET, PATCH, DELETE"
         );
         assert_eq!(
             resolve(&Method::GET, "/v1/auth/login")

@@ -10,6 +10,7 @@
 //! - [`domain`]: parsed-at-the-boundary types (`Username`, `Sha256Hex`, `FileName`...) and part sizing.
 //! - [`api`]: request and response bodies of the HTTP contract.
 //! - [`http`]: routing, JSON bodies in and out, bearer tokens.
+//! - [`openapi`]: the OpenAPI 3.1 document, built from the route table and the types.
 //! - [`auth`]: argon2id password hashing and JWTs.
 //! - [`repo`]: the single-table DynamoDB repository.
 //! - [`storage`]: S3 multipart, presigning and object helpers.
@@ -21,6 +22,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod openapi;
 pub mod repo;
 pub mod state;
 pub mod storage;

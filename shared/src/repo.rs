@@ -32,6 +32,8 @@ mod shares;
 pub use accounts::LoginFailures;
 pub use shares::ShareRecord;
 
+pub use crate::domain::UploadState;
+
 type Item = HashMap<String, Av>;
 
 /// A user's profile.
@@ -46,22 +48,6 @@ pub struct UserRecord {
     pub token_version: u64,
     /// A per-user quota; `None` follows `FILESTORE_QUOTA_BYTES`.
     pub quota_bytes: Option<u64>,
-}
-
-/// Where an upload is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum UploadState {
-    Active,
-    Completed,
-}
-
-impl UploadState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Completed => "completed",
-        }
-    }
 }
 
 /// A multipart upload in progress (or completed, until its record expires).
@@ -99,7 +85,7 @@ impl UploadRecord {
             part_size: self.part_size,
             part_count: self.part_count,
             parts_done,
-            state: self.state.as_str().to_string(),
+            state: self.state,
             file_id: (self.state == UploadState::Completed).then(|| self.file_id.clone()),
             created_at: self.created_at.clone(),
             expires_at: rfc3339(self.expires_at),
@@ -651,6 +637,34 @@ impl Repo {
             .await
             .context("DynamoDB DeleteItem (upload)")?;
         Ok(())
+    }
+
+    /// Deletes an upload record only while it is still active, so it never removes one a
+    /// concurrent complete has just recorded. `false` if it was not active (or gone).
+    ///
+    /// # Errors
+    /// DynamoDB failures.
+    pub async fn delete_active_upload(
+        &self,
+        user_id: &str,
+        upload_id: &str,
+    ) -> anyhow::Result<bool> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("PK", user_pk(user_id))
+            .key("SK", s(format!("UPLOAD#{upload_id}")))
+            .condition_expression("#state = :active")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":active", s(UploadState::Active.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(false),
+            Err(e) => Err(e).context("DynamoDB DeleteItem (active upload)"),
+        }
     }
 
     fn file_item(f: &FileRecord) -> Item {

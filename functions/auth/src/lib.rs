@@ -11,7 +11,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use filestore_shared::api::{
-    Credentials, LoginResponse, MeResponse, PasswordChange, SignupResponse,
+    Credentials, LoginResponse, MeResponse, PasswordChange, SignupResponse, TOKEN_TYPE,
 };
 use filestore_shared::auth::{hash_password, verify_password};
 use filestore_shared::domain::new_id;
@@ -41,8 +41,21 @@ async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiErr
             let user = state.authenticate(req).await?;
             change_password(state, &user, json_body(req)?).await
         }
+        RouteKey::OpenApi => Ok(openapi_document()),
         _ => Err(ApiError::NotFound("route")),
     }
+}
+
+/// The OpenAPI document of the whole contract, as generated from the code.
+fn openapi_document() -> Response<Body> {
+    let mut resp = Response::new(Body::Text(
+        filestore_shared::openapi::document_json().into(),
+    ));
+    resp.headers_mut().insert(
+        lambda_http::http::header::CONTENT_TYPE,
+        lambda_http::http::HeaderValue::from_static("application/json"),
+    );
+    resp
 }
 
 #[instrument(skip_all, fields(username = %input.username))]
@@ -119,7 +132,7 @@ async fn login(state: &AppState, input: Credentials) -> Result<Response<Body>, A
         StatusCode::OK,
         &LoginResponse {
             token,
-            token_type: "Bearer".into(),
+            token_type: TOKEN_TYPE.into(),
             expires_in: state.tokens.ttl().as_secs(),
         },
     )

@@ -97,13 +97,7 @@ fn same(a: &str, b: &str) -> bool {
 }
 
 fn upload_required() -> Result<Response<Body>, ApiError> {
-    json(
-        StatusCode::OK,
-        &ProofResponse {
-            status: "upload_required".into(),
-            file: None,
-        },
-    )
+    json(StatusCode::OK, &ProofResponse::UploadRequired)
 }
 
 #[instrument(skip(state, user, input), fields(user_id = %user.user_id, challenge_id))]
@@ -253,10 +247,7 @@ async fn prove(
     tracing::info!(file_id = %file.file_id, sha256 = %content.sha256, "instant upload");
     json(
         StatusCode::CREATED,
-        &ProofResponse {
-            status: "complete".into(),
-            file: Some(file.view()),
-        },
+        &ProofResponse::Complete { file: file.view() },
     )
 }
 

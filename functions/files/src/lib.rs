@@ -24,7 +24,7 @@ use tracing::instrument;
 /// Page size when `limit` is not given.
 pub const DEFAULT_LIMIT: u32 = 100;
 /// Largest page.
-pub const MAX_LIMIT: u32 = 1000;
+pub const MAX_LIMIT: u32 = filestore_shared::api::MAX_LIST_LIMIT;
 
 const CURSOR_PREFIX: &str = "f1:";
 

@@ -208,13 +208,21 @@ async fn complete(
             return created(&file);
         }
         AddFile::OverQuota => {
-            // Other files completed meanwhile; the upload stays active.
-            let used = state
-                .repo
-                .get_user(user_id)
-                .await?
-                .map_or(user.used_bytes, |u| u.used_bytes);
-            return Err(ApiError::quota_exceeded(used, upload.size, quota));
+            // Other files took the space between the check above and now, after S3 joined
+            // the parts. An object without a File would never be transferred (S3 announced
+            // it already), so it goes, with its upload; the upload record first and only
+            // while still active, so a concurrent complete that won keeps its bytes.
+            if state.repo.delete_active_upload(user_id, upload_id).await? {
+                state.storage.delete_object(&upload.object_key).await?;
+            }
+            return Err(ApiError::TooLarge {
+                code: "quota_exceeded",
+                message: format!(
+                    "another upload used the space first: {} more bytes would pass your \
+                     quota of {quota}; free some space and upload again",
+                    upload.size
+                ),
+            });
         }
         AddFile::Refused => {}
     }

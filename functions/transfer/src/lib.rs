@@ -155,7 +155,13 @@ async fn transfer_object(state: &AppState, key: &str) -> anyhow::Result<()> {
         tracing::warn!("not a file object; ignored");
         return Ok(());
     };
-    let Some(file) = wait_for_file(state, &user_id, &file_id).await? else {
+    // An object deleted before its File was recorded (a refused complete) needs no wait.
+    let file = match state.repo.get_file(&user_id, &file_id).await? {
+        Some(file) => Some(file),
+        None if state.storage.object_size(key).await?.is_none() => None,
+        None => wait_for_file(state, &user_id, &file_id).await?,
+    };
+    let Some(file) = file else {
         if state.storage.object_size(key).await?.is_none() {
             tracing::info!("object and file are gone; nothing to do");
             return Ok(());

@@ -9,8 +9,8 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use filestore_shared::api::{
-    CreateUploadRequest, CreateUploadResponse, PresignPartsRequest, PresignPartsResponse,
-    PresignedPart, UploadList,
+    CreateUploadRequest, CreateUploadResponse, PART_METHOD, PresignPartsRequest,
+    PresignPartsResponse, PresignedPart, UploadList,
 };
 use filestore_shared::domain::{ContentType, PartPlan, new_id};
 use filestore_shared::http::{RouteKey, json, json_body, no_content, resolve, respond};
@@ -23,7 +23,7 @@ use time::OffsetDateTime;
 use tracing::instrument;
 
 /// Most parts one presign call may ask for.
-pub const MAX_PARTS_PER_CALL: usize = 1000;
+pub use filestore_shared::api::MAX_PARTS_PER_CALL;
 
 /// Serves one API Gateway request.
 pub async fn handler(state: &AppState, req: Request) -> Result<Response<Body>, Infallible> {
@@ -169,7 +169,7 @@ async fn presign(
         parts.push(PresignedPart {
             part_number: n.get(),
             url: signed.url,
-            method: "PUT".into(),
+            method: PART_METHOD.into(),
             headers: signed.headers,
             expires_at: expires_at.clone(),
         });

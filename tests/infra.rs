@@ -1,0 +1,350 @@
+//! The deployment template, `infra/sam/template.yaml`, checked against the code it deploys:
+//! every route of the contract reaches the function that serves it and nothing else is
+//! routed, every function crate is built for Lambda on arm64, the functions get exactly the
+//! environment `Config::from_env` reads, and the transfer queue fits the transfer function.
+//! Only the template is read: no emulator, no cloud. `infra/check` lints it with AWS's tools.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use filestore_shared::config::{Config, ConfigError};
+use filestore_shared::http::{Function, RouteKey};
+use serde_yaml::Value;
+
+/// Variables the template must not set. Lambda sets `AWS_REGION` itself (a reserved name it
+/// refuses in a function's configuration); `AWS_ENDPOINT_URL` points the SDK at an emulator
+/// and stays unset on AWS.
+const PROVIDED_BY_LAMBDA: [&str; 2] = ["AWS_REGION", "AWS_ENDPOINT_URL"];
+
+/// The function that also answers routes that match nothing (`$default`), so those get the
+/// contract's 404 or 405 with the error body: every function's router does.
+const UNMATCHED_ROUTES: Function = Function::Auth;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The parsed template and the questions these tests ask it.
+struct Template {
+    doc: Value,
+    dir: PathBuf,
+}
+
+/// One `AWS::Serverless::Function` resource.
+struct LambdaFunction<'a> {
+    logical_id: &'a str,
+    properties: &'a Value,
+    metadata: &'a Value,
+}
+
+impl Template {
+    fn load() -> Self {
+        let path = root().join("infra/sam/template.yaml");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        let doc = serde_yaml::from_str(&text)
+            .unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()));
+        Self {
+            doc,
+            dir: path.parent().unwrap().to_path_buf(),
+        }
+    }
+
+    fn resources(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.doc["Resources"]
+            .as_mapping()
+            .expect("the template has Resources")
+            .iter()
+            .map(|(k, v)| (k.as_str().expect("logical ids are strings"), v))
+    }
+
+    fn resource(&self, logical_id: &str) -> &Value {
+        let found = &self.doc["Resources"][logical_id];
+        assert!(!found.is_null(), "no resource {logical_id}");
+        found
+    }
+
+    fn functions(&self) -> Vec<LambdaFunction<'_>> {
+        self.resources()
+            .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Serverless::Function"))
+            .map(|(logical_id, r)| LambdaFunction {
+                logical_id,
+                properties: &r["Properties"],
+                metadata: &r["Metadata"],
+            })
+            .collect()
+    }
+
+    /// A function's property, or the value `Globals` gives every function.
+    fn property<'a>(&'a self, function: &'a LambdaFunction<'_>, name: &str) -> &'a Value {
+        match &function.properties[name] {
+            Value::Null => &self.doc["Globals"]["Function"][name],
+            own => own,
+        }
+    }
+
+    /// The environment variable names a function gets: `Globals` merged with its own.
+    fn environment(&self, function: &LambdaFunction<'_>) -> BTreeSet<String> {
+        let globals = &self.doc["Globals"]["Function"]["Environment"]["Variables"];
+        let own = &function.properties["Environment"]["Variables"];
+        [globals, own]
+            .into_iter()
+            .filter_map(Value::as_mapping)
+            .flat_map(|vars| vars.keys())
+            .map(|k| k.as_str().expect("variable names are strings").to_string())
+            .collect()
+    }
+
+    /// The crate under `functions/` a function resource is built from.
+    fn crate_of(&self, function: &LambdaFunction<'_>) -> String {
+        let uri = function.properties["CodeUri"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{} has no CodeUri", function.logical_id));
+        let dir = self.dir.join(uri).canonicalize().unwrap_or_else(|e| {
+            panic!("{}: CodeUri {uri} does not exist: {e}", function.logical_id)
+        });
+        assert_eq!(
+            dir.parent(),
+            Some(root().join("functions").canonicalize().unwrap().as_path()),
+            "{}: CodeUri {uri} is not a crate under functions/",
+            function.logical_id
+        );
+        dir.file_name().unwrap().to_string_lossy().into_owned()
+    }
+}
+
+/// The logical id in `!Ref X`, `!GetAtt X.Attr` or their long forms.
+fn target(value: &Value) -> Option<&str> {
+    match value {
+        Value::Tagged(t) if t.tag == "Ref" => t.value.as_str(),
+        Value::Tagged(t) if t.tag == "GetAtt" => t.value.as_str()?.split('.').next(),
+        Value::Mapping(m) => match (m.get("Ref"), m.get("Fn::GetAtt")) {
+            (Some(r), _) => r.as_str(),
+            (_, Some(Value::Sequence(s))) => s.first()?.as_str(),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn function_crates() -> BTreeSet<String> {
+    std::fs::read_dir(root().join("functions"))
+        .expect("reading functions/")
+        .map(|entry| entry.unwrap().path())
+        .filter(|dir| dir.join("Cargo.toml").is_file())
+        .map(|dir| dir.file_name().unwrap().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Adding a route to `RouteKey` without routing it in the template, routing it to another
+/// function, or leaving a removed route behind in the template all fail here.
+#[test]
+fn every_route_reaches_the_function_that_serves_it_and_nothing_else_is_routed() {
+    let template = Template::load();
+    let mut routed = BTreeMap::new();
+    for function in template.functions() {
+        let Some(events) = function.properties["Events"].as_mapping() else {
+            continue;
+        };
+        for (name, event) in events {
+            if event["Type"].as_str() != Some("HttpApi") {
+                continue;
+            }
+            let p = &event["Properties"];
+            assert_eq!(
+                target(&p["ApiId"]),
+                Some("HttpApi"),
+                "{}.{name:?} is not on the stack's HTTP API",
+                function.logical_id
+            );
+            let key = match (p["Method"].as_str(), p["Path"].as_str()) {
+                (None, None) => "$default".to_string(),
+                (Some(method), Some(path)) => format!("{} {path}", method.to_uppercase()),
+                _ => panic!(
+                    "{}.{name:?} needs both Method and Path, or neither",
+                    function.logical_id
+                ),
+            };
+            let crate_name = template.crate_of(&function);
+            if let Some(earlier) = routed.insert(key.clone(), crate_name) {
+                panic!("{key} is routed twice (to {earlier} too)");
+            }
+        }
+    }
+    let mut expected: BTreeMap<String, String> = RouteKey::ALL
+        .iter()
+        .map(|k| (k.route_key(), k.function().name().to_string()))
+        .collect();
+    expected.insert("$default".into(), UNMATCHED_ROUTES.name().into());
+    assert_eq!(routed, expected);
+}
+
+/// The template sets exactly what `Config::from_env` reads (less what Lambda provides); every
+/// function gets every variable `Config` requires, the transfer function the cold store,
+/// and a function that gets the cold store gets all of its settings.
+#[test]
+fn functions_get_exactly_the_environment_config_reads() {
+    let template = Template::load();
+    let functions = template.functions();
+    let set: BTreeSet<String> = functions
+        .iter()
+        .flat_map(|f| template.environment(f))
+        .collect();
+    let expected: BTreeSet<String> = Config::VARIABLES
+        .iter()
+        .filter(|v| !PROVIDED_BY_LAMBDA.contains(v))
+        .map(|v| v.to_string())
+        .collect();
+    assert_eq!(set, expected);
+
+    // A value each variable accepts.
+    let valid = |name: &str| match name {
+        "FILESTORE_JWT_SECRET" => "k".repeat(32),
+        "FILESTORE_COLD_PATH_STYLE" => "true".into(),
+        n if n.ends_with("_SECS") || n.ends_with("_BYTES") => "60".into(),
+        _ => "x".into(),
+    };
+    // Config names the first variable it misses: collect them until it has what it needs.
+    let mut required: Vec<&str> = Vec::new();
+    loop {
+        match Config::from_lookup(|name| required.contains(&name).then(|| valid(name))) {
+            Ok(_) => break,
+            Err(ConfigError::Missing(name)) => required.push(name),
+            Err(e) => panic!("a stand-in value is invalid: {e}"),
+        }
+    }
+    assert!(required.contains(&"FILESTORE_JWT_SECRET"));
+
+    let cold: Vec<&str> = Config::VARIABLES
+        .iter()
+        .copied()
+        .filter(|name| name.starts_with("FILESTORE_COLD_"))
+        .collect();
+    for function in &functions {
+        let env = template.environment(function);
+        for name in &required {
+            assert!(
+                env.contains(*name),
+                "{} lacks {name}, which Config requires",
+                function.logical_id
+            );
+        }
+        if env.contains("FILESTORE_COLD_BUCKET") {
+            for name in &cold {
+                assert!(
+                    env.contains(*name),
+                    "{} reaches the cold store but lacks {name}",
+                    function.logical_id
+                );
+            }
+        }
+        if template.crate_of(function) == "transfer" {
+            assert!(env.contains("FILESTORE_COLD_BUCKET"));
+        }
+    }
+}
+
+/// Each crate under `functions/` is one Lambda, built by `sam build` with cargo-lambda for
+/// Graviton on the OS-only runtime, logging to a group with a retention; no resource points
+/// at a crate that is gone.
+#[test]
+fn every_function_crate_is_deployed_built_with_cargo_lambda_for_arm64() {
+    let template = Template::load();
+    let mut deployed = BTreeSet::new();
+    for function in template.functions() {
+        let id = function.logical_id;
+        let crate_name = template.crate_of(&function);
+        assert!(
+            deployed.insert(crate_name.clone()),
+            "{crate_name} is deployed twice"
+        );
+        assert_eq!(
+            function.metadata["BuildMethod"].as_str(),
+            Some("rust-cargolambda"),
+            "{id}"
+        );
+        assert_eq!(
+            template.property(&function, "Runtime").as_str(),
+            Some("provided.al2023"),
+            "{id}"
+        );
+        assert_eq!(
+            template.property(&function, "Handler").as_str(),
+            Some("bootstrap"),
+            "{id}"
+        );
+        let architectures = template.property(&function, "Architectures");
+        assert_eq!(
+            architectures.as_sequence().map(|a| a.as_slice()),
+            Some(&[Value::from("arm64")][..]),
+            "{id}"
+        );
+        let logs = target(&function.properties["LoggingConfig"]["LogGroup"])
+            .unwrap_or_else(|| panic!("{id} has no log group of its own"));
+        let group = template.resource(logs);
+        assert_eq!(group["Type"].as_str(), Some("AWS::Logs::LogGroup"));
+        assert!(
+            !group["Properties"]["RetentionInDays"].is_null(),
+            "{logs} keeps logs forever"
+        );
+    }
+    assert_eq!(deployed, function_crates());
+}
+
+/// S3 announces new hot objects on the transfer queue; the transfer function consumes it,
+/// reporting failures per message, and a message stays hidden for at least six times the
+/// function's timeout (AWS's advice) before another worker may take it.
+#[test]
+fn the_transfer_queue_feeds_the_transfer_function_with_room_for_its_timeout() {
+    let template = Template::load();
+    let functions = template.functions();
+    let transfer = functions
+        .iter()
+        .find(|f| template.crate_of(f) == "transfer")
+        .expect("a transfer function");
+    let events: Vec<&Value> = transfer.properties["Events"]
+        .as_mapping()
+        .expect("the transfer function has events")
+        .values()
+        .filter(|e| e["Type"].as_str() == Some("SQS"))
+        .collect();
+    assert_eq!(events.len(), 1, "one SQS event source");
+    let source = &events[0]["Properties"];
+    let queue_id = target(&source["Queue"]).expect("the event names its queue");
+    assert_eq!(
+        source["FunctionResponseTypes"],
+        Value::Sequence(vec!["ReportBatchItemFailures".into()])
+    );
+
+    let queue = &template.resource(queue_id)["Properties"];
+    let timeout = template
+        .property(transfer, "Timeout")
+        .as_u64()
+        .expect("a timeout");
+    let visibility = queue["VisibilityTimeout"].as_u64().expect("a visibility");
+    assert!(
+        visibility >= 6 * timeout,
+        "visibility {visibility}s < 6 x {timeout}s"
+    );
+    let redrive = &queue["RedrivePolicy"];
+    let dlq = target(&redrive["deadLetterTargetArn"]).expect("a dead-letter queue");
+    assert_eq!(
+        template.resource(dlq)["Type"].as_str(),
+        Some("AWS::SQS::Queue")
+    );
+    assert!(redrive["maxReceiveCount"].as_u64().is_some());
+
+    let announced: Vec<&str> = template
+        .resources()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::S3::Bucket"))
+        .flat_map(|(_, r)| {
+            r["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+        })
+        .filter(|q| q["Event"].as_str() == Some("s3:ObjectCreated:*"))
+        .filter_map(|q| target(&q["Queue"]))
+        .collect();
+    assert_eq!(announced, [queue_id]);
+}

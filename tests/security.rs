@@ -940,8 +940,10 @@ async fn unknown_paths_are_404_and_wrong_methods_are_405() {
     let app = TestApp::new().await;
     let id = uuid::Uuid::now_v7();
     let mut cases = Vec::new();
+    // `GET /` is the web page (tests/web.rs); other methods there are the API's 404.
+    cases.push(Case::new(Method::POST, "/", 404, "not_found").json(json!({})));
     for path in [
-        "/".to_string(),
+        "/app.js.map".to_string(),
         "/v1".into(),
         "/v1/".into(),
         "/v1/nope".into(),

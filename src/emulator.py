@@ -6,6 +6,7 @@ import sys
 import threading
 
 from moto.dynamodb.models import DynamoDBBackend
+from moto.s3.responses import S3Response
 from moto.server import ThreadedMotoServer
 
 # DynamoDB applies each write, and each transaction, atomically and in isolation. moto serves
@@ -37,6 +38,37 @@ for _name in (
 ):
     if hasattr(DynamoDBBackend, _name):
         setattr(DynamoDBBackend, _name, _serialized(getattr(DynamoDBBackend, _name)))
+
+# S3 answers a signed GetObject with the headers its `response-*` query parameters name, so a
+# presigned download saves under the file's name (Content-Disposition: attachment) instead of
+# being shown in the browser. moto ignores them; apply them as S3 does.
+_RESPONSE_OVERRIDES = {
+    "response-cache-control": "Cache-Control",
+    "response-content-disposition": "Content-Disposition",
+    "response-content-encoding": "Content-Encoding",
+    "response-content-language": "Content-Language",
+    "response-content-type": "Content-Type",
+    "response-expires": "Expires",
+}
+
+
+def _with_response_overrides(method):
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        status, headers, body = method(self, *args, **kwargs)
+        if status in (200, 206):
+            for param, header in _RESPONSE_OVERRIDES.items():
+                value = self.querystring.get(param, [None])[0]
+                if value is not None:
+                    for existing in [k for k in headers if k.lower() == header.lower()]:
+                        del headers[existing]
+                    headers[header] = value
+        return status, headers, body
+
+    return run
+
+
+S3Response.get_object = _with_response_overrides(S3Response.get_object)
 
 server = ThreadedMotoServer(ip_address=sys.argv[1], port=int(sys.argv[2]), verbose=False)
 server.start()

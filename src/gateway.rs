@@ -1,6 +1,7 @@
 //! A local stand-in for API Gateway (HTTP API, payload 2.0): it turns each HTTP request into
 //! the JSON event API Gateway would send, lets `lambda_http` parse it exactly as in Lambda,
-//! and calls the function the route belongs to.
+//! and calls the function the route belongs to. The web page's few files ([`crate::web`])
+//! are answered first, as CloudFront would in front of the API.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -66,6 +67,9 @@ async fn dispatch(
     req: hyper::Request<Incoming>,
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
+    if let Some(page) = crate::web::serve(&parts.method, parts.uri.path(), &state.config) {
+        return page;
+    }
     let matched = match resolve(&parts.method, parts.uri.path()) {
         Ok(m) => m,
         Err(e) => return respond(Err(e)),

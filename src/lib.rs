@@ -10,12 +10,14 @@
 //! - [`provision`]: idempotent creation of the table and buckets.
 //! - [`gateway`]: HTTP -> API Gateway v2 event -> handler -> HTTP.
 //! - [`worker`]: SQS -> Lambda SQS event -> transfer handler, as the event source mapping does.
+//! - [`web`]: the web page's static files (`web/dist/`), served at `/`.
 //! - [`venv`]: pinned Python tools from PyPI in project-local venvs (moto, schemathesis).
 
 pub mod emulator;
 pub mod gateway;
 pub mod provision;
 pub mod venv;
+pub mod web;
 pub mod worker;
 
 use std::net::SocketAddr;

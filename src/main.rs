@@ -12,7 +12,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let system = LocalSystem::start(Options::from_env()?).await?;
     println!(
-        "filestore is running.\n  API:       {base}   (point clients here: FILESTORE_SERVER={base})\n  emulator:  {emu}   (S3, DynamoDB, SQS; AWS_ENDPOINT_URL={emu})\n  table {table}, hot bucket {bucket}\n  transfer queue {queue}\nPress Ctrl-C to stop.",
+        "filestore is running.\n  web page:  {base}/\n  API:       {base}   (point clients here: FILESTORE_SERVER={base})\n  emulator:  {emu}   (S3, DynamoDB, SQS; AWS_ENDPOINT_URL={emu})\n  table {table}, hot bucket {bucket}\n  transfer queue {queue}\nPress Ctrl-C to stop.",
         base = system.base_url(),
         emu = system.endpoint_url(),
         table = system.state.config.table,

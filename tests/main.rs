@@ -14,3 +14,4 @@ mod security;
 mod shares;
 mod transfer;
 mod uploads;
+mod web;

@@ -1,5 +1,8 @@
 //! Lambda entry point: build the state once, then serve SQS batches of S3 events.
 
+// The runtime's future nests the SDK's deeply; its layout needs more than the default depth.
+#![recursion_limit = "256"]
+
 use aws_lambda_events::sqs::SqsEvent;
 use filestore_shared::AppState;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};

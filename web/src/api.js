@@ -1,0 +1,94 @@
+// The filestore HTTP API (docs/DESIGN.md), on the page's own origin. Every failure becomes
+// an ApiError carrying the server's `{"error":{"code","message"}}`, so callers can show the
+// message as it is.
+
+const TOKEN_KEY = 'filestore.token'
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message)
+    this.name = 'ApiError'
+    this.status = status
+    this.code = code
+  }
+}
+
+// The token lives in sessionStorage: it ends with the tab, and other tabs do not share it.
+export const session = {
+  get token() {
+    return sessionStorage.getItem(TOKEN_KEY)
+  },
+  set token(value) {
+    if (value) sessionStorage.setItem(TOKEN_KEY, value)
+    else sessionStorage.removeItem(TOKEN_KEY)
+  },
+}
+
+// Called when the server rejects the token, so the page can ask for a new login.
+let onUnauthorized = () => {}
+export function whenUnauthorized(callback) {
+  onUnauthorized = callback
+}
+
+async function request(method, path, body, { signal } = {}) {
+  const headers = { Accept: 'application/json' }
+  if (body !== undefined) headers['Content-Type'] = 'application/json'
+  const token = session.token
+  if (token) headers.Authorization = `Bearer ${token}`
+  let response
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal,
+      credentials: 'omit',
+    })
+  } catch (e) {
+    if (e.name === 'AbortError') throw e
+    throw new ApiError(0, 'network', `The server could not be reached (${e.message}).`)
+  }
+  if (response.status === 204) return null
+  const text = await response.text()
+  let data = null
+  try {
+    data = text ? JSON.parse(text) : null
+  } catch {
+    // Not JSON: reported below by status.
+  }
+  if (!response.ok) {
+    const error = data?.error
+    const failure = new ApiError(
+      response.status,
+      error?.code ?? 'http_error',
+      error?.message ?? `The server answered ${response.status} ${response.statusText}.`,
+    )
+    if (response.status === 401 && token) onUnauthorized(failure)
+    throw failure
+  }
+  return data
+}
+
+export const api = {
+  signup: (username, password) => request('POST', '/v1/auth/signup', { username, password }),
+  login: (username, password) => request('POST', '/v1/auth/login', { username, password }),
+  me: () => request('GET', '/v1/me'),
+
+  createUpload: (input, opts) => request('POST', '/v1/uploads', input, opts),
+  presignParts: (uploadId, partNumbers, opts) =>
+    request('POST', `/v1/uploads/${enc(uploadId)}/parts`, { part_numbers: partNumbers }, opts),
+  uploadStatus: (uploadId, opts) => request('GET', `/v1/uploads/${enc(uploadId)}`, undefined, opts),
+  completeUpload: (uploadId, opts) =>
+    request('POST', `/v1/uploads/${enc(uploadId)}/complete`, {}, opts),
+  abortUpload: (uploadId, opts) => request('DELETE', `/v1/uploads/${enc(uploadId)}`, undefined, opts),
+
+  listFiles: (cursor) =>
+    request('GET', `/v1/files?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`),
+  downloadUrl: (fileId) => request('GET', `/v1/files/${enc(fileId)}/download`),
+  renameFile: (fileId, name) => request('PATCH', `/v1/files/${enc(fileId)}`, { name }),
+  deleteFile: (fileId) => request('DELETE', `/v1/files/${enc(fileId)}`),
+}
+
+function enc(id) {
+  return encodeURIComponent(id)
+}

@@ -1,0 +1,257 @@
+// The page: log in or sign up, upload with the Dashboard, and list, download, rename and
+// delete files. User data is only ever put in the page as text, never as HTML.
+
+import { api, ApiError, session, whenUnauthorized } from './api.js'
+import { createUploader } from './uploader.js'
+
+const $ = (id) => document.getElementById(id)
+
+const view = {
+  login: $('login-view'),
+  files: $('files-view'),
+  account: $('account'),
+  whoami: $('whoami'),
+  error: $('error'),
+  notice: $('notice'),
+  rows: $('files'),
+  noFiles: $('no-files'),
+  more: $('more'),
+}
+
+let uppy = null
+let nextCursor = null
+
+function showError(message) {
+  view.error.textContent = message
+  view.error.hidden = !message
+}
+
+function notify(message) {
+  view.notice.textContent = message
+}
+
+function messageOf(error) {
+  return error instanceof ApiError || error instanceof Error ? error.message : String(error)
+}
+
+/** Runs `action`, showing its failure; resolves to undefined on failure. */
+async function attempt(action) {
+  try {
+    showError('')
+    return await action()
+  } catch (e) {
+    showError(messageOf(e))
+    return undefined
+  }
+}
+
+// Sizes in binary units, as the server counts part sizes and quotas.
+function formatSize(bytes) {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB']
+  let value = bytes
+  let unit = 0
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024
+    unit += 1
+  }
+  return unit === 0 ? `${bytes} ${bytes === 1 ? 'byte' : 'bytes'}` : `${value.toFixed(1)} ${units[unit]}`
+}
+
+function formatTime(rfc3339) {
+  const date = new Date(rfc3339)
+  return Number.isNaN(date.getTime()) ? rfc3339 : date.toLocaleString()
+}
+
+// ---- session ----
+
+function showLogin(message) {
+  session.token = null
+  if (uppy) {
+    uppy.destroy()
+    uppy = null
+  }
+  view.rows.replaceChildren()
+  view.files.hidden = true
+  view.account.hidden = true
+  view.login.hidden = false
+  showError(message ?? '')
+  $('password').value = ''
+  $('username').focus()
+}
+
+async function showFiles() {
+  view.login.hidden = true
+  view.files.hidden = false
+  view.account.hidden = false
+  if (!uppy) {
+    uppy = createUploader($('uploader'), {
+      onUploaded: (file) => {
+        notify(`Uploaded ${file.name}.`)
+        refreshFiles()
+      },
+      onError: showError,
+    })
+  }
+  await Promise.all([refreshAccount(), refreshFiles()])
+}
+
+async function refreshAccount() {
+  const me = await attempt(() => api.me())
+  if (me) {
+    view.whoami.textContent = `${me.username} · ${formatSize(me.used_bytes)} of ${formatSize(me.quota_bytes)} used`
+  }
+}
+
+whenUnauthorized(() => showLogin('Your session has ended. Please log in again.'))
+
+$('login-form').addEventListener('submit', async (event) => {
+  event.preventDefault()
+  const action = event.submitter?.value ?? 'login'
+  const username = $('username').value.trim()
+  const password = $('password').value
+  const buttons = event.currentTarget.querySelectorAll('button')
+  buttons.forEach((b) => { b.disabled = true })
+  const ok = await attempt(async () => {
+    if (action === 'signup') await api.signup(username, password)
+    const { token } = await api.login(username, password)
+    session.token = token
+    return true
+  })
+  buttons.forEach((b) => { b.disabled = false })
+  if (ok) {
+    $('password').value = ''
+    notify(action === 'signup' ? `Welcome, ${username}.` : '')
+    await showFiles()
+  }
+})
+
+$('logout').addEventListener('click', () => {
+  showLogin()
+  notify('Logged out.')
+})
+
+// ---- files ----
+
+async function refreshFiles() {
+  const page = await attempt(() => api.listFiles())
+  if (!page) return
+  view.rows.replaceChildren(...page.files.map(fileRow))
+  setCursor(page.next_cursor)
+  refreshAccount()
+}
+
+function setCursor(cursor) {
+  nextCursor = cursor ?? null
+  view.more.hidden = !nextCursor
+  view.noFiles.hidden = view.rows.children.length > 0
+}
+
+$('refresh').addEventListener('click', refreshFiles)
+$('more').addEventListener('click', async () => {
+  const page = await attempt(() => api.listFiles(nextCursor))
+  if (!page) return
+  view.rows.append(...page.files.map(fileRow))
+  setCursor(page.next_cursor)
+})
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag)
+  Object.assign(node, props)
+  node.append(...children)
+  return node
+}
+
+function button(label, accessibleName, onClick) {
+  const b = el('button', { type: 'button', textContent: label })
+  b.setAttribute('aria-label', accessibleName)
+  b.addEventListener('click', onClick)
+  return b
+}
+
+function statusText(file) {
+  const state = file.verified ? 'Verified' : 'Checking'
+  const tier = file.tier === 'cold' ? 'cold storage' : 'hot storage'
+  return `${state} · ${tier}`
+}
+
+function fileRow(file) {
+  const row = el('tr')
+  row.dataset.fileId = file.file_id
+  fillRow(row, file)
+  return row
+}
+
+function fillRow(row, file) {
+  const name = el('td', { className: 'name', textContent: file.name })
+  const status = el('td', { className: file.verified ? 'verified' : 'pending' }, statusText(file))
+  if (file.sha256) status.title = `SHA-256 ${file.sha256}`
+  if (file.declared_sha256) {
+    status.append(el('div', { className: 'warning', textContent: 'Declared hash differs' }))
+  }
+  const actions = el(
+    'td',
+    { className: 'row-actions' },
+    button('Download', `Download ${file.name}`, () => download(file)),
+    button('Rename', `Rename ${file.name}`, () => startRename(row, file)),
+    button('Delete', `Delete ${file.name}`, () => remove(row, file)),
+  )
+  row.replaceChildren(
+    name,
+    el('td', { className: 'num', textContent: formatSize(file.size), title: `${file.size} bytes` }),
+    status,
+    el('td', { textContent: formatTime(file.created_at) }),
+    actions,
+  )
+}
+
+async function download(file) {
+  const link = await attempt(() => api.downloadUrl(file.file_id))
+  // The presigned URL answers with Content-Disposition: attachment, so the page stays.
+  if (link) window.location.assign(link.url)
+}
+
+function startRename(row, file) {
+  const input = el('input', { id: `rename-${file.file_id}`, value: file.name, required: true, maxLength: 255 })
+  const label = el('label', { htmlFor: input.id, className: 'visually-hidden', textContent: `New name for ${file.name}` })
+  const form = el(
+    'form',
+    { className: 'rename' },
+    label,
+    input,
+    el('button', { type: 'submit', textContent: 'Save', className: 'primary' }),
+    button('Cancel', 'Cancel renaming', () => fillRow(row, file)),
+  )
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault()
+    const renamed = await attempt(() => api.renameFile(file.file_id, input.value))
+    if (renamed) {
+      fillRow(row, renamed)
+      notify(`Renamed to ${renamed.name}.`)
+    }
+  })
+  row.cells[0].replaceChildren(form)
+  input.focus()
+  input.select()
+}
+
+async function remove(row, file) {
+  if (!window.confirm(`Delete "${file.name}"? This cannot be undone.`)) return
+  const done = await attempt(async () => {
+    await api.deleteFile(file.file_id)
+    return true
+  })
+  if (done) {
+    row.remove()
+    view.noFiles.hidden = view.rows.children.length > 0
+    notify(`Deleted ${file.name}.`)
+    refreshAccount()
+  }
+}
+
+// ---- start ----
+
+if (session.token) {
+  showFiles()
+} else {
+  showLogin()
+}

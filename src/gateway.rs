@@ -12,6 +12,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use filestore_shared::AppState;
+
+use crate::cors::Cors;
 use filestore_shared::http::{Function, MAX_BODY_BYTES, resolve, respond};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -23,7 +25,7 @@ use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 
 /// Serves every route on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, state: Arc<AppState>) {
+pub async fn serve(listener: TcpListener, state: Arc<AppState>, cors: Arc<Cors>) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(conn) => conn,
@@ -32,9 +34,9 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>) {
                 continue;
             }
         };
-        let state = state.clone();
+        let (state, cors) = (state.clone(), cors.clone());
         tokio::spawn(async move {
-            let service = service_fn(move |req| handle(state.clone(), peer, req));
+            let service = service_fn(move |req| handle(state.clone(), cors.clone(), peer, req));
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
@@ -44,13 +46,19 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>) {
 
 async fn handle(
     state: Arc<AppState>,
+    cors: Arc<Cors>,
     peer: SocketAddr,
     req: hyper::Request<Incoming>,
 ) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let resp = dispatch(&state, peer, req).await;
+    if let Some(preflight) = cors.preflight(&method, req.headers()) {
+        return Ok(into_hyper(preflight));
+    }
+    let request_headers = req.headers().clone();
+    let mut resp = dispatch(&state, peer, req).await;
+    cors.decorate(&request_headers, resp.headers_mut());
     tracing::info!(
         %method,
         path,

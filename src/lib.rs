@@ -10,9 +10,11 @@
 //! - [`provision`]: idempotent creation of the table and buckets.
 //! - [`gateway`]: HTTP -> API Gateway v2 event -> handler -> HTTP.
 //! - [`worker`]: SQS -> Lambda SQS event -> transfer handler, as the event source mapping does.
+//! - [`cors`]: the API's CORS allow-list, as API Gateway's CORS configuration applies it.
 //! - [`web`]: the web page's static files (`web/dist/`), served at `/`.
 //! - [`venv`]: pinned Python tools from PyPI in project-local venvs (moto, schemathesis).
 
+pub mod cors;
 pub mod emulator;
 pub mod gateway;
 pub mod provision;
@@ -54,6 +56,9 @@ pub struct Options {
     /// Seconds between janitor sweeps (`FILESTORE_JANITOR_INTERVAL_SECS`, default 300), as
     /// the deployed schedule would run them.
     pub janitor_interval: std::time::Duration,
+    /// Origins allowed to call the API from a browser (`FILESTORE_CORS_ORIGINS`,
+    /// comma-separated; default none: the page the runner serves is same-origin).
+    pub cors: cors::Cors,
     pub config: Config,
 }
 
@@ -64,6 +69,9 @@ fn random_secret() -> String {
         uuid::Uuid::new_v4().simple()
     )
 }
+
+/// The one origin an isolated system allows to call its API from a browser.
+pub const TEST_ORIGIN: &str = "https://app.example.test";
 
 impl Options {
     /// Local defaults, overridable by the same variables a deployed function reads, plus
@@ -116,6 +124,11 @@ impl Options {
                         })?,
                 },
             ),
+            cors: cors::Cors::parse(&lookup("FILESTORE_CORS_ORIGINS").unwrap_or_default())
+                .map_err(|reason| ConfigError::Invalid {
+                    name: "FILESTORE_CORS_ORIGINS",
+                    reason,
+                })?,
             transfer_queue: lookup("FILESTORE_TRANSFER_QUEUE")
                 .filter(|v| !v.is_empty())
                 .unwrap_or_else(|| "filestore-transfer".into()),
@@ -137,6 +150,7 @@ impl Options {
         options.config.hot_bucket = format!("filestore-hot-{suffix}");
         options.transfer_queue = format!("filestore-transfer-{suffix}");
         options.config.jwt_secret = Secret::new(random_secret());
+        options.cors = cors::Cors::parse(TEST_ORIGIN).expect("a valid origin");
         options
     }
 }
@@ -238,7 +252,11 @@ impl LocalSystem {
             })?;
         let addr = listener.local_addr()?;
         let state = Arc::new(state);
-        let server = tokio::spawn(gateway::serve(listener, state.clone()));
+        let server = tokio::spawn(gateway::serve(
+            listener,
+            state.clone(),
+            Arc::new(options.cors.clone()),
+        ));
         let worker = if options.run_worker {
             tokio::spawn(worker::run(
                 state.clone(),

@@ -940,8 +940,10 @@ async fn unknown_paths_are_404_and_wrong_methods_are_405() {
     let app = TestApp::new().await;
     let id = uuid::Uuid::now_v7();
     let mut cases = Vec::new();
+    // `GET /` is the web page (tests/web.rs); other methods there are the API's 404.
+    cases.push(Case::new(Method::POST, "/", 404, "not_found").json(json!({})));
     for path in [
-        "/".to_string(),
+        "/app.js.map".to_string(),
         "/v1".into(),
         "/v1/".into(),
         "/v1/nope".into(),
@@ -1075,4 +1077,57 @@ async fn completing_with_parts_missing_is_409() {
         .expect_error(409, "parts_missing");
     let status = app.get(&format!("/v1/uploads/{id}")).await.expect(200);
     assert_eq!(status["state"], "active");
+}
+
+/// CORS comes from the allow-list only: a listed origin gets its own name back (never `*`,
+/// never credentials) on preflights and answers; any other origin gets no CORS headers.
+#[tokio::test]
+async fn cors_allows_only_listed_origins() {
+    let app = TestApp::new().await;
+    let http = http_client();
+    let url = format!("{}/v1/me", system().base_url);
+    let preflight = |origin: &'static str| {
+        http.request(Method::OPTIONS, &url)
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization")
+            .send()
+    };
+    let ok = preflight(filestore_dev::TEST_ORIGIN).await.unwrap();
+    assert_eq!(ok.status(), 204);
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        filestore_dev::TEST_ORIGIN
+    );
+    assert!(
+        ok.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("authorization")
+    );
+    assert!(
+        ok.headers()
+            .get("access-control-allow-credentials")
+            .is_none()
+    );
+    let evil = preflight("https://evil.example").await.unwrap();
+    assert!(evil.headers().get("access-control-allow-origin").is_none());
+
+    let token = app.token.clone().unwrap();
+    for (origin, allowed) in [
+        (filestore_dev::TEST_ORIGIN, true),
+        ("https://evil.example", false),
+        ("null", false),
+    ] {
+        let resp = http
+            .get(&url)
+            .bearer_auth(&token)
+            .header("origin", origin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let acao = resp.headers().get("access-control-allow-origin");
+        assert_eq!(acao.map(|v| v.to_str().unwrap()), allowed.then_some(origin));
+    }
 }

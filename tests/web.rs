@@ -165,7 +165,7 @@ fn npm_ci(dir: &Path) {
 }
 
 /// In Chromium, a new user signs up, uploads a three-part file through the Dashboard, sees it
-/// listed and verified, downloads the same bytes, renames and deletes it, pauses and resumes
+/// listed with its status, downloads the same bytes, renames and deletes it, pauses and resumes
 /// another upload (which then sends only the missing part), and logs out. The committed
 /// bundle must be what the sources build to, since that is what the runner serves.
 #[test]

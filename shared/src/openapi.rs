@@ -71,8 +71,8 @@ impl Schemas {
 
 /// One answer of an operation.
 enum Answer {
-    /// A JSON body of this schema.
-    Json(u16, &'static str, RefOr<Schema>),
+    /// A JSON body of this schema (boxed: schemas are large, the other answers small).
+    Json(u16, &'static str, Box<RefOr<Schema>>),
     /// No body.
     Empty(u16, &'static str),
     /// `302` to the `Location` header.
@@ -116,7 +116,8 @@ impl Route {
         self
     }
     fn json(mut self, status: u16, description: &'static str, schema: RefOr<Schema>) -> Self {
-        self.answers.push(Answer::Json(status, description, schema));
+        self.answers
+            .push(Answer::Json(status, description, Box::new(schema)));
         self
     }
     fn empty(mut self, status: u16, description: &'static str) -> Self {
@@ -362,17 +363,6 @@ fn operation_id(key: RouteKey) -> String {
         .unwrap_or_default()
 }
 
-fn tag(function: Function) -> &'static str {
-    match function {
-        Function::Auth => "auth",
-        Function::Upload => "upload",
-        Function::Merge => "merge",
-        Function::Files => "files",
-        Function::FastUpload => "fastupload",
-        Function::Shares => "shares",
-    }
-}
-
 fn http_method(key: RouteKey) -> HttpMethod {
     match key.method().as_str() {
         "GET" => HttpMethod::Get,
@@ -438,7 +428,7 @@ fn operation(key: RouteKey, s: &mut Schemas) -> utoipa::openapi::path::Operation
                 status,
                 ResponseBuilder::new()
                     .description(description)
-                    .content(JSON, ContentBuilder::new().schema(Some(schema)).build()),
+                    .content(JSON, ContentBuilder::new().schema(Some(*schema)).build()),
             ),
             Answer::Empty(status, description) => {
                 (status, ResponseBuilder::new().description(description))
@@ -501,7 +491,7 @@ fn operation(key: RouteKey, s: &mut Schemas) -> utoipa::openapi::path::Operation
 
     let mut op = OperationBuilder::new()
         .operation_id(Some(operation_id(key)))
-        .tag(tag(key.function()))
+        .tag(key.function().name())
         .summary(Some(route.summary))
         .description(route.description)
         .responses(responses);
@@ -574,7 +564,12 @@ fn build() -> OpenApi {
         ),
         (Function::Shares, "Share links"),
     ]
-    .map(|(f, d)| TagBuilder::new().name(tag(f)).description(Some(d)).build());
+    .map(|(f, d)| {
+        TagBuilder::new()
+            .name(f.name())
+            .description(Some(d))
+            .build()
+    });
     OpenApiBuilder::new()
         .info(
             InfoBuilder::new()

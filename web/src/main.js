@@ -20,6 +20,8 @@ const view = {
 
 let uppy = null
 let nextCursor = null
+/** Rows with an open rename form, kept as they are when the list is refreshed. */
+const editing = new Map()
 
 function showError(message) {
   view.error.textContent = message
@@ -71,6 +73,7 @@ function showLogin(message) {
     uppy = null
   }
   view.rows.replaceChildren()
+  editing.clear()
   view.files.hidden = true
   view.account.hidden = true
   view.login.hidden = false
@@ -133,9 +136,14 @@ $('logout').addEventListener('click', () => {
 // ---- files ----
 
 async function refreshFiles() {
+  const refresh = $('refresh')
+  refresh.disabled = true
+  $('files-table').setAttribute('aria-busy', 'true')
   const page = await attempt(() => api.listFiles())
+  refresh.disabled = false
+  $('files-table').setAttribute('aria-busy', 'false')
   if (!page) return
-  view.rows.replaceChildren(...page.files.map(fileRow))
+  view.rows.replaceChildren(...page.files.map((file) => editing.get(file.file_id) ?? fileRow(file)))
   setCursor(page.next_cursor)
   refreshAccount()
 }
@@ -182,6 +190,7 @@ function fileRow(file) {
 }
 
 function fillRow(row, file) {
+  editing.delete(file.file_id)
   const name = el('td', { className: 'name', textContent: file.name })
   const status = el('td', { className: file.verified ? 'verified' : 'pending' }, statusText(file))
   if (file.sha256) status.title = `SHA-256 ${file.sha256}`
@@ -230,6 +239,7 @@ function startRename(row, file) {
     }
   })
   row.cells[0].replaceChildren(form)
+  editing.set(file.file_id, row)
   input.focus()
   input.select()
 }
@@ -241,6 +251,7 @@ async function remove(row, file) {
     return true
   })
   if (done) {
+    editing.delete(file.file_id)
     row.remove()
     view.noFiles.hidden = view.rows.children.length > 0
     notify(`Deleted ${file.name}.`)

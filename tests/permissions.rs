@@ -24,10 +24,9 @@ use filestore_shared::http::{Function, RouteKey};
 use filestore_shared::repo::Repo;
 use filestore_shared::storage::{COLD_BLOB_PREFIX, Storage};
 use serde_json::{Value, json};
-use sha2::Digest;
 use time::OffsetDateTime;
 
-use crate::helpers::{MIB, TestApp, s3_event, sqs_batch, test_bytes};
+use crate::helpers::{MIB, TestApp, answer, s3_event, sha256_hex, sqs_batch, test_bytes};
 use crate::template::Template;
 
 /// Which of the system's stores a client talks to.
@@ -211,24 +210,6 @@ fn covers(granted: &str, wanted: &str) -> bool {
         || granted
             .strip_suffix('*')
             .is_some_and(|prefix| wanted.starts_with(prefix))
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(sha2::Sha256::digest(data))
-}
-
-/// Answers an instant-upload challenge from the bytes.
-fn answer(challenge: &Value, data: &[u8]) -> String {
-    let mut hasher = sha2::Sha256::new();
-    hasher.update(hex::decode(challenge["nonce"].as_str().unwrap()).unwrap());
-    for r in challenge["ranges"].as_array().unwrap() {
-        let (offset, length) = (
-            r["offset"].as_u64().unwrap() as usize,
-            r["length"].as_u64().unwrap() as usize,
-        );
-        hasher.update(&data[offset..offset + length]);
-    }
-    hex::encode(hasher.finalize())
 }
 
 fn id<'v>(value: &'v Value, field: &str) -> &'v str {

@@ -1,7 +1,7 @@
 //! A local stand-in for API Gateway (HTTP API, payload 2.0): it turns each HTTP request into
 //! the JSON event API Gateway would send, lets `lambda_http` parse it exactly as in Lambda,
-//! and calls the function the route belongs to. The web page's few files ([`crate::web`])
-//! are answered first, as CloudFront would in front of the API.
+//! and calls the function the route belongs to (what no route matches goes to the auth
+//! function, as API Gateway's `$default` route does; it also serves the web page).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -97,25 +97,17 @@ async fn dispatch(
     req: hyper::Request<Incoming>,
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
-    let config = &functions.state(Function::Auth).config;
-    if let Some(page) = crate::web::serve(&parts.method, parts.uri.path(), config) {
-        return page;
-    }
-    let matched = match resolve(&parts.method, parts.uri.path()) {
-        Ok(m) => m,
-        Err(e) => return respond(Err(e)),
+    // Like API Gateway's `$default` route, what no route matches goes to the auth function,
+    // which serves the web page or answers the contract's 404 or 405.
+    let (function, route_key, id) = match resolve(&parts.method, parts.uri.path()) {
+        Ok(m) => (m.key.function(), m.key.route_key(), m.id),
+        Err(_) => (Function::Auth, "$default".to_string(), None),
     };
     let body = match read_body(body).await {
         Ok(b) => b,
         Err(e) => return respond(Err(e)),
     };
-    let event = api_gateway_event(
-        &parts,
-        &body,
-        peer,
-        matched.key.route_key(),
-        matched.id.as_deref(),
-    );
+    let event = api_gateway_event(&parts, &body, peer, route_key, id.as_deref());
     let request: Request = match lambda_http::request::from_str(&event.to_string()) {
         Ok(r) => r,
         Err(e) => {
@@ -125,7 +117,6 @@ async fn dispatch(
             )));
         }
     };
-    let function = matched.key.function();
     let state = &*functions.state(function);
     let result = match function {
         Function::Auth => filestore_auth::handler(state, request).await,

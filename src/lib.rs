@@ -19,7 +19,6 @@ pub mod emulator;
 pub mod gateway;
 pub mod provision;
 pub mod venv;
-pub mod web;
 pub mod worker;
 
 use std::net::SocketAddr;

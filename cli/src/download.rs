@@ -228,7 +228,7 @@ async fn fetch(
                 "{why}; run the same download again to resume"
             )));
         }
-        tokio::time::sleep(backoff(attempt - 1)).await;
+        tokio::time::sleep(backoff(attempt - 1, rand::random())).await;
     }
     if progress.have != file.size {
         return Err(Error::Failed(format!(

@@ -202,9 +202,23 @@ impl Cli {
 
     /// Unfinished-upload state files the CLI keeps.
     pub fn resume_states(&self) -> Vec<PathBuf> {
+        self.upload_states(false)
+    }
+
+    /// State files of completed uploads (they name the File made).
+    pub fn completed_states(&self) -> Vec<PathBuf> {
+        self.upload_states(true)
+    }
+
+    fn upload_states(&self, completed: bool) -> Vec<PathBuf> {
         list(&self.config.path().join("uploads"))
             .into_iter()
             .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .filter(|p| {
+                let state: Value = serde_json::from_slice(&std::fs::read(p).expect("state"))
+                    .expect("state is JSON");
+                state["file_id"].is_string() == completed
+            })
             .collect()
     }
 

@@ -98,17 +98,28 @@ impl Run {
         self
     }
 
-    /// Asserts a failure reported the way the CLI promises: a non-zero exit and exactly one
+    /// Asserts a failure reported the way the CLI promises: exit code 1 and exactly one
     /// line on stderr, no panic. Returns that line.
     #[track_caller]
     pub fn failure(&self) -> String {
+        self.failure_with(1)
+    }
+
+    /// [`Run::failure`] for a command line that cannot work as given: exit code 2.
+    #[track_caller]
+    pub fn usage_failure(&self) -> String {
+        self.failure_with(2)
+    }
+
+    #[track_caller]
+    fn failure_with(&self, code: i32) -> String {
         let stderr = self.stderr();
         assert!(
             !self.output.status.success(),
             "succeeded unexpectedly: {}{stderr}",
             self.stdout()
         );
-        assert_eq!(self.output.status.code(), Some(1), "stderr: {stderr}");
+        assert_eq!(self.output.status.code(), Some(code), "stderr: {stderr}");
         assert!(!stderr.contains("panicked"), "panic: {stderr}");
         assert!(
             !stderr.contains("RUST_BACKTRACE"),

@@ -106,6 +106,9 @@ pub struct DownloadArgs {
     /// Where to write (a directory keeps the file's name). Default: its name, here.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
+    /// Replace a file already at that path.
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 /// A byte count with an optional unit: `5242880`, `5MiB`, `5M`, `512k`, `1GiB`.

@@ -66,6 +66,22 @@ fn parallel_upload_lists_and_downloads_byte_for_byte() {
     assert_eq!(down["sha256"], sha.as_str());
     assert_eq!(down["sha256_checked"], false);
     assert!(std::fs::read(cli.path("copy2.bin")).unwrap() == data);
+
+    // The default target is the file's name: here, the original. Nothing replaces a file
+    // that is already there, unless asked to.
+    std::fs::write(cli.path("big.bin"), b"local edits").unwrap();
+    let line = cli.run(&["download", id]).failure();
+    assert_eq!(
+        line,
+        "download failed: big.bin already exists; pass --force to replace it, or -o another path"
+    );
+    assert_eq!(std::fs::read(cli.path("big.bin")).unwrap(), b"local edits");
+    assert!(
+        !cli.path(&format!(".filestore-{id}.part")).exists(),
+        "nothing fetched"
+    );
+    cli.json(&["download", id, "--force"]);
+    assert!(std::fs::read(cli.path("big.bin")).unwrap() == data);
 }
 
 /// A directory uploads recursively, each file named by its relative path; empty files too.

@@ -24,8 +24,30 @@ use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 
+/// The state each function runs with. Deployed, every function is a Lambda of its own, with
+/// its own SDK clients and IAM role; locally they share one state ([`Functions::shared`])
+/// unless a test gives each its own, e.g. to record which AWS calls each one makes.
+#[derive(Clone)]
+pub struct Functions(Arc<dyn Fn(Function) -> Arc<AppState> + Send + Sync>);
+
+impl Functions {
+    /// Every function runs with `state`.
+    pub fn shared(state: Arc<AppState>) -> Self {
+        Self(Arc::new(move |_| state.clone()))
+    }
+
+    /// Each function runs with the state `state_of` gives it.
+    pub fn each(state_of: impl Fn(Function) -> Arc<AppState> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(state_of))
+    }
+
+    fn state(&self, function: Function) -> Arc<AppState> {
+        (self.0)(function)
+    }
+}
+
 /// Serves every route on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, state: Arc<AppState>, cors: Arc<Cors>) {
+pub async fn serve(listener: TcpListener, functions: Functions, cors: Arc<Cors>) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(conn) => conn,
@@ -34,9 +56,9 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, cors: Arc<Cors>)
                 continue;
             }
         };
-        let (state, cors) = (state.clone(), cors.clone());
+        let (functions, cors) = (functions.clone(), cors.clone());
         tokio::spawn(async move {
-            let service = service_fn(move |req| handle(state.clone(), cors.clone(), peer, req));
+            let service = service_fn(move |req| handle(functions.clone(), cors.clone(), peer, req));
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
@@ -45,7 +67,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, cors: Arc<Cors>)
 }
 
 async fn handle(
-    state: Arc<AppState>,
+    functions: Functions,
     cors: Arc<Cors>,
     peer: SocketAddr,
     req: hyper::Request<Incoming>,
@@ -57,7 +79,7 @@ async fn handle(
         return Ok(into_hyper(preflight));
     }
     let request_headers = req.headers().clone();
-    let mut resp = dispatch(&state, peer, req).await;
+    let mut resp = dispatch(&functions, peer, req).await;
     cors.decorate(&request_headers, resp.headers_mut());
     tracing::info!(
         %method,
@@ -70,12 +92,13 @@ async fn handle(
 }
 
 async fn dispatch(
-    state: &AppState,
+    functions: &Functions,
     peer: SocketAddr,
     req: hyper::Request<Incoming>,
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
-    if let Some(page) = crate::web::serve(&parts.method, parts.uri.path(), &state.config) {
+    let config = &functions.state(Function::Auth).config;
+    if let Some(page) = crate::web::serve(&parts.method, parts.uri.path(), config) {
         return page;
     }
     let matched = match resolve(&parts.method, parts.uri.path()) {
@@ -102,7 +125,9 @@ async fn dispatch(
             )));
         }
     };
-    let result = match matched.key.function() {
+    let function = matched.key.function();
+    let state = &*functions.state(function);
+    let result = match function {
         Function::Auth => filestore_auth::handler(state, request).await,
         Function::Upload => filestore_upload::handler(state, request).await,
         Function::Merge => filestore_merge::handler(state, request).await,

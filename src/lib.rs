@@ -254,7 +254,7 @@ impl LocalSystem {
         let state = Arc::new(state);
         let server = tokio::spawn(gateway::serve(
             listener,
-            state.clone(),
+            gateway::Functions::shared(state.clone()),
             Arc::new(options.cors.clone()),
         ));
         let worker = if options.run_worker {

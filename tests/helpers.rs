@@ -502,3 +502,23 @@ impl TestApp {
         resp.bytes().await.unwrap().to_vec()
     }
 }
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+/// Answers an instant-upload challenge from the bytes, as an honest client does.
+pub fn answer(challenge: &Value, data: &[u8]) -> String {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(hex::decode(challenge["nonce"].as_str().unwrap()).unwrap());
+    for r in challenge["ranges"].as_array().unwrap() {
+        let (offset, length) = (
+            r["offset"].as_u64().unwrap() as usize,
+            r["length"].as_u64().unwrap() as usize,
+        );
+        hasher.update(&data[offset..offset + length]);
+    }
+    hex::encode(hasher.finalize())
+}

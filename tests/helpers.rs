@@ -102,7 +102,8 @@ pub async fn expire_upload(user_id: &str, upload_id: &str) {
         .table_name(&system().table)
         .key("PK", AttributeValue::S(format!("USER#{user_id}")))
         .key("SK", AttributeValue::S(format!("UPLOAD#{upload_id}")))
-        .update_expression("SET expires_at = :past")
+        // Both the expiry and when the janitor's index says it is due, as at creation.
+        .update_expression("SET expires_at = :past, due_at = :past")
         .expression_attribute_values(":past", AttributeValue::S("2020-01-01T00:00:00Z".into()))
         .send()
         .await

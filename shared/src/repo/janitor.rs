@@ -64,26 +64,21 @@ impl Repo {
     async fn due(&self, kind: Due, until: OffsetDateTime) -> anyhow::Result<Vec<Item>> {
         let mut items = Vec::new();
         for shard in 0..SHARDS {
-            let mut start = None;
-            loop {
-                let out = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .index_name(DUE_INDEX)
-                    .key_condition_expression("due_pk = :pk AND due_at <= :until")
-                    .expression_attribute_values(":pk", s(kind.partition(shard)))
-                    .expression_attribute_values(":until", s(rfc3339(until)))
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .context("DynamoDB Query (due index)")?;
-                items.extend(out.items.unwrap_or_default());
-                start = out.last_evaluated_key;
-                if start.is_none() {
-                    break;
-                }
-            }
+            let page: Vec<Item> = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(DUE_INDEX)
+                .key_condition_expression("due_pk = :pk AND due_at <= :until")
+                .expression_attribute_values(":pk", s(kind.partition(shard)))
+                .expression_attribute_values(":until", s(rfc3339(until)))
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .context("DynamoDB Query (due index)")?;
+            items.extend(page);
         }
         Ok(items)
     }
@@ -173,28 +168,20 @@ impl Repo {
     /// # Errors
     /// DynamoDB failures or a malformed item.
     pub async fn content_cold_keys(&self) -> anyhow::Result<HashSet<String>> {
-        let mut keys = HashSet::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("SK = :content")
-                .expression_attribute_values(":content", s("CONTENT"))
-                .projection_expression("cold_key")
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .context("DynamoDB Scan (content)")?;
-            for item in out.items.unwrap_or_default() {
-                keys.insert(get_s(&item, "cold_key")?);
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(keys);
-            }
-        }
+        let items: Vec<Item> = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("SK = :content")
+            .expression_attribute_values(":content", s("CONTENT"))
+            .projection_expression("cold_key")
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .context("DynamoDB Scan (content)")?;
+        items.iter().map(|item| get_s(item, "cold_key")).collect()
     }
 
     /// Claims a periodic job for the run at `now`: `true` for the first claim, or if the

@@ -112,31 +112,23 @@ impl Repo {
         user_id: &str,
         file_id: &str,
     ) -> anyhow::Result<Vec<ShareRecord>> {
-        let mut shares = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk AND begins_with(SK, :share)")
-                .filter_expression("file_id = :file")
-                .expression_attribute_values(":pk", user_pk(user_id))
-                .expression_attribute_values(":share", s("SHARE#"))
-                .expression_attribute_values(":file", s(file_id))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .context("DynamoDB Query (shares)")?;
-            for item in out.items() {
-                shares.push(share_from(item)?);
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(shares);
-            }
-        }
+        let items: Vec<Item> = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :share)")
+            .filter_expression("file_id = :file")
+            .expression_attribute_values(":pk", user_pk(user_id))
+            .expression_attribute_values(":share", s("SHARE#"))
+            .expression_attribute_values(":file", s(file_id))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .context("DynamoDB Query (shares)")?;
+        items.iter().map(share_from).collect()
     }
 
     /// One of the caller's share links.

@@ -47,7 +47,11 @@ fn with_openssl(path: &Path) -> anyhow::Result<String> {
         .output()?;
     anyhow::ensure!(out.status.success(), "openssl failed");
     let text = String::from_utf8(out.stdout)?;
-    Ok(text.split_whitespace().next().unwrap_or_default().to_string())
+    Ok(text
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string())
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -95,7 +99,10 @@ fn main() -> anyhow::Result<()> {
             let started = Instant::now();
             let digest = hash(&path)?;
             let secs = started.elapsed().as_secs_f64();
-            anyhow::ensure!(digest == expected, "{name} computed {digest}, not {expected}");
+            anyhow::ensure!(
+                digest == expected,
+                "{name} computed {digest}, not {expected}"
+            );
             rates[i].push(size as f64 / secs / 1e6);
         }
     }

@@ -1,7 +1,7 @@
 //! A local stand-in for API Gateway (HTTP API, payload 2.0): it turns each HTTP request into
 //! the JSON event API Gateway would send, lets `lambda_http` parse it exactly as in Lambda,
-//! and calls the function the route belongs to. The web page's few files ([`crate::web`])
-//! are answered first, as CloudFront would in front of the API.
+//! and calls the function the route belongs to (what no route matches goes to the auth
+//! function, as API Gateway's `$default` route does; it also serves the web page).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -24,8 +24,30 @@ use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 
+/// The state each function runs with. Deployed, every function is a Lambda of its own, with
+/// its own SDK clients and IAM role; locally they share one state ([`Functions::shared`])
+/// unless a test gives each its own, e.g. to record which AWS calls each one makes.
+#[derive(Clone)]
+pub struct Functions(Arc<dyn Fn(Function) -> Arc<AppState> + Send + Sync>);
+
+impl Functions {
+    /// Every function runs with `state`.
+    pub fn shared(state: Arc<AppState>) -> Self {
+        Self(Arc::new(move |_| state.clone()))
+    }
+
+    /// Each function runs with the state `state_of` gives it.
+    pub fn each(state_of: impl Fn(Function) -> Arc<AppState> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(state_of))
+    }
+
+    fn state(&self, function: Function) -> Arc<AppState> {
+        (self.0)(function)
+    }
+}
+
 /// Serves every route on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, state: Arc<AppState>, cors: Arc<Cors>) {
+pub async fn serve(listener: TcpListener, functions: Functions, cors: Arc<Cors>) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(conn) => conn,
@@ -34,9 +56,9 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, cors: Arc<Cors>)
                 continue;
             }
         };
-        let (state, cors) = (state.clone(), cors.clone());
+        let (functions, cors) = (functions.clone(), cors.clone());
         tokio::spawn(async move {
-            let service = service_fn(move |req| handle(state.clone(), cors.clone(), peer, req));
+            let service = service_fn(move |req| handle(functions.clone(), cors.clone(), peer, req));
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
@@ -45,7 +67,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, cors: Arc<Cors>)
 }
 
 async fn handle(
-    state: Arc<AppState>,
+    functions: Functions,
     cors: Arc<Cors>,
     peer: SocketAddr,
     req: hyper::Request<Incoming>,
@@ -57,7 +79,7 @@ async fn handle(
         return Ok(into_hyper(preflight));
     }
     let request_headers = req.headers().clone();
-    let mut resp = dispatch(&state, peer, req).await;
+    let mut resp = dispatch(&functions, peer, req).await;
     cors.decorate(&request_headers, resp.headers_mut());
     tracing::info!(
         %method,
@@ -70,29 +92,22 @@ async fn handle(
 }
 
 async fn dispatch(
-    state: &AppState,
+    functions: &Functions,
     peer: SocketAddr,
     req: hyper::Request<Incoming>,
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
-    if let Some(page) = crate::web::serve(&parts.method, parts.uri.path(), &state.config) {
-        return page;
-    }
-    let matched = match resolve(&parts.method, parts.uri.path()) {
-        Ok(m) => m,
-        Err(e) => return respond(Err(e)),
+    // Like API Gateway's `$default` route, what no route matches goes to the auth function,
+    // which serves the web page or answers the contract's 404 or 405.
+    let (function, route_key, id) = match resolve(&parts.method, parts.uri.path()) {
+        Ok(m) => (m.key.function(), m.key.route_key(), m.id),
+        Err(_) => (Function::Auth, "$default".to_string(), None),
     };
     let body = match read_body(body).await {
         Ok(b) => b,
         Err(e) => return respond(Err(e)),
     };
-    let event = api_gateway_event(
-        &parts,
-        &body,
-        peer,
-        matched.key.route_key(),
-        matched.id.as_deref(),
-    );
+    let event = api_gateway_event(&parts, &body, peer, route_key, id.as_deref());
     let request: Request = match lambda_http::request::from_str(&event.to_string()) {
         Ok(r) => r,
         Err(e) => {
@@ -102,7 +117,8 @@ async fn dispatch(
             )));
         }
     };
-    let result = match matched.key.function() {
+    let state = &*functions.state(function);
+    let result = match function {
         Function::Auth => filestore_auth::handler(state, request).await,
         Function::Upload => filestore_upload::handler(state, request).await,
         Function::Merge => filestore_merge::handler(state, request).await,

@@ -19,7 +19,6 @@ pub mod emulator;
 pub mod gateway;
 pub mod provision;
 pub mod venv;
-pub mod web;
 pub mod worker;
 
 use std::net::SocketAddr;
@@ -254,7 +253,7 @@ impl LocalSystem {
         let state = Arc::new(state);
         let server = tokio::spawn(gateway::serve(
             listener,
-            state.clone(),
+            gateway::Functions::shared(state.clone()),
             Arc::new(options.cors.clone()),
         ));
         let worker = if options.run_worker {

@@ -1,15 +1,16 @@
 //! Creates the resources the system needs on an S3/DynamoDB/SQS endpoint: the table (with
-//! TTL), the hot bucket (with CORS so browsers can PUT parts and read `ETag`), and the
+//! TTL and the janitor's sparse index), the hot bucket (with CORS so browsers can PUT parts and read `ETag`), and the
 //! transfer queue with its dead-letter queue. Idempotent: running it against already
 //! provisioned resources changes nothing.
 
 use anyhow::Context;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_s3::types::{CorsConfiguration, CorsRule};
+use filestore_shared::repo::DUE_INDEX;
 
 /// Names of what to create.
 #[derive(Clone, Debug)]
@@ -158,6 +159,20 @@ async fn create_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> anyhow::Re
         .key_schema(key("SK", KeyType::Range)?)
         .attribute_definitions(attr("PK")?)
         .attribute_definitions(attr("SK")?)
+        .attribute_definitions(attr("due_pk")?)
+        .attribute_definitions(attr("due_at")?)
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(DUE_INDEX)
+                .key_schema(key("due_pk", KeyType::Hash)?)
+                .key_schema(key("due_at", KeyType::Range)?)
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()?,
+        )
         .send()
         .await;
     match created {

@@ -2,27 +2,8 @@
 //! verified content, and the same `upload_required` for every failure.
 
 use serde_json::{Value, json};
-use sha2::Digest;
 
-use crate::helpers::{TestApp, test_bytes};
-
-/// Answers a challenge from the bytes, as an honest client does.
-fn answer(challenge: &Value, data: &[u8]) -> String {
-    let mut hasher = sha2::Sha256::new();
-    hasher.update(hex::decode(challenge["nonce"].as_str().unwrap()).unwrap());
-    for r in challenge["ranges"].as_array().unwrap() {
-        let (offset, length) = (
-            r["offset"].as_u64().unwrap() as usize,
-            r["length"].as_u64().unwrap() as usize,
-        );
-        hasher.update(&data[offset..offset + length]);
-    }
-    hex::encode(hasher.finalize())
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(sha2::Sha256::digest(data))
-}
+use crate::helpers::{TestApp, answer, sha256_hex, test_bytes};
 
 async fn ask(app: &TestApp, name: &str, data: &[u8]) -> Value {
     let challenge = app

@@ -102,7 +102,8 @@ pub async fn expire_upload(user_id: &str, upload_id: &str) {
         .table_name(&system().table)
         .key("PK", AttributeValue::S(format!("USER#{user_id}")))
         .key("SK", AttributeValue::S(format!("UPLOAD#{upload_id}")))
-        .update_expression("SET expires_at = :past")
+        // Both the expiry and when the janitor's index says it is due, as at creation.
+        .update_expression("SET expires_at = :past, due_at = :past")
         .expression_attribute_values(":past", AttributeValue::S("2020-01-01T00:00:00Z".into()))
         .send()
         .await
@@ -501,4 +502,24 @@ impl TestApp {
         assert_eq!(resp.status(), 200);
         resp.bytes().await.unwrap().to_vec()
     }
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+/// Answers an instant-upload challenge from the bytes, as an honest client does.
+pub fn answer(challenge: &Value, data: &[u8]) -> String {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(hex::decode(challenge["nonce"].as_str().unwrap()).unwrap());
+    for r in challenge["ranges"].as_array().unwrap() {
+        let (offset, length) = (
+            r["offset"].as_u64().unwrap() as usize,
+            r["length"].as_u64().unwrap() as usize,
+        );
+        hasher.update(&data[offset..offset + length]);
+    }
+    hex::encode(hasher.finalize())
 }

@@ -5,11 +5,13 @@
 //! Only the template is read: no emulator, no cloud. `infra/check` lints it with AWS's tools.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 
 use filestore_shared::config::{Config, ConfigError};
 use filestore_shared::http::{Function, RouteKey};
 use serde_yaml::Value;
+
+mod template;
+use template::{Template, root, target};
 
 /// Variables the template must not set. Lambda sets `AWS_REGION` itself (a reserved name it
 /// refuses in a function's configuration); `AWS_ENDPOINT_URL` points the SDK at an emulator
@@ -19,113 +21,6 @@ const PROVIDED_BY_LAMBDA: [&str; 2] = ["AWS_REGION", "AWS_ENDPOINT_URL"];
 /// The function that also answers routes that match nothing (`$default`), so those get the
 /// contract's 404 or 405 with the error body: every function's router does.
 const UNMATCHED_ROUTES: Function = Function::Auth;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The parsed template and the questions these tests ask it.
-struct Template {
-    doc: Value,
-    dir: PathBuf,
-}
-
-/// One `AWS::Serverless::Function` resource.
-struct LambdaFunction<'a> {
-    logical_id: &'a str,
-    properties: &'a Value,
-    metadata: &'a Value,
-}
-
-impl Template {
-    fn load() -> Self {
-        let path = root().join("infra/sam/template.yaml");
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-        let doc = serde_yaml::from_str(&text)
-            .unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()));
-        Self {
-            doc,
-            dir: path.parent().unwrap().to_path_buf(),
-        }
-    }
-
-    fn resources(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.doc["Resources"]
-            .as_mapping()
-            .expect("the template has Resources")
-            .iter()
-            .map(|(k, v)| (k.as_str().expect("logical ids are strings"), v))
-    }
-
-    fn resource(&self, logical_id: &str) -> &Value {
-        let found = &self.doc["Resources"][logical_id];
-        assert!(!found.is_null(), "no resource {logical_id}");
-        found
-    }
-
-    fn functions(&self) -> Vec<LambdaFunction<'_>> {
-        self.resources()
-            .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Serverless::Function"))
-            .map(|(logical_id, r)| LambdaFunction {
-                logical_id,
-                properties: &r["Properties"],
-                metadata: &r["Metadata"],
-            })
-            .collect()
-    }
-
-    /// A function's property, or the value `Globals` gives every function.
-    fn property<'a>(&'a self, function: &'a LambdaFunction<'_>, name: &str) -> &'a Value {
-        match &function.properties[name] {
-            Value::Null => &self.doc["Globals"]["Function"][name],
-            own => own,
-        }
-    }
-
-    /// The environment variable names a function gets: `Globals` merged with its own.
-    fn environment(&self, function: &LambdaFunction<'_>) -> BTreeSet<String> {
-        let globals = &self.doc["Globals"]["Function"]["Environment"]["Variables"];
-        let own = &function.properties["Environment"]["Variables"];
-        [globals, own]
-            .into_iter()
-            .filter_map(Value::as_mapping)
-            .flat_map(|vars| vars.keys())
-            .map(|k| k.as_str().expect("variable names are strings").to_string())
-            .collect()
-    }
-
-    /// The crate under `functions/` a function resource is built from.
-    fn crate_of(&self, function: &LambdaFunction<'_>) -> String {
-        let uri = function.properties["CodeUri"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{} has no CodeUri", function.logical_id));
-        let dir = self.dir.join(uri).canonicalize().unwrap_or_else(|e| {
-            panic!("{}: CodeUri {uri} does not exist: {e}", function.logical_id)
-        });
-        assert_eq!(
-            dir.parent(),
-            Some(root().join("functions").canonicalize().unwrap().as_path()),
-            "{}: CodeUri {uri} is not a crate under functions/",
-            function.logical_id
-        );
-        dir.file_name().unwrap().to_string_lossy().into_owned()
-    }
-}
-
-/// The logical id in `!Ref X`, `!GetAtt X.Attr` or their long forms.
-fn target(value: &Value) -> Option<&str> {
-    match value {
-        Value::Tagged(t) if t.tag == "Ref" => t.value.as_str(),
-        Value::Tagged(t) if t.tag == "GetAtt" => t.value.as_str()?.split('.').next(),
-        Value::Mapping(m) => match (m.get("Ref"), m.get("Fn::GetAtt")) {
-            (Some(r), _) => r.as_str(),
-            (_, Some(Value::Sequence(s))) => s.first()?.as_str(),
-            _ => None,
-        },
-        _ => None,
-    }
-}
 
 fn function_crates() -> BTreeSet<String> {
     std::fs::read_dir(root().join("functions"))

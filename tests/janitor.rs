@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use filestore_dev::{LocalSystem, Options};
+use serde_json::json;
 use sha2::Digest;
 use time::OffsetDateTime;
 
@@ -240,4 +241,78 @@ async fn orphan_cold_blobs_are_removed_after_the_grace_period() {
     );
     assert_eq!(app.download(kept_id).await, kept);
     local.stop().await;
+}
+
+/// The janitor's sparse index holds what it will act on and nothing else: an active upload
+/// (a completed one leaves), a verified file's hot copy, content that lost a reference; the
+/// sweep takes content that is still referenced back out of it.
+#[tokio::test]
+async fn the_janitors_index_holds_only_what_it_will_act_on() {
+    let (_, ddb) = aws().await;
+    let due = |pk: String, sk: String| {
+        let ddb = ddb.clone();
+        async move {
+            let item = ddb
+                .get_item()
+                .table_name(&system().table)
+                .key("PK", AttributeValue::S(pk))
+                .key("SK", AttributeValue::S(sk))
+                .consistent_read(true)
+                .send()
+                .await
+                .unwrap()
+                .item
+                .expect("the item exists");
+            item.get("due_pk").map(|pk| {
+                (
+                    pk.as_s().unwrap().clone(),
+                    item["due_at"].as_s().unwrap().clone(),
+                )
+            })
+        }
+    };
+    let owner = TestApp::new().await;
+    let user = |app: &TestApp| format!("USER#{}", app.user_id);
+    let data = test_bytes(70_000, 49);
+    let active = owner.create_upload("active.bin", 10, None).await;
+    let active_id = active["upload_id"].as_str().unwrap();
+    let (pk, at) = due(user(&owner), format!("UPLOAD#{active_id}"))
+        .await
+        .unwrap();
+    assert!(pk.starts_with("DUE#UPLOAD#"), "{pk}");
+    assert_eq!(at, active["expires_at"].as_str().unwrap());
+
+    let upload = owner.create_upload("kept.bin", data.len(), None).await;
+    owner.send_parts(&upload, &data, &[1]).await;
+    let upload_id = upload["upload_id"].as_str().unwrap();
+    let file = owner
+        .post(&format!("/v1/uploads/{upload_id}/complete"), json!({}))
+        .await
+        .expect(201)["file"]
+        .clone();
+    let file_id = file["file_id"].as_str().unwrap();
+    assert_eq!(due(user(&owner), format!("UPLOAD#{upload_id}")).await, None);
+    owner.verified(file_id).await;
+    let (pk, _) = due(user(&owner), format!("FILE#{file_id}")).await.unwrap();
+    assert!(pk.starts_with("DUE#HOT#"), "{pk}");
+
+    // A second holder of the content, then the first lets go: due, but still referenced.
+    let holder = TestApp::new().await;
+    let second = holder.upload("again.bin", &data, None).await;
+    holder.verified(second["file_id"].as_str().unwrap()).await;
+    owner
+        .delete(&format!("/v1/files/{file_id}"))
+        .await
+        .expect(204);
+    let content = format!("CONTENT#{}", hex::encode(sha2::Sha256::digest(&data)));
+    let (pk, _) = due(content.clone(), "CONTENT".into()).await.unwrap();
+    assert!(pk.starts_with("DUE#CONTENT#"), "{pk}");
+    filestore_janitor::sweep(&app_state().await, OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert_eq!(due(content, "CONTENT".into()).await, None, "settled");
+    assert_eq!(
+        holder.download(second["file_id"].as_str().unwrap()).await,
+        data
+    );
 }

@@ -2,6 +2,7 @@
 //! emulator, real bytes. One binary, so the system starts once per run.
 
 mod helpers;
+mod template;
 
 mod auth;
 mod calls;
@@ -9,6 +10,7 @@ mod contract;
 mod fastupload;
 mod files;
 mod janitor;
+mod permissions;
 mod quotas;
 mod security;
 mod shares;

@@ -3,15 +3,11 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::json;
-use sha2::Digest;
 
 use crate::helpers::{
-    MIB, TestApp, app_state, aws, cold_s3, eventually, s3_event, sqs, sqs_batch, system, test_bytes,
+    MIB, TestApp, app_state, aws, cold_s3, eventually, s3_event, sha256_hex, sqs, sqs_batch,
+    system, test_bytes,
 };
-
-fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(sha2::Sha256::digest(data))
-}
 
 async fn cold_object(key: &str) -> Option<Vec<u8>> {
     let out = cold_s3()

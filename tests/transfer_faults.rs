@@ -21,9 +21,8 @@ use filestore_dev::{LocalSystem, Options};
 use filestore_shared::AppState;
 use filestore_shared::storage::Storage;
 use http_body::Frame;
-use sha2::Digest;
 
-use crate::helpers::{MIB, TestApp, s3_event, sqs_batch, test_bytes};
+use crate::helpers::{MIB, TestApp, s3_event, sha256_hex, sqs_batch, test_bytes};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -241,10 +240,6 @@ fn faulted(store: &Storage, fault: impl Intercept + 'static) -> Storage {
         .interceptor(fault)
         .build();
     Storage::new(aws_sdk_s3::Client::from_conf(config), store.bucket())
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(sha2::Sha256::digest(data))
 }
 
 /// A system of its own whose queue nobody consumes (the test delivers the event itself),

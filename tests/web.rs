@@ -165,11 +165,12 @@ fn npm_ci(dir: &Path) {
 }
 
 /// In Chromium, a new user signs up, uploads a three-part file through the Dashboard, sees it
-/// listed with its status, downloads the same bytes, renames and deletes it, pauses and resumes
-/// another upload (which then sends only the missing part), and logs out. The committed
-/// bundle must be what the sources build to, since that is what the runner serves.
+/// listed with its status, downloads the same bytes, renames it, shares it (the link, opened
+/// in a context without a session, gives the same bytes; revoked, it is a 404), deletes it,
+/// pauses and resumes another upload (which then sends only the missing part), and logs out.
+/// The committed bundle must be what the sources build to, since that is what the runner serves.
 #[test]
-fn browser_signs_up_uploads_downloads_renames_and_deletes() {
+fn browser_signs_up_uploads_downloads_renames_shares_and_deletes() {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     assert!(
         Path::new(&chromium).exists(),

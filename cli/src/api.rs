@@ -114,6 +114,9 @@ pub struct UploadPlan {
     pub upload_id: String,
     pub part_size: u64,
     pub part_count: u64,
+    /// RFC 3339; after it the server forgets the upload.
+    #[serde(default)]
+    pub expires_at: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

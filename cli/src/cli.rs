@@ -106,6 +106,9 @@ pub struct DownloadArgs {
     /// Where to write (a directory keeps the file's name). Default: its name, here.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
+    /// Replace a file already at that path.
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 /// A byte count with an optional unit: `5242880`, `5MiB`, `5M`, `512k`, `1GiB`.
@@ -113,11 +116,25 @@ pub struct DownloadArgs {
 pub struct ShareArgs {
     pub file_id: String,
     /// How long the link works: seconds, or with a unit (90s, 15m, 12h, 7d); 1 minute to 30 days.
-    #[arg(long, default_value = "1d", value_parser = parse_duration)]
+    #[arg(long, default_value = "1d", value_parser = parse_share_expiry)]
     pub expires: u64,
     /// Stop after this many downloads.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_downloads: Option<u64>,
+}
+
+/// The contract's bounds on a share link's lifetime, in seconds.
+pub const SHARE_EXPIRY: std::ops::RangeInclusive<u64> = 60..=30 * 86400;
+
+/// A share link's lifetime: a [`parse_duration`] within [`SHARE_EXPIRY`], checked here so
+/// the mistake is reported as the flag's, not as the server's refusal of a JSON field.
+pub fn parse_share_expiry(s: &str) -> Result<u64, String> {
+    let seconds = parse_duration(s)?;
+    if SHARE_EXPIRY.contains(&seconds) {
+        Ok(seconds)
+    } else {
+        Err(format!("{s:?} is outside 1 minute to 30 days"))
+    }
 }
 
 /// A duration in seconds from `90`, `90s`, `15m`, `12h` or `7d`.
@@ -175,6 +192,19 @@ mod tests {
         assert_eq!(parse_duration("7d"), Ok(604800));
         assert!(parse_duration("d").is_err());
         assert!(parse_duration("3 weeks").is_err());
+    }
+
+    #[test]
+    fn share_links_last_a_minute_to_thirty_days() {
+        assert_eq!(parse_share_expiry("1m"), Ok(60));
+        assert_eq!(parse_share_expiry("30d"), Ok(2_592_000));
+        assert_eq!(
+            parse_share_expiry("59"),
+            Err("\"59\" is outside 1 minute to 30 days".into())
+        );
+        assert!(parse_share_expiry("31d").is_err());
+        assert!(parse_share_expiry("1y").is_err());
+        assert!(Cli::try_parse_from(["filestore", "share", "f", "--expires", "10s"]).is_err());
     }
 
     #[test]

@@ -325,6 +325,7 @@ async fn download(api: &Api, args: &DownloadArgs, settings: &Settings, out: &Out
         settings.hooks,
         &args.file_id,
         args.output.as_deref(),
+        args.force,
     )
     .await?;
     out.result(&done, || download::summary(&done));

@@ -3,8 +3,8 @@
 //! - [`Settings`]: the config directory (`FILESTORE_CONFIG_DIR`, else the user's config dir
 //!   + `filestore`), `FILESTORE_PASSWORD`, and the test-only fault hooks.
 //! - [`Sessions`]: one token per server, in `sessions.json`, mode 0600.
-//! - [`ResumeStore`]: one small JSON file per unfinished upload under `uploads/`, keyed by
-//!   what identifies "the same upload of the same bytes" ([`ResumeKey`]).
+//! - [`ResumeStore`]: one small JSON file per unfinished or recently completed upload under
+//!   `uploads/`, keyed by what identifies "the same upload of the same bytes" ([`ResumeKey`]).
 //!
 //! `FILESTORE_SERVER` is read by the argument parser (it is `--server`'s default).
 
@@ -207,20 +207,70 @@ impl ResumeKey {
     }
 }
 
-/// What a re-run needs to continue an upload.
+/// How long an entry is kept when nothing better is known: the server's default upload
+/// lifetime, and how long a completed upload is remembered.
+pub const KEEP_SECS: u64 = 7 * 24 * 3600;
+
+/// What a re-run needs: the upload to continue, or the File an earlier run made.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ResumeState {
-    pub upload_id: String,
+    /// The server's upload; `None` when the File came from instant upload.
+    #[serde(default)]
+    pub upload_id: Option<String>,
     pub path: PathBuf,
     pub name: String,
     pub size: u64,
     pub sha256: String,
+    #[serde(default)]
     pub part_size: u64,
+    #[serde(default)]
     pub part_count: u64,
     pub created_at: u64,
+    /// When the server forgets the unfinished upload (Unix seconds, its `expires_at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
+    /// The File the upload made, once complete: a re-run checks that it still exists
+    /// rather than making a second one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<u64>,
 }
 
-/// Unfinished uploads, one file each under `<config dir>/uploads/`.
+impl ResumeState {
+    /// The record of a completed upload of `key`'s file.
+    pub fn completed(key: &ResumeKey, upload_id: Option<String>, file_id: &str) -> Self {
+        let now = unix_now();
+        Self {
+            upload_id,
+            path: key.path.clone(),
+            name: key.name.clone(),
+            size: key.size,
+            sha256: key.sha256.clone(),
+            part_size: 0,
+            part_count: 0,
+            created_at: now,
+            expires_at: None,
+            file_id: Some(file_id.to_string()),
+            completed_at: Some(now),
+        }
+    }
+
+    /// Unix seconds from which the entry is of no use: an unfinished upload once the server
+    /// has forgotten it (a week after it began when its expiry is unknown), a completed one
+    /// a week after completion.
+    pub fn stale_at(&self) -> u64 {
+        match (self.completed_at, self.expires_at) {
+            (Some(done), _) => done.saturating_add(KEEP_SECS),
+            (None, Some(expires)) => expires,
+            (None, None) => self.created_at.saturating_add(KEEP_SECS),
+        }
+    }
+}
+
+/// Unfinished and recently completed uploads, one file each under `<config dir>/uploads/`.
+/// Stale entries are dropped when read and by [`ResumeStore::prune`], so the directory does
+/// not grow with every upload ever made.
 pub struct ResumeStore {
     dir: PathBuf,
 }
@@ -236,8 +286,15 @@ impl ResumeStore {
         self.dir.join(format!("{}.json", key.id()))
     }
 
+    /// The entry for `key`, unless it is stale (then it is removed).
     pub fn load(&self, key: &ResumeKey) -> Option<ResumeState> {
-        read_json(&self.path(key))
+        let path = self.path(key);
+        let state: ResumeState = read_json(&path)?;
+        if state.stale_at() <= unix_now() {
+            let _ = fs::remove_file(&path);
+            return None;
+        }
+        Some(state)
     }
 
     /// # Errors
@@ -247,9 +304,29 @@ impl ResumeStore {
         write_private(&self.path(key), &bytes)
     }
 
-    /// Forgets an upload (completed, or gone from the server). Missing is fine.
+    /// Forgets an upload (gone from the server). Missing is fine.
     pub fn clear(&self, key: &ResumeKey) {
         let _ = fs::remove_file(self.path(key));
+    }
+
+    /// Removes entries stale at `now` and any that no longer parse; returns how many.
+    /// Entries are small, so reading each once per command costs little.
+    pub fn prune(&self, now: u64) -> usize {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let stale = read_json::<ResumeState>(&path).is_none_or(|s| s.stale_at() <= now);
+            if stale && fs::remove_file(&path).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
     }
 }
 
@@ -342,27 +419,95 @@ mod tests {
         }
     }
 
-    #[test]
-    fn resume_state_round_trips_and_clears() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = ResumeStore::new(dir.path());
-        let k = key();
-        assert!(store.load(&k).is_none());
-        let state = ResumeState {
-            upload_id: "u".into(),
+    fn unfinished(k: &ResumeKey, created_at: u64, expires_at: Option<u64>) -> ResumeState {
+        ResumeState {
+            upload_id: Some("u".into()),
             path: k.path.clone(),
             name: k.name.clone(),
             size: k.size,
             sha256: k.sha256.clone(),
             part_size: 5 << 20,
             part_count: 3,
-            created_at: 1,
-        };
+            created_at,
+            expires_at,
+            file_id: None,
+            completed_at: None,
+        }
+    }
+
+    #[test]
+    fn resume_state_round_trips_and_clears() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ResumeStore::new(dir.path());
+        let k = key();
+        assert!(store.load(&k).is_none());
+        let state = unfinished(&k, unix_now(), Some(unix_now() + 3600));
         store.save(&k, &state).unwrap();
         assert_eq!(store.load(&k), Some(state));
+        let done = ResumeState::completed(&k, Some("u".into()), "f1");
+        store.save(&k, &done).unwrap();
+        assert_eq!(store.load(&k).unwrap().file_id.as_deref(), Some("f1"));
         store.clear(&k);
         assert!(store.load(&k).is_none());
         store.clear(&k);
+    }
+
+    /// A state written before completed uploads and expiries were kept still resumes.
+    #[test]
+    fn states_without_the_newer_fields_still_load() {
+        let now = unix_now();
+        let old = format!(
+            r#"{{"upload_id":"u","path":"/a","name":"a","size":1,"sha256":"ab",
+                "part_size":5242880,"part_count":1,"created_at":{now}}}"#
+        );
+        let state: ResumeState = serde_json::from_str(&old).unwrap();
+        assert_eq!(state.upload_id.as_deref(), Some("u"));
+        assert_eq!(state.file_id, None);
+        assert_eq!(state.stale_at(), now + KEEP_SECS);
+    }
+
+    /// Unfinished uploads go when the server forgets them (a week when it did not say),
+    /// completed ones a week after completion; unreadable entries go too.
+    #[test]
+    fn stale_entries_are_pruned_and_not_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ResumeStore::new(dir.path());
+        let now = unix_now();
+        let mut keys = Vec::new();
+        let mut entry = |name: &str, state: &dyn Fn(&ResumeKey) -> ResumeState| {
+            let k = ResumeKey {
+                name: name.into(),
+                ..key()
+            };
+            store.save(&k, &state(&k)).unwrap();
+            keys.push(k);
+        };
+        entry("expired", &|k| unfinished(k, now - 100, Some(now - 1)));
+        entry("live", &|k| unfinished(k, now - 100, Some(now + 3600)));
+        entry("old-unknown", &|k| unfinished(k, now - KEEP_SECS - 1, None));
+        entry("new-unknown", &|k| {
+            unfinished(k, now - KEEP_SECS + 60, None)
+        });
+        entry("done-long-ago", &|k| ResumeState {
+            completed_at: Some(now - KEEP_SECS - 1),
+            ..ResumeState::completed(k, None, "f")
+        });
+        entry("done-recently", &|k| ResumeState::completed(k, None, "f"));
+        std::fs::write(dir.path().join("uploads/garbage.json"), b"{not json").unwrap();
+        std::fs::write(dir.path().join("uploads/other.txt"), b"kept").unwrap();
+
+        assert!(
+            store.load(&keys[0]).is_none(),
+            "an expired entry is not loaded"
+        );
+        assert!(!store.path(&keys[0]).exists(), "and is removed when read");
+        assert_eq!(store.prune(now), 3, "old-unknown, done-long-ago, garbage");
+        let left: Vec<bool> = keys.iter().map(|k| store.path(k).exists()).collect();
+        assert_eq!(left, [false, true, false, true, false, true]);
+        assert!(dir.path().join("uploads/other.txt").exists());
+        assert_eq!(store.prune(now), 0);
+        assert_eq!(store.prune(now + KEEP_SECS + 1), 3, "everything ages out");
+        assert_eq!(ResumeStore::new(&dir.path().join("none")).prune(now), 0);
     }
 
     #[test]

@@ -109,20 +109,31 @@ async fn hash_prefix(path: &Path, len: u64) -> Result<Sha256> {
     .map_err(|e| Error::Failed(format!("hashing stopped: {e}")))?
 }
 
-/// Downloads `file_id` to `output` (see [`target_path`]).
+/// Downloads `file_id` to `output` (see [`target_path`]); an existing file there is
+/// replaced only when `force`.
 ///
 /// # Errors
-/// Unknown file, transfer failures after retries, a hash mismatch (the partial is removed).
+/// Unknown file, a target that exists (without `force`), transfer failures after retries,
+/// a hash mismatch (the partial is removed).
 pub async fn download(
     api: &Api,
     out: &Output,
     hooks: TestHooks,
     file_id: &str,
     output: Option<&Path>,
+    force: bool,
 ) -> Result<Downloaded> {
     let started = Instant::now();
     let file = api.file(file_id).await?;
     let target = target_path(output, &file);
+    // Checked before any byte is fetched: the default target is the file's own name, which
+    // is often the very local file it was uploaded from, or another one of that name.
+    if !force && std::fs::symlink_metadata(&target).is_ok() {
+        return Err(Error::Failed(format!(
+            "{} already exists; pass --force to replace it, or -o another path",
+            target.display()
+        )));
+    }
     let temp = temp_path(&target, &file.file_id);
     let have = std::fs::metadata(&temp).map(|m| m.len()).unwrap_or(0);
     let resumed_from = if have <= file.size { have } else { 0 };
@@ -228,7 +239,7 @@ async fn fetch(
                 "{why}; run the same download again to resume"
             )));
         }
-        tokio::time::sleep(backoff(attempt - 1)).await;
+        tokio::time::sleep(backoff(attempt - 1, rand::random())).await;
     }
     if progress.have != file.size {
         return Err(Error::Failed(format!(

@@ -39,6 +39,15 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The exit code of a failed command: 2 for a command line that cannot work as given (as
+/// for clap's own parse errors), 1 for everything else.
+pub fn exit_code(err: &Error) -> u8 {
+    match err {
+        Error::Usage(_) => 2,
+        _ => 1,
+    }
+}
+
 impl Error {
     /// A local I/O failure with what we were doing.
     pub fn io(context: impl Into<String>, source: io::Error) -> Self {
@@ -70,9 +79,15 @@ impl Error {
             }
             Self::Api { status: 401, .. } => Some("run `filestore login`"),
             Self::Api { status: 404, .. }
-                if matches!(command, "download" | "mv" | "rm" | "upload") =>
+                if matches!(
+                    command,
+                    "download" | "mv" | "rm" | "upload" | "share" | "shares"
+                ) =>
             {
                 Some("list your files and their ids with `filestore ls`")
+            }
+            Self::Api { status: 404, .. } if command == "unshare" => {
+                Some("list a file's links and their ids with `filestore shares FILE_ID`")
             }
             Self::Api { status: 409, .. } if command == "signup" => {
                 Some("choose another username, or `filestore login` if it is yours")
@@ -156,6 +171,28 @@ mod tests {
             report("upload", &api(413, "quota_exceeded", "over quota")).contains("filestore rm")
         );
         assert!(report("ls", &api(503, "internal", "boom")).contains("try again later"));
+    }
+
+    #[test]
+    fn share_commands_say_where_ids_come_from() {
+        for command in ["share", "shares"] {
+            assert!(
+                report(command, &api(404, "not_found", "file not found"))
+                    .ends_with("`filestore ls`")
+            );
+        }
+        assert_eq!(
+            report("unshare", &api(404, "not_found", "share not found")),
+            "unshare failed: share not found (HTTP 404); list a file's links and their ids with `filestore shares FILE_ID`"
+        );
+    }
+
+    #[test]
+    fn usage_errors_exit_2_and_the_rest_1() {
+        assert_eq!(exit_code(&Error::Usage("no files to upload".into())), 2);
+        assert_eq!(exit_code(&Error::NotLoggedIn), 1);
+        assert_eq!(exit_code(&api(400, "bad_request", "no")), 1);
+        assert_eq!(exit_code(&Error::Failed("x".into())), 1);
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             out.note(&error::report(command, &e));
-            ExitCode::FAILURE
+            ExitCode::from(error::exit_code(&e))
         }
     }
 }

@@ -4,7 +4,9 @@
 //! Resume: the upload id is kept in a [`ResumeStore`] under a [`ResumeKey`] (server, user,
 //! path, size, mtime, SHA-256, name). A re-run asks the server which parts S3 already holds
 //! (`parts_done`) and sends only the others; S3 is the truth, the local state only remembers
-//! the id. The state is cleared once the upload completes.
+//! the id. Once the upload completes, the state records the File instead, so re-running a
+//! command that stopped at its k-th file skips the files before it while their Files still
+//! exist on the server unchanged (same name, size and SHA-256).
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::{Read, Seek, SeekFrom};
@@ -70,6 +72,8 @@ pub struct Uploaded {
     pub resumed: bool,
     /// The server already held verified bytes of this content: nothing was sent.
     pub instant: bool,
+    /// An earlier run uploaded this file and its File still exists: nothing was done.
+    pub already_uploaded: bool,
     pub bytes_sent: u64,
     /// Time spent hashing the file (part of `seconds`).
     pub hash_seconds: f64,
@@ -90,9 +94,17 @@ pub fn missing_parts(part_count: u64, done: &BTreeSet<u32>) -> Vec<u32> {
         .collect()
 }
 
-/// Wait before retry number `attempt` (0-based): 250 ms doubling, at most 8 s.
-pub fn backoff(attempt: u32) -> Duration {
+/// The step of retry number `attempt` (0-based): 250 ms doubling, at most 8 s.
+fn backoff_step(attempt: u32) -> Duration {
     Duration::from_millis(250u64.saturating_mul(1 << attempt.min(5))).min(Duration::from_secs(8))
+}
+
+/// Wait before retry number `attempt` with "equal jitter": half the step plus `random`
+/// (in `[0, 1)`) of the other half. Parts that failed together, in one storage hiccup, then
+/// retry spread out instead of all at once, yet never sooner than half the step.
+pub fn backoff(attempt: u32, random: f64) -> Duration {
+    let half = backoff_step(attempt) / 2;
+    half + half.mul_f64(random.clamp(0.0, 1.0))
 }
 
 /// How long one part PUT may take: a minute, or as long as 64 KiB/s needs.
@@ -313,17 +325,22 @@ impl Uploader<'_> {
     /// # Errors
     /// The first file that could not be uploaded.
     pub async fn upload_all(&self, files: &[(PathBuf, String)]) -> Result<Vec<Uploaded>> {
+        self.store.prune(unix_now());
         let mut done = Vec::with_capacity(files.len());
+        let mut parts_sent = 0;
         for (path, name) in files {
-            let uploaded = self.upload(path, name).await?;
+            let uploaded = self.upload(path, name, parts_sent).await?;
             self.out.line(&summary(&uploaded));
+            parts_sent += uploaded.parts_sent;
             done.push(uploaded);
         }
         Ok(done)
     }
 
-    /// Uploads one file, resuming an earlier run of the same upload.
-    async fn upload(&self, path: &Path, name: &str) -> Result<Uploaded> {
+    /// Uploads one file, resuming an earlier run of the same upload, or skipping it when an
+    /// earlier run completed it and its File is still there. `parts_before`: parts this
+    /// command sent for earlier files.
+    async fn upload(&self, path: &Path, name: &str, parts_before: u64) -> Result<Uploaded> {
         let started = Instant::now();
         let meta = std::fs::metadata(path)
             .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
@@ -351,14 +368,39 @@ impl Uploader<'_> {
             sha256: sha256.clone(),
             name: name.to_string(),
         };
+        let mut earlier = self.store.load(&key);
+        if let Some(file_id) = earlier.as_ref().and_then(|s| s.file_id.clone()) {
+            if let Some(file) = self.still_there(&file_id, &key).await? {
+                return Ok(Uploaded {
+                    path: path.to_path_buf(),
+                    file,
+                    part_count: 0,
+                    parts_sent: 0,
+                    parts_already_stored: 0,
+                    resumed: false,
+                    instant: false,
+                    already_uploaded: true,
+                    bytes_sent: 0,
+                    hash_seconds,
+                    seconds: started.elapsed().as_secs_f64(),
+                });
+            }
+            self.out.note(&format!(
+                "note: {} was uploaded before as {file_id}, which is deleted or changed since; uploading it again",
+                path.display()
+            ));
+            self.store.clear(&key);
+            earlier = None;
+        }
         // An earlier, interrupted run of this upload is resumed (or found completed) instead,
         // so a re-run never makes a second file.
-        let instant = if self.store.load(&key).is_some() {
+        let instant = if earlier.is_some() {
             None
         } else {
             try_instant_upload(self.api, path, name, size, &sha256).await?
         };
         if let Some(file) = instant {
+            self.remember(&key, None, &file);
             return Ok(Uploaded {
                 path: path.to_path_buf(),
                 file,
@@ -367,6 +409,7 @@ impl Uploader<'_> {
                 parts_already_stored: 0,
                 resumed: false,
                 instant: true,
+                already_uploaded: false,
                 bytes_sent: 0,
                 hash_seconds,
                 seconds: started.elapsed().as_secs_f64(),
@@ -375,8 +418,8 @@ impl Uploader<'_> {
 
         let plan = match self.resume(&key, size).await? {
             Resume::Continue(plan) => plan,
-            Resume::Finished(file) => {
-                self.store.clear(&key);
+            Resume::Finished(upload_id, file) => {
+                self.remember(&key, Some(upload_id), &file);
                 return Ok(Uploaded {
                     path: path.to_path_buf(),
                     part_count: 0,
@@ -385,6 +428,7 @@ impl Uploader<'_> {
                     parts_already_stored: 0,
                     resumed: true,
                     instant: false,
+                    already_uploaded: false,
                     bytes_sent: 0,
                     hash_seconds,
                     seconds: started.elapsed().as_secs_f64(),
@@ -401,7 +445,7 @@ impl Uploader<'_> {
                     })
                     .await?;
                 let state = ResumeState {
-                    upload_id: created.upload_id.clone(),
+                    upload_id: Some(created.upload_id.clone()),
                     path: absolute,
                     name: name.to_string(),
                     size,
@@ -409,6 +453,9 @@ impl Uploader<'_> {
                     part_size: created.part_size,
                     part_count: created.part_count,
                     created_at: unix_now(),
+                    expires_at: created.expires_at.as_deref().and_then(unix_seconds),
+                    file_id: None,
+                    completed_at: None,
                 };
                 if let Err(e) = self.store.save(&key, &state) {
                     self.out
@@ -433,12 +480,14 @@ impl Uploader<'_> {
         let bar = self.out.bar(size, name);
         bar.set_position(already);
         bar.reset_eta();
-        let sent = self.send_parts(path, size, &plan, &missing, &bar).await;
+        let sent = self
+            .send_parts(path, size, &plan, &missing, &bar, parts_before)
+            .await;
         bar.finish_and_clear();
         let (parts_sent, bytes_sent) = sent?;
 
         let file = self.api.complete(&plan.upload_id).await?;
-        self.store.clear(&key);
+        self.remember(&key, Some(plan.upload_id), &file);
         Ok(Uploaded {
             path: path.to_path_buf(),
             file,
@@ -447,10 +496,39 @@ impl Uploader<'_> {
             parts_already_stored: plan.done.len() as u64,
             resumed: plan.resumed,
             instant: false,
+            already_uploaded: false,
             bytes_sent,
             hash_seconds,
             seconds: started.elapsed().as_secs_f64(),
         })
+    }
+
+    /// The File an earlier run made of `key`'s file, if it still exists as that run left it
+    /// (same name, size and SHA-256; declared or, once verified, computed).
+    async fn still_there(&self, file_id: &str, key: &ResumeKey) -> Result<Option<File>> {
+        match self.api.file(file_id).await {
+            Ok(file)
+                if file.name == key.name
+                    && file.size == key.size
+                    && file.sha256.as_deref() == Some(key.sha256.as_str()) =>
+            {
+                Ok(Some(file))
+            }
+            Ok(_) => Ok(None),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Records that `key`'s file is now `file`, so a re-run skips it.
+    fn remember(&self, key: &ResumeKey, upload_id: Option<String>, file: &File) {
+        let state = ResumeState::completed(key, upload_id, &file.file_id);
+        if let Err(e) = self.store.save(key, &state) {
+            self.out.note(&format!(
+                "note: a re-run will upload {} again ({e})",
+                key.path.display()
+            ));
+        }
     }
 
     /// What an earlier run left: nothing, an upload to continue, or one already completed.
@@ -458,7 +536,11 @@ impl Uploader<'_> {
         let Some(state) = self.store.load(key) else {
             return Ok(Resume::Start);
         };
-        let status = match self.api.upload_status(&state.upload_id).await {
+        let Some(upload_id) = state.upload_id else {
+            self.store.clear(key);
+            return Ok(Resume::Start);
+        };
+        let status = match self.api.upload_status(&upload_id).await {
             Ok(status) => status,
             Err(e) if is_not_found(&e) => {
                 self.out.note(&format!(
@@ -473,14 +555,15 @@ impl Uploader<'_> {
         if status.state == "completed"
             && let Some(file_id) = &status.file_id
         {
-            return Ok(Resume::Finished(self.api.file(file_id).await?));
+            let file = self.api.file(file_id).await?;
+            return Ok(Resume::Finished(upload_id, file));
         }
         if status.state != "active" || status.size != size {
             self.store.clear(key);
             return Ok(Resume::Start);
         }
         Ok(Resume::Continue(Plan {
-            upload_id: state.upload_id,
+            upload_id,
             part_size: status.part_size,
             part_count: status.part_count,
             done: status.parts_done.iter().map(|p| p.part_number).collect(),
@@ -497,6 +580,7 @@ impl Uploader<'_> {
         plan: &Plan,
         missing: &[u32],
         bar: &ProgressBar,
+        parts_before: u64,
     ) -> Result<(u64, u64)> {
         let (mut parts, mut bytes) = (0u64, 0u64);
         for batch in missing.chunks(PRESIGN_BATCH) {
@@ -524,9 +608,10 @@ impl Uploader<'_> {
             while let Some(sent) = running.next().await {
                 bytes += sent?;
                 parts += 1;
-                if self.hooks.stop_after_parts == Some(parts) {
+                let total = parts_before + parts;
+                if self.hooks.stop_after_parts == Some(total) {
                     return Err(Error::Failed(format!(
-                        "interrupted after {parts} parts (FILESTORE_TEST_STOP_AFTER_PARTS)"
+                        "interrupted after {total} parts (FILESTORE_TEST_STOP_AFTER_PARTS)"
                     )));
                 }
             }
@@ -579,7 +664,7 @@ impl Uploader<'_> {
                         })?;
                 }
                 Outcome::Retry if attempts + 1 < MAX_ATTEMPTS => {
-                    tokio::time::sleep(backoff(attempts)).await;
+                    tokio::time::sleep(backoff(attempts, rand::random())).await;
                     attempts += 1;
                 }
                 _ => {
@@ -595,11 +680,28 @@ impl Uploader<'_> {
 enum Resume {
     Start,
     Continue(Plan),
-    Finished(File),
+    /// The upload (this id) was completed by an earlier run that stopped right after.
+    Finished(String, File),
+}
+
+/// Unix seconds of an RFC 3339 time (the server's `expires_at`).
+fn unix_seconds(rfc3339: &str) -> Option<u64> {
+    let t = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .ok()?;
+    u64::try_from(t.unix_timestamp()).ok()
 }
 
 /// One line per uploaded file, for people.
 pub fn summary(u: &Uploaded) -> String {
+    if u.already_uploaded {
+        return format!(
+            "already uploaded {} as {:?} ({}) -> {}; nothing sent",
+            u.path.display(),
+            u.file.name,
+            human_bytes(u.file.size),
+            u.file.file_id,
+        );
+    }
     let how = if u.instant {
         "instant: the server already holds this content, no bytes sent".to_string()
     } else {
@@ -662,9 +764,37 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_then_caps() {
-        let waits: Vec<u64> = (0..8).map(|a| backoff(a).as_millis() as u64).collect();
-        assert_eq!(waits, [250, 500, 1000, 2000, 4000, 8000, 8000, 8000]);
+    fn backoff_steps_double_then_cap() {
+        let steps: Vec<u64> = (0..8).map(|a| backoff_step(a).as_millis() as u64).collect();
+        assert_eq!(steps, [250, 500, 1000, 2000, 4000, 8000, 8000, 8000]);
+    }
+
+    /// Each wait lies in [step / 2, step]: the ends are reached, random draws stay inside,
+    /// and they do spread (not one value for everyone).
+    #[test]
+    fn jittered_backoff_stays_within_half_a_step_and_the_step() {
+        for attempt in 0..10 {
+            let step = backoff_step(attempt);
+            assert_eq!(backoff(attempt, 0.0), step / 2);
+            assert_eq!(backoff(attempt, 1.0), step);
+            assert_eq!(backoff(attempt, -3.0), step / 2, "out of range is clamped");
+            assert_eq!(backoff(attempt, 7.0), step);
+            let draws: BTreeSet<Duration> = (0..200)
+                .map(|_| backoff(attempt, rand::random()))
+                .inspect(|&wait| assert!(step / 2 <= wait && wait <= step, "{wait:?}"))
+                .collect();
+            assert!(draws.len() > 100, "{} distinct waits", draws.len());
+        }
+    }
+
+    #[test]
+    fn server_times_become_unix_seconds() {
+        assert_eq!(unix_seconds("2026-11-26T00:00:00Z"), Some(1_795_651_200));
+        assert_eq!(
+            unix_seconds("2026-11-26T01:00:00+01:00"),
+            Some(1_795_651_200)
+        );
+        assert_eq!(unix_seconds("tomorrow"), None);
     }
 
     #[test]

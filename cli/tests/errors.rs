@@ -73,7 +73,9 @@ fn local_mistakes_and_unreachable_servers_are_one_line() {
         "{line}"
     );
 
-    let line = cli.run(&["ls", "--server", "localhost:8080"]).failure();
+    let line = cli
+        .run(&["ls", "--server", "localhost:8080"])
+        .usage_failure();
     assert!(line.contains("not an http(s) URL"), "{line}");
 
     let mut cmd = cli.command(&[
@@ -90,6 +92,47 @@ fn local_mistakes_and_unreachable_servers_are_one_line() {
 
     let mut cmd = cli.command(&["login", "--username", &cli.username]);
     cmd.env_remove("FILESTORE_PASSWORD");
-    let line = cli.run_with(cmd).failure();
+    let line = cli.run_with(cmd).usage_failure();
     assert!(line.contains("no password"), "{line}");
+
+    cli.write("one.txt", b"1");
+    cli.write("two.txt", b"2");
+    let line = cli
+        .run(&["upload", "one.txt", "two.txt", "--name", "x.txt"])
+        .usage_failure();
+    assert!(line.contains("--name names one file"), "{line}");
+    std::fs::create_dir(cli.path("empty")).unwrap();
+    let line = cli.run(&["upload", "empty"]).usage_failure();
+    assert_eq!(
+        line,
+        "upload failed: no files to upload; see `filestore --help`"
+    );
+}
+
+/// Share commands with ids that name nothing say where the ids come from; a lifetime the
+/// server would refuse is refused as the flag's mistake, before any request.
+#[test]
+fn share_mistakes_are_one_line() {
+    let cli = Cli::logged_in();
+    let missing = "0190f0e0-0000-7000-8000-000000000000";
+    for args in [vec!["share", missing], vec!["shares", missing]] {
+        let line = cli.run(&args).failure();
+        assert!(line.starts_with(&format!("{} failed: ", args[0])), "{line}");
+        assert!(line.contains("(HTTP 404)"), "{line}");
+        assert!(line.ends_with("`filestore ls`"), "{line}");
+    }
+    let line = cli.run(&["unshare", missing]).failure();
+    assert!(line.contains("(HTTP 404)"), "{line}");
+    assert!(line.ends_with("`filestore shares FILE_ID`"), "{line}");
+
+    for expires in ["10s", "31d", "1y"] {
+        let run = cli.run(&["share", missing, "--expires", expires]);
+        assert_eq!(run.output.status.code(), Some(2), "{}", run.stderr());
+        assert!(run.stderr().contains("--expires"), "{}", run.stderr());
+        assert!(
+            !run.stderr().contains("HTTP"),
+            "refused locally: {}",
+            run.stderr()
+        );
+    }
 }

@@ -98,17 +98,28 @@ impl Run {
         self
     }
 
-    /// Asserts a failure reported the way the CLI promises: a non-zero exit and exactly one
+    /// Asserts a failure reported the way the CLI promises: exit code 1 and exactly one
     /// line on stderr, no panic. Returns that line.
     #[track_caller]
     pub fn failure(&self) -> String {
+        self.failure_with(1)
+    }
+
+    /// [`Run::failure`] for a command line that cannot work as given: exit code 2.
+    #[track_caller]
+    pub fn usage_failure(&self) -> String {
+        self.failure_with(2)
+    }
+
+    #[track_caller]
+    fn failure_with(&self, code: i32) -> String {
         let stderr = self.stderr();
         assert!(
             !self.output.status.success(),
             "succeeded unexpectedly: {}{stderr}",
             self.stdout()
         );
-        assert_eq!(self.output.status.code(), Some(1), "stderr: {stderr}");
+        assert_eq!(self.output.status.code(), Some(code), "stderr: {stderr}");
         assert!(!stderr.contains("panicked"), "panic: {stderr}");
         assert!(
             !stderr.contains("RUST_BACKTRACE"),
@@ -202,9 +213,23 @@ impl Cli {
 
     /// Unfinished-upload state files the CLI keeps.
     pub fn resume_states(&self) -> Vec<PathBuf> {
+        self.upload_states(false)
+    }
+
+    /// State files of completed uploads (they name the File made).
+    pub fn completed_states(&self) -> Vec<PathBuf> {
+        self.upload_states(true)
+    }
+
+    fn upload_states(&self, completed: bool) -> Vec<PathBuf> {
         list(&self.config.path().join("uploads"))
             .into_iter()
             .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .filter(|p| {
+                let state: Value = serde_json::from_slice(&std::fs::read(p).expect("state"))
+                    .expect("state is JSON");
+                state["file_id"].is_string() == completed
+            })
             .collect()
     }
 

@@ -27,9 +27,12 @@ use time::format_description::well_known::Rfc3339;
 use crate::api::{FileView, UploadView};
 
 mod accounts;
+mod janitor;
 mod shares;
 
 pub use accounts::LoginFailures;
+pub use janitor::DUE_INDEX;
+use janitor::Due;
 pub use shares::ShareRecord;
 
 pub use crate::domain::UploadState;
@@ -391,15 +394,24 @@ impl Repo {
 
     /// Adds `delta` references to existing content; the condition makes a transaction fail
     /// rather than resurrect content the janitor collected.
+    /// Adds `delta` to a content's references. Releasing one puts the content in the
+    /// janitor's index, which collects it if nothing references it any more.
     fn reference_content(&self, sha256: &str, delta: i64) -> anyhow::Result<TransactWriteItem> {
-        let update = Update::builder()
+        let mut update = Update::builder()
             .table_name(&self.table)
             .key("PK", s(format!("CONTENT#{sha256}")))
             .key("SK", s("CONTENT"))
-            .update_expression("ADD refs :delta")
             .condition_expression("attribute_exists(PK)")
-            .expression_attribute_values(":delta", n(delta))
-            .build()?;
+            .expression_attribute_values(":delta", n(delta));
+        update = if delta < 0 {
+            update
+                .update_expression("ADD refs :delta SET due_pk = :due, due_at = :now")
+                .expression_attribute_values(":due", Due::Content.key(sha256))
+                .expression_attribute_values(":now", s(rfc3339(OffsetDateTime::now_utc())))
+        } else {
+            update.update_expression("ADD refs :delta")
+        };
+        let update = update.build()?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
@@ -530,6 +542,10 @@ impl Repo {
         ]);
         if let Some(h) = &u.sha256 {
             item.insert("sha256".into(), s(h));
+        }
+        if u.state == UploadState::Active {
+            item.insert("due_pk".into(), Due::Upload.key(&u.upload_id));
+            item.insert("due_at".into(), s(rfc3339(u.expires_at)));
         }
         item
     }
@@ -746,7 +762,7 @@ impl Repo {
             .table_name(&self.table)
             .key("PK", user_pk(&upload.user_id))
             .key("SK", s(format!("UPLOAD#{}", upload.upload_id)))
-            .update_expression("SET #state = :completed")
+            .update_expression("SET #state = :completed REMOVE due_pk, due_at")
             .condition_expression("#state = :active")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":completed", s(UploadState::Completed.as_str()))
@@ -912,7 +928,7 @@ impl Repo {
             };
             let declared_differs = file.sha256.as_deref().is_some_and(|d| d != found.sha256);
             let mut set = String::from(
-                "SET sha256 = :sha256, sha1 = :sha1, verified = :true, tier = :cold, cold_key = :cold_key, verified_at = :now",
+                "SET sha256 = :sha256, sha1 = :sha1, verified = :true, tier = :cold, cold_key = :cold_key, verified_at = :now, due_pk = :due, due_at = :now",
             );
             if declared_differs {
                 set.push_str(", declared_sha256 = :declared");
@@ -929,7 +945,9 @@ impl Repo {
                 .expression_attribute_values(":false", Av::Bool(false))
                 .expression_attribute_values(":cold", s("cold"))
                 .expression_attribute_values(":cold_key", s(&cold_key))
-                .expression_attribute_values(":now", s(rfc3339(OffsetDateTime::now_utc())));
+                .expression_attribute_values(":now", s(rfc3339(OffsetDateTime::now_utc())))
+                // Its hot copy is now the janitor's, once the hot retention has passed.
+                .expression_attribute_values(":due", Due::HotCopy.key(&file.file_id));
             if declared_differs {
                 update = update.expression_attribute_values(
                     ":declared",
@@ -1050,66 +1068,6 @@ impl Repo {
         Ok(AddFile::from_tx(tx, 2))
     }
 
-    async fn scan(&self, filter: &str, values: Vec<(&str, Av)>) -> anyhow::Result<Vec<Item>> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let mut scan = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression(filter)
-                .set_exclusive_start_key(start);
-            for (name, value) in &values {
-                scan = scan.expression_attribute_values(*name, value.clone());
-            }
-            if filter.contains("#state") {
-                scan = scan.expression_attribute_names("#state", "state");
-            }
-            let out = scan.send().await.context("DynamoDB Scan")?;
-            items.extend(out.items.unwrap_or_default());
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(items);
-            }
-        }
-    }
-
-    /// Every active upload past its expiry, for the janitor. A table scan: fine at the
-    /// janitor's pace; a sparse index on expiry is the next step at scale.
-    ///
-    /// # Errors
-    /// DynamoDB failures or a malformed item.
-    pub async fn expired_uploads(&self, now: OffsetDateTime) -> anyhow::Result<Vec<UploadRecord>> {
-        self.scan(
-            "begins_with(SK, :upload) AND #state = :active AND expires_at < :now",
-            vec![
-                (":upload", s("UPLOAD#")),
-                (":active", s(UploadState::Active.as_str())),
-                (":now", s(rfc3339(now))),
-            ],
-        )
-        .await?
-        .iter()
-        .map(Self::upload_from)
-        .collect()
-    }
-
-    /// Content no File references, for the janitor.
-    ///
-    /// # Errors
-    /// DynamoDB failures or a malformed item.
-    pub async fn unreferenced_contents(&self) -> anyhow::Result<Vec<ContentRecord>> {
-        self.scan(
-            "SK = :content AND refs <= :zero",
-            vec![(":content", s("CONTENT")), (":zero", n(0))],
-        )
-        .await?
-        .iter()
-        .map(Self::content_from)
-        .collect()
-    }
-
     /// Deletes a content record if nothing references it; `false` if something does again.
     ///
     /// # Errors
@@ -1137,50 +1095,6 @@ impl Repo {
         }
     }
 
-    /// Verified files whose hot copy is still there and that were verified at or before
-    /// `cutoff`, for the janitor to remove the hot copy once its retention has passed.
-    /// A table scan with a filter, like the janitor's others; a sparse index on `verified_at`
-    /// of files with `hot_present` is the next step at scale.
-    ///
-    /// # Errors
-    /// DynamoDB failures or a malformed item.
-    pub async fn hot_copies_verified_before(
-        &self,
-        cutoff: OffsetDateTime,
-    ) -> anyhow::Result<Vec<HotCopy>> {
-        self.scan(
-            "begins_with(SK, :file) AND verified = :true AND hot_present = :true AND verified_at <= :cutoff",
-            vec![
-                (":file", s("FILE#")),
-                (":true", Av::Bool(true)),
-                (":cutoff", s(rfc3339(cutoff))),
-            ],
-        )
-        .await?
-        .iter()
-        .map(|item| {
-            Ok(HotCopy {
-                user_id: get_s(item, "user_id")?,
-                file_id: get_s(item, "file_id")?,
-                object_key: get_s(item, "object_key")?,
-            })
-        })
-        .collect()
-    }
-
-    /// The cold-store keys that content records point to, for the janitor's sweep of cold
-    /// blobs nothing points to. A table scan.
-    ///
-    /// # Errors
-    /// DynamoDB failures or a malformed item.
-    pub async fn content_cold_keys(&self) -> anyhow::Result<std::collections::HashSet<String>> {
-        self.scan("SK = :content", vec![(":content", s("CONTENT"))])
-            .await?
-            .iter()
-            .map(|item| get_s(item, "cold_key"))
-            .collect()
-    }
-
     /// Notes that a file's hot copy is gone; downloads then come from the cold copy.
     ///
     /// # Errors
@@ -1192,7 +1106,7 @@ impl Repo {
             .table_name(&self.table)
             .key("PK", user_pk(user_id))
             .key("SK", s(format!("FILE#{file_id}")))
-            .update_expression("SET hot_present = :false")
+            .update_expression("SET hot_present = :false REMOVE due_pk, due_at")
             .condition_expression("attribute_exists(PK)")
             .expression_attribute_values(":false", Av::Bool(false))
             .send()

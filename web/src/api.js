@@ -87,6 +87,14 @@ export const api = {
   downloadUrl: (fileId) => request('GET', `/v1/files/${enc(fileId)}/download`),
   renameFile: (fileId, name) => request('PATCH', `/v1/files/${enc(fileId)}`, { name }),
   deleteFile: (fileId) => request('DELETE', `/v1/files/${enc(fileId)}`),
+
+  createShare: (fileId, expiresIn, maxDownloads) =>
+    request('POST', `/v1/files/${enc(fileId)}/shares`, {
+      expires_in: expiresIn,
+      ...(maxDownloads === undefined ? {} : { max_downloads: maxDownloads }),
+    }),
+  listShares: (fileId) => request('GET', `/v1/files/${enc(fileId)}/shares`),
+  revokeShare: (shareId) => request('DELETE', `/v1/shares/${enc(shareId)}`),
 }
 
 function enc(id) {

@@ -1,6 +1,7 @@
 // Drives the page in headless Chromium against a running system, as a person would: sign up,
 // upload a three-part file through the Dashboard, see it listed, download it and
-// compare bytes, rename and delete it; pause a second upload and resume it; log out.
+// compare bytes, rename it, share it (open the link elsewhere, revoke it) and delete it;
+// pause a second upload and resume it; log out.
 // Screenshots go to the given directory.
 //
 //   node tests/browser.mjs <base-url> <screenshot-dir>
@@ -192,6 +193,66 @@ try {
   stamp('renamed')
   await screenshot(page, '03-renamed.png')
 
+  // Share: create a link (a day, at most 2 downloads), copy it, open it in another browser
+  // context with no session (same bytes), see it counted, revoke it, see it answer 404.
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: new URL(base).origin })
+  await renamedRow.getByRole('button', { name: `Share ${newName}` }).click()
+  const dialog = page.getByRole('dialog')
+  await dialog.getByRole('heading', { name: `Share links for ${newName}` }).waitFor()
+  expect((await page.locator('dialog img').count()) === 0, 'the name is not parsed as HTML in the dialog')
+  await dialog.getByText('No live links.').waitFor()
+  await dialog.getByLabel('Expires after').selectOption({ label: '1 day' })
+  await dialog.getByLabel('Download limit').fill('2')
+  await dialog.getByRole('button', { name: 'Create link' }).click()
+  const linkField = dialog.getByLabel('New link: copy it now, it is not shown again')
+  await linkField.waitFor()
+  const shareUrl = await linkField.inputValue()
+  expect(shareUrl.startsWith(`${new URL(base).origin}/v1/s/`), `the link is absolute on the API: ${shareUrl}`)
+  const shareRows = page.locator('#shares tr')
+  await shareRows.filter({ hasText: '0 of 2' }).waitFor()
+  expect((await shareRows.count()) === 1, 'one live link listed')
+  const expiresText = await shareRows.first().locator('td').first().textContent()
+  await dialog.getByRole('button', { name: 'Copy link' }).click()
+  await dialog.getByRole('status').filter({ hasText: 'Link copied.' }).waitFor()
+  const copied = await page.evaluate(() => navigator.clipboard.readText())
+  expect(copied === shareUrl, `the clipboard holds the link: ${copied}`)
+  await screenshot(page, '04-shared.png')
+
+  const visitor = await browser.newContext({ acceptDownloads: true })
+  const visitorPage = await visitor.newPage()
+  const [sharedDownload] = await Promise.all([
+    visitorPage.waitForEvent('download'),
+    // The navigation ends in a download, which goto reports as an error.
+    visitorPage.goto(shareUrl).catch(() => {}),
+  ])
+  const sharedBytes = await readFile(await sharedDownload.path())
+  expect(sha256(sharedBytes) === expectedSha, `the shared link downloads the same ${sharedBytes.length} bytes`)
+  await visitor.close()
+  stamp('share link opened by someone else, bytes equal')
+
+  // Reopened, the dialog lists the download and no longer shows the link itself.
+  await dialog.getByRole('button', { name: 'Close' }).click()
+  await dialog.waitFor({ state: 'hidden' })
+  await renamedRow.getByRole('button', { name: `Share ${newName}` }).click()
+  await shareRows.filter({ hasText: '1 of 2' }).waitFor()
+  expect(await linkField.isHidden(), 'a link is shown only when created')
+  expect((await page.locator('#share-url').inputValue()) === '', 'the token left the page')
+  let revokeText = null
+  page.once('dialog', (d) => {
+    revokeText = d.message()
+    d.accept()
+  })
+  await dialog.getByRole('button', { name: `Revoke the link expiring ${expiresText}` }).click()
+  await dialog.getByText('No live links.').waitFor()
+  expect(revokeText?.startsWith('Revoke this link?'), `the page asked to confirm: ${revokeText}`)
+  const revoked = await fetch(shareUrl, { redirect: 'manual' })
+  expect(revoked.status === 404, `a revoked link answers 404: ${revoked.status}`)
+  const listed = await api('GET', `/v1/files/${fileId}/shares`)
+  expect(listed.status === 200 && listed.body.shares.length === 0, `no live links: ${JSON.stringify(listed)}`)
+  await dialog.getByRole('button', { name: 'Close' }).click()
+  await dialog.waitFor({ state: 'hidden' })
+  stamp('share link revoked')
+
   // Delete, after the page asks to confirm.
   let confirmText = null
   page.once('dialog', (dialog) => {
@@ -233,7 +294,7 @@ try {
   }
   await page.getByRole('button', { name: 'Pause', exact: true }).click()
   await page.getByRole('button', { name: 'Resume', exact: true }).waitFor()
-  await screenshot(page, '04-paused.png')
+  await screenshot(page, '05-paused.png')
   await heldRoute.abort().catch(() => {})
   await page.unroute(isPart2)
   const readsBefore = statusReads.length

@@ -1,4 +1,5 @@
-//! The auth function: signup, login, `GET /v1/me` and password changes.
+//! The auth function: signup, login, `GET /v1/me` and password changes; also the OpenAPI
+//! document and the web page ([`web`]), and the contract's 404/405 for unmatched requests.
 //!
 //! Passwords are stored as argon2id PHC strings; usernames are unique case-insensitively
 //! through a conditional DynamoDB write. Login answers the same error, in about the same time,
@@ -22,6 +23,8 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use tracing::instrument;
 
+pub mod web;
+
 /// Failed logins for one username that start throttling.
 pub const MAX_FAILED_LOGINS: u64 = 5;
 /// How long failed logins are remembered, from the first of a series.
@@ -29,6 +32,9 @@ pub const FAILED_LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// Serves one API Gateway request.
 pub async fn handler(state: &AppState, req: Request) -> Result<Response<Body>, Infallible> {
+    if let Some(page) = web::serve(req.method(), req.uri().path(), &state.config) {
+        return Ok(page);
+    }
     Ok(respond(route(state, &req).await))
 }
 

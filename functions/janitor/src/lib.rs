@@ -11,8 +11,10 @@
 //! leaves a blob no record points to: the orphan sweep removes such blobs once they are older
 //! than [`ORPHAN_GRACE`], which no transfer takes between writing its copy and recording it.
 //!
-//! Every part is a table scan with a filter or a bucket listing: fine at the janitor's pace;
-//! sparse indexes (and S3 Inventory for the cold bucket) are the next step at scale.
+//! Expired uploads, hot copies and released content come from a sparse index of the items
+//! due for the janitor (see `filestore_shared::repo::DUE_INDEX`), so a sweep reads what it
+//! acts on. The orphan sweep lists the cold bucket and scans the content records, so it runs
+//! at most once per [`ORPHAN_SWEEP_EVERY`]; S3 Inventory would replace the listing at scale.
 
 use std::time::Duration;
 
@@ -25,6 +27,8 @@ use time::OffsetDateTime;
 /// writes its copy and records it within one run (Lambda stops a run after 15 minutes), and
 /// a redelivery writes the copy again, so a day leaves every transfer in flight alone.
 pub const ORPHAN_GRACE: Duration = Duration::from_secs(24 * 3600);
+/// How often the orphan sweep runs, whatever the janitor's schedule.
+pub const ORPHAN_SWEEP_EVERY: Duration = Duration::from_secs(24 * 3600);
 
 /// What one sweep did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -42,7 +46,7 @@ pub struct Report {
 pub async fn sweep(state: &AppState, now: OffsetDateTime) -> anyhow::Result<Report> {
     let mut report = Report::default();
     abort_expired_uploads(state, now, &mut report).await?;
-    collect_unreferenced_content(state, &mut report).await?;
+    collect_unreferenced_content(state, now, &mut report).await?;
     remove_retained_hot_copies(state, now, &mut report).await?;
     remove_orphan_blobs(state, now, &mut report).await?;
     tracing::info!(?report, "sweep done");
@@ -62,12 +66,13 @@ async fn abort_expired_uploads(
                 .await?;
             state
                 .repo
-                .delete_upload(&upload.user_id, &upload.upload_id)
+                .delete_active_upload(&upload.user_id, &upload.upload_id)
                 .await
         }
         .await;
         match aborted {
-            Ok(()) => report.aborted_uploads += 1,
+            Ok(true) => report.aborted_uploads += 1,
+            Ok(false) => {} // completed or removed meanwhile
             Err(e) => {
                 tracing::warn!(upload_id = %upload.upload_id, error = format!("{e:#}"), "could not abort an expired upload")
             }
@@ -76,8 +81,12 @@ async fn abort_expired_uploads(
     Ok(())
 }
 
-async fn collect_unreferenced_content(state: &AppState, report: &mut Report) -> anyhow::Result<()> {
-    for content in state.repo.unreferenced_contents().await? {
+async fn collect_unreferenced_content(
+    state: &AppState,
+    now: OffsetDateTime,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    for content in state.repo.unreferenced_contents(now).await? {
         match state
             .repo
             .delete_unreferenced_content(&content.sha256)
@@ -138,7 +147,8 @@ async fn remove_retained_hot_copies(
     Ok(())
 }
 
-/// Removes cold blobs older than [`ORPHAN_GRACE`] that no content record points to. The
+/// Removes cold blobs older than [`ORPHAN_GRACE`] that no content record points to, at most
+/// once per [`ORPHAN_SWEEP_EVERY`]. The
 /// listing comes before the scan of content records, and each candidate is looked at again
 /// right before it goes, so a blob that a redelivered transfer wrote again meanwhile (and
 /// may be recording) is young again and kept.
@@ -150,6 +160,13 @@ async fn remove_orphan_blobs(
     let Some(cold) = state.cold.as_ref() else {
         return Ok(());
     };
+    if !state
+        .repo
+        .claim_job("orphan-sweep", now, ORPHAN_SWEEP_EVERY)
+        .await?
+    {
+        return Ok(());
+    }
     let cutoff = now - ORPHAN_GRACE;
     let is_old = |t: Option<OffsetDateTime>| t.is_some_and(|t| t < cutoff);
     let old: Vec<_> = cold

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates on LocalStack what src/provision.rs creates on the embedded emulator: the table
-# (PK/SK, TTL on `ttl`), the hot bucket (CORS for browser PUTs that read ETag) announcing every
+# (PK/SK, TTL on `ttl`, the janitor's sparse index `due`), the hot bucket (CORS for browser PUTs that read ETag) announcing every
 # new object to the transfer queue, the transfer queue (15-minute visibility, redrive to its
 # dead-letter queue after 5 receives), and the cold bucket the transfer function copies to.
 # Idempotent, like provisioning: what exists is left as it is.
@@ -15,7 +15,14 @@ if ! awslocal dynamodb describe-table --table-name "$table" >/dev/null 2>&1; the
     awslocal dynamodb create-table --table-name "$table" \
         --billing-mode PAY_PER_REQUEST \
         --attribute-definitions AttributeName=PK,AttributeType=S AttributeName=SK,AttributeType=S \
-        --key-schema AttributeName=PK,KeyType=HASH AttributeName=SK,KeyType=RANGE >/dev/null
+        AttributeName=due_pk,AttributeType=S AttributeName=due_at,AttributeType=S \
+        --key-schema AttributeName=PK,KeyType=HASH AttributeName=SK,KeyType=RANGE \
+        --global-secondary-indexes '[{
+          "IndexName": "due",
+          "KeySchema": [{"AttributeName": "due_pk", "KeyType": "HASH"},
+                        {"AttributeName": "due_at", "KeyType": "RANGE"}],
+          "Projection": {"ProjectionType": "ALL"}
+        }]' >/dev/null
     awslocal dynamodb wait table-exists --table-name "$table"
     awslocal dynamodb update-time-to-live --table-name "$table" \
         --time-to-live-specification Enabled=true,AttributeName=ttl >/dev/null

@@ -1,12 +1,15 @@
-//! The web page, served at `/` beside the API. In AWS the page is static files on S3 behind
-//! CloudFront and no function serves it; locally the runner does, so one origin holds both.
+//! The web page, served at `/` beside the API, from the same origin, so the page needs no
+//! CORS to call the API. API Gateway sends every request no route matches to this function
+//! (`$default`), and so does the local runner; the page's three files are answered here, the
+//! rest with the contract's 404 or 405.
 //!
 //! The files are the committed bundle in `web/dist/` (built from `web/src/` with esbuild),
-//! compiled in, so the runner needs no Node and works from any directory.
+//! compiled in, so neither the function nor the runner needs Node. A CDN in front would cache
+//! them; at 82 KB gzipped, the function serves them well enough.
 
 use filestore_shared::config::Config;
-use http::{HeaderValue, Method, Response, StatusCode, header};
 use lambda_http::Body;
+use lambda_http::http::{self, HeaderValue, Method, Response, StatusCode, header};
 
 /// One static file of the page.
 #[derive(Clone, Copy, Debug)]
@@ -17,15 +20,15 @@ pub struct Asset {
 
 const INDEX: Asset = Asset {
     content_type: "text/html; charset=utf-8",
-    bytes: include_bytes!("../web/dist/index.html"),
+    bytes: include_bytes!("../../../web/dist/index.html"),
 };
 const SCRIPT: Asset = Asset {
     content_type: "text/javascript; charset=utf-8",
-    bytes: include_bytes!("../web/dist/app.js"),
+    bytes: include_bytes!("../../../web/dist/app.js"),
 };
 const STYLE: Asset = Asset {
     content_type: "text/css; charset=utf-8",
-    bytes: include_bytes!("../web/dist/app.css"),
+    bytes: include_bytes!("../../../web/dist/app.css"),
 };
 
 /// The page's file at `path`, if any. Only exact names: everything else, `/v1/...` above all,

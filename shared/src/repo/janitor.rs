@@ -1,0 +1,248 @@
+//! What the janitor looks for, found through a sparse index (`due`) instead of table scans.
+//!
+//! An item that will need the janitor carries `due_pk` (its kind and a shard) and `due_at`
+//! (when): an active upload (due when it expires), a verified file whose hot copy is still
+//! there (due since its verification, for the hot retention), content that lost a reference
+//! (due since then). Only such items are in the index, and they leave it when they no longer
+//! need the janitor (the upload completes, the hot copy goes, the content is referenced
+//! again or collected), so each sweep reads what it acts on and little else. Writes spread
+//! over [`SHARDS`] partitions of the index per kind; a sweep queries each.
+//!
+//! The index is eventually consistent, so what it returns is a candidate: every action the
+//! janitor takes is conditional on the table's own item.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use anyhow::Context;
+use aws_sdk_dynamodb::types::AttributeValue as Av;
+use time::OffsetDateTime;
+
+use super::{
+    ContentRecord, HotCopy, Item, Repo, UploadRecord, get_bool, get_s, is_condition_failure, n,
+    rfc3339, s,
+};
+use crate::domain::UploadState;
+
+/// The sparse index of items the janitor will act on.
+pub const DUE_INDEX: &str = "due";
+/// Partitions of the index per kind of item.
+pub const SHARDS: u32 = 16;
+
+/// A kind of item the janitor acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Due {
+    Upload,
+    HotCopy,
+    Content,
+}
+
+impl Due {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Upload => "UPLOAD",
+            Self::HotCopy => "HOT",
+            Self::Content => "CONTENT",
+        }
+    }
+
+    fn partition(self, shard: u32) -> String {
+        format!("DUE#{}#{shard:x}", self.name())
+    }
+
+    /// The `due_pk` of the item with this id: its kind and a shard from a hash of the id.
+    pub(super) fn key(self, id: &str) -> Av {
+        let hash = id.bytes().fold(0x811c_9dc5_u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        s(self.partition(hash % SHARDS))
+    }
+}
+
+impl Repo {
+    /// Every item of `kind` due at or before `until`, from every shard.
+    async fn due(&self, kind: Due, until: OffsetDateTime) -> anyhow::Result<Vec<Item>> {
+        let mut items = Vec::new();
+        for shard in 0..SHARDS {
+            let mut start = None;
+            loop {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(DUE_INDEX)
+                    .key_condition_expression("due_pk = :pk AND due_at <= :until")
+                    .expression_attribute_values(":pk", s(kind.partition(shard)))
+                    .expression_attribute_values(":until", s(rfc3339(until)))
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .context("DynamoDB Query (due index)")?;
+                items.extend(out.items.unwrap_or_default());
+                start = out.last_evaluated_key;
+                if start.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(items)
+    }
+
+    /// Every active upload past its expiry, for the janitor.
+    ///
+    /// # Errors
+    /// DynamoDB failures or a malformed item.
+    pub async fn expired_uploads(&self, now: OffsetDateTime) -> anyhow::Result<Vec<UploadRecord>> {
+        let mut expired = Vec::new();
+        for item in self.due(Due::Upload, now).await? {
+            let upload = Self::upload_from(&item)?;
+            if upload.state == UploadState::Active && upload.is_expired(now) {
+                expired.push(upload);
+            }
+        }
+        Ok(expired)
+    }
+
+    /// Verified files whose hot copy is still there and that were verified at or before
+    /// `cutoff`, for the janitor to remove the hot copy once its retention has passed.
+    ///
+    /// # Errors
+    /// DynamoDB failures or a malformed item.
+    pub async fn hot_copies_verified_before(
+        &self,
+        cutoff: OffsetDateTime,
+    ) -> anyhow::Result<Vec<HotCopy>> {
+        self.due(Due::HotCopy, cutoff)
+            .await?
+            .iter()
+            .filter(|item| get_bool(item, "verified") && get_bool(item, "hot_present"))
+            .map(|item| {
+                Ok(HotCopy {
+                    user_id: get_s(item, "user_id")?,
+                    file_id: get_s(item, "file_id")?,
+                    object_key: get_s(item, "object_key")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Content that lost a reference. Those still referenced are taken out of the index
+    /// here (unless they lost another meanwhile); those that are not are returned, for the
+    /// janitor to collect.
+    ///
+    /// # Errors
+    /// DynamoDB failures or a malformed item.
+    pub async fn unreferenced_contents(
+        &self,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<Vec<ContentRecord>> {
+        let mut unreferenced = Vec::new();
+        for item in self.due(Due::Content, now).await? {
+            let content = Self::content_from(&item)?;
+            if content.refs == 0 {
+                unreferenced.push(content);
+                continue;
+            }
+            let settled = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("PK", s(format!("CONTENT#{}", content.sha256)))
+                .key("SK", s("CONTENT"))
+                .update_expression("REMOVE due_pk, due_at")
+                .condition_expression("refs > :zero")
+                .expression_attribute_values(":zero", n(0))
+                .send()
+                .await;
+            match settled {
+                Ok(_) => {}
+                Err(e) if e.as_service_error().is_some_and(is_condition_failure) => {
+                    if let Some(now_unreferenced) = self.get_content(&content.sha256).await? {
+                        unreferenced.push(now_unreferenced);
+                    }
+                }
+                Err(e) => return Err(e).context("DynamoDB UpdateItem (content settled)"),
+            }
+        }
+        Ok(unreferenced)
+    }
+
+    /// The cold-store keys that content records point to, for the janitor's sweep of cold
+    /// blobs nothing points to. A table scan, run at most daily ([`Repo::claim_job`]).
+    ///
+    /// # Errors
+    /// DynamoDB failures or a malformed item.
+    pub async fn content_cold_keys(&self) -> anyhow::Result<HashSet<String>> {
+        let mut keys = HashSet::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("SK = :content")
+                .expression_attribute_values(":content", s("CONTENT"))
+                .projection_expression("cold_key")
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .context("DynamoDB Scan (content)")?;
+            for item in out.items.unwrap_or_default() {
+                keys.insert(get_s(&item, "cold_key")?);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(keys);
+            }
+        }
+    }
+
+    /// Claims a periodic job for the run at `now`: `true` for the first claim, or if the
+    /// last one is at least `every` old, so concurrent or frequent janitors run it once per
+    /// period.
+    ///
+    /// # Errors
+    /// DynamoDB failures.
+    pub async fn claim_job(
+        &self,
+        job: &str,
+        now: OffsetDateTime,
+        every: Duration,
+    ) -> anyhow::Result<bool> {
+        let claimed = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("PK", s("JANITOR"))
+            .key("SK", s(format!("JOB#{job}")))
+            .update_expression("SET last_run = :now")
+            .condition_expression("attribute_not_exists(last_run) OR last_run <= :due")
+            .expression_attribute_values(":now", s(rfc3339(now)))
+            .expression_attribute_values(":due", s(rfc3339(now - every)))
+            .send()
+            .await;
+        match claimed {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(false),
+            Err(e) => Err(e).context("DynamoDB UpdateItem (janitor job)"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_spread_over_every_shard_and_keep_theirs() {
+        let mut seen = HashSet::new();
+        for i in 0..1000 {
+            let id = format!("0192f0c8-7b1e-7c3a-9d4e-{i:012x}");
+            let key = Due::Upload.key(&id);
+            assert_eq!(key, Due::Upload.key(&id));
+            seen.insert(key.as_s().unwrap().clone());
+        }
+        assert_eq!(seen.len(), SHARDS as usize);
+        assert!(seen.iter().all(|k| k.starts_with("DUE#UPLOAD#")));
+    }
+}

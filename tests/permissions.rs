@@ -1,0 +1,455 @@
+//! Each function's IAM policy in `infra/sam/template.yaml` allows every AWS call the function
+//! makes. A call its role does not allow fails on AWS only, where no emulator test would see
+//! it, so here every function runs with SDK clients of its own that record each call (the
+//! operation, and the table, index or bucket it names), including the URLs it presigns, which
+//! act with its role's rights. The test walks every route, the transfer (a first copy and a
+//! duplicate) and a janitor sweep with work of every kind, then holds the calls against the
+//! function's statements.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use filestore_dev::gateway::{self, Functions};
+use filestore_dev::{LocalSystem, Options};
+use filestore_shared::AppState;
+use filestore_shared::http::{Function, RouteKey};
+use filestore_shared::repo::Repo;
+use filestore_shared::storage::{COLD_BLOB_PREFIX, Storage};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::helpers::{MIB, TestApp, answer, s3_event, sha256_hex, sqs_batch, test_bytes};
+use crate::template::Template;
+
+/// Which of the system's stores a client talks to.
+#[derive(Clone, Copy, Debug)]
+enum Store {
+    Table,
+    Hot,
+    Cold,
+}
+
+/// One permission a function needed: an IAM action on a resource written as the template
+/// writes it, and the call that needed it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Need {
+    function: &'static str,
+    action: String,
+    resource: String,
+    operation: String,
+}
+
+type Seen = Arc<Mutex<BTreeSet<Need>>>;
+
+/// Records the permissions each call of one function's client needs.
+#[derive(Clone, Debug)]
+struct Recorder {
+    function: &'static str,
+    store: Store,
+    seen: Seen,
+}
+
+const TABLE: &str = "${Table.Arn}";
+const HOT_OBJECTS: &str = "${HotBucket.Arn}/*";
+const HOT_BUCKET: &str = "${HotBucket.Arn}";
+const COLD_OBJECTS: &str = "arn:${AWS::Partition}:s3:::${ColdBucket}/*";
+const COLD_BUCKET: &str = "arn:${AWS::Partition}:s3:::${ColdBucket}";
+
+/// The IAM actions an S3 operation needs, on the objects (`true`) or the bucket.
+fn s3_actions(operation: &str) -> Vec<(&'static str, bool)> {
+    match operation {
+        "GetObject" => vec![("s3:GetObject", true)],
+        // Without s3:ListBucket, S3 answers a HEAD of a missing key with 403, not 404, and
+        // "already gone" would read as a failure.
+        "HeadObject" => vec![("s3:GetObject", true), ("s3:ListBucket", false)],
+        "PutObject" | "CreateMultipartUpload" | "UploadPart" | "CompleteMultipartUpload" => {
+            vec![("s3:PutObject", true)]
+        }
+        "AbortMultipartUpload" => vec![("s3:AbortMultipartUpload", true)],
+        "ListParts" => vec![("s3:ListMultipartUploadParts", true)],
+        "DeleteObject" | "DeleteObjects" => vec![("s3:DeleteObject", true)],
+        "ListObjectsV2" | "ListObjects" => vec![("s3:ListBucket", false)],
+        "ListMultipartUploads" => vec![("s3:ListBucketMultipartUploads", false)],
+        _ => vec![],
+    }
+}
+
+/// The IAM actions a DynamoDB request needs, with the resource each applies to. A
+/// transaction needs the action of each item it writes or reads, not one of its own.
+fn dynamodb_actions(operation: &str, body: &Value) -> Vec<(String, String)> {
+    let on = |action: &str, item: &Value| {
+        let resource = match item["IndexName"].as_str() {
+            Some(index) => format!("{TABLE}/index/{index}"),
+            None => TABLE.to_string(),
+        };
+        (format!("dynamodb:{action}"), resource)
+    };
+    match operation {
+        "TransactWriteItems" | "TransactGetItems" => body["TransactItems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|item| item.as_object().into_iter().flatten())
+            .map(|(kind, item)| {
+                let action = match kind.as_str() {
+                    "Put" => "PutItem",
+                    "Update" => "UpdateItem",
+                    "Delete" => "DeleteItem",
+                    "ConditionCheck" => "ConditionCheckItem",
+                    "Get" => "GetItem",
+                    other => panic!("a transaction item of kind {other}"),
+                };
+                on(action, item)
+            })
+            .collect(),
+        _ => vec![on(operation, body)],
+    }
+}
+
+impl Intercept for Recorder {
+    fn name(&self) -> &'static str {
+        "Recorder"
+    }
+
+    // Before signing rather than before sending: presigned URLs are signed, never sent.
+    fn read_before_signing(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let operation = cfg
+            .load::<Metadata>()
+            .map(|m| m.name().to_string())
+            .unwrap_or_else(|| "an unnamed operation".into());
+        let needs: Vec<(String, String)> = match self.store {
+            Store::Table => {
+                let body = context
+                    .request()
+                    .body()
+                    .bytes()
+                    .and_then(|b| serde_json::from_slice(b).ok())
+                    .unwrap_or(Value::Null);
+                dynamodb_actions(&operation, &body)
+            }
+            Store::Hot | Store::Cold => {
+                let (objects, bucket) = match self.store {
+                    Store::Hot => (HOT_OBJECTS, HOT_BUCKET),
+                    _ => (COLD_OBJECTS, COLD_BUCKET),
+                };
+                let actions = s3_actions(&operation);
+                if actions.is_empty() {
+                    vec![(format!("s3:<no mapping for {operation}>"), bucket.into())]
+                } else {
+                    actions
+                        .into_iter()
+                        .map(|(a, on_objects)| {
+                            (a.into(), if on_objects { objects } else { bucket }.into())
+                        })
+                        .collect()
+                }
+            }
+        };
+        let mut seen = self.seen.lock().unwrap();
+        for (action, resource) in needs {
+            seen.insert(Need {
+                function: self.function,
+                action,
+                resource,
+                operation: operation.clone(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `state` with clients of its own for `function`, recording into `seen`.
+fn recorded(state: &AppState, function: &'static str, seen: &Seen) -> AppState {
+    let recorder = |store| Recorder {
+        function,
+        store,
+        seen: seen.clone(),
+    };
+    let s3 = |storage: &Storage, store| {
+        let config = storage
+            .client()
+            .config()
+            .to_builder()
+            .interceptor(recorder(store))
+            .build();
+        Storage::new(aws_sdk_s3::Client::from_conf(config), storage.bucket())
+    };
+    let mut state = state.clone();
+    let ddb = state
+        .repo
+        .client()
+        .config()
+        .to_builder()
+        .interceptor(recorder(Store::Table))
+        .build();
+    state.repo = Repo::new(
+        aws_sdk_dynamodb::Client::from_conf(ddb),
+        state.config.table.clone(),
+    );
+    state.storage = s3(&state.storage, Store::Hot);
+    state.cold = state.cold.as_ref().map(|cold| s3(cold, Store::Cold));
+    state
+}
+
+/// Whether a statement's action or resource covers `wanted` (a trailing `*` matches the rest).
+fn covers(granted: &str, wanted: &str) -> bool {
+    granted == wanted
+        || granted
+            .strip_suffix('*')
+            .is_some_and(|prefix| wanted.starts_with(prefix))
+}
+
+fn id<'v>(value: &'v Value, field: &str) -> &'v str {
+    value[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {field} in {value}"))
+}
+
+#[tokio::test]
+async fn every_function_is_allowed_every_call_it_makes() {
+    let retention = Duration::from_secs(60);
+    let mut options = Options::isolated();
+    options.config.hot_retention = Some(retention);
+    // The test runs the transfer and the janitor itself, with their own recorded clients.
+    options.run_worker = false;
+    let cors = Arc::new(options.cors.clone());
+    let local = LocalSystem::start(options).await.unwrap();
+    let seen = Seen::default();
+    let mut by_function = HashMap::new();
+    for key in RouteKey::ALL {
+        let f = key.function();
+        by_function
+            .entry(f)
+            .or_insert_with(|| Arc::new(recorded(&local.state, f.name(), &seen)));
+    }
+    let transfer = recorded(&local.state, "transfer", &seen);
+    let janitor = recorded(&local.state, "janitor", &seen);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let states = by_function.clone();
+    let server = tokio::spawn(gateway::serve(
+        listener,
+        Functions::each(move |f: Function| states[&f].clone()),
+        cors,
+    ));
+    let base = format!("http://{addr}");
+    let hot_bucket = local.state.config.hot_bucket.clone();
+    let transfer_file = |app: &TestApp, file: &Value, len: usize| {
+        let key = format!("files/{}/{}", app.user_id, id(file, "file_id"));
+        let event = s3_event(&hot_bucket, &key, len);
+        let transfer = &transfer;
+        async move {
+            let response = filestore_transfer::handler(transfer, sqs_batch(&event)).await;
+            assert!(response.batch_item_failures.is_empty(), "transfer of {key}");
+        }
+    };
+
+    // Accounts: signup and login (in new_at), a failed login, who am I, the document.
+    let owner = TestApp::new_at(&base).await;
+    let other = TestApp::new_at(&base).await;
+    TestApp::anonymous_at(&base)
+        .post(
+            "/v1/auth/login",
+            json!({"username": owner.username, "password": "not the password"}),
+        )
+        .await
+        .expect_error(401, "invalid_credentials");
+    owner.get("/v1/me").await.expect(200);
+    owner.get("/v1/openapi.json").await.expect(200);
+
+    // Uploads: one completed in two parts, one looked at and aborted, one left to expire.
+    let data = test_bytes(6 * MIB, 71);
+    let file = owner.upload("first.bin", &data, Some(5 * MIB)).await;
+    let aborted = owner.create_upload("aborted.bin", 1000, None).await;
+    owner
+        .send_parts(&aborted, &test_bytes(1000, 72), &[1])
+        .await;
+    owner.get("/v1/uploads").await.expect(200);
+    let aborted_id = id(&aborted, "upload_id");
+    owner
+        .get(&format!("/v1/uploads/{aborted_id}"))
+        .await
+        .expect(200);
+    owner
+        .delete(&format!("/v1/uploads/{aborted_id}"))
+        .await
+        .expect(204);
+    let abandoned = owner.create_upload("abandoned.bin", 1000, None).await;
+    owner
+        .send_parts(&abandoned, &test_bytes(1000, 73), &[1])
+        .await;
+
+    // The transfer: a first copy, then the same bytes again as another user's file (the
+    // duplicate copy is dropped), and content that will lose its last reference.
+    transfer_file(&owner, &file, data.len()).await;
+    let copy = other.upload("copy.bin", &data, None).await;
+    transfer_file(&other, &copy, data.len()).await;
+    let lone = test_bytes(3000, 74);
+    let lone_file = other.upload("lone.bin", &lone, None).await;
+    transfer_file(&other, &lone_file, lone.len()).await;
+
+    // Files: list, look, download, rename, delete.
+    let file_id = id(&file, "file_id");
+    owner.get("/v1/files").await.expect(200);
+    owner.get(&format!("/v1/files/{file_id}")).await.expect(200);
+    assert!(owner.download(file_id).await == data);
+    owner
+        .patch(
+            &format!("/v1/files/{file_id}"),
+            json!({"name": "renamed.bin"}),
+        )
+        .await
+        .expect(200);
+    other
+        .delete(&format!("/v1/files/{}", id(&lone_file, "file_id")))
+        .await
+        .expect(204);
+
+    // Instant upload: a challenge, answered.
+    let challenge = other
+        .post(
+            "/v1/fast-upload",
+            json!({"name": "instant.bin", "size": data.len(), "sha256": sha256_hex(&data)}),
+        )
+        .await
+        .expect(200);
+    other
+        .post(
+            &format!("/v1/fast-upload/{}/proof", id(&challenge, "challenge_id")),
+            json!({"proof": answer(&challenge, &data)}),
+        )
+        .await
+        .expect(201);
+
+    // Share links: create, list, open, revoke.
+    let share = owner
+        .post(
+            &format!("/v1/files/{file_id}/shares"),
+            json!({"expires_in": 3600, "max_downloads": 2}),
+        )
+        .await
+        .expect(201);
+    owner
+        .get(&format!("/v1/files/{file_id}/shares"))
+        .await
+        .expect(200);
+    let opened = owner
+        .http
+        .get(id(&share, "url"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(opened, 302);
+    owner
+        .delete(&format!("/v1/shares/{}", id(&share, "share_id")))
+        .await
+        .expect(204);
+
+    // A janitor sweep far enough ahead that there is work of every kind: the abandoned
+    // upload has expired, hot copies are past their retention, the lone content has no
+    // reference, and a cold blob nothing points to is past its grace.
+    let cold = local.state.cold.as_ref().unwrap();
+    cold.client()
+        .put_object()
+        .bucket(cold.bucket())
+        .key(format!("{COLD_BLOB_PREFIX}orphan-{}", uuid::Uuid::new_v4()))
+        .body(b"orphan".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let later = OffsetDateTime::now_utc() + Duration::from_secs(40 * 24 * 3600);
+    let report = filestore_janitor::sweep(&janitor, later).await.unwrap();
+    assert!(report.aborted_uploads >= 1, "{report:?}");
+    assert!(report.collected_contents >= 1, "{report:?}");
+    assert!(report.removed_hot_copies >= 1, "{report:?}");
+    assert!(report.removed_orphan_blobs >= 1, "{report:?}");
+
+    // From the cold copy now, then gone; the password changed last (it ends the tokens).
+    assert!(owner.download(file_id).await == data);
+    owner
+        .delete(&format!("/v1/files/{file_id}"))
+        .await
+        .expect(204);
+    owner
+        .post(
+            "/v1/auth/password",
+            json!({"old_password": owner.password, "new_password": "another horse battery"}),
+        )
+        .await
+        .expect(204);
+
+    let template = Template::load();
+    let seen = seen.lock().unwrap().clone();
+    for need in &seen {
+        println!(
+            "{:<10} {:<32} {:<50} {}",
+            need.function, need.action, need.resource, need.operation
+        );
+    }
+    let mut missing = Vec::new();
+    for (function, needs) in seen.iter().fold(BTreeMap::<_, Vec<_>>::new(), |mut m, n| {
+        m.entry(n.function).or_default().push(n);
+        m
+    }) {
+        let statements = template.statements(&template.function_of_crate(function));
+        for need in needs {
+            let allowed = statements.iter().any(|s| {
+                s.actions.iter().any(|a| covers(a, &need.action))
+                    && s.resources.iter().any(|r| covers(r, &need.resource))
+            });
+            if !allowed {
+                missing.push(format!(
+                    "{function}: {} on {} (for {})",
+                    need.action, need.resource, need.operation
+                ));
+            }
+        }
+    }
+    // Grants no call here needed: a path this walk does not take (a lost race, say), or
+    // more than the function needs. Printed for a reviewer, not failed on.
+    for function in template.functions() {
+        let name = template.crate_of(&function);
+        for statement in template.statements(&function) {
+            for action in &statement.actions {
+                let used = seen.iter().any(|n| {
+                    n.function == name
+                        && covers(action, &n.action)
+                        && statement.resources.iter().any(|r| covers(r, &n.resource))
+                });
+                if !used {
+                    println!(
+                        "not needed here: {name}: {action} on {:?}",
+                        statement.resources
+                    );
+                }
+            }
+        }
+    }
+    let functions: BTreeSet<&str> = seen.iter().map(|n| n.function).collect();
+    assert_eq!(
+        functions.len(),
+        by_function.len() + 2,
+        "every function made calls: {functions:?}"
+    );
+    assert!(
+        missing.is_empty(),
+        "calls the template's policies do not allow:\n{}",
+        missing.join("\n")
+    );
+    server.abort();
+    local.stop().await;
+}

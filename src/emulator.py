@@ -1,11 +1,14 @@
 # Runs moto's S3/DynamoDB/SQS server until our parent goes away.
 # Prints "READY <port>" once listening. The parent holds our stdin: when it exits for any
 # reason (Ctrl-C, crash, end of a test run) stdin reaches EOF and the emulator stops with it.
+import datetime
 import functools
 import sys
 import threading
 
 from moto.dynamodb.models import DynamoDBBackend
+from moto.s3 import models as s3_models
+from moto.s3 import responses as s3_responses
 from moto.s3.responses import S3Response
 from moto.server import ThreadedMotoServer
 
@@ -69,6 +72,24 @@ def _with_response_overrides(method):
 
 
 S3Response.get_object = _with_response_overrides(S3Response.get_object)
+
+# moto lists every open multipart upload as initiated in 2010; S3 gives the time it started,
+# which the janitor uses to tell a transfer at work from one stopped long ago.
+_multipart_init = s3_models.FakeMultipart.__init__
+
+
+def _init_with_time(self, *args, **kwargs):
+    _multipart_init(self, *args, **kwargs)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    self.initiated_iso = now.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+s3_models.FakeMultipart.__init__ = _init_with_time
+s3_responses.S3_ALL_MULTIPARTS = s3_responses.S3_ALL_MULTIPARTS.replace(
+    "<Initiated>2010-11-10T20:48:33.000Z</Initiated>",
+    "<Initiated>{{ upload.initiated_iso }}</Initiated>",
+)
+assert "initiated_iso" in s3_responses.S3_ALL_MULTIPARTS, "moto's listing changed"
 
 server = ThreadedMotoServer(ip_address=sys.argv[1], port=int(sys.argv[2]), verbose=False)
 server.start()

@@ -187,9 +187,9 @@ async fn hot_copies_are_removed_once_their_retention_has_passed() {
 }
 
 /// A janitor that died between deleting a content record and its cold blob leaves the blob
-/// with nothing pointing to it. The sweep leaves such a blob alone while it is younger than
-/// the grace period (it could be a transfer's copy not recorded yet), then removes it; blobs
-/// that content points to stay.
+/// with nothing pointing to it, and a transfer stopped mid-copy leaves a cold multipart
+/// upload open. The sweep leaves both alone while younger than the grace period (a transfer
+/// may still be at work), then removes them; blobs that content points to stay.
 #[tokio::test]
 async fn orphan_cold_blobs_are_removed_after_the_grace_period() {
     let local = LocalSystem::start(Options::isolated()).await.unwrap();
@@ -219,18 +219,35 @@ async fn orphan_cold_blobs_are_removed_after_the_grace_period() {
     );
     let (orphan, referenced) = (format!("blobs/{gone_id}"), format!("blobs/{kept_id}"));
     assert!(cold.object_size(&orphan).await.unwrap().is_some());
+    // A transfer stopped mid-copy leaves its cold multipart upload open.
+    let stopped = cold
+        .create_multipart("blobs/stopped-transfer", "application/octet-stream")
+        .await
+        .unwrap();
+    let open = || async {
+        cold.open_uploads("blobs/")
+            .await
+            .unwrap()
+            .iter()
+            .any(|u| u.upload_id == stopped)
+    };
+    assert!(open().await);
 
     let now = OffsetDateTime::now_utc();
     let report = filestore_janitor::sweep(state, now).await.unwrap();
     assert_eq!(report.removed_orphan_blobs, 0, "{report:?}");
+    assert_eq!(report.aborted_cold_uploads, 0, "{report:?}");
     assert!(
         cold.object_size(&orphan).await.unwrap().is_some(),
         "a young blob was removed"
     );
+    assert!(open().await, "a young cold upload was aborted");
 
     let later = now + filestore_janitor::ORPHAN_GRACE + Duration::from_secs(60);
     let report = filestore_janitor::sweep(state, later).await.unwrap();
     assert_eq!(report.removed_orphan_blobs, 1, "{report:?}");
+    assert_eq!(report.aborted_cold_uploads, 1, "{report:?}");
+    assert!(!open().await, "the stale cold upload is still open");
     assert!(
         cold.object_size(&orphan).await.unwrap().is_none(),
         "the orphan stayed"

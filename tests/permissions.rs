@@ -361,7 +361,8 @@ async fn every_function_is_allowed_every_call_it_makes() {
 
     // A janitor sweep far enough ahead that there is work of every kind: the abandoned
     // upload has expired, hot copies are past their retention, the lone content has no
-    // reference, and a cold blob nothing points to is past its grace.
+    // reference, and a cold blob nothing points to and a cold upload a stopped transfer
+    // left open are past their grace.
     let cold = local.state.cold.as_ref().unwrap();
     cold.client()
         .put_object()
@@ -371,12 +372,19 @@ async fn every_function_is_allowed_every_call_it_makes() {
         .send()
         .await
         .unwrap();
+    cold.create_multipart(
+        &format!("{COLD_BLOB_PREFIX}stopped-{}", uuid::Uuid::new_v4()),
+        "application/octet-stream",
+    )
+    .await
+    .unwrap();
     let later = OffsetDateTime::now_utc() + Duration::from_secs(40 * 24 * 3600);
     let report = filestore_janitor::sweep(&janitor, later).await.unwrap();
     assert!(report.aborted_uploads >= 1, "{report:?}");
     assert!(report.collected_contents >= 1, "{report:?}");
     assert!(report.removed_hot_copies >= 1, "{report:?}");
     assert!(report.removed_orphan_blobs >= 1, "{report:?}");
+    assert!(report.aborted_cold_uploads >= 1, "{report:?}");
 
     // From the cold copy now, then gone; the password changed last (it ends the tokens).
     assert!(owner.download(file_id).await == data);

@@ -86,6 +86,14 @@ fn to_time(t: Option<&aws_sdk_s3::primitives::DateTime>) -> Option<time::OffsetD
     t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.secs()).ok())
 }
 
+/// A multipart upload started and neither completed nor aborted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenUpload {
+    pub key: String,
+    pub upload_id: String,
+    pub initiated: Option<time::OffsetDateTime>,
+}
+
 /// A bucket: the hot one, or the cold store's.
 #[derive(Clone, Debug)]
 pub struct Storage {
@@ -326,6 +334,45 @@ impl Storage {
             match (out.is_truncated(), out.next_continuation_token()) {
                 (Some(true), Some(next)) => token = Some(next.to_string()),
                 _ => return Ok(listed),
+            }
+        }
+    }
+
+    /// Every multipart upload under `prefix` still open, a page of 1,000 per request.
+    ///
+    /// # Errors
+    /// S3 failures.
+    pub async fn open_uploads(&self, prefix: &str) -> anyhow::Result<Vec<OpenUpload>> {
+        let mut open = Vec::new();
+        let (mut key_marker, mut id_marker) = (None, None);
+        loop {
+            let out = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_key_marker(key_marker.take())
+                .set_upload_id_marker(id_marker.take())
+                .send()
+                .await
+                .context("S3 ListMultipartUploads")?;
+            open.extend(out.uploads().iter().filter_map(|u| {
+                Some(OpenUpload {
+                    key: u.key()?.to_string(),
+                    upload_id: u.upload_id()?.to_string(),
+                    initiated: to_time(u.initiated()),
+                })
+            }));
+            match (
+                out.is_truncated(),
+                out.next_key_marker(),
+                out.next_upload_id_marker(),
+            ) {
+                (Some(true), Some(key), id) => {
+                    key_marker = Some(key.to_string());
+                    id_marker = id.map(str::to_string);
+                }
+                _ => return Ok(open),
             }
         }
     }

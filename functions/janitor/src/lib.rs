@@ -2,7 +2,8 @@
 //! (S3's `AbortIncompleteMultipartUpload` lifecycle rule is the backstop), collects content no
 //! File references any more from the table and the cold store, removes hot copies of verified
 //! files once their retention (`FILESTORE_HOT_RETENTION_SECS`) has passed, and removes cold
-//! blobs that no content record points to.
+//! blobs that no content record points to and cold multipart uploads a stopped transfer left
+//! open.
 //!
 //! Collection is safe against a concurrent instant upload or transfer of the same content:
 //! the content record is deleted only on the condition `refs <= 0`, and whoever adds a
@@ -19,7 +20,7 @@
 use std::time::Duration;
 
 use filestore_shared::AppState;
-use filestore_shared::storage::COLD_BLOB_PREFIX;
+use filestore_shared::storage::{COLD_BLOB_PREFIX, Storage};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -37,6 +38,7 @@ pub struct Report {
     pub collected_contents: u64,
     pub removed_hot_copies: u64,
     pub removed_orphan_blobs: u64,
+    pub aborted_cold_uploads: u64,
 }
 
 /// Runs one sweep as of `now`.
@@ -147,8 +149,8 @@ async fn remove_retained_hot_copies(
     Ok(())
 }
 
-/// Removes cold blobs older than [`ORPHAN_GRACE`] that no content record points to, at most
-/// once per [`ORPHAN_SWEEP_EVERY`]. The
+/// Aborts stale cold multipart uploads and removes cold blobs older than [`ORPHAN_GRACE`]
+/// that no content record points to, at most once per [`ORPHAN_SWEEP_EVERY`]. The
 /// listing comes before the scan of content records, and each candidate is looked at again
 /// right before it goes, so a blob that a redelivered transfer wrote again meanwhile (and
 /// may be recording) is young again and kept.
@@ -167,6 +169,7 @@ async fn remove_orphan_blobs(
     {
         return Ok(());
     }
+    abort_stale_cold_uploads(cold, now, report).await?;
     let cutoff = now - ORPHAN_GRACE;
     let is_old = |t: Option<OffsetDateTime>| t.is_some_and(|t| t < cutoff);
     let old: Vec<_> = cold
@@ -198,6 +201,32 @@ async fn remove_orphan_blobs(
             Ok(false) => {}
             Err(e) => {
                 tracing::warn!(key = %blob.key, error = format!("{e:#}"), "could not remove an orphan cold blob")
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Aborts cold multipart uploads started longer than [`ORPHAN_GRACE`] ago: a transfer that
+/// was stopped mid-copy (Lambda's time limit, a crash) leaves its upload open, and its parts
+/// are billed. The hot bucket has a lifecycle rule for this; a cold store may not.
+async fn abort_stale_cold_uploads(
+    cold: &Storage,
+    now: OffsetDateTime,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let cutoff = now - ORPHAN_GRACE;
+    for upload in cold.open_uploads(COLD_BLOB_PREFIX).await? {
+        if !upload.initiated.is_some_and(|t| t < cutoff) {
+            continue;
+        }
+        match cold.abort_multipart(&upload.key, &upload.upload_id).await {
+            Ok(()) => {
+                tracing::info!(key = %upload.key, "aborted a stale cold multipart upload");
+                report.aborted_cold_uploads += 1;
+            }
+            Err(e) => {
+                tracing::warn!(key = %upload.key, error = format!("{e:#}"), "could not abort a stale cold multipart upload")
             }
         }
     }

@@ -217,7 +217,7 @@ async fn abort_stale_cold_uploads(
 ) -> anyhow::Result<()> {
     let cutoff = now - ORPHAN_GRACE;
     for upload in cold.open_uploads(COLD_BLOB_PREFIX).await? {
-        if !upload.initiated.is_some_and(|t| t < cutoff) {
+        if upload.initiated.is_none_or(|t| t >= cutoff) {
             continue;
         }
         match cold.abort_multipart(&upload.key, &upload.upload_id).await {

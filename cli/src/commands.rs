@@ -313,9 +313,13 @@ async fn upload(
             part_size: args.part_size,
         },
     };
-    let uploaded = uploader.upload_all(&files).await?;
-    out.result(&json!({ "uploads": uploaded }), String::new);
-    Ok(())
+    let (uploaded, outcome) = uploader.upload_all(&files).await;
+    // Files uploaded before a failure are reported too (with `--json`, the failure itself
+    // goes to stderr and the exit code), so a script knows what is stored.
+    if outcome.is_ok() || !uploaded.is_empty() {
+        out.result(&json!({ "uploads": uploaded }), String::new);
+    }
+    outcome
 }
 
 async fn download(api: &Api, args: &DownloadArgs, settings: &Settings, out: &Output) -> Result<()> {

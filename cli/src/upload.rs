@@ -324,17 +324,22 @@ impl Uploader<'_> {
     ///
     /// # Errors
     /// The first file that could not be uploaded.
-    pub async fn upload_all(&self, files: &[(PathBuf, String)]) -> Result<Vec<Uploaded>> {
+    /// Returns the files uploaded, and the failure that stopped the others, if any.
+    pub async fn upload_all(&self, files: &[(PathBuf, String)]) -> (Vec<Uploaded>, Result<()>) {
         self.store.prune(unix_now());
         let mut done = Vec::with_capacity(files.len());
         let mut parts_sent = 0;
         for (path, name) in files {
-            let uploaded = self.upload(path, name, parts_sent).await?;
-            self.out.line(&summary(&uploaded));
-            parts_sent += uploaded.parts_sent;
-            done.push(uploaded);
+            match self.upload(path, name, parts_sent).await {
+                Ok(uploaded) => {
+                    self.out.line(&summary(&uploaded));
+                    parts_sent += uploaded.parts_sent;
+                    done.push(uploaded);
+                }
+                Err(e) => return (done, Err(e)),
+            }
         }
-        Ok(done)
+        (done, Ok(()))
     }
 
     /// Uploads one file, resuming an earlier run of the same upload, or skipping it when an

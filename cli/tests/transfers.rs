@@ -242,6 +242,29 @@ fn rerun_of_a_stopped_directory_upload_skips_files_already_uploaded() {
             .map(|f| str_field(f, "file_id").to_string())
             .unwrap_or_else(|| panic!("{name} not in {files:?}"))
     };
+    // With --json (another user, so the counts below stay theirs), the same stop reports the
+    // files stored before it on stdout.
+    let scripted = Cli::logged_in();
+    scripted.write("other/a.bin", &test_bytes(900, 64));
+    scripted.write("other/c.bin", &test_bytes(12 * MIB, 65));
+    let mut json_run = scripted.command(&[
+        "upload",
+        "other",
+        "--part-size",
+        "5MiB",
+        "--concurrency",
+        "1",
+        "--json",
+    ]);
+    json_run.env("FILESTORE_TEST_STOP_AFTER_PARTS", "2");
+    let run = scripted.run_with(json_run);
+    let line = run.failure();
+    assert!(line.contains("interrupted after 2 parts"), "{line}");
+    let partial = run.json();
+    let stored = partial["uploads"].as_array().unwrap();
+    assert_eq!(stored.len(), 1, "{partial}");
+    assert_eq!(stored[0]["file"]["name"], "other__a.bin");
+
     let a_id = id_of(&before, "batch__a.bin");
     let b_id = id_of(&before, "batch__b.bin");
 

@@ -80,6 +80,32 @@ pub struct Uploaded {
     pub seconds: f64,
 }
 
+impl Uploaded {
+    /// A file stored without sending a byte: by instant upload (`instant`), or found already
+    /// uploaded by an earlier run.
+    fn nothing_sent(
+        path: &Path,
+        file: File,
+        instant: bool,
+        hash_seconds: f64,
+        started: Instant,
+    ) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            file,
+            part_count: 0,
+            parts_sent: 0,
+            parts_already_stored: 0,
+            resumed: false,
+            instant,
+            already_uploaded: !instant,
+            bytes_sent: 0,
+            hash_seconds,
+            seconds: started.elapsed().as_secs_f64(),
+        }
+    }
+}
+
 /// The byte range `(offset, length)` of a 1-based part of a `size`-byte file.
 pub fn part_range(part_number: u32, part_size: u64, size: u64) -> (u64, u64) {
     let offset = (u64::from(part_number) - 1) * part_size;
@@ -376,19 +402,13 @@ impl Uploader<'_> {
         let mut earlier = self.store.load(&key);
         if let Some(file_id) = earlier.as_ref().and_then(|s| s.file_id.clone()) {
             if let Some(file) = self.still_there(&file_id, &key).await? {
-                return Ok(Uploaded {
-                    path: path.to_path_buf(),
+                return Ok(Uploaded::nothing_sent(
+                    path,
                     file,
-                    part_count: 0,
-                    parts_sent: 0,
-                    parts_already_stored: 0,
-                    resumed: false,
-                    instant: false,
-                    already_uploaded: true,
-                    bytes_sent: 0,
+                    false,
                     hash_seconds,
-                    seconds: started.elapsed().as_secs_f64(),
-                });
+                    started,
+                ));
             }
             self.out.note(&format!(
                 "note: {} was uploaded before as {file_id}, which is deleted or changed since; uploading it again",
@@ -406,19 +426,13 @@ impl Uploader<'_> {
         };
         if let Some(file) = instant {
             self.remember(&key, None, &file);
-            return Ok(Uploaded {
-                path: path.to_path_buf(),
+            return Ok(Uploaded::nothing_sent(
+                path,
                 file,
-                part_count: 0,
-                parts_sent: 0,
-                parts_already_stored: 0,
-                resumed: false,
-                instant: true,
-                already_uploaded: false,
-                bytes_sent: 0,
+                true,
                 hash_seconds,
-                seconds: started.elapsed().as_secs_f64(),
-            });
+                started,
+            ));
         }
 
         let plan = match self.resume(&key, size).await? {

@@ -8,12 +8,11 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use filestore_dev::{LocalSystem, Options};
 use serde_json::json;
-use sha2::Digest;
 use time::OffsetDateTime;
 
 use crate::helpers::{
     MIB, TestApp, app_state, aws, cold_s3, expire_upload, open_multipart_uploads, s3_event,
-    sqs_batch, system, test_bytes,
+    sha256_hex, sqs_batch, system, test_bytes,
 };
 
 async fn cold_has(key: &str) -> bool {
@@ -95,7 +94,7 @@ async fn unreferenced_content_is_collected_and_referenced_content_kept() {
         "referenced bytes removed"
     );
     let (_, ddb) = aws().await;
-    let digest = hex::encode(sha2::Sha256::digest(&gone));
+    let digest = sha256_hex(&gone);
     let record = ddb
         .get_item()
         .table_name(&system().table)
@@ -209,7 +208,7 @@ async fn orphan_cold_blobs_are_removed_after_the_grace_period() {
         .await
         .expect(204);
     // The first half of collecting it, then the janitor dies.
-    let digest = hex::encode(sha2::Sha256::digest(&gone));
+    let digest = sha256_hex(&gone);
     assert!(
         state
             .repo
@@ -321,7 +320,7 @@ async fn the_janitors_index_holds_only_what_it_will_act_on() {
         .delete(&format!("/v1/files/{file_id}"))
         .await
         .expect(204);
-    let content = format!("CONTENT#{}", hex::encode(sha2::Sha256::digest(&data)));
+    let content = format!("CONTENT#{}", sha256_hex(&data));
     let (pk, _) = due(content.clone(), "CONTENT".into()).await.unwrap();
     assert!(pk.starts_with("DUE#CONTENT#"), "{pk}");
     filestore_janitor::sweep(&app_state().await, OffsetDateTime::now_utc())

@@ -367,6 +367,15 @@ impl Staged {
         );
     }
 
+    /// Delivers the event through `faulty`, which must fail it (`caught` says what would be
+    /// wrong otherwise) leaving nothing verified or behind; then SQS's retry, without the
+    /// fault, verifies the true bytes.
+    async fn assert_fault_caught(self, faulty: &AppState, caught: &str) {
+        assert!(!self.deliver(faulty).await, "{caught}");
+        self.assert_nothing_verified_or_left().await;
+        self.assert_retry_verifies().await;
+    }
+
     /// SQS's retry, without the fault, verifies the true bytes and stores them cold.
     async fn assert_retry_verifies(self) {
         assert!(self.deliver(&self.local.state).await, "the retry failed");
@@ -408,9 +417,9 @@ const PART: usize = 5 * MIB;
 async fn hot_read_failing_mid_stream_verifies_nothing_and_aborts_the_cold_upload() {
     let staged = Staged::new(SIZE, PART, 61).await;
     let faulty = staged.with_hot_fault(ReadFault::FailAfter(20 * MIB));
-    assert!(!staged.deliver(&faulty).await, "a failed read was handled");
-    staged.assert_nothing_verified_or_left().await;
-    staged.assert_retry_verifies().await;
+    staged
+        .assert_fault_caught(&faulty, "a failed read was handled")
+        .await;
 }
 
 /// The hot body ends early without an error: fewer bytes than the File's size are never
@@ -419,9 +428,9 @@ async fn hot_read_failing_mid_stream_verifies_nothing_and_aborts_the_cold_upload
 async fn hot_read_ending_early_verifies_nothing() {
     let staged = Staged::new(SIZE, PART, 62).await;
     let faulty = staged.with_hot_fault(ReadFault::EndAfter(20 * MIB));
-    assert!(!staged.deliver(&faulty).await, "a short read was handled");
-    staged.assert_nothing_verified_or_left().await;
-    staged.assert_retry_verifies().await;
+    staged
+        .assert_fault_caught(&faulty, "a short read was handled")
+        .await;
 }
 
 /// A bit flipped between the hot bucket and the transfer: the bytes read no longer match the
@@ -431,12 +440,9 @@ async fn hot_read_ending_early_verifies_nothing() {
 async fn corrupted_hot_read_is_caught_by_the_hot_etag() {
     let staged = Staged::new(SIZE, PART, 63).await;
     let faulty = staged.with_hot_fault(ReadFault::FlipBitAt(17 * MIB + 5));
-    assert!(
-        !staged.deliver(&faulty).await,
-        "a corrupted read was handled"
-    );
-    staged.assert_nothing_verified_or_left().await;
-    staged.assert_retry_verifies().await;
+    staged
+        .assert_fault_caught(&faulty, "a corrupted read was handled")
+        .await;
 }
 
 /// The same with hot parts too large for the cold copy to follow: the hashing thread
@@ -445,12 +451,9 @@ async fn corrupted_hot_read_is_caught_by_the_hot_etag() {
 async fn corrupted_hot_read_of_large_hot_parts_is_caught_by_the_hot_etag() {
     let staged = Staged::new(40 * MIB, 36 * MIB, 67).await;
     let faulty = staged.with_hot_fault(ReadFault::FlipBitAt(37 * MIB + 5));
-    assert!(
-        !staged.deliver(&faulty).await,
-        "a corrupted read was handled"
-    );
-    staged.assert_nothing_verified_or_left().await;
-    staged.assert_retry_verifies().await;
+    staged
+        .assert_fault_caught(&faulty, "a corrupted read was handled")
+        .await;
 }
 
 /// The cold store answers one part upload with 500 on every attempt (the SDK retries it
@@ -459,12 +462,9 @@ async fn corrupted_hot_read_of_large_hot_parts_is_caught_by_the_hot_etag() {
 async fn cold_part_upload_failing_aborts_the_cold_upload() {
     let staged = Staged::new(SIZE, PART, 64).await;
     let faulty = staged.with_cold_fault(WriteFault::Refuse(2));
-    assert!(
-        !staged.deliver(&faulty).await,
-        "a failed part upload was handled"
-    );
-    staged.assert_nothing_verified_or_left().await;
-    staged.assert_retry_verifies().await;
+    staged
+        .assert_fault_caught(&faulty, "a failed part upload was handled")
+        .await;
 }
 
 /// The cold store keeps other bytes than it was sent in one part: the check after the write
@@ -473,12 +473,9 @@ async fn cold_part_upload_failing_aborts_the_cold_upload() {
 async fn cold_copy_with_other_bytes_is_caught_and_deleted() {
     let staged = Staged::new(SIZE, PART, 65).await;
     let faulty = staged.with_cold_fault(WriteFault::FlipBit(2));
-    assert!(
-        !staged.deliver(&faulty).await,
-        "a corrupted cold copy was recorded"
-    );
-    staged.assert_nothing_verified_or_left().await;
-    staged.assert_retry_verifies().await;
+    staged
+        .assert_fault_caught(&faulty, "a corrupted cold copy was recorded")
+        .await;
 }
 
 /// The cold store keeps a copy one byte short: the check after the write finds the size
@@ -487,10 +484,7 @@ async fn cold_copy_with_other_bytes_is_caught_and_deleted() {
 async fn cold_copy_short_of_a_byte_is_caught_and_deleted() {
     let staged = Staged::new(3 * MIB + 11, PART, 66).await;
     let faulty = staged.with_cold_fault(WriteFault::DropLastByte(1));
-    assert!(
-        !staged.deliver(&faulty).await,
-        "a short cold copy was recorded"
-    );
-    staged.assert_nothing_verified_or_left().await;
-    staged.assert_retry_verifies().await;
+    staged
+        .assert_fault_caught(&faulty, "a short cold copy was recorded")
+        .await;
 }

@@ -11,7 +11,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use filestore_dev::{LocalSystem, Options};
 use filestore_shared::storage::Storage;
-use filestore_transfer::copy::{COLD_PART_SIZE, copy_verified};
+use filestore_transfer::copy::{COLD_PART_SIZE, Progress, copy_verified};
 
 fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -179,7 +179,18 @@ async fn main() -> anyhow::Result<()> {
 
     reset_peak();
     let (started, cpu) = (Instant::now(), cpu_secs());
-    let copied = copy_verified(hot, cold, "bench/object", "bench/hashed", size).await?;
+    let Progress::Done(copied) = copy_verified(
+        hot,
+        cold,
+        "bench/object",
+        "bench/hashed",
+        size,
+        Default::default(),
+    )
+    .await?
+    else {
+        anyhow::bail!("a copy with no time limit stopped");
+    };
     let secs = started.elapsed().as_secs_f64();
     println!(
         "transfer (sha256+sha1 on a hashing thread, Content-MD5, 2 parts in flight, hot ETag and cold copy checked): {:.1} MB/s, {secs:.1} s, process CPU {:.1} s, peak RSS {:.0} MiB",

@@ -18,6 +18,9 @@ use crate::provision::Provisioned;
 pub const RETRY_DELAY_SECS: i32 = 2;
 /// Messages per batch, as the event source mapping's default batch size.
 pub const BATCH_SIZE: i32 = 10;
+/// How long one batch may run, as the transfer function's timeout in the template; a
+/// transfer still going then continues in a new message, as on Lambda.
+pub const RUN_LIMIT: Duration = Duration::from_secs(900);
 /// Batches handled at once. Lambda scales an SQS event source to many concurrent
 /// invocations; a single poller would let a burst of uploads queue up behind one copy.
 pub const CONCURRENCY: usize = 4;
@@ -61,6 +64,7 @@ pub async fn run(state: Arc<AppState>, sqs: aws_sdk_sqs::Client, queues: Provisi
 }
 
 async fn poll(state: Arc<AppState>, sqs: aws_sdk_sqs::Client, queues: Provisioned) {
+    let requeue = filestore_transfer::Requeue::new(sqs.clone(), &queues.transfer_queue_url);
     loop {
         let received = sqs
             .receive_message()
@@ -89,7 +93,11 @@ async fn poll(state: Arc<AppState>, sqs: aws_sdk_sqs::Client, queues: Provisione
                 continue;
             }
         };
-        let response = filestore_transfer::handler(&state, event).await;
+        let limits = filestore_transfer::Limits::until(
+            std::time::SystemTime::now() + RUN_LIMIT,
+            Some(requeue.clone()),
+        );
+        let response = filestore_transfer::handler(&state, event, &limits).await;
         let failed: HashSet<String> = response
             .batch_item_failures
             .iter()

@@ -133,7 +133,7 @@ async fn hot_copies_are_removed_once_their_retention_has_passed() {
         format!("files/{}/{other_id}", app.user_id),
     );
     let event = s3_event(&state.config.hot_bucket, &hot_key, data.len());
-    let response = filestore_transfer::handler(state, sqs_batch(&event)).await;
+    let response = filestore_transfer::handler(state, sqs_batch(&event), &Default::default()).await;
     assert!(response.batch_item_failures.is_empty());
     app.verified(file_id).await;
     let cold_endpoint = state

@@ -281,7 +281,9 @@ async fn every_function_is_allowed_every_call_it_makes() {
         let event = s3_event(&hot_bucket, &key, len);
         let transfer = transfer.clone();
         async move {
-            let response = filestore_transfer::handler(&transfer, sqs_batch(&event)).await;
+            let response =
+                filestore_transfer::handler(&transfer, sqs_batch(&event), &Default::default())
+                    .await;
             assert!(response.batch_item_failures.is_empty(), "transfer of {key}");
         }
     };

@@ -140,7 +140,7 @@ async fn duplicate_event_delivery_changes_nothing() {
     let state = app_state().await;
     for _ in 0..2 {
         let batch = sqs_batch(&s3_event(&system().hot_bucket, &key, data.len()));
-        let response = filestore_transfer::handler(&state, batch).await;
+        let response = filestore_transfer::handler(&state, batch, &Default::default()).await;
         assert!(response.batch_item_failures.is_empty());
     }
     assert_eq!(content_refs(&digest).await, Some(1));
@@ -249,9 +249,13 @@ async fn a_crash_between_cold_copy_and_metadata_is_finished_by_the_retry() {
         &key,
         &filestore_transfer::cold_key(file_id),
         data.len() as u64,
+        Default::default(),
     )
     .await
     .unwrap();
+    let filestore_transfer::copy::Progress::Done(copied) = copied else {
+        panic!("a copy with no time limit finishes: {copied:?}");
+    };
     assert_eq!(copied.sha256, sha256_hex(&data));
     let unverified = state
         .repo
@@ -265,6 +269,7 @@ async fn a_crash_between_cold_copy_and_metadata_is_finished_by_the_retry() {
     let response = filestore_transfer::handler(
         state,
         sqs_batch(&s3_event(&state.config.hot_bucket, &key, data.len())),
+        &Default::default(),
     )
     .await;
     assert!(response.batch_item_failures.is_empty());

@@ -19,7 +19,10 @@ use aws_smithy_types::config_bag::{Storable, StoreReplace};
 use bytes::Bytes;
 use filestore_dev::{LocalSystem, Options};
 use filestore_shared::AppState;
+use filestore_shared::repo::TransferCheckpoint;
 use filestore_shared::storage::Storage;
+use filestore_transfer::copy::Checkpoint;
+use filestore_transfer::{Limits, Requeue};
 use http_body::Frame;
 
 use crate::helpers::{MIB, TestApp, s3_event, sha256_hex, sqs_batch, test_bytes};
@@ -289,8 +292,27 @@ impl Staged {
 
     /// Delivers the object's S3 event to the transfer function; `true` if it was handled.
     async fn deliver(&self, state: &AppState) -> bool {
-        let event = s3_event(&state.config.hot_bucket, &self.key, self.data.len());
-        let response = filestore_transfer::handler(state, sqs_batch(&event)).await;
+        self.deliver_within(state, &self.event(), &Limits::default())
+            .await
+    }
+
+    fn event(&self) -> serde_json::Value {
+        s3_event(
+            &self.local.state.config.hot_bucket,
+            &self.key,
+            self.data.len(),
+        )
+    }
+
+    /// Delivers a message with `body` to a run of the transfer function within `limits`;
+    /// `true` if it was handled.
+    async fn deliver_within(
+        &self,
+        state: &AppState,
+        body: &serde_json::Value,
+        limits: &Limits,
+    ) -> bool {
+        let response = filestore_transfer::handler(state, sqs_batch(body), limits).await;
         response.batch_item_failures.is_empty()
     }
 
@@ -487,4 +509,275 @@ async fn cold_copy_short_of_a_byte_is_caught_and_deleted() {
     staged
         .assert_fault_caught(&faulty, "a short cold copy was recorded")
         .await;
+}
+
+// --- Transfers that take more than one run ----------------------------------------------
+
+/// The transfer queue of a test: the continuations a run sends, collected by the test.
+struct Continuations {
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+}
+
+impl Continuations {
+    async fn new(staged: &Staged) -> Self {
+        let sdk = filestore_dev::local_sdk_config(
+            &staged.local.endpoint_url(),
+            &staged.local.state.config.region,
+        )
+        .await;
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let url = sqs
+            .create_queue()
+            .queue_name(format!(
+                "continuations-{}",
+                filestore_shared::domain::new_id()
+            ))
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap();
+        Self { sqs, url }
+    }
+
+    /// Runs that stop after every part, continuing on this queue.
+    fn every_part(&self) -> Limits {
+        Limits {
+            stop_at: Some(std::time::Instant::now()),
+            requeue: Some(Requeue::new(self.sqs.clone(), &self.url)),
+        }
+    }
+
+    /// The continuations sent since the last call, as message bodies.
+    async fn take(&self) -> Vec<serde_json::Value> {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        let mut bodies = Vec::new();
+        for message in out.messages() {
+            bodies.push(serde_json::from_str(message.body().unwrap()).unwrap());
+            self.sqs
+                .delete_message()
+                .queue_url(&self.url)
+                .receipt_handle(message.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+        bodies
+    }
+}
+
+impl Staged {
+    async fn checkpoint(&self) -> Option<(TransferCheckpoint, Checkpoint)> {
+        let saved = self
+            .local
+            .state
+            .repo
+            .get_transfer(&self.file_id)
+            .await
+            .unwrap()?;
+        let unpacked = Checkpoint::unpack(&saved.state, &saved.blob).unwrap();
+        Some((saved, unpacked))
+    }
+
+    async fn open_cold_uploads(&self) -> Vec<String> {
+        let cold = self.local.state.cold.as_ref().unwrap();
+        cold.open_uploads("")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|u| u.upload_id)
+            .collect()
+    }
+
+    fn continuation(&self) -> serde_json::Value {
+        serde_json::from_str(&Requeue::body(&self.key)).unwrap()
+    }
+
+    /// Runs the transfer, a part per run, until a run sends no continuation; returns the
+    /// number of runs.
+    async fn run_to_the_end(&self, queue: &Continuations) -> usize {
+        for runs in 1..=20 {
+            assert!(
+                self.deliver_within(&self.local.state, &self.continuation(), &queue.every_part())
+                    .await,
+                "run {runs} failed"
+            );
+            if queue.take().await.is_empty() {
+                return runs;
+            }
+        }
+        panic!("the transfer did not end in 20 runs");
+    }
+}
+
+/// A copy longer than one run stops at a part boundary, saves a checkpoint and continues in
+/// a new message; runs that fail or are killed midway lose nothing; the copy that ends is the
+/// true bytes, verified, with no checkpoint or cold upload left behind.
+#[tokio::test]
+async fn a_transfer_continues_over_runs_and_survives_runs_that_fail_or_die() {
+    let staged = Staged::new(SIZE, PART, 71).await;
+    let queue = Continuations::new(&staged).await;
+    let state = staged.local.state.clone();
+
+    assert!(
+        staged
+            .deliver_within(&state, &staged.event(), &queue.every_part())
+            .await
+    );
+    let (saved, checkpoint) = staged.checkpoint().await.expect("a checkpoint");
+    assert_eq!((saved.version, checkpoint.part_md5s.len()), (1, 1));
+    assert_eq!(checkpoint.offset(), PART as u64);
+    assert_eq!(queue.take().await, [staged.continuation()]);
+    let file = state
+        .repo
+        .get_file(&staged.app.user_id, &staged.file_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!file.verified);
+    assert_eq!(
+        staged.open_cold_uploads().await,
+        vec![saved.cold_upload_id.clone()]
+    );
+
+    // The next run fails (the cold store refuses part 2): the message goes back to the queue,
+    // and the checkpoint and its upload stay for the retry.
+    let refusing = staged.with_cold_fault(WriteFault::Refuse(2));
+    assert!(
+        !staged
+            .deliver_within(&refusing, &staged.continuation(), &queue.every_part())
+            .await
+    );
+    assert_eq!(staged.checkpoint().await.unwrap().0, saved);
+    assert_eq!(
+        staged.open_cold_uploads().await,
+        vec![saved.cold_upload_id.clone()]
+    );
+    assert!(queue.take().await.is_empty());
+
+    // Runs killed at any moment, as Lambda stops one whose time is up mid-call.
+    let (next, limits) = (staged.continuation(), queue.every_part());
+    for ms in [1, 10, 40, 120] {
+        let run = staged.deliver_within(&state, &next, &limits);
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(ms), run).await;
+    }
+    queue.take().await;
+
+    let runs = staged.run_to_the_end(&queue).await;
+    assert!(runs >= 2, "{runs} runs");
+    assert!(staged.checkpoint().await.is_none(), "checkpoint left");
+    assert!(staged.open_cold_uploads().await.is_empty());
+    staged.assert_retry_verifies().await;
+}
+
+/// A part read wrong in one run is only found at the end, by the hot ETag, in another: the
+/// whole copy is dropped (upload aborted, checkpoint removed), nothing is verified, and the
+/// retry starts over and verifies the true bytes.
+#[tokio::test]
+async fn a_corrupted_part_from_an_earlier_run_fails_the_copy_and_it_starts_over() {
+    let staged = Staged::new(SIZE, PART, 72).await;
+    let queue = Continuations::new(&staged).await;
+    let flipping = staged.with_hot_fault(ReadFault::FlipBitAt(1000));
+    assert!(
+        staged
+            .deliver_within(&flipping, &staged.event(), &queue.every_part())
+            .await
+    );
+    assert!(staged.checkpoint().await.is_some());
+    assert!(
+        !staged
+            .deliver_within(
+                &staged.local.state,
+                &staged.continuation(),
+                &Limits::default()
+            )
+            .await,
+        "a part read wrong in an earlier run went unnoticed"
+    );
+    assert!(staged.checkpoint().await.is_none(), "checkpoint left");
+    staged.assert_nothing_verified_or_left().await;
+    staged.assert_retry_verifies().await;
+}
+
+/// Two runs go on from one checkpoint at once (a continuation delivered twice): only one
+/// moves the checkpoint on, and the copy still ends verified.
+#[tokio::test]
+async fn two_runs_from_one_checkpoint_move_it_on_once() {
+    let staged = Staged::new(SIZE, PART, 73).await;
+    let queue = Continuations::new(&staged).await;
+    let state = &staged.local.state;
+    assert!(
+        staged
+            .deliver_within(state, &staged.event(), &queue.every_part())
+            .await
+    );
+    queue.take().await;
+    let (next, limits) = (staged.continuation(), queue.every_part());
+    let (a, b) = tokio::join!(
+        staged.deliver_within(state, &next, &limits),
+        staged.deliver_within(state, &next, &limits),
+    );
+    assert!(a && b);
+    let (saved, checkpoint) = staged.checkpoint().await.unwrap();
+    assert_eq!((saved.version, checkpoint.part_md5s.len()), (2, 2));
+    assert_eq!(queue.take().await.len(), 1, "one continuation");
+    staged.run_to_the_end(&queue).await;
+    assert!(staged.open_cold_uploads().await.is_empty());
+    staged.assert_retry_verifies().await;
+}
+
+/// Hot parts too large for the cold copy to follow: the hot ETag is computed across runs, from
+/// a midstate in the checkpoint, and still catches a byte read wrong in an earlier run.
+#[tokio::test]
+async fn large_hot_parts_are_checked_across_runs() {
+    let staged = Staged::new(40 * MIB, 36 * MIB, 74).await;
+    let queue = Continuations::new(&staged).await;
+    // Bytes 18 MiB into the object, in the middle of hot part 1 (0..36 MiB), whose MD5 the
+    // first run began and the second goes on with.
+    let flipping = staged.with_hot_fault(ReadFault::FlipBitAt(2 * MIB));
+    let limits = Limits {
+        stop_at: None,
+        ..queue.every_part()
+    };
+    // The first run copies cold part 1 (0..16 MiB) and stops; the second reads from 16 MiB,
+    // with a flipped bit.
+    assert!(
+        staged
+            .deliver_within(&staged.local.state, &staged.event(), &queue.every_part())
+            .await
+    );
+    let (_, checkpoint) = staged.checkpoint().await.unwrap();
+    assert!(!checkpoint.aligned);
+    assert_eq!(
+        checkpoint.offset(),
+        filestore_transfer::copy::COLD_PART_SIZE
+    );
+    assert!(
+        !staged
+            .deliver_within(&flipping, &staged.continuation(), &queue.every_part())
+            .await
+            || !staged
+                .deliver_within(&staged.local.state, &staged.continuation(), &limits)
+                .await,
+        "a bit flipped in a later run went unnoticed"
+    );
+    staged.assert_nothing_verified_or_left().await;
+    queue.take().await;
+
+    assert!(
+        staged
+            .deliver_within(&staged.local.state, &staged.event(), &queue.every_part())
+            .await
+    );
+    assert!(queue.take().await.len() == 1);
+    assert!(staged.run_to_the_end(&queue).await >= 1);
+    staged.assert_retry_verifies().await;
 }

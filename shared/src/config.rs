@@ -69,6 +69,9 @@ pub struct Config {
     /// `FILESTORE_HOT_RETENTION_SECS`: how long the hot copy outlives a verified cold copy.
     /// Unset keeps it; `0` removes it as soon as the cold copy is verified.
     pub hot_retention: Option<Duration>,
+    /// `FILESTORE_TRANSFER_QUEUE_URL`: the transfer queue, where a transfer too large for one
+    /// run sends the message that continues it.
+    pub transfer_queue_url: Option<String>,
 }
 
 /// A missing or malformed environment variable, named so the operator can fix it.
@@ -107,6 +110,7 @@ impl Config {
         "FILESTORE_COLD_SECRET_ACCESS_KEY",
         "FILESTORE_COLD_PATH_STYLE",
         "FILESTORE_HOT_RETENTION_SECS",
+        "FILESTORE_TRANSFER_QUEUE_URL",
     ];
 
     /// Loads the configuration through `lookup`, so tests need not touch the process environment.
@@ -197,6 +201,7 @@ impl Config {
             presign_ttl: Duration::from_secs(positive("FILESTORE_PRESIGN_TTL_SECS", 900)?),
             cold,
             hot_retention,
+            transfer_queue_url: optional("FILESTORE_TRANSFER_QUEUE_URL"),
         })
     }
 }

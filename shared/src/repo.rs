@@ -29,11 +29,13 @@ use crate::api::{FileView, UploadView};
 mod accounts;
 mod janitor;
 mod shares;
+mod transfers;
 
 pub use accounts::LoginFailures;
 pub use janitor::DUE_INDEX;
 use janitor::Due;
 pub use shares::ShareRecord;
+pub use transfers::{CHECKPOINT_TTL, TransferCheckpoint};
 
 pub use crate::domain::UploadState;
 

@@ -169,7 +169,7 @@ async fn remove_orphan_blobs(
     {
         return Ok(());
     }
-    abort_stale_cold_uploads(cold, now, report).await?;
+    abort_stale_cold_uploads(state, cold, now, report).await?;
     let cutoff = now - ORPHAN_GRACE;
     let is_old = |t: Option<OffsetDateTime>| t.is_some_and(|t| t < cutoff);
     let old: Vec<_> = cold
@@ -208,9 +208,12 @@ async fn remove_orphan_blobs(
 }
 
 /// Aborts cold multipart uploads started longer than [`ORPHAN_GRACE`] ago: a transfer that
-/// was stopped mid-copy (Lambda's time limit, a crash) leaves its upload open, and its parts
-/// are billed. The hot bucket has a lifecycle rule for this; a cold store may not.
+/// was stopped mid-copy (a crash, a file deleted meanwhile) leaves its upload open, and its
+/// parts are billed. The hot bucket has a lifecycle rule for this; a cold store may not.
+/// An upload a transfer checkpoint moved on within the grace period is a large copy still
+/// going over many runs, and is kept.
 async fn abort_stale_cold_uploads(
+    state: &AppState,
     cold: &Storage,
     now: OffsetDateTime,
     report: &mut Report,
@@ -218,6 +221,15 @@ async fn abort_stale_cold_uploads(
     let cutoff = now - ORPHAN_GRACE;
     for upload in cold.open_uploads(COLD_BLOB_PREFIX).await? {
         if upload.initiated.is_none_or(|t| t >= cutoff) {
+            continue;
+        }
+        let file_id = upload.key.trim_start_matches(COLD_BLOB_PREFIX);
+        let in_progress = state
+            .repo
+            .get_transfer(file_id)
+            .await?
+            .is_some_and(|c| c.cold_upload_id == upload.upload_id && c.updated_at >= cutoff);
+        if in_progress {
             continue;
         }
         match cold.abort_multipart(&upload.key, &upload.upload_id).await {

@@ -14,12 +14,19 @@
 //! parts follow the hot object's parts where those are small enough ([`MAX_ALIGNED_PART`]), so
 //! one MD5 per part serves as its `Content-MD5` and to check the hot ETag; otherwise the
 //! hashing thread computes the hot ETag as well. After the write, the cold object's size and
-//! ETag are checked against what was sent, and a copy that fails the check is deleted. Any
-//! failure aborts a started multipart upload.
+//! ETag are checked against what was sent, and a copy that fails the check is deleted.
+//!
+//! A copy may stop at a part boundary when its run's time is up ([`Run::stop_at`]) and hand
+//! back a [`Checkpoint`]: the cold multipart upload, the parts' MD5s and the hashes' midstates.
+//! Another run continues from it with a ranged read of the rest. A failure aborts a started
+//! multipart upload, except one a checkpoint still names, which a later run resumes, unless
+//! the failure says the bytes are wrong ([`BadCopy`]).
 
 use std::fmt;
+use std::time::Instant;
 
 use anyhow::{Context, anyhow, bail};
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use base64::Engine;
@@ -27,8 +34,11 @@ use bytes::{Bytes, BytesMut};
 use filestore_shared::domain::{ObjectSize, PartPlan, PartSize};
 use filestore_shared::storage::Storage;
 use md5::Md5;
+use serde::{Deserialize, Serialize};
 use sha1::Sha1;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
+use sha2::digest::Digest;
+use sha2::digest::common::hazmat::{SerializableState, SerializedState};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -52,6 +62,17 @@ pub struct Copied {
 }
 
 type Md5Digest = [u8; 16];
+
+/// A copy whose bytes are wrong (a corrupted or cut read, a cold store that kept other bytes):
+/// nothing of it may be resumed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadCopy(pub String);
+
+/// Is `err` a [`BadCopy`]?
+pub fn is_bad_copy(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<BadCopy>().is_some()
+}
 
 /// An ETag of the MD5 form that S3 (unencrypted or SSE-S3), MinIO, Aliyun OSS and moto give:
 /// the MD5 of the bytes, or for a multipart upload the MD5 of its parts' MD5s and the number
@@ -137,6 +158,25 @@ impl EtagHasher {
         self.in_part = 0;
     }
 
+    fn save(&self) -> EtagState {
+        EtagState {
+            part_size: self.part_size,
+            in_part: self.in_part,
+            md5: save_state(&self.part),
+            digests: self.digests.clone(),
+            digest_count: 0,
+        }
+    }
+
+    fn restore(state: &EtagState) -> anyhow::Result<Self> {
+        Ok(Self {
+            part_size: state.part_size,
+            part: restore_state(&state.md5)?,
+            in_part: state.in_part,
+            digests: state.digests.clone(),
+        })
+    }
+
     pub fn finish(mut self) -> Md5Etag {
         if self.part_size.is_none() {
             return Md5Etag {
@@ -149,6 +189,116 @@ impl EtagHasher {
         }
         Md5Etag::multipart(&self.digests)
     }
+}
+
+/// A hash's midstate, base64: its chaining state, length and unprocessed bytes.
+fn save_state<H: SerializableState>(hash: &H) -> String {
+    base64::engine::general_purpose::STANDARD.encode(hash.serialize())
+}
+
+fn restore_state<H: SerializableState>(saved: &str) -> anyhow::Result<H> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(saved)
+        .context("checkpoint hash state is not base64")?;
+    let state = SerializedState::<H>::try_from(&bytes[..])
+        .map_err(|_| anyhow!("checkpoint hash state has the wrong length"))?;
+    H::deserialize(&state).map_err(|_| anyhow!("checkpoint hash state does not deserialise"))
+}
+
+/// The hot-ETag hasher's state in a checkpoint.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EtagState {
+    part_size: Option<u64>,
+    in_part: u64,
+    md5: String,
+    /// Packed into [`Checkpoint::pack`]'s blob.
+    #[serde(skip)]
+    digests: Vec<Md5Digest>,
+    digest_count: usize,
+}
+
+/// Where a copy stopped: what another run needs to continue it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The hot object's ETag when the copy began; a changed object is copied from the start.
+    pub hot_etag: String,
+    pub upload_id: String,
+    /// Every cold part but the last has this size.
+    pub part_size: u64,
+    /// Whether the cold parts follow the hot object's parts (their MD5s make its ETag).
+    pub aligned: bool,
+    /// MD5s of the cold parts uploaded (parts 1..=n, in order). Packed into the blob.
+    #[serde(skip)]
+    pub part_md5s: Vec<Md5Digest>,
+    part_count: usize,
+    sha256: String,
+    sha1: String,
+    hot: Option<EtagState>,
+}
+
+impl Checkpoint {
+    /// Bytes copied so far.
+    pub fn offset(&self) -> u64 {
+        self.part_md5s.len() as u64 * self.part_size
+    }
+
+    /// The checkpoint as a string and a blob of part digests (16 bytes each, cold parts
+    /// then hot parts): up to 20,000 digests, which as text would pass DynamoDB's item limit.
+    ///
+    /// # Errors
+    /// Never in practice (serialising plain data).
+    pub fn pack(&self) -> anyhow::Result<(String, Vec<u8>)> {
+        let mut fields = self.clone();
+        fields.part_count = self.part_md5s.len();
+        let hot = self.hot.as_ref().map_or(&[][..], |h| &h.digests[..]);
+        if let Some(h) = fields.hot.as_mut() {
+            h.digest_count = h.digests.len();
+        }
+        let blob = self
+            .part_md5s
+            .iter()
+            .chain(hot)
+            .flatten()
+            .copied()
+            .collect();
+        Ok((serde_json::to_string(&fields)?, blob))
+    }
+
+    /// # Errors
+    /// A state or blob that [`Checkpoint::pack`] did not make.
+    pub fn unpack(state: &str, blob: &[u8]) -> anyhow::Result<Self> {
+        let mut checkpoint: Self =
+            serde_json::from_str(state).context("checkpoint state does not parse")?;
+        let hot_count = checkpoint.hot.as_ref().map_or(0, |h| h.digest_count);
+        if blob.len() != (checkpoint.part_count + hot_count) * 16 {
+            bail!("checkpoint blob has the wrong length");
+        }
+        let mut digests = blob
+            .chunks_exact(16)
+            .map(|c| c.try_into().expect("16 bytes"));
+        checkpoint.part_md5s = digests.by_ref().take(checkpoint.part_count).collect();
+        if let Some(h) = checkpoint.hot.as_mut() {
+            h.digests = digests.collect();
+        }
+        Ok(checkpoint)
+    }
+}
+
+/// How one run goes about a copy.
+#[derive(Clone, Debug, Default)]
+pub struct Run {
+    /// Where an earlier run stopped.
+    pub resume: Option<Checkpoint>,
+    /// When to stop at the next part boundary (after at least one part of progress).
+    pub stop_at: Option<Instant>,
+}
+
+/// How a run of a copy ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Progress {
+    Done(Copied),
+    /// Time ran out; the copy continues from here.
+    Paused(Checkpoint),
 }
 
 async fn md5_of(bytes: Bytes) -> anyhow::Result<Md5Digest> {
@@ -168,30 +318,67 @@ struct Digests {
     hot_etag: Option<Md5Etag>,
 }
 
+/// The hashes of the bytes read so far.
+struct Hashers {
+    sha256: Sha256,
+    sha1: Sha1,
+    /// The hot object's ETag, when the cold parts' MD5s do not make it.
+    etag: Option<EtagHasher>,
+}
+
+impl Hashers {
+    fn new(etag: Option<EtagHasher>) -> Self {
+        Self {
+            sha256: Sha256::new(),
+            sha1: Sha1::new(),
+            etag,
+        }
+    }
+
+    fn restore(checkpoint: &Checkpoint) -> anyhow::Result<Self> {
+        Ok(Self {
+            sha256: restore_state(&checkpoint.sha256)?,
+            sha1: restore_state(&checkpoint.sha1)?,
+            etag: checkpoint
+                .hot
+                .as_ref()
+                .map(EtagHasher::restore)
+                .transpose()?,
+        })
+    }
+
+    fn update(&mut self, part: &[u8]) {
+        self.sha256.update(part);
+        self.sha1.update(part);
+        if let Some(etag) = self.etag.as_mut() {
+            etag.update(part);
+        }
+    }
+
+    fn finish(self) -> Digests {
+        Digests {
+            sha256: hex::encode(self.sha256.finalize()),
+            sha1: hex::encode(self.sha1.finalize()),
+            hot_etag: self.etag.map(EtagHasher::finish),
+        }
+    }
+}
+
 /// The hashing thread, fed whole parts through a bounded queue: a hash that falls behind
 /// slows the read (backpressure) instead of growing memory.
 struct Hashing {
     queue: mpsc::Sender<Bytes>,
-    worker: tokio::task::JoinHandle<Digests>,
+    worker: tokio::task::JoinHandle<Hashers>,
 }
 
 impl Hashing {
-    fn start(mut etag: Option<EtagHasher>) -> Self {
+    fn start(mut hashers: Hashers) -> Self {
         let (queue, mut parts) = mpsc::channel::<Bytes>(HASH_QUEUE);
         let worker = tokio::task::spawn_blocking(move || {
-            let (mut sha256, mut sha1) = (Sha256::new(), Sha1::new());
             while let Some(part) = parts.blocking_recv() {
-                sha256.update(&part);
-                sha1.update(&part);
-                if let Some(etag) = etag.as_mut() {
-                    etag.update(&part);
-                }
+                hashers.update(&part);
             }
-            Digests {
-                sha256: hex::encode(sha256.finalize()),
-                sha1: hex::encode(sha1.finalize()),
-                hot_etag: etag.map(EtagHasher::finish),
-            }
+            hashers
         });
         Self { queue, worker }
     }
@@ -203,7 +390,8 @@ impl Hashing {
             .map_err(|_| anyhow!("the hashing thread stopped"))
     }
 
-    async fn finish(self) -> anyhow::Result<Digests> {
+    /// The hashes of everything fed.
+    async fn finish(self) -> anyhow::Result<Hashers> {
         drop(self.queue);
         self.worker.await.context("the hashing thread failed")
     }
@@ -238,6 +426,80 @@ impl<'a> Multipart<'a> {
             running: JoinSet::new(),
             done: Vec::new(),
         })
+    }
+
+    /// Takes up `checkpoint`'s upload, if the cold store still holds it with every part the
+    /// checkpoint counts, of the right size and MD5. `None`: it does not (aborted by the
+    /// janitor, say), and the copy starts over.
+    async fn resume(
+        store: &'a Storage,
+        key: &'a str,
+        checkpoint: &Checkpoint,
+    ) -> anyhow::Result<Option<Self>> {
+        let listed: Result<Vec<_>, _> = store
+            .client()
+            .list_parts()
+            .bucket(store.bucket())
+            .key(key)
+            .upload_id(&checkpoint.upload_id)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await;
+        let parts = match listed {
+            Ok(parts) => parts,
+            Err(e) if e.as_service_error().and_then(|e| e.code()) == Some("NoSuchUpload") => {
+                tracing::warn!(key, "the checkpoint's cold upload is gone; starting over");
+                return Ok(None);
+            }
+            Err(e) => return Err(e).context("cold ListParts"),
+        };
+        let mut done = Vec::with_capacity(checkpoint.part_md5s.len());
+        for (i, md5) in checkpoint.part_md5s.iter().enumerate() {
+            let number = i as i32 + 1;
+            let listed = parts.iter().find(|p| p.part_number() == Some(number));
+            let fits = listed.is_some_and(|p| {
+                p.size() == Some(checkpoint.part_size as i64)
+                    && p.e_tag().and_then(Md5Etag::parse).is_none_or(|e| {
+                        e == Md5Etag {
+                            digest: hex::encode(md5),
+                            parts: None,
+                        }
+                    })
+            });
+            let Some(listed) = listed.filter(|_| fits) else {
+                tracing::warn!(
+                    key,
+                    part = number,
+                    "the checkpoint's cold part is missing or differs; starting over"
+                );
+                store.abort_multipart(key, &checkpoint.upload_id).await?;
+                return Ok(None);
+            };
+            let completed = CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(listed.e_tag().map(str::to_string))
+                .build();
+            done.push((completed, *md5));
+        }
+        Ok(Some(Self {
+            store,
+            key,
+            upload_id: checkpoint.upload_id.clone(),
+            next_part: done.len() as i32 + 1,
+            running: JoinSet::new(),
+            done,
+        }))
+    }
+
+    /// Waits for every part upload in flight.
+    async fn wait_all(&mut self) -> anyhow::Result<()> {
+        while !self.running.is_empty() {
+            self.wait_one().await?;
+        }
+        self.done.sort_by_key(|(p, _)| p.part_number());
+        Ok(())
     }
 
     async fn wait_one(&mut self) -> anyhow::Result<()> {
@@ -284,16 +546,12 @@ impl<'a> Multipart<'a> {
     /// Completes the upload, unless its parts' MD5s miss `expected`; returns the ETag the
     /// cold store should now show.
     async fn finish(&mut self, expected: Option<&Md5Etag>) -> anyhow::Result<Md5Etag> {
-        while !self.running.is_empty() {
-            self.wait_one().await?;
-        }
-        self.done.sort_by_key(|(p, _)| p.part_number());
-        let digests: Vec<Md5Digest> = self.done.iter().map(|(_, d)| *d).collect();
-        let sent = Md5Etag::multipart(&digests);
+        self.wait_all().await?;
+        let sent = Md5Etag::multipart(&self.digests());
         if let Some(expected) = expected
             && sent != *expected
         {
-            bail!(corrupted_read(self.key, expected, Some(&sent)));
+            return Err(corrupted_read(self.key, expected, Some(&sent)).into());
         }
         let parts = self.done.iter().map(|(p, _)| p.clone()).collect();
         self.store
@@ -311,6 +569,10 @@ impl<'a> Multipart<'a> {
             .await
             .context("cold CompleteMultipartUpload")?;
         Ok(sent)
+    }
+
+    fn digests(&self) -> Vec<Md5Digest> {
+        self.done.iter().map(|(_, d)| *d).collect()
     }
 
     /// Stops the part uploads still running, so none lands after the abort, then aborts.
@@ -344,11 +606,11 @@ async fn first_part_size(hot: &Storage, key: &str) -> anyhow::Result<u64> {
         .context("hot HeadObject of part 1 gave no length")
 }
 
-fn corrupted_read(key: &str, stored: &Md5Etag, read: Option<&Md5Etag>) -> String {
-    format!(
+fn corrupted_read(key: &str, stored: &Md5Etag, read: Option<&Md5Etag>) -> BadCopy {
+    BadCopy(format!(
         "the bytes read for {key} do not match the hot object's ETag {stored} (they make {}): a corrupted read",
         read.map_or_else(|| "nothing".to_string(), Md5Etag::to_string)
-    )
+    ))
 }
 
 /// Checks that the cold store holds what was sent: the size always, the ETag where the store
@@ -359,15 +621,16 @@ async fn check_cold(cold: &Storage, key: &str, size: u64, sent: &Md5Etag) -> any
         .await?
         .with_context(|| format!("the cold store has no {key} right after writing it"))?;
     if head.size != size {
-        bail!(
+        return Err(BadCopy(format!(
             "the cold store holds {} bytes for {key}, {size} were sent",
             head.size
-        );
+        ))
+        .into());
     }
     match head.etag.as_deref().and_then(Md5Etag::parse) {
-        Some(etag) if etag != *sent => {
-            bail!("the cold store's ETag for {key} is {etag}, the bytes sent make {sent}")
-        }
+        Some(etag) if etag != *sent => Err(BadCopy(format!(
+            "the cold store's ETag for {key} is {etag}, the bytes sent make {sent}"
+        )))?,
         Some(_) => {}
         None => tracing::debug!(
             key,
@@ -378,24 +641,44 @@ async fn check_cold(cold: &Storage, key: &str, size: u64, sent: &Md5Etag) -> any
 }
 
 /// Copies `hot_key` from `hot` to `cold_key` in `cold`, hashing it on the way, checking the
-/// read against the hot object and the write against the cold one.
+/// read against the hot object and the write against the cold one; or, when `run` says time
+/// is up, stops at a part boundary and says where.
 ///
 /// # Errors
-/// Any read, write or check failure: a started multipart upload is aborted, and a written
-/// cold object that fails its check is deleted.
+/// Any read, write or check failure ([`BadCopy`] when the bytes are wrong). A started
+/// multipart upload is aborted unless it is `run`'s checkpoint's and the bytes are not known
+/// to be wrong (a later run resumes it); a written cold object that fails its check is deleted.
 pub async fn copy_verified(
     hot: &Storage,
     cold: &Storage,
     hot_key: &str,
     cold_key: &str,
     expected_size: u64,
-) -> anyhow::Result<Copied> {
+    run: Run,
+) -> anyhow::Result<Progress> {
+    let saved = run.resume.as_ref().map(|c| c.upload_id.clone());
     let mut multipart = None;
-    let copied = copy(hot, cold, hot_key, cold_key, expected_size, &mut multipart).await;
-    if copied.is_err()
+    let copied = copy(
+        hot,
+        cold,
+        hot_key,
+        cold_key,
+        expected_size,
+        run,
+        &mut multipart,
+    )
+    .await;
+    if let Err(e) = &copied
         && let Some(m) = multipart
     {
-        m.abort().await;
+        if saved.as_ref() == Some(&m.upload_id) && !is_bad_copy(e) {
+            tracing::info!(
+                key = cold_key,
+                "cold upload kept for the next run to resume"
+            );
+        } else {
+            m.abort().await;
+        }
     }
     copied
 }
@@ -406,59 +689,100 @@ async fn copy<'a>(
     hot_key: &str,
     cold_key: &'a str,
     expected_size: u64,
+    run: Run,
     multipart: &mut Option<Multipart<'a>>,
-) -> anyhow::Result<Copied> {
+) -> anyhow::Result<Progress> {
     let size = ObjectSize::parse(expected_size).map_err(anyhow::Error::msg)?;
     let planned = PartPlan::new(
         size,
         Some(PartSize::parse(COLD_PART_SIZE).map_err(anyhow::Error::msg)?),
     )
     .part_size;
-    let object = hot
-        .client()
-        .get_object()
-        .bucket(hot.bucket())
-        .key(hot_key)
-        .send()
-        .await
-        .context("hot GetObject")?;
-    if let Some(length) = object.content_length()
-        && length != expected_size as i64
-    {
-        bail!("the hot object is {length} bytes, its File says {expected_size}");
+    let mut resume = run.resume;
+    if let Some(checkpoint) = &resume {
+        *multipart = Multipart::resume(cold, cold_key, checkpoint).await?;
+        if multipart.is_none() {
+            resume = None;
+        }
     }
-    let hot_etag = object.e_tag().and_then(Md5Etag::parse);
+    let offset = resume.as_ref().map_or(0, Checkpoint::offset);
+    let mut request = hot.client().get_object().bucket(hot.bucket()).key(hot_key);
+    if offset > 0 {
+        request = request.range(format!("bytes={offset}-"));
+    }
+    let object = request.send().await.context("hot GetObject")?;
+    let raw_etag = object.e_tag().unwrap_or_default().to_string();
+    if let Some(checkpoint) = &resume
+        && checkpoint.hot_etag != raw_etag
+    {
+        return Err(BadCopy(format!(
+            "the hot object {hot_key} changed since the checkpoint (ETag {} then, {raw_etag} now)",
+            checkpoint.hot_etag
+        ))
+        .into());
+    }
+    if let Some(length) = object.content_length()
+        && length != (expected_size - offset) as i64
+    {
+        return Err(BadCopy(format!(
+            "the hot object has {length} bytes from offset {offset}, its File says {expected_size} in all"
+        ))
+        .into());
+    }
+    let hot_etag = Md5Etag::parse(&raw_etag);
     // Following the hot parts (`aligned`), the cold parts' MD5s make the hot ETag; otherwise
     // the hashing thread computes it.
-    let (part_size, aligned, etag_hasher) = match &hot_etag {
+    let (part_size, aligned, hashers) = match &resume {
+        Some(checkpoint) => (
+            checkpoint.part_size,
+            checkpoint.aligned,
+            Hashers::restore(checkpoint)?,
+        ),
         None => {
-            tracing::warn!(key = hot_key, etag = ?object.e_tag(), "the hot object's ETag is not an MD5; the read is checked by size only");
-            (planned, false, None)
+            let (part_size, aligned, etag) = match &hot_etag {
+                None => {
+                    tracing::warn!(
+                        key = hot_key,
+                        etag = raw_etag,
+                        "the hot object's ETag is not an MD5; the read is checked by size only"
+                    );
+                    (planned, false, None)
+                }
+                Some(Md5Etag { parts: None, .. }) => (planned, false, Some(EtagHasher::new(None))),
+                Some(Md5Etag { parts: Some(_), .. }) => {
+                    match first_part_size(hot, hot_key).await? {
+                        hot_part @ 1..=MAX_ALIGNED_PART => (hot_part, true, None),
+                        hot_part => (planned, false, Some(EtagHasher::new(Some(hot_part)))),
+                    }
+                }
+            };
+            (part_size, aligned, Hashers::new(etag))
         }
-        Some(Md5Etag { parts: None, .. }) => (planned, false, Some(EtagHasher::new(None))),
-        Some(Md5Etag { parts: Some(_), .. }) => match first_part_size(hot, hot_key).await? {
-            hot_part @ 1..=MAX_ALIGNED_PART => (hot_part, true, None),
-            hot_part => (planned, false, Some(EtagHasher::new(Some(hot_part)))),
-        },
     };
-    let part_size = part_size as usize;
-    let hashing = Hashing::start(etag_hasher);
+    let hashing = Hashing::start(hashers);
+    let part_len = part_size as usize;
     let mut body = object.body;
-    let mut buffer = BytesMut::with_capacity(part_size.min(expected_size as usize));
-    let mut total = 0u64;
+    let mut buffer = BytesMut::with_capacity(part_len.min((expected_size - offset) as usize));
+    let mut total = offset;
+    // Bytes handed to cold parts, from the start of the object.
+    let mut through = offset;
+    let mut paused = false;
 
-    while let Some(chunk) = body.try_next().await.context("reading the hot object")? {
+    'read: while let Some(chunk) = body.try_next().await.context("reading the hot object")? {
         total += chunk.len() as u64;
         if total > expected_size {
-            bail!("the hot object has more than the {expected_size} bytes its File says");
+            return Err(BadCopy(format!(
+                "the hot object has more than the {expected_size} bytes its File says"
+            ))
+            .into());
         }
         let mut rest = &chunk[..];
         while !rest.is_empty() {
-            let take = (part_size - buffer.len()).min(rest.len());
+            let take = (part_len - buffer.len()).min(rest.len());
             buffer.extend_from_slice(&rest[..take]);
             rest = &rest[take..];
-            if buffer.len() == part_size {
-                let part = std::mem::replace(&mut buffer, BytesMut::with_capacity(part_size));
+            if buffer.len() == part_len {
+                let part = std::mem::replace(&mut buffer, BytesMut::with_capacity(part_len));
                 let part = part.freeze();
                 hashing.feed(part.clone()).await?;
                 if multipart.is_none() {
@@ -469,8 +793,32 @@ async fn copy<'a>(
                     .expect("started above")
                     .send(part)
                     .await?;
+                through += part_size;
+                if through < expected_size && run.stop_at.is_some_and(|t| Instant::now() >= t) {
+                    paused = true;
+                    break 'read;
+                }
             }
         }
+    }
+    if paused {
+        let m = multipart.as_mut().expect("a part was sent");
+        m.wait_all().await?;
+        let hashers = hashing.finish().await?;
+        let checkpoint = Checkpoint {
+            hot_etag: raw_etag,
+            upload_id: m.upload_id.clone(),
+            part_size,
+            aligned,
+            part_md5s: m.digests(),
+            part_count: 0,
+            sha256: save_state(&hashers.sha256),
+            sha1: save_state(&hashers.sha1),
+            hot: hashers.etag.as_ref().map(EtagHasher::save),
+        };
+        // The checkpoint holds the upload now: it must outlive this run.
+        *multipart = None;
+        return Ok(Progress::Paused(checkpoint));
     }
     if total != expected_size {
         bail!("the hot object ended after {total} of its {expected_size} bytes");
@@ -479,12 +827,12 @@ async fn copy<'a>(
     if !last.is_empty() {
         hashing.feed(last.clone()).await?;
     }
-    let digests = hashing.finish().await?;
+    let digests = hashing.finish().await?.finish();
     if let Some(stored) = &hot_etag
         && !aligned
         && digests.hot_etag.as_ref() != Some(stored)
     {
-        bail!(corrupted_read(hot_key, stored, digests.hot_etag.as_ref()));
+        return Err(corrupted_read(hot_key, stored, digests.hot_etag.as_ref()).into());
     }
 
     let sent = match multipart.as_mut() {
@@ -493,7 +841,7 @@ async fn copy<'a>(
             if let Some(stored) = hot_etag.as_ref().filter(|_| aligned)
                 && Md5Etag::multipart(&[md5]) != *stored
             {
-                bail!(corrupted_read(hot_key, stored, None));
+                return Err(corrupted_read(hot_key, stored, None).into());
             }
             cold.client()
                 .put_object()
@@ -528,11 +876,11 @@ async fn copy<'a>(
         }
         return Err(e);
     }
-    Ok(Copied {
+    Ok(Progress::Done(Copied {
         sha256: digests.sha256,
         sha1: digests.sha1,
         size: total,
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -592,5 +940,68 @@ mod tests {
             EtagHasher::new(Some(5)).finish(),
             Md5Etag::multipart(&[empty])
         );
+    }
+
+    /// Hashes saved into a checkpoint at any point, packed, unpacked and resumed, end where
+    /// one pass over the bytes ends; the part digests come back in order.
+    #[test]
+    fn hashes_resumed_from_a_checkpoint_match_one_pass() {
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut whole = Hashers::new(Some(EtagHasher::new(Some(64))));
+        whole.update(&data);
+        let whole = whole.finish();
+        for split in [0, 1, 63, 64, 65, 500, 999, 1000] {
+            let mut first = Hashers::new(Some(EtagHasher::new(Some(64))));
+            first.update(&data[..split]);
+            let checkpoint = Checkpoint {
+                hot_etag: "\"abc-3\"".into(),
+                upload_id: "u".into(),
+                part_size: 5,
+                aligned: false,
+                part_md5s: vec![[1; 16], [2; 16]],
+                part_count: 0,
+                sha256: save_state(&first.sha256),
+                sha1: save_state(&first.sha1),
+                hot: first.etag.as_ref().map(EtagHasher::save),
+            };
+            let (state, blob) = checkpoint.pack().unwrap();
+            let back = Checkpoint::unpack(&state, &blob).unwrap();
+            assert_eq!(back.part_md5s, checkpoint.part_md5s);
+            assert_eq!(back.offset(), 10);
+            assert_eq!(back.hot.as_ref().map(|h| h.digests.len()), Some(split / 64));
+            let mut rest = Hashers::restore(&back).unwrap();
+            rest.update(&data[split..]);
+            let rest = rest.finish();
+            assert_eq!(
+                (rest.sha256, rest.sha1, rest.hot_etag),
+                (
+                    whole.sha256.clone(),
+                    whole.sha1.clone(),
+                    whole.hot_etag.clone()
+                ),
+                "split at {split}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_damaged_checkpoint_does_not_unpack() {
+        let checkpoint = Checkpoint {
+            hot_etag: String::new(),
+            upload_id: "u".into(),
+            part_size: 5,
+            aligned: true,
+            part_md5s: vec![[1; 16]],
+            part_count: 0,
+            sha256: save_state(&Sha256::new()),
+            sha1: save_state(&Sha1::new()),
+            hot: None,
+        };
+        let (state, blob) = checkpoint.pack().unwrap();
+        assert!(Checkpoint::unpack(&state, &blob[1..]).is_err());
+        assert!(Checkpoint::unpack("{}", &blob).is_err());
+        let short = state.replace(&checkpoint.sha1, "AAAA");
+        let back = Checkpoint::unpack(&short, &blob).unwrap();
+        assert!(Hashers::restore(&back).is_err());
     }
 }

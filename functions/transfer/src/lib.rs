@@ -9,36 +9,127 @@
 //! verified cold copy is recorded. A message that keeps failing is reported in
 //! `batchItemFailures`, retried by SQS, and parked in the dead-letter queue.
 //!
+//! A Lambda run ends after 15 minutes, so a copy too large for one run stops at a part
+//! boundary before its deadline ([`Limits::stop_at`]), saves a checkpoint
+//! ([`Repo::save_transfer`](filestore_shared::repo::Repo::save_transfer)) and sends a
+//! continuation message of its own to the queue ([`Requeue`]): a new message, since a
+//! redelivered one counts toward the dead-letter queue's limit. Every run makes at least one
+//! part of progress; a run that crashes leaves the last checkpoint, which the redelivery
+//! resumes.
+//!
 //! # Layout
 //! - [`handler`]: one SQS batch in, the failed message ids out.
 //! - [`copy`]: the streaming hot -> cold copy with hashing and bounded memory.
 
 pub mod copy;
 
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsMessage};
 use filestore_shared::AppState;
 use filestore_shared::domain::parse_id;
-use filestore_shared::repo::{FileRecord, Verified, VerifyOutcome};
+use filestore_shared::repo::{FileRecord, TransferCheckpoint, Verified, VerifyOutcome};
 use percent_encoding::percent_decode_str;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tracing::instrument;
+
+use crate::copy::{Checkpoint, Progress, Run, is_bad_copy};
 
 /// How long to wait for the File record of a just-completed upload: S3 announces the object
 /// a moment before the merge function's transaction records it.
 const FILE_WAIT: Duration = Duration::from_secs(5);
 
+/// Time kept back from a run's deadline: enough to finish the parts in flight and save.
+pub const STOP_MARGIN: Duration = Duration::from_secs(60);
+
+/// When a run stops, and where it continues.
+#[derive(Clone, Debug, Default)]
+pub struct Limits {
+    /// When to stop at the next part boundary (none: never).
+    pub stop_at: Option<Instant>,
+    /// The queue a stopped transfer continues on. Without it, the message is reported
+    /// failed and SQS's redelivery continues it.
+    pub requeue: Option<Requeue>,
+}
+
+impl Limits {
+    /// Stops [`STOP_MARGIN`] before `deadline` (a Lambda's, or a local stand-in's).
+    pub fn until(deadline: SystemTime, requeue: Option<Requeue>) -> Self {
+        let left = deadline
+            .duration_since(SystemTime::now())
+            .unwrap_or_default()
+            .saturating_sub(STOP_MARGIN);
+        Self {
+            stop_at: Some(Instant::now() + left),
+            requeue,
+        }
+    }
+}
+
+/// Sends continuation messages to the transfer queue.
+#[derive(Clone, Debug)]
+pub struct Requeue {
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+/// The body of a continuation message.
+#[derive(Debug, Serialize, Deserialize)]
+struct Continuation {
+    continue_transfer: ContinueTransfer,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ContinueTransfer {
+    /// The hot object's key, not URL-encoded.
+    key: String,
+}
+
+impl Requeue {
+    pub fn new(sqs: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            sqs,
+            queue_url: queue_url.into(),
+        }
+    }
+
+    /// From `FILESTORE_TRANSFER_QUEUE_URL`, when set.
+    pub fn from_config(sdk: &aws_config::SdkConfig, state: &AppState) -> Option<Self> {
+        let url = state.config.transfer_queue_url.clone()?;
+        Some(Self::new(aws_sdk_sqs::Client::new(sdk), url))
+    }
+
+    /// The message that continues the transfer of `key` in a new run.
+    pub fn body(key: &str) -> String {
+        serde_json::to_string(&Continuation {
+            continue_transfer: ContinueTransfer { key: key.into() },
+        })
+        .expect("plain data serialises")
+    }
+
+    async fn send(&self, key: &str) -> anyhow::Result<()> {
+        self.sqs
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(Self::body(key))
+            .send()
+            .await
+            .context("SQS SendMessage (continuation)")?;
+        Ok(())
+    }
+}
+
 /// Handles one SQS batch; every message that could not be handled is reported for retry.
 pub async fn handler(
     state: &AppState,
     event: aws_lambda_events::sqs::SqsEvent,
+    limits: &Limits,
 ) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     for message in event.records {
         let id = message.message_id.clone().unwrap_or_default();
-        if let Err(e) = process_message(state, &message).await {
+        if let Err(e) = process_message(state, &message, limits).await {
             tracing::error!(
                 message_id = %id,
                 receive_count = message.attributes.get("ApproximateReceiveCount").map(String::as_str).unwrap_or("?"),
@@ -101,16 +192,22 @@ pub struct NotificationObject {
     pub key: String,
 }
 
-/// The decoded keys of the objects a message announces as created. The S3 test event that
-/// S3 sends when notifications are configured announces none.
+/// The decoded keys of the objects a message announces as created, or whose transfer it
+/// continues. The S3 test event that S3 sends when notifications are configured announces
+/// none.
 ///
 /// # Errors
-/// A body that is not an S3 event notification (a poison message).
+/// A body that is neither an S3 event notification nor a continuation (a poison message).
 pub fn created_keys(body: &str) -> anyhow::Result<Vec<String>> {
     let value: serde_json::Value =
         serde_json::from_str(body).context("message body is not JSON")?;
     if value.get("Event").and_then(|e| e.as_str()) == Some("s3:TestEvent") {
         return Ok(Vec::new());
+    }
+    if value.get("continue_transfer").is_some() {
+        let continuation: Continuation =
+            serde_json::from_value(value).context("malformed continuation message")?;
+        return Ok(vec![continuation.continue_transfer.key]);
     }
     let event: Notification =
         serde_json::from_value(value).context("message body is not an S3 event")?;
@@ -122,12 +219,16 @@ pub fn created_keys(body: &str) -> anyhow::Result<Vec<String>> {
         .collect())
 }
 
-async fn process_message(state: &AppState, message: &SqsMessage) -> anyhow::Result<()> {
+async fn process_message(
+    state: &AppState,
+    message: &SqsMessage,
+    limits: &Limits,
+) -> anyhow::Result<()> {
     let body = message.body.as_deref().context("message has no body")?;
     for key in created_keys(body)? {
         // Boxed: nested whole, the transfer's future overflows the compiler's layout depth
         // in the Lambda's `main`.
-        Box::pin(transfer_object(state, &key))
+        Box::pin(transfer_object(state, &key, limits))
             .await
             .with_context(|| format!("transferring {key}"))?;
     }
@@ -151,8 +252,8 @@ async fn wait_for_file(
     }
 }
 
-#[instrument(skip(state))]
-async fn transfer_object(state: &AppState, key: &str) -> anyhow::Result<()> {
+#[instrument(skip(state, limits))]
+async fn transfer_object(state: &AppState, key: &str, limits: &Limits) -> anyhow::Result<()> {
     let Some((user_id, file_id)) = parse_object_key(key) else {
         tracing::warn!("not a file object; ignored");
         return Ok(());
@@ -179,7 +280,34 @@ async fn transfer_object(state: &AppState, key: &str) -> anyhow::Result<()> {
         .as_ref()
         .context("the cold store is not configured")?;
     let target = cold_key(&file_id);
-    let copied = copy::copy_verified(&state.storage, cold, key, &target, file.size).await?;
+    let saved = state.repo.get_transfer(&file_id).await?;
+    let resume = saved.as_ref().and_then(|s| {
+        Checkpoint::unpack(&s.state, &s.blob)
+            .inspect_err(|e| {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "unusable checkpoint; starting over"
+                )
+            })
+            .ok()
+    });
+    let run = Run {
+        resume,
+        stop_at: limits.stop_at,
+    };
+    let copied = match copy::copy_verified(&state.storage, cold, key, &target, file.size, run).await
+    {
+        Ok(Progress::Done(copied)) => copied,
+        Ok(Progress::Paused(checkpoint)) => {
+            return pause(state, &file, key, saved.as_ref(), &checkpoint, limits).await;
+        }
+        Err(e) => {
+            if is_bad_copy(&e) && saved.is_some() {
+                state.repo.delete_transfer(&file_id).await?;
+            }
+            return Err(e);
+        }
+    };
     let found = Verified {
         sha256: copied.sha256.clone(),
         sha1: copied.sha1.clone(),
@@ -210,11 +338,62 @@ async fn transfer_object(state: &AppState, key: &str) -> anyhow::Result<()> {
         tracing::warn!(declared = ?file.sha256, computed = %copied.sha256, "declared hash was wrong");
     }
     tracing::info!(sha256 = %copied.sha256, size = copied.size, outcome = ?outcome, "verified and stored cold");
+    if saved.is_some() {
+        state.repo.delete_transfer(&file_id).await?;
+    }
     if state.config.hot_retention == Some(Duration::ZERO) {
         state.storage.delete_object(key).await?;
         state.repo.mark_hot_removed(&user_id, &file_id).await?;
     }
     Ok(())
+}
+
+/// Saves where the copy stopped and asks for a new run to continue it.
+async fn pause(
+    state: &AppState,
+    file: &FileRecord,
+    key: &str,
+    saved: Option<&TransferCheckpoint>,
+    checkpoint: &Checkpoint,
+    limits: &Limits,
+) -> anyhow::Result<()> {
+    let (packed, blob) = checkpoint.pack()?;
+    let record = TransferCheckpoint {
+        file_id: file.file_id.clone(),
+        user_id: file.user_id.clone(),
+        version: saved.map_or(1, |s| s.version + 1),
+        cold_upload_id: checkpoint.upload_id.clone(),
+        state: packed,
+        blob,
+        updated_at: time::OffsetDateTime::now_utc(),
+    };
+    if !state.repo.save_transfer(&record).await? {
+        // Another run went on from the same checkpoint (a duplicate delivery) and saved first.
+        // Parts this run wrote to that run's upload are the same bytes; an upload of its own
+        // (the checkpoint's had gone) is nobody's.
+        if saved.is_none_or(|s| s.cold_upload_id != checkpoint.upload_id) {
+            let cold = state
+                .cold
+                .as_ref()
+                .context("the cold store is not configured")?;
+            cold.abort_multipart(&cold_key(&file.file_id), &checkpoint.upload_id)
+                .await?;
+        }
+        tracing::info!("another run moved this transfer on first; this one stops");
+        return Ok(());
+    }
+    tracing::info!(
+        offset = checkpoint.offset(),
+        size = file.size,
+        parts = checkpoint.part_md5s.len(),
+        "time is up; checkpoint saved, the transfer continues in a new run"
+    );
+    match &limits.requeue {
+        Some(requeue) => requeue.send(key).await,
+        None => bail!(
+            "stopped at the time limit with no queue to continue on; the redelivery continues it"
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -243,6 +422,13 @@ mod tests {
         let removed =
             r#"{"Records":[{"eventName":"ObjectRemoved:Delete","s3":{"object":{"key":"k"}}}]}"#;
         assert!(created_keys(removed).unwrap().is_empty());
+    }
+
+    #[test]
+    fn continuations_name_their_key_unencoded() {
+        let key = format!("{FILE_KEY} + %");
+        assert_eq!(created_keys(&Requeue::body(&key)).unwrap(), [key]);
+        assert!(created_keys(r#"{"continue_transfer":{}}"#).is_err());
     }
 
     #[test]

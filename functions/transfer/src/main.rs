@@ -5,17 +5,28 @@
 
 use aws_lambda_events::sqs::SqsEvent;
 use filestore_shared::AppState;
+use filestore_shared::config::Config;
+use filestore_shared::state::load_sdk_config;
+use filestore_transfer::{Limits, Requeue};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let state = AppState::from_env().await?;
+    let config = Config::from_env()?;
+    let sdk = load_sdk_config(&config).await;
+    let state = AppState::new(config, &sdk);
     if state.cold.is_none() {
         return Err("FILESTORE_COLD_BUCKET is required by the transfer function".into());
     }
-    run(service_fn(|event: LambdaEvent<SqsEvent>| async {
-        Ok::<_, Error>(filestore_transfer::handler(&state, event.payload).await)
+    let requeue = Requeue::from_config(&sdk, &state);
+    if requeue.is_none() {
+        return Err("FILESTORE_TRANSFER_QUEUE_URL is required by the transfer function".into());
+    }
+    let (state, requeue) = (&state, &requeue);
+    run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        let limits = Limits::until(event.context.deadline(), requeue.clone());
+        Ok::<_, Error>(filestore_transfer::handler(state, event.payload, &limits).await)
     }))
     .await
 }

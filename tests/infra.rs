@@ -135,6 +135,8 @@ fn functions_get_exactly_the_environment_config_reads() {
         }
         if template.crate_of(function) == "transfer" {
             assert!(env.contains("FILESTORE_COLD_BUCKET"));
+            // Where a transfer too long for one run continues.
+            assert!(env.contains("FILESTORE_TRANSFER_QUEUE_URL"));
         }
     }
 }

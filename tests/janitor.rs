@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use filestore_dev::{LocalSystem, Options};
+use filestore_shared::repo::TransferCheckpoint;
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -231,8 +232,37 @@ async fn orphan_cold_blobs_are_removed_after_the_grace_period() {
             .any(|u| u.upload_id == stopped)
     };
     assert!(open().await);
-
+    // Two copies that span runs, each with its checkpoint: one moved on lately (a copy still
+    // going, kept), one not since before the grace period (abandoned, aborted).
     let now = OffsetDateTime::now_utc();
+    let later = now + filestore_janitor::ORPHAN_GRACE + Duration::from_secs(60);
+    let mut spanning = Vec::new();
+    for updated_at in [later - Duration::from_secs(3600), now] {
+        let file_id = filestore_shared::domain::new_id();
+        let upload_id = cold
+            .create_multipart(&format!("blobs/{file_id}"), "application/octet-stream")
+            .await
+            .unwrap();
+        let checkpoint = TransferCheckpoint {
+            file_id,
+            user_id: app.user_id.clone(),
+            version: 1,
+            cold_upload_id: upload_id.clone(),
+            state: "{}".into(),
+            blob: Vec::new(),
+            updated_at,
+        };
+        assert!(state.repo.save_transfer(&checkpoint).await.unwrap());
+        spanning.push(upload_id);
+    }
+    let is_open = |upload_id: String| async move {
+        cold.open_uploads("blobs/")
+            .await
+            .unwrap()
+            .iter()
+            .any(|u| u.upload_id == upload_id)
+    };
+
     let report = filestore_janitor::sweep(state, now).await.unwrap();
     assert_eq!(report.removed_orphan_blobs, 0, "{report:?}");
     assert_eq!(report.aborted_cold_uploads, 0, "{report:?}");
@@ -242,11 +272,18 @@ async fn orphan_cold_blobs_are_removed_after_the_grace_period() {
     );
     assert!(open().await, "a young cold upload was aborted");
 
-    let later = now + filestore_janitor::ORPHAN_GRACE + Duration::from_secs(60);
     let report = filestore_janitor::sweep(state, later).await.unwrap();
     assert_eq!(report.removed_orphan_blobs, 1, "{report:?}");
-    assert_eq!(report.aborted_cold_uploads, 1, "{report:?}");
+    assert_eq!(report.aborted_cold_uploads, 2, "{report:?}");
     assert!(!open().await, "the stale cold upload is still open");
+    assert!(
+        is_open(spanning[0].clone()).await,
+        "a copy still going was aborted"
+    );
+    assert!(
+        !is_open(spanning[1].clone()).await,
+        "an abandoned copy's upload is still open"
+    );
     assert!(
         cold.object_size(&orphan).await.unwrap().is_none(),
         "the orphan stayed"

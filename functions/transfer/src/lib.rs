@@ -425,6 +425,17 @@ mod tests {
     }
 
     #[test]
+    fn runs_stop_a_margin_before_their_deadline_and_never_wait() {
+        let before = Instant::now();
+        let limits = Limits::until(SystemTime::now() + Duration::from_secs(900), None);
+        let stop_at = limits.stop_at.unwrap();
+        assert!(stop_at <= Instant::now() + Duration::from_secs(900) - STOP_MARGIN);
+        assert!(stop_at > before + Duration::from_secs(830));
+        let late = Limits::until(SystemTime::now() - Duration::from_secs(5), None);
+        assert!(late.stop_at.unwrap() <= Instant::now());
+    }
+
+    #[test]
     fn continuations_name_their_key_unencoded() {
         let key = format!("{FILE_KEY} + %");
         assert_eq!(created_keys(&Requeue::body(&key)).unwrap(), [key]);

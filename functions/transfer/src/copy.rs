@@ -26,7 +26,6 @@ use std::fmt;
 use std::time::Instant;
 
 use anyhow::{Context, anyhow, bail};
-use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use base64::Engine;
@@ -436,32 +435,17 @@ impl<'a> Multipart<'a> {
         key: &'a str,
         checkpoint: &Checkpoint,
     ) -> anyhow::Result<Option<Self>> {
-        let listed: Result<Vec<_>, _> = store
-            .client()
-            .list_parts()
-            .bucket(store.bucket())
-            .key(key)
-            .upload_id(&checkpoint.upload_id)
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await;
-        let parts = match listed {
-            Ok(parts) => parts,
-            Err(e) if e.as_service_error().and_then(|e| e.code()) == Some("NoSuchUpload") => {
-                tracing::warn!(key, "the checkpoint's cold upload is gone; starting over");
-                return Ok(None);
-            }
-            Err(e) => return Err(e).context("cold ListParts"),
+        let Some(parts) = store.list_parts(key, &checkpoint.upload_id).await? else {
+            tracing::warn!(key, "the checkpoint's cold upload is gone; starting over");
+            return Ok(None);
         };
         let mut done = Vec::with_capacity(checkpoint.part_md5s.len());
         for (i, md5) in checkpoint.part_md5s.iter().enumerate() {
-            let number = i as i32 + 1;
-            let listed = parts.iter().find(|p| p.part_number() == Some(number));
+            let number = i as u32 + 1;
+            let listed = parts.iter().find(|p| p.part_number == number);
             let fits = listed.is_some_and(|p| {
-                p.size() == Some(checkpoint.part_size as i64)
-                    && p.e_tag().and_then(Md5Etag::parse).is_none_or(|e| {
+                p.size == checkpoint.part_size
+                    && Md5Etag::parse(&p.etag).is_none_or(|e| {
                         e == Md5Etag {
                             digest: hex::encode(md5),
                             parts: None,
@@ -478,8 +462,8 @@ impl<'a> Multipart<'a> {
                 return Ok(None);
             };
             let completed = CompletedPart::builder()
-                .part_number(number)
-                .set_e_tag(listed.e_tag().map(str::to_string))
+                .part_number(number as i32)
+                .e_tag(&listed.etag)
                 .build();
             done.push((completed, *md5));
         }

@@ -3,6 +3,9 @@
 //! the process's CPU time and its peak RSS for each (Linux: the peak is reset between runs
 //! via `clear_refs`).
 //!
+//! Then the shape of the largest objects (cold parts of 512 MiB), streamed as read and, for
+//! contrast, held whole.
+//!
 //! `cargo run --release --example transfer_bench -- [SIZE_MIB]` (default 2048).
 
 use std::time::Instant;
@@ -11,7 +14,9 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use filestore_dev::{LocalSystem, Options};
 use filestore_shared::storage::Storage;
-use filestore_transfer::copy::{COLD_PART_SIZE, Progress, copy_verified};
+use filestore_transfer::copy::{
+    COLD_PART_SIZE, Progress, Run, STREAM_PARTS_OVER, Tuning, copy_verified,
+};
 
 fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -40,8 +45,8 @@ fn reset_peak() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-/// Writes `size` pseudo-random bytes to `key`, a part at a time.
-async fn put_object(store: &Storage, key: &str, size: u64) -> anyhow::Result<()> {
+/// Writes `size` pseudo-random bytes to `key`, in parts of `part_size`.
+async fn put_object(store: &Storage, key: &str, size: u64, part_size: u64) -> anyhow::Result<()> {
     let client = store.client();
     let id = client
         .create_multipart_upload()
@@ -54,7 +59,7 @@ async fn put_object(store: &Storage, key: &str, size: u64) -> anyhow::Result<()>
     let mut parts = Vec::new();
     let (mut sent, mut n, mut seed) = (0u64, 1, 0x9e37_79b9_7f4a_7c15u64);
     while sent < size {
-        let len = COLD_PART_SIZE.min(size - sent) as usize;
+        let len = part_size.min(size - sent) as usize;
         let mut buf = vec![0u8; len];
         for chunk in buf.chunks_mut(8) {
             seed ^= seed << 13;
@@ -175,7 +180,7 @@ async fn main() -> anyhow::Result<()> {
         "object: {mib} MiB; parts of {} MiB; 2 local emulator endpoints",
         COLD_PART_SIZE >> 20
     );
-    put_object(hot, "bench/object", size).await?;
+    put_object(hot, "bench/object", size, COLD_PART_SIZE).await?;
 
     reset_peak();
     let (started, cpu) = (Instant::now(), cpu_secs());
@@ -209,6 +214,38 @@ async fn main() -> anyhow::Result<()> {
         cpu_secs() - cpu,
         peak_rss_mib()
     );
+
+    // The shape of a 5 TiB object: cold parts of 512 MiB (S3 allows 10,000), which the
+    // copy streams as it reads; and, for contrast, the same parts held whole. The hot object
+    // has 64 MiB parts, too large for the cold copy to follow.
+    put_object(hot, "bench/large-parts", size, 64 << 20).await?;
+    for (label, stream_over) in [
+        ("streamed as read", STREAM_PARTS_OVER),
+        ("held whole", u64::MAX),
+    ] {
+        let tuning = Tuning {
+            part_size: 512 << 20,
+            stream_over,
+        };
+        reset_peak();
+        let (started, cpu) = (Instant::now(), cpu_secs());
+        let run = Run {
+            tuning,
+            ..Default::default()
+        };
+        let Progress::Done(copied) =
+            copy_verified(hot, cold, "bench/large-parts", "bench/large", size, run).await?
+        else {
+            anyhow::bail!("a copy with no time limit stopped");
+        };
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "transfer in 512 MiB parts, {label}: {:.1} MB/s, {secs:.1} s, process CPU {:.1} s, peak RSS {:.0} MiB",
+            copied.size as f64 / secs / 1e6,
+            cpu_secs() - cpu,
+            peak_rss_mib()
+        );
+    }
     system.stop().await;
     Ok(())
 }

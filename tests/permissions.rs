@@ -367,6 +367,7 @@ async fn every_function_is_allowed_every_call_it_makes() {
             recorded_sqs(&local, "transfer", &seen).await,
             &local.queues.transfer_queue_url,
         )),
+        ..Default::default()
     };
     let mut body = s3_event(&hot_bucket, &key, long.len());
     for _ in 0..3 {

@@ -21,7 +21,7 @@ use filestore_dev::{LocalSystem, Options};
 use filestore_shared::AppState;
 use filestore_shared::repo::TransferCheckpoint;
 use filestore_shared::storage::Storage;
-use filestore_transfer::copy::Checkpoint;
+use filestore_transfer::copy::{Checkpoint, Tuning};
 use filestore_transfer::{Limits, Requeue};
 use http_body::Frame;
 
@@ -546,6 +546,7 @@ impl Continuations {
         Limits {
             stop_at: Some(std::time::Instant::now()),
             requeue: Some(Requeue::new(self.sqs.clone(), &self.url)),
+            tuning: Tuning::default(),
         }
     }
 
@@ -604,9 +605,17 @@ impl Staged {
     /// Runs the transfer, a part per run, until a run sends no continuation; returns the
     /// number of runs.
     async fn run_to_the_end(&self, queue: &Continuations) -> usize {
+        self.run_to_the_end_with(queue, Tuning::default()).await
+    }
+
+    async fn run_to_the_end_with(&self, queue: &Continuations, tuning: Tuning) -> usize {
+        let limits = Limits {
+            tuning,
+            ..queue.every_part()
+        };
         for runs in 1..=20 {
             assert!(
-                self.deliver_within(&self.local.state, &self.continuation(), &queue.every_part())
+                self.deliver_within(&self.local.state, &self.continuation(), &limits)
                     .await,
                 "run {runs} failed"
             );
@@ -779,5 +788,68 @@ async fn large_hot_parts_are_checked_across_runs() {
     );
     assert!(queue.take().await.len() == 1);
     assert!(staged.run_to_the_end(&queue).await >= 1);
+    staged.assert_retry_verifies().await;
+}
+
+/// Parts too large to hold (objects over 160 GiB) are streamed to the cold store as they are
+/// read; here 5 MiB parts are made to count as such. A copy of streamed parts goes over runs,
+/// survives a run whose part the store refuses, and ends verified.
+#[tokio::test]
+async fn streamed_parts_continue_over_runs() {
+    let staged = Staged::new(SIZE, PART, 75).await;
+    let queue = Continuations::new(&staged).await;
+    let streamed = Tuning {
+        stream_over: MIB as u64,
+        ..Tuning::default()
+    };
+    let limits = Limits {
+        tuning: streamed,
+        ..queue.every_part()
+    };
+    assert!(
+        staged
+            .deliver_within(&staged.local.state, &staged.event(), &limits)
+            .await
+    );
+    let (_, checkpoint) = staged.checkpoint().await.unwrap();
+    assert_eq!(checkpoint.part_md5s.len(), 1);
+    queue.take().await;
+    let refusing = staged.with_cold_fault(WriteFault::Refuse(2));
+    assert!(
+        !staged
+            .deliver_within(&refusing, &staged.continuation(), &limits)
+            .await
+    );
+    assert_eq!(staged.checkpoint().await.unwrap().1, checkpoint);
+    assert!(staged.run_to_the_end_with(&queue, streamed).await >= 2);
+    assert!(staged.open_cold_uploads().await.is_empty());
+    staged.assert_retry_verifies().await;
+}
+
+/// Streamed parts that do not follow the hot parts: a byte read wrong is still caught by the
+/// hot ETag, nothing is verified or left, and the retry verifies the true bytes.
+#[tokio::test]
+async fn streamed_parts_of_large_hot_parts_catch_a_corrupted_read() {
+    let staged = Staged::new(40 * MIB, 36 * MIB, 76).await;
+    let streamed = Limits {
+        tuning: Tuning {
+            part_size: 8 * MIB as u64,
+            stream_over: 4 * MIB as u64,
+        },
+        ..Limits::default()
+    };
+    let flipping = staged.with_hot_fault(ReadFault::FlipBitAt(10 * MIB));
+    assert!(
+        !staged
+            .deliver_within(&flipping, &staged.event(), &streamed)
+            .await,
+        "a flipped bit went unnoticed"
+    );
+    staged.assert_nothing_verified_or_left().await;
+    assert!(
+        staged
+            .deliver_within(&staged.local.state, &staged.event(), &streamed)
+            .await
+    );
     staged.assert_retry_verifies().await;
 }

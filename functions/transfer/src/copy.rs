@@ -51,6 +51,31 @@ pub const MAX_ALIGNED_PART: u64 = 32 * 1024 * 1024;
 pub const IN_FLIGHT: usize = 2;
 /// Parts waiting for the hashing thread; when it falls behind, reading waits.
 pub const HASH_QUEUE: usize = 1;
+/// Cold parts larger than this are streamed to the cold store as they are read rather than
+/// held whole: only objects over 160 GiB have such parts (525 MiB at 5 TiB), and a few of
+/// them in memory would pass the function's.
+pub const STREAM_PARTS_OVER: u64 = 64 * 1024 * 1024;
+/// Chunks of a streamed part on their way to its request.
+const STREAM_QUEUE: usize = 8;
+
+/// How the copy cuts the object. The defaults are what the function uses; tests and the
+/// benchmark choose smaller figures to reach every path with small objects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tuning {
+    /// Cold part size when the hot parts are not followed (see [`COLD_PART_SIZE`]).
+    pub part_size: u64,
+    /// Parts larger than this are streamed (see [`STREAM_PARTS_OVER`]).
+    pub stream_over: u64,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self {
+            part_size: COLD_PART_SIZE,
+            stream_over: STREAM_PARTS_OVER,
+        }
+    }
+}
 
 /// What the copy read and wrote.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -290,6 +315,7 @@ pub struct Run {
     pub resume: Option<Checkpoint>,
     /// When to stop at the next part boundary (after at least one part of progress).
     pub stop_at: Option<Instant>,
+    pub tuning: Tuning,
 }
 
 /// How a run of a copy ended.
@@ -393,6 +419,87 @@ impl Hashing {
     async fn finish(self) -> anyhow::Result<Hashers> {
         drop(self.queue);
         self.worker.await.context("the hashing thread failed")
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A request body fed through a channel, of a length known up front: a cold part sent as
+/// its bytes are read.
+struct ChannelBody {
+    chunks: mpsc::Receiver<Result<Bytes, BoxError>>,
+    len: u64,
+}
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        self.chunks
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|c| c.map(http_body::Frame::data)))
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.len)
+    }
+}
+
+/// A cold part being streamed: its request runs while the bytes are pushed to it.
+struct StreamedPart {
+    number: i32,
+    chunks: Option<mpsc::Sender<Result<Bytes, BoxError>>>,
+    md5: Md5,
+    upload: tokio::task::JoinHandle<anyhow::Result<Option<String>>>,
+}
+
+/// A part given up midway (a failed or cut read) stops its request.
+impl Drop for StreamedPart {
+    fn drop(&mut self) {
+        self.upload.abort();
+    }
+}
+
+impl StreamedPart {
+    async fn push(&mut self, chunk: Bytes) -> anyhow::Result<()> {
+        self.md5.update(&chunk);
+        let chunks = self.chunks.as_ref().expect("open until finish");
+        if chunks.send(Ok(chunk)).await.is_err() {
+            // The request ended early: its error says why.
+            (&mut self.upload).await.context("part upload task")??;
+            bail!("cold UploadPart {} ended before its bytes", self.number);
+        }
+        Ok(())
+    }
+
+    /// Ends the part's body and waits for the store's answer. The part's MD5 was not known
+    /// when the request began, so it is checked against the ETag the store gives.
+    async fn finish(mut self) -> anyhow::Result<(CompletedPart, Md5Digest)> {
+        drop(self.chunks.take());
+        let etag = (&mut self.upload).await.context("part upload task")??;
+        let md5: Md5Digest = std::mem::take(&mut self.md5).finalize().into();
+        let sent = Md5Etag {
+            digest: hex::encode(md5),
+            parts: None,
+        };
+        if let Some(stored) = etag.as_deref().and_then(Md5Etag::parse)
+            && stored != sent
+        {
+            return Err(BadCopy(format!(
+                "the cold store's ETag for part {} is {stored}, the bytes sent make {sent}",
+                self.number
+            ))
+            .into());
+        }
+        let completed = CompletedPart::builder()
+            .part_number(self.number)
+            .set_e_tag(etag)
+            .build();
+        Ok((completed, md5))
     }
 }
 
@@ -555,6 +662,42 @@ impl<'a> Multipart<'a> {
         Ok(sent)
     }
 
+    /// Starts the next part as a request whose body is pushed to it, `len` bytes in all.
+    fn stream(&mut self, len: u64) -> StreamedPart {
+        let number = self.next_part;
+        self.next_part += 1;
+        let (chunks, receiver) = mpsc::channel(STREAM_QUEUE);
+        let body = ByteStream::new(aws_smithy_types::body::SdkBody::from_body_1_x(
+            ChannelBody {
+                chunks: receiver,
+                len,
+            },
+        ));
+        let request = self
+            .store
+            .client()
+            .upload_part()
+            .bucket(self.store.bucket())
+            .key(self.key)
+            .upload_id(&self.upload_id)
+            .part_number(number)
+            .content_length(len as i64)
+            .body(body);
+        let upload = tokio::spawn(async move {
+            let out = request
+                .send()
+                .await
+                .with_context(|| format!("cold UploadPart {number} (streamed)"))?;
+            Ok(out.e_tag)
+        });
+        StreamedPart {
+            number,
+            chunks: Some(chunks),
+            md5: Md5::new(),
+            upload,
+        }
+    }
+
     fn digests(&self) -> Vec<Md5Digest> {
         self.done.iter().map(|(_, d)| *d).collect()
     }
@@ -679,7 +822,7 @@ async fn copy<'a>(
     let size = ObjectSize::parse(expected_size).map_err(anyhow::Error::msg)?;
     let planned = PartPlan::new(
         size,
-        Some(PartSize::parse(COLD_PART_SIZE).map_err(anyhow::Error::msg)?),
+        Some(PartSize::parse(run.tuning.part_size).map_err(anyhow::Error::msg)?),
     )
     .part_size;
     let mut resume = run.resume;
@@ -745,11 +888,18 @@ async fn copy<'a>(
     };
     let hashing = Hashing::start(hashers);
     let part_len = part_size as usize;
+    // Parts too large to hold go to the cold store as they are read, one at a time.
+    let streamed = part_size > run.tuning.stream_over && expected_size > part_size;
     let mut body = object.body;
-    let mut buffer = BytesMut::with_capacity(part_len.min((expected_size - offset) as usize));
+    let mut buffer = BytesMut::with_capacity(if streamed {
+        0
+    } else {
+        part_len.min((expected_size - offset) as usize)
+    });
+    let mut streaming: Option<StreamedPart> = None;
     let mut total = offset;
-    // Bytes handed to cold parts, from the start of the object.
-    let mut through = offset;
+    // Bytes handed to finished cold parts, from the start of the object, and to the current one.
+    let (mut through, mut filled) = (offset, 0u64);
     let mut paused = false;
 
     'read: while let Some(chunk) = body.try_next().await.context("reading the hot object")? {
@@ -760,28 +910,47 @@ async fn copy<'a>(
             ))
             .into());
         }
-        let mut rest = &chunk[..];
+        let mut rest = chunk;
         while !rest.is_empty() {
-            let take = (part_len - buffer.len()).min(rest.len());
-            buffer.extend_from_slice(&rest[..take]);
-            rest = &rest[take..];
-            if buffer.len() == part_len {
+            let piece = rest.split_to(((part_size - filled) as usize).min(rest.len()));
+            filled += piece.len() as u64;
+            if multipart.is_none() && (streamed || filled == part_size) {
+                *multipart = Some(Multipart::start(cold, cold_key).await?);
+            }
+            if streamed {
+                // The last part is shorter.
+                let this_part = part_size.min(expected_size - through);
+                let m = multipart.as_mut().expect("started above");
+                let part = match &mut streaming {
+                    Some(part) => part,
+                    None => streaming.insert(m.stream(this_part)),
+                };
+                hashing.feed(piece.clone()).await?;
+                part.push(piece).await?;
+                if filled < this_part {
+                    continue;
+                }
+                let part = streaming.take().expect("streaming above");
+                m.done.push(part.finish().await?);
+            } else {
+                buffer.extend_from_slice(&piece);
+                if filled < part_size {
+                    continue;
+                }
                 let part = std::mem::replace(&mut buffer, BytesMut::with_capacity(part_len));
                 let part = part.freeze();
                 hashing.feed(part.clone()).await?;
-                if multipart.is_none() {
-                    *multipart = Some(Multipart::start(cold, cold_key).await?);
-                }
                 multipart
                     .as_mut()
                     .expect("started above")
                     .send(part)
                     .await?;
-                through += part_size;
-                if through < expected_size && run.stop_at.is_some_and(|t| Instant::now() >= t) {
-                    paused = true;
-                    break 'read;
-                }
+            }
+            through += filled;
+            filled = 0;
+            if through < expected_size && run.stop_at.is_some_and(|t| Instant::now() >= t) {
+                paused = true;
+                break 'read;
             }
         }
     }

@@ -34,7 +34,7 @@ use percent_encoding::percent_decode_str;
 use serde::{Deserialize, Serialize};
 use tracing::instrument;
 
-use crate::copy::{Checkpoint, Progress, Run, is_bad_copy};
+use crate::copy::{Checkpoint, Progress, Run, Tuning, is_bad_copy};
 
 /// How long to wait for the File record of a just-completed upload: S3 announces the object
 /// a moment before the merge function's transaction records it.
@@ -51,6 +51,8 @@ pub struct Limits {
     /// The queue a stopped transfer continues on. Without it, the message is reported
     /// failed and SQS's redelivery continues it.
     pub requeue: Option<Requeue>,
+    /// How copies cut objects into parts (the default, but in tests).
+    pub tuning: Tuning,
 }
 
 impl Limits {
@@ -63,6 +65,7 @@ impl Limits {
         Self {
             stop_at: Some(Instant::now() + left),
             requeue,
+            tuning: Tuning::default(),
         }
     }
 }
@@ -294,6 +297,7 @@ async fn transfer_object(state: &AppState, key: &str, limits: &Limits) -> anyhow
     let run = Run {
         resume,
         stop_at: limits.stop_at,
+        tuning: limits.tuning,
     };
     let copied = match copy::copy_verified(&state.storage, cold, key, &target, file.size, run).await
     {

@@ -8,6 +8,10 @@
 //! parts uploading and up to [`HASH_QUEUE`] + 1 being hashed (the same bytes where these
 //! overlap).
 //!
+//! Cold parts over [`STREAM_PARTS_OVER`] (only objects over 160 GiB have them) are not held
+//! at all: each is an `UploadPart` whose body is fed the bytes as they are read, one part at a
+//! time, its MD5 checked against the ETag the store returns.
+//!
 //! Nothing is taken on trust. Before the cold copy is completed, the bytes read are checked
 //! against the hot object's size and ETag (the MD5 of the stored bytes, or of its parts' MD5s
 //! for a multipart upload), so a cut or corrupted read never becomes a cold object. The cold

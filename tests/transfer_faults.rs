@@ -853,3 +853,46 @@ async fn streamed_parts_of_large_hot_parts_catch_a_corrupted_read() {
     );
     staged.assert_retry_verifies().await;
 }
+
+/// A run that paused while a duplicate delivery finished the copy in one go leaves a
+/// checkpoint behind; its continuation finds the file verified, aborts that checkpoint's
+/// upload and removes it, and the verified copy under the same key stays.
+#[tokio::test]
+async fn a_checkpoint_left_beside_a_finished_copy_is_removed() {
+    let staged = Staged::new(SIZE, PART, 77).await;
+    let state = &staged.local.state;
+    assert!(staged.deliver(state).await);
+    let cold = state.cold.as_ref().unwrap();
+    let upload_id = cold
+        .create_multipart(
+            &filestore_transfer::cold_key(&staged.file_id),
+            "application/octet-stream",
+        )
+        .await
+        .unwrap();
+    let late = TransferCheckpoint {
+        file_id: staged.file_id.clone(),
+        user_id: staged.app.user_id.clone(),
+        version: 1,
+        cold_upload_id: upload_id,
+        state: "{}".into(),
+        blob: Vec::new(),
+        updated_at: time::OffsetDateTime::now_utc(),
+    };
+    assert!(state.repo.save_transfer(&late).await.unwrap());
+    assert!(
+        staged
+            .deliver_within(state, &staged.continuation(), &Limits::default())
+            .await
+    );
+    assert!(
+        state
+            .repo
+            .get_transfer(&staged.file_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(staged.open_cold_uploads().await.is_empty());
+    staged.assert_retry_verifies().await;
+}

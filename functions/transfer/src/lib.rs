@@ -276,7 +276,7 @@ async fn transfer_object(state: &AppState, key: &str, limits: &Limits) -> anyhow
     };
     if file.verified {
         tracing::info!("already verified (duplicate delivery)");
-        return Ok(());
+        return drop_stale_checkpoint(state, &file_id).await;
     }
     let cold = state
         .cold
@@ -349,6 +349,22 @@ async fn transfer_object(state: &AppState, key: &str, limits: &Limits) -> anyhow
         state.storage.delete_object(key).await?;
         state.repo.mark_hot_removed(&user_id, &file_id).await?;
     }
+    Ok(())
+}
+
+/// A checkpoint left for a file already verified: a run that paused while a duplicate
+/// delivery finished the copy. Its cold upload is nobody's (the verified copy is a completed
+/// object under the same key, which aborting an upload leaves alone).
+async fn drop_stale_checkpoint(state: &AppState, file_id: &str) -> anyhow::Result<()> {
+    let Some(saved) = state.repo.get_transfer(file_id).await? else {
+        return Ok(());
+    };
+    if let Some(cold) = &state.cold {
+        cold.abort_multipart(&cold_key(file_id), &saved.cold_upload_id)
+            .await?;
+    }
+    state.repo.delete_transfer(file_id).await?;
+    tracing::info!("removed the checkpoint of a copy another run finished");
     Ok(())
 }
 

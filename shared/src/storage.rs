@@ -313,29 +313,26 @@ impl Storage {
     /// # Errors
     /// S3 failures.
     pub async fn list(&self, prefix: &str) -> anyhow::Result<Vec<Listed>> {
-        let mut listed = Vec::new();
-        let mut token = None;
-        loop {
-            let out = self
-                .client
-                .list_objects_v2()
-                .bucket(&self.bucket)
-                .prefix(prefix)
-                .set_continuation_token(token.take())
-                .send()
-                .await
-                .context("S3 ListObjectsV2")?;
-            listed.extend(out.contents().iter().filter_map(|o| {
+        let pages: Vec<_> = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .context("S3 ListObjectsV2")?;
+        Ok(pages
+            .iter()
+            .flat_map(|page| page.contents())
+            .filter_map(|o| {
                 Some(Listed {
                     key: o.key()?.to_string(),
                     last_modified: to_time(o.last_modified()),
                 })
-            }));
-            match (out.is_truncated(), out.next_continuation_token()) {
-                (Some(true), Some(next)) => token = Some(next.to_string()),
-                _ => return Ok(listed),
-            }
-        }
+            })
+            .collect())
     }
 
     /// Every multipart upload under `prefix` still open, a page of 1,000 per request.

@@ -137,6 +137,14 @@ impl Md5Etag {
         })
     }
 
+    /// The ETag of bytes stored in one piece, whose MD5 is `digest`.
+    fn single(digest: &Md5Digest) -> Self {
+        Self {
+            digest: hex::encode(digest),
+            parts: None,
+        }
+    }
+
     fn multipart(part_digests: &[Md5Digest]) -> Self {
         Self {
             digest: hex::encode(Md5::digest(part_digests.concat())),
@@ -192,7 +200,6 @@ impl EtagHasher {
             in_part: self.in_part,
             md5: save_state(&self.part),
             digests: self.digests.clone(),
-            digest_count: 0,
         }
     }
 
@@ -207,10 +214,7 @@ impl EtagHasher {
 
     pub fn finish(mut self) -> Md5Etag {
         if self.part_size.is_none() {
-            return Md5Etag {
-                digest: hex::encode(self.part.finalize()),
-                parts: None,
-            };
+            return Md5Etag::single(&self.part.finalize().into());
         }
         if self.in_part > 0 || self.digests.is_empty() {
             self.close_part();
@@ -233,16 +237,39 @@ fn restore_state<H: SerializableState>(saved: &str) -> anyhow::Result<H> {
     H::deserialize(&state).map_err(|_| anyhow!("checkpoint hash state does not deserialise"))
 }
 
+/// A list of part digests in a checkpoint's JSON: only its length, the digests themselves
+/// travelling in the blob ([`Checkpoint::pack`]). Read back as that many placeholders, which
+/// [`Checkpoint::unpack`] fills in.
+mod digest_count {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    use super::Md5Digest;
+
+    /// S3's limit on parts, for hot and cold alike.
+    const MAX: usize = 10_000;
+
+    pub fn serialize<S: Serializer>(digests: &[Md5Digest], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(digests.len() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Md5Digest>, D::Error> {
+        match usize::deserialize(d)? {
+            n if n <= MAX => Ok(vec![[0; 16]; n]),
+            n => Err(D::Error::custom(format!(
+                "{n} part digests, more than S3 allows"
+            ))),
+        }
+    }
+}
+
 /// The hot-ETag hasher's state in a checkpoint.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct EtagState {
     part_size: Option<u64>,
     in_part: u64,
     md5: String,
-    /// Packed into [`Checkpoint::pack`]'s blob.
-    #[serde(skip)]
+    #[serde(rename = "digest_count", with = "digest_count")]
     digests: Vec<Md5Digest>,
-    digest_count: usize,
 }
 
 /// Where a copy stopped: what another run needs to continue it.
@@ -255,10 +282,9 @@ pub struct Checkpoint {
     pub part_size: u64,
     /// Whether the cold parts follow the hot object's parts (their MD5s make its ETag).
     pub aligned: bool,
-    /// MD5s of the cold parts uploaded (parts 1..=n, in order). Packed into the blob.
-    #[serde(skip)]
+    /// MD5s of the cold parts uploaded (parts 1..=n, in order).
+    #[serde(rename = "part_count", with = "digest_count")]
     pub part_md5s: Vec<Md5Digest>,
-    part_count: usize,
     sha256: String,
     sha1: String,
     hot: Option<EtagState>,
@@ -276,12 +302,7 @@ impl Checkpoint {
     /// # Errors
     /// Never in practice (serialising plain data).
     pub fn pack(&self) -> anyhow::Result<(String, Vec<u8>)> {
-        let mut fields = self.clone();
-        fields.part_count = self.part_md5s.len();
         let hot = self.hot.as_ref().map_or(&[][..], |h| &h.digests[..]);
-        if let Some(h) = fields.hot.as_mut() {
-            h.digest_count = h.digests.len();
-        }
         let blob = self
             .part_md5s
             .iter()
@@ -289,7 +310,7 @@ impl Checkpoint {
             .flatten()
             .copied()
             .collect();
-        Ok((serde_json::to_string(&fields)?, blob))
+        Ok((serde_json::to_string(self)?, blob))
     }
 
     /// # Errors
@@ -297,16 +318,16 @@ impl Checkpoint {
     pub fn unpack(state: &str, blob: &[u8]) -> anyhow::Result<Self> {
         let mut checkpoint: Self =
             serde_json::from_str(state).context("checkpoint state does not parse")?;
-        let hot_count = checkpoint.hot.as_ref().map_or(0, |h| h.digest_count);
-        if blob.len() != (checkpoint.part_count + hot_count) * 16 {
+        let hot = checkpoint
+            .hot
+            .as_mut()
+            .map_or(&mut [][..], |h| &mut h.digests[..]);
+        let slots: Vec<&mut Md5Digest> = checkpoint.part_md5s.iter_mut().chain(hot).collect();
+        if blob.len() != slots.len() * 16 {
             bail!("checkpoint blob has the wrong length");
         }
-        let mut digests = blob
-            .chunks_exact(16)
-            .map(|c| c.try_into().expect("16 bytes"));
-        checkpoint.part_md5s = digests.by_ref().take(checkpoint.part_count).collect();
-        if let Some(h) = checkpoint.hot.as_mut() {
-            h.digests = digests.collect();
+        for (slot, digest) in slots.into_iter().zip(blob.chunks_exact(16)) {
+            slot.copy_from_slice(digest);
         }
         Ok(checkpoint)
     }
@@ -486,10 +507,7 @@ impl StreamedPart {
         drop(self.chunks.take());
         let etag = (&mut self.upload).await.context("part upload task")??;
         let md5: Md5Digest = std::mem::take(&mut self.md5).finalize().into();
-        let sent = Md5Etag {
-            digest: hex::encode(md5),
-            parts: None,
-        };
+        let sent = Md5Etag::single(&md5);
         if let Some(stored) = etag.as_deref().and_then(Md5Etag::parse)
             && stored != sent
         {
@@ -551,17 +569,13 @@ impl<'a> Multipart<'a> {
             return Ok(None);
         };
         let mut done = Vec::with_capacity(checkpoint.part_md5s.len());
+        // `list_parts` sorts by number, so part n is at n - 1 if parts 1..=n are all there.
         for (i, md5) in checkpoint.part_md5s.iter().enumerate() {
             let number = i as u32 + 1;
-            let listed = parts.iter().find(|p| p.part_number == number);
+            let listed = parts.get(i).filter(|p| p.part_number == number);
             let fits = listed.is_some_and(|p| {
                 p.size == checkpoint.part_size
-                    && Md5Etag::parse(&p.etag).is_none_or(|e| {
-                        e == Md5Etag {
-                            digest: hex::encode(md5),
-                            parts: None,
-                        }
-                    })
+                    && Md5Etag::parse(&p.etag).is_none_or(|e| e == Md5Etag::single(md5))
             });
             let Some(listed) = listed.filter(|_| fits) else {
                 tracing::warn!(
@@ -968,7 +982,6 @@ async fn copy<'a>(
             part_size,
             aligned,
             part_md5s: m.digests(),
-            part_count: 0,
             sha256: save_state(&hashers.sha256),
             sha1: save_state(&hashers.sha1),
             hot: hashers.etag.as_ref().map(EtagHasher::save),
@@ -1009,10 +1022,7 @@ async fn copy<'a>(
                 .send()
                 .await
                 .context("cold PutObject")?;
-            Md5Etag {
-                digest: hex::encode(md5),
-                parts: None,
-            }
+            Md5Etag::single(&md5)
         }
         Some(m) => {
             if !last.is_empty() {
@@ -1116,7 +1126,6 @@ mod tests {
                 part_size: 5,
                 aligned: false,
                 part_md5s: vec![[1; 16], [2; 16]],
-                part_count: 0,
                 sha256: save_state(&first.sha256),
                 sha1: save_state(&first.sha1),
                 hot: first.etag.as_ref().map(EtagHasher::save),
@@ -1149,7 +1158,6 @@ mod tests {
             part_size: 5,
             aligned: true,
             part_md5s: vec![[1; 16]],
-            part_count: 0,
             sha256: save_state(&Sha256::new()),
             sha1: save_state(&Sha1::new()),
             hot: None,
@@ -1157,6 +1165,9 @@ mod tests {
         let (state, blob) = checkpoint.pack().unwrap();
         assert!(Checkpoint::unpack(&state, &blob[1..]).is_err());
         assert!(Checkpoint::unpack("{}", &blob).is_err());
+        let too_many = state.replace("\"part_count\":1", "\"part_count\":10001");
+        assert_ne!(too_many, state);
+        assert!(Checkpoint::unpack(&too_many, &vec![0; 10_001 * 16]).is_err());
         let short = state.replace(&checkpoint.sha1, "AAAA");
         let back = Checkpoint::unpack(&short, &blob).unwrap();
         assert!(Hashers::restore(&back).is_err());

@@ -224,14 +224,17 @@ async fn orphan_cold_blobs_are_removed_after_the_grace_period() {
         .create_multipart("blobs/stopped-transfer", "application/octet-stream")
         .await
         .unwrap();
-    let open = || async {
-        cold.open_uploads("blobs/")
-            .await
-            .unwrap()
-            .iter()
-            .any(|u| u.upload_id == stopped)
+    let is_open = |upload_id: &str| {
+        let upload_id = upload_id.to_string();
+        async move {
+            cold.open_uploads("blobs/")
+                .await
+                .unwrap()
+                .iter()
+                .any(|u| u.upload_id == upload_id)
+        }
     };
-    assert!(open().await);
+    assert!(is_open(&stopped).await);
     // Two copies that span runs, each with its checkpoint: one moved on lately (a copy still
     // going, kept), one not since before the grace period (abandoned, aborted).
     let now = OffsetDateTime::now_utc();
@@ -255,13 +258,6 @@ async fn orphan_cold_blobs_are_removed_after_the_grace_period() {
         assert!(state.repo.save_transfer(&checkpoint).await.unwrap());
         spanning.push(upload_id);
     }
-    let is_open = |upload_id: String| async move {
-        cold.open_uploads("blobs/")
-            .await
-            .unwrap()
-            .iter()
-            .any(|u| u.upload_id == upload_id)
-    };
 
     let report = filestore_janitor::sweep(state, now).await.unwrap();
     assert_eq!(report.removed_orphan_blobs, 0, "{report:?}");
@@ -270,18 +266,21 @@ async fn orphan_cold_blobs_are_removed_after_the_grace_period() {
         cold.object_size(&orphan).await.unwrap().is_some(),
         "a young blob was removed"
     );
-    assert!(open().await, "a young cold upload was aborted");
+    assert!(is_open(&stopped).await, "a young cold upload was aborted");
 
     let report = filestore_janitor::sweep(state, later).await.unwrap();
     assert_eq!(report.removed_orphan_blobs, 1, "{report:?}");
     assert_eq!(report.aborted_cold_uploads, 2, "{report:?}");
-    assert!(!open().await, "the stale cold upload is still open");
     assert!(
-        is_open(spanning[0].clone()).await,
+        !is_open(&stopped).await,
+        "the stale cold upload is still open"
+    );
+    assert!(
+        is_open(&spanning[0]).await,
         "a copy still going was aborted"
     );
     assert!(
-        !is_open(spanning[1].clone()).await,
+        !is_open(&spanning[1]).await,
         "an abandoned copy's upload is still open"
     );
     assert!(

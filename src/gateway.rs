@@ -14,7 +14,8 @@ use bytes::Bytes;
 use filestore_shared::AppState;
 
 use crate::cors::Cors;
-use filestore_shared::http::{Function, MAX_BODY_BYTES, resolve, respond};
+use filestore_contract::{Function, resolve};
+use filestore_shared::http::{MAX_BODY_BYTES, respond};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
-use filestore_shared::http::{RouteKey, resolve};
+use filestore_contract::{RouteKey, resolve};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, system};
@@ -16,7 +16,7 @@ const SCHEMATHESIS_REQUIREMENT: &str = "schemathesis==4.32.5";
 const MIN_REQUESTS: usize = 1000;
 
 /// `GET /v1/openapi.json` answers, without a token, exactly the document the code generates
-/// (and the committed `docs/openapi.json` is that document too: a unit test in `shared`).
+/// (and the committed `docs/openapi.json` is that document too: a unit test in `contract`).
 #[tokio::test]
 async fn the_served_openapi_document_is_the_generated_one() {
     let resp = TestApp::anonymous().get("/v1/openapi.json").await;
@@ -24,7 +24,7 @@ async fn the_served_openapi_document_is_the_generated_one() {
     assert_eq!(resp.headers["content-type"], "application/json");
     assert_eq!(
         String::from_utf8(resp.bytes).unwrap(),
-        filestore_shared::openapi::document_json()
+        filestore_contract::openapi::document_json()
     );
 }
 

@@ -6,8 +6,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use filestore_contract::{Function, RouteKey};
 use filestore_shared::config::{Config, ConfigError};
-use filestore_shared::http::{Function, RouteKey};
 use serde_yaml::Value;
 
 mod template;

@@ -19,10 +19,10 @@ use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterce
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
+use filestore_contract::{Function, RouteKey};
 use filestore_dev::gateway::{self, Functions};
 use filestore_dev::{LocalSystem, Options};
 use filestore_shared::AppState;
-use filestore_shared::http::{Function, RouteKey};
 use filestore_shared::repo::Repo;
 use filestore_shared::storage::{COLD_BLOB_PREFIX, Storage};
 use filestore_transfer::{Limits, Requeue};

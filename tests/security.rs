@@ -2,7 +2,8 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use filestore_shared::http::{MAX_BODY_BYTES, RouteKey};
+use filestore_contract::RouteKey;
+use filestore_shared::http::MAX_BODY_BYTES;
 use reqwest::Method;
 use serde_json::{Value, json};
 

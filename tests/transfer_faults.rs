@@ -531,7 +531,7 @@ impl Continuations {
             .create_queue()
             .queue_name(format!(
                 "continuations-{}",
-                filestore_shared::domain::new_id()
+                filestore_contract::domain::new_id()
             ))
             .send()
             .await

@@ -15,8 +15,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Secret;
-use crate::domain::Password;
 use crate::error::ApiError;
+use filestore_contract::domain::Password;
 
 /// Hashes a password into a PHC string (`$argon2id$v=19$...`) with a fresh random salt.
 ///

@@ -4,7 +4,8 @@
 use http::StatusCode;
 use lambda_http::{Body, Response};
 
-use crate::api::{ErrorBody, ErrorDetail};
+use filestore_contract::RouteError;
+use filestore_contract::api::{ErrorBody, ErrorDetail};
 
 /// A failure of one request. Client mistakes carry their own code and message; server faults
 /// carry context that is logged, never returned.
@@ -41,6 +42,15 @@ pub enum ApiError {
     /// 500: a real server fault; the detail is logged, the client sees a generic message.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+impl From<RouteError> for ApiError {
+    fn from(err: RouteError) -> Self {
+        match err {
+            RouteError::NotFound(what) => Self::NotFound(what),
+            RouteError::MethodNotAllowed { allow } => Self::MethodNotAllowed { allow },
+        }
+    }
 }
 
 impl ApiError {
@@ -189,6 +199,20 @@ mod tests {
         assert_eq!(resp.status(), 405);
         assert_eq!(resp.headers()[http::header::ALLOW], "GET, DELETE");
         assert_eq!(body_of(&resp)["error"]["code"], "method_not_allowed");
+    }
+
+    /// A request no route takes answers the contract's 404, or 405 with the path's methods.
+    #[test]
+    fn unrouted_requests_are_404_or_405_with_allow() {
+        use filestore_contract::resolve;
+        use http::Method;
+        let missing = ApiError::from(resolve(&Method::GET, "/v1/nope").unwrap_err());
+        assert_eq!(missing.status(), 404);
+        assert_eq!(missing.to_string(), "route not found");
+        let resp =
+            ApiError::from(resolve(&Method::PUT, "/v1/files/a").unwrap_err()).into_response();
+        assert_eq!(resp.status(), 405);
+        assert_eq!(resp.headers()[http::header::ALLOW], "GET, PATCH, DELETE");
     }
 
     #[test]

@@ -24,7 +24,7 @@ use aws_sdk_dynamodb::types::{
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::api::{FileView, UploadView};
+use filestore_contract::api::{FileView, UploadView};
 
 mod accounts;
 mod janitor;
@@ -37,7 +37,7 @@ use janitor::Due;
 pub use shares::ShareRecord;
 pub use transfers::{CHECKPOINT_TTL, TransferCheckpoint};
 
-pub use crate::domain::UploadState;
+pub use filestore_contract::domain::UploadState;
 
 type Item = HashMap<String, Av>;
 
@@ -80,7 +80,7 @@ impl UploadRecord {
         self.expires_at <= now
     }
 
-    pub fn view(&self, parts_done: Option<Vec<crate::api::PartDone>>) -> UploadView {
+    pub fn view(&self, parts_done: Option<Vec<filestore_contract::api::PartDone>>) -> UploadView {
         UploadView {
             upload_id: self.upload_id.clone(),
             name: self.name.clone(),
@@ -152,7 +152,7 @@ pub struct ChallengeRecord {
     pub sha256: String,
     pub content_type: String,
     pub nonce: String,
-    pub ranges: Vec<crate::api::ByteRange>,
+    pub ranges: Vec<filestore_contract::api::ByteRange>,
     pub expires_at: OffsetDateTime,
 }
 

@@ -83,6 +83,24 @@ impl AppState {
         Ok(Self::new(config, &sdk))
     }
 
+    /// What every handler does first: finds the request's route (404/405 otherwise) and, unless
+    /// the route is public, authenticates its caller (401 otherwise).
+    ///
+    /// # Errors
+    /// 404 or 405 for a request no route takes; 401 as [`Self::authenticate`] says.
+    pub async fn route(
+        &self,
+        req: &lambda_http::Request,
+    ) -> Result<crate::http::Routed, crate::ApiError> {
+        let matched = filestore_contract::resolve(req.method(), req.uri().path())?;
+        let caller = if matched.key.is_public() {
+            None
+        } else {
+            Some(self.authenticate(req).await?)
+        };
+        Ok(crate::http::Routed { matched, caller })
+    }
+
     /// Authenticates the caller of a request: a valid bearer token whose token version is
     /// still the user's (a password change revokes earlier tokens). The user's record is
     /// returned, so handlers that need it (quotas, `GET /v1/me`) pay no second read.

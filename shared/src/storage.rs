@@ -13,7 +13,7 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use crate::api::PartDone;
+use filestore_contract::api::PartDone;
 
 /// The S3 key of a file's bytes. It names the owner and the file, so an S3 event alone tells
 /// which File an object belongs to.

@@ -11,12 +11,13 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use filestore_shared::api::{
+use filestore_contract::RouteKey;
+use filestore_contract::api::{
     Credentials, LoginResponse, MeResponse, PasswordChange, SignupResponse, TOKEN_TYPE,
 };
+use filestore_contract::domain::new_id;
 use filestore_shared::auth::{hash_password, verify_password};
-use filestore_shared::domain::new_id;
-use filestore_shared::http::{RouteKey, json, json_body, no_content, resolve, respond};
+use filestore_shared::http::{json, json_body, no_content, respond};
 use filestore_shared::repo::{UserRecord, rfc3339};
 use filestore_shared::{ApiError, AppState};
 use lambda_http::http::StatusCode;
@@ -39,14 +40,12 @@ pub async fn handler(state: &AppState, req: Request) -> Result<Response<Body>, I
 }
 
 async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiError> {
-    match resolve(req.method(), req.uri().path())?.key {
+    let route = state.route(req).await?;
+    match route.key() {
         RouteKey::Signup => signup(state, json_body(req)?).await,
         RouteKey::Login => login(state, json_body(req)?).await,
-        RouteKey::Me => me(state, &state.authenticate(req).await?),
-        RouteKey::ChangePassword => {
-            let user = state.authenticate(req).await?;
-            change_password(state, &user, json_body(req)?).await
-        }
+        RouteKey::Me => me(state, route.caller()?),
+        RouteKey::ChangePassword => change_password(state, route.caller()?, json_body(req)?).await,
         RouteKey::OpenApi => Ok(openapi_document()),
         _ => Err(ApiError::NotFound("route")),
     }
@@ -55,7 +54,7 @@ async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiErr
 /// The OpenAPI document of the whole contract, as generated from the code.
 fn openapi_document() -> Response<Body> {
     let mut resp = Response::new(Body::Text(
-        filestore_shared::openapi::document_json().into(),
+        filestore_contract::openapi::document_json().into(),
     ));
     resp.headers_mut().insert(
         lambda_http::http::header::CONTENT_TYPE,

@@ -13,11 +13,12 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
-use filestore_shared::api::{
+use filestore_contract::RouteKey;
+use filestore_contract::api::{
     ByteRange, ChallengeResponse, FastUploadRequest, ProofRequest, ProofResponse,
 };
-use filestore_shared::domain::{ContentType, new_id};
-use filestore_shared::http::{RouteKey, json, json_body, resolve, respond};
+use filestore_contract::domain::{ContentType, new_id};
+use filestore_shared::http::{json, json_body, respond};
 use filestore_shared::repo::{AddFile, ChallengeRecord, FileRecord, UserRecord, rfc3339};
 use filestore_shared::storage::{Storage, object_key};
 use filestore_shared::{ApiError, AppState};
@@ -43,13 +44,13 @@ pub async fn handler(state: &AppState, req: Request) -> Result<Response<Body>, I
 }
 
 async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiError> {
-    let matched = resolve(req.method(), req.uri().path())?;
-    let user = state.authenticate(req).await?;
-    match matched.key {
-        RouteKey::FastUpload => challenge(state, &user, json_body(req)?).await,
+    let route = state.route(req).await?;
+    let user = route.caller()?;
+    match route.key() {
+        RouteKey::FastUpload => challenge(state, user, json_body(req)?).await,
         RouteKey::FastUploadProof => {
-            let id = matched.id_of("challenge")?;
-            prove(state, &user, &id, json_body(req)?).await
+            let id = route.id_of("challenge")?;
+            prove(state, user, &id, json_body(req)?).await
         }
         _ => Err(ApiError::NotFound("route")),
     }

@@ -9,11 +9,10 @@ use std::convert::Infallible;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use filestore_shared::api::{DownloadResponse, FileList, RenameRequest};
-use filestore_shared::domain::parse_id;
-use filestore_shared::http::{
-    RouteKey, json, json_body, no_content, query_param, redirect, resolve, respond,
-};
+use filestore_contract::RouteKey;
+use filestore_contract::api::{DownloadResponse, FileList, RenameRequest};
+use filestore_contract::domain::parse_id;
+use filestore_shared::http::{json, json_body, no_content, query_param, redirect, respond};
 use filestore_shared::repo::rfc3339;
 use filestore_shared::{ApiError, AppState};
 use lambda_http::http::StatusCode;
@@ -24,7 +23,7 @@ use tracing::instrument;
 /// Page size when `limit` is not given.
 pub const DEFAULT_LIMIT: u32 = 100;
 /// Largest page.
-pub const MAX_LIMIT: u32 = filestore_shared::api::MAX_LIST_LIMIT;
+pub const MAX_LIMIT: u32 = filestore_contract::api::MAX_LIST_LIMIT;
 
 const CURSOR_PREFIX: &str = "f1:";
 
@@ -34,10 +33,10 @@ pub async fn handler(state: &AppState, req: Request) -> Result<Response<Body>, I
 }
 
 async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiError> {
-    let matched = resolve(req.method(), req.uri().path())?;
-    let user = state.authenticate(req).await?.user_id;
-    let id = || matched.id_of("file");
-    match matched.key {
+    let route = state.route(req).await?;
+    let user = route.caller()?.user_id.clone();
+    let id = || route.id_of("file");
+    match route.key() {
         RouteKey::ListFiles => {
             let limit = parse_limit(query_param(req, "limit").as_deref())?;
             let after = query_param(req, "cursor")
@@ -223,7 +222,7 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_forgeries_are_400() {
-        let id = filestore_shared::domain::new_id();
+        let id = filestore_contract::domain::new_id();
         assert_eq!(decode_cursor(&encode_cursor(&id)).unwrap(), id);
         for bad in ["", "!!!", "Zm9v", &URL_SAFE_NO_PAD.encode("f1:../../x")] {
             assert_eq!(decode_cursor(bad).unwrap_err().status(), 400, "{bad}");

@@ -9,9 +9,10 @@
 use std::convert::Infallible;
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
-use filestore_shared::api::{CompleteUploadRequest, FileEnvelope, PartDone};
-use filestore_shared::domain::{ObjectSize, PartNumber, PartPlan};
-use filestore_shared::http::{RouteKey, json, json_body, resolve, respond};
+use filestore_contract::RouteKey;
+use filestore_contract::api::{CompleteUploadRequest, FileEnvelope, PartDone};
+use filestore_contract::domain::{ObjectSize, PartNumber, PartPlan};
+use filestore_shared::http::{json, json_body, respond};
 use filestore_shared::repo::{AddFile, FileRecord, UploadRecord, UploadState, UserRecord, rfc3339};
 use filestore_shared::{ApiError, AppState};
 use lambda_http::http::StatusCode;
@@ -24,13 +25,13 @@ pub async fn handler(state: &AppState, req: Request) -> Result<Response<Body>, I
 }
 
 async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiError> {
-    let matched = resolve(req.method(), req.uri().path())?;
-    let user = state.authenticate(req).await?;
-    match matched.key {
+    let route = state.route(req).await?;
+    let user = route.caller()?;
+    match route.key() {
         RouteKey::CompleteUpload => {
-            let id = matched.id_of("upload")?;
+            let id = route.id_of("upload")?;
             let CompleteUploadRequest {} = json_body(req)?;
-            complete(state, &user, &id).await
+            complete(state, user, &id).await
         }
         _ => Err(ApiError::NotFound("route")),
     }

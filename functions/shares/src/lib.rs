@@ -10,9 +10,10 @@ use std::convert::Infallible;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use filestore_shared::api::{CreateShareRequest, CreateShareResponse, ShareList};
-use filestore_shared::domain::new_id;
-use filestore_shared::http::{RouteKey, json, json_body, no_content, redirect, resolve, respond};
+use filestore_contract::RouteKey;
+use filestore_contract::api::{CreateShareRequest, CreateShareResponse, ShareList};
+use filestore_contract::domain::new_id;
+use filestore_shared::http::{json, json_body, no_content, redirect, respond};
 use filestore_shared::repo::{ShareRecord, rfc3339};
 use filestore_shared::{ApiError, AppState};
 use lambda_http::http::{StatusCode, header};
@@ -31,19 +32,19 @@ pub async fn handler(state: &AppState, req: Request) -> Result<Response<Body>, I
 }
 
 async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiError> {
-    let matched = resolve(req.method(), req.uri().path())?;
-    if matched.key == RouteKey::OpenShare {
-        return open(state, matched.id.as_deref().unwrap_or_default()).await;
+    let route = state.route(req).await?;
+    if route.key() == RouteKey::OpenShare {
+        return open(state, route.matched.id.as_deref().unwrap_or_default()).await;
     }
-    let user = state.authenticate(req).await?.user_id;
-    match matched.key {
+    let user = &route.caller()?.user_id;
+    match route.key() {
         RouteKey::CreateShare => {
-            let file_id = matched.id_of("file")?;
+            let file_id = route.id_of("file")?;
             let base = public_base(req);
-            create(state, &user, &file_id, &base, json_body(req)?).await
+            create(state, user, &file_id, &base, json_body(req)?).await
         }
-        RouteKey::ListShares => list(state, &user, &matched.id_of("file")?).await,
-        RouteKey::RevokeShare => revoke(state, &user, &matched.id_of("share")?).await,
+        RouteKey::ListShares => list(state, user, &route.id_of("file")?).await,
+        RouteKey::RevokeShare => revoke(state, user, &route.id_of("share")?).await,
         _ => Err(ApiError::NotFound("route")),
     }
 }

@@ -34,7 +34,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
-use filestore_shared::domain::{ObjectSize, PartPlan, PartSize};
+use filestore_contract::domain::{ObjectSize, PartPlan, PartSize};
 use filestore_shared::storage::Storage;
 use md5::Md5;
 use serde::{Deserialize, Serialize};

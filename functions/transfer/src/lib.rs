@@ -27,8 +27,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsMessage};
+use filestore_contract::domain::parse_id;
 use filestore_shared::AppState;
-use filestore_shared::domain::parse_id;
 use filestore_shared::repo::{FileRecord, TransferCheckpoint, Verified, VerifyOutcome};
 use percent_encoding::percent_decode_str;
 use serde::{Deserialize, Serialize};
@@ -471,8 +471,8 @@ mod tests {
     #[test]
     fn only_file_keys_are_ours() {
         let (u, f) = (
-            filestore_shared::domain::new_id(),
-            filestore_shared::domain::new_id(),
+            filestore_contract::domain::new_id(),
+            filestore_contract::domain::new_id(),
         );
         assert_eq!(
             parse_object_key(&format!("files/{u}/{f}")),

@@ -8,12 +8,13 @@ use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::time::Duration;
 
-use filestore_shared::api::{
+use filestore_contract::RouteKey;
+use filestore_contract::api::{
     CreateUploadRequest, CreateUploadResponse, PART_METHOD, PresignPartsRequest,
     PresignPartsResponse, PresignedPart, UploadList,
 };
-use filestore_shared::domain::{ContentType, PartPlan, new_id};
-use filestore_shared::http::{RouteKey, json, json_body, no_content, resolve, respond};
+use filestore_contract::domain::{ContentType, PartPlan, new_id};
+use filestore_shared::http::{json, json_body, no_content, respond};
 use filestore_shared::repo::{UploadRecord, UploadState, UserRecord, rfc3339};
 use filestore_shared::storage::object_key;
 use filestore_shared::{ApiError, AppState};
@@ -23,7 +24,7 @@ use time::OffsetDateTime;
 use tracing::instrument;
 
 /// Most parts one presign call may ask for.
-pub use filestore_shared::api::MAX_PARTS_PER_CALL;
+pub use filestore_contract::api::MAX_PARTS_PER_CALL;
 
 /// Serves one API Gateway request.
 pub async fn handler(state: &AppState, req: Request) -> Result<Response<Body>, Infallible> {
@@ -31,11 +32,11 @@ pub async fn handler(state: &AppState, req: Request) -> Result<Response<Body>, I
 }
 
 async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiError> {
-    let matched = resolve(req.method(), req.uri().path())?;
-    let user = state.authenticate(req).await?;
-    let id = || matched.id_of("upload");
-    match matched.key {
-        RouteKey::CreateUpload => create(state, &user, json_body(req)?).await,
+    let route = state.route(req).await?;
+    let user = route.caller()?;
+    let id = || route.id_of("upload");
+    match route.key() {
+        RouteKey::CreateUpload => create(state, user, json_body(req)?).await,
         RouteKey::ListUploads => list(state, &user.user_id).await,
         RouteKey::PresignParts => presign(state, &user.user_id, &id()?, json_body(req)?).await,
         RouteKey::UploadStatus => status(state, &user.user_id, &id()?).await,

@@ -22,7 +22,7 @@ use super::{
     ContentRecord, HotCopy, Item, Repo, UploadRecord, get_bool, get_s, is_condition_failure, n,
     rfc3339, s,
 };
-use crate::domain::UploadState;
+use filestore_contract::domain::UploadState;
 
 /// The sparse index of items the janitor will act on.
 pub const DUE_INDEX: &str = "due";

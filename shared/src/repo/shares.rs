@@ -26,8 +26,8 @@ pub struct ShareRecord {
 }
 
 impl ShareRecord {
-    pub fn view(&self) -> crate::api::ShareView {
-        crate::api::ShareView {
+    pub fn view(&self) -> filestore_contract::api::ShareView {
+        filestore_contract::api::ShareView {
             share_id: self.share_id.clone(),
             expires_at: rfc3339(self.expires_at),
             max_downloads: self.max_downloads,

@@ -5,7 +5,7 @@
 //! in one place: a JSON body brings 400 and 413, a bearer token 401, a path id 404.
 //!
 //! The document is committed as `docs/openapi.json`; a test fails when it differs from this
-//! one (`UPDATE_OPENAPI=1 cargo test -p filestore-shared openapi` rewrites it).
+//! one (`UPDATE_OPENAPI=1 cargo test -p filestore-contract openapi` rewrites it).
 
 use std::sync::LazyLock;
 
@@ -32,7 +32,7 @@ use crate::api::{
     PresignPartsRequest, PresignPartsResponse, ProofRequest, ProofResponse, RenameRequest,
     ShareList, SignupResponse, UploadList, UploadView,
 };
-use crate::http::{Function, RouteKey};
+use crate::routes::{Function, RouteKey};
 
 const JSON: &str = "application/json";
 const BEARER: &str = "bearer";
@@ -616,7 +616,7 @@ mod tests {
         assert!(
             committed == generated,
             "docs/openapi.json differs from the document the code generates; regenerate it \
-             with `UPDATE_OPENAPI=1 cargo test -p filestore-shared openapi` and commit it"
+             with `UPDATE_OPENAPI=1 cargo test -p filestore-contract openapi` and commit it"
         );
     }
 

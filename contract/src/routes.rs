@@ -1,0 +1,279 @@
+//! The route table: every route of the contract, the function that serves it, whether it
+//! needs a token, and the matching of a method and path to a route. The functions, the
+//! local gateway, the OpenAPI document and the deployment template test all read this one
+//! table, so they agree on what API Gateway delivers.
+
+use http::Method;
+
+/// Why a request matches no route. The server maps it to the contract's error body.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    /// 404: no route has this path, or its `{id}` cannot be one of ours (what was looked for).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// 405: the path exists with other methods, listed for the `Allow` header.
+    #[error("method not allowed; this path allows {allow}")]
+    MethodNotAllowed { allow: String },
+}
+
+/// The Lambda function that serves a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Function {
+    Auth,
+    Upload,
+    Merge,
+    Files,
+    FastUpload,
+    Shares,
+}
+
+/// Every route of the contract. The template is API Gateway's route key syntax.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RouteKey {
+    Signup,
+    Login,
+    Me,
+    CreateUpload,
+    ListUploads,
+    PresignParts,
+    UploadStatus,
+    AbortUpload,
+    CompleteUpload,
+    ListFiles,
+    GetFile,
+    DownloadFile,
+    RenameFile,
+    DeleteFile,
+    FastUpload,
+    FastUploadProof,
+    OpenApi,
+    ChangePassword,
+    CreateShare,
+    ListShares,
+    RevokeShare,
+    OpenShare,
+}
+
+impl RouteKey {
+    pub const ALL: [RouteKey; 22] = [
+        Self::Signup,
+        Self::Login,
+        Self::Me,
+        Self::CreateUpload,
+        Self::ListUploads,
+        Self::PresignParts,
+        Self::UploadStatus,
+        Self::AbortUpload,
+        Self::CompleteUpload,
+        Self::ListFiles,
+        Self::GetFile,
+        Self::DownloadFile,
+        Self::RenameFile,
+        Self::DeleteFile,
+        Self::FastUpload,
+        Self::FastUploadProof,
+        Self::OpenApi,
+        Self::ChangePassword,
+        Self::CreateShare,
+        Self::ListShares,
+        Self::RevokeShare,
+        Self::OpenShare,
+    ];
+
+    pub fn method(self) -> Method {
+        match self {
+            Self::Signup
+            | Self::Login
+            | Self::CreateUpload
+            | Self::PresignParts
+            | Self::CompleteUpload
+            | Self::FastUpload
+            | Self::FastUploadProof
+            | Self::ChangePassword
+            | Self::CreateShare => Method::POST,
+            Self::Me
+            | Self::OpenApi
+            | Self::ListShares
+            | Self::OpenShare
+            | Self::ListUploads
+            | Self::UploadStatus
+            | Self::ListFiles
+            | Self::GetFile
+            | Self::DownloadFile => Method::GET,
+            Self::AbortUpload | Self::DeleteFile | Self::RevokeShare => Method::DELETE,
+            Self::RenameFile => Method::PATCH,
+        }
+    }
+
+    pub fn template(self) -> &'static str {
+        match self {
+            Self::Signup => "/v1/auth/signup",
+            Self::Login => "/v1/auth/login",
+            Self::Me => "/v1/me",
+            Self::CreateUpload | Self::ListUploads => "/v1/uploads",
+            Self::PresignParts => "/v1/uploads/{id}/parts",
+            Self::UploadStatus | Self::AbortUpload => "/v1/uploads/{id}",
+            Self::CompleteUpload => "/v1/uploads/{id}/complete",
+            Self::ListFiles => "/v1/files",
+            Self::GetFile | Self::RenameFile | Self::DeleteFile => "/v1/files/{id}",
+            Self::DownloadFile => "/v1/files/{id}/download",
+            Self::FastUpload => "/v1/fast-upload",
+            Self::FastUploadProof => "/v1/fast-upload/{id}/proof",
+            Self::OpenApi => "/v1/openapi.json",
+            Self::ChangePassword => "/v1/auth/password",
+            Self::CreateShare | Self::ListShares => "/v1/files/{id}/shares",
+            Self::RevokeShare => "/v1/shares/{id}",
+            Self::OpenShare => "/v1/s/{id}",
+        }
+    }
+
+    pub fn function(self) -> Function {
+        match self {
+            Self::Signup | Self::Login | Self::Me | Self::ChangePassword | Self::OpenApi => {
+                Function::Auth
+            }
+            Self::CreateUpload
+            | Self::ListUploads
+            | Self::PresignParts
+            | Self::UploadStatus
+            | Self::AbortUpload => Function::Upload,
+            Self::CompleteUpload => Function::Merge,
+            Self::ListFiles
+            | Self::GetFile
+            | Self::DownloadFile
+            | Self::RenameFile
+            | Self::DeleteFile => Function::Files,
+            Self::FastUpload | Self::FastUploadProof => Function::FastUpload,
+            Self::CreateShare | Self::ListShares | Self::RevokeShare | Self::OpenShare => {
+                Function::Shares
+            }
+        }
+    }
+
+    /// Routes anyone may call: no bearer token.
+    pub fn is_public(self) -> bool {
+        matches!(
+            self,
+            Self::Signup | Self::Login | Self::OpenApi | Self::OpenShare
+        )
+    }
+
+    /// API Gateway's route key, e.g. `POST /v1/uploads/{id}/parts`.
+    pub fn route_key(self) -> String {
+        format!("{} {}", self.method(), self.template())
+    }
+}
+
+/// A resolved request: which route, and its `{id}` path parameter if the route has one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Matched {
+    pub key: RouteKey,
+    pub id: Option<String>,
+}
+
+fn match_template(template: &str, path: &str) -> Option<Option<String>> {
+    let mut id = None;
+    let mut t = template.split('/');
+    let mut p = path.split('/');
+    loop {
+        match (t.next(), p.next()) {
+            (None, None) => return Some(id),
+            (Some("{id}"), Some(seg)) if !seg.is_empty() => id = Some(seg.to_string()),
+            (Some(a), Some(b)) if a == b => {}
+            _ => return None,
+        }
+    }
+}
+
+impl Function {
+    /// The crate that builds this function: `functions/<name>`, package `filestore-<name>`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auth => "auth",
+            Self::Upload => "upload",
+            Self::Merge => "merge",
+            Self::Files => "files",
+            Self::FastUpload => "fastupload",
+            Self::Shares => "shares",
+        }
+    }
+}
+
+impl Matched {
+    /// The `{id}` path parameter as a server-made id. An id that does not parse cannot
+    /// exist, so it is a 404 for `what`, like any other unknown id.
+    ///
+    /// # Errors
+    /// 404 when the route has no id or it is malformed.
+    pub fn id_of(&self, what: &'static str) -> Result<String, RouteError> {
+        self.id
+            .as_deref()
+            .and_then(crate::domain::parse_id)
+            .ok_or(RouteError::NotFound(what))
+    }
+}
+
+/// Finds the route for a method and path.
+///
+/// # Errors
+/// 404 for an unknown path, 405 for a known path with another method.
+pub fn resolve(method: &Method, path: &str) -> Result<Matched, RouteError> {
+    let mut allowed = Vec::new();
+    for key in RouteKey::ALL {
+        if let Some(id) = match_template(key.template(), path) {
+            if key.method() == *method {
+                return Ok(Matched { key, id });
+            }
+            allowed.push(key.method().to_string());
+        }
+    }
+    if allowed.is_empty() {
+        return Err(RouteError::NotFound("route"));
+    }
+    Err(RouteError::MethodNotAllowed {
+        allow: allowed.join(", "),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_resolves_to_itself() {
+        for key in RouteKey::ALL {
+            let path = key.template().replace("{id}", "abc");
+            let m = resolve(&key.method(), &path).unwrap();
+            assert_eq!(m.key, key);
+            assert_eq!(m.id.is_some(), key.template().contains("{id}"));
+        }
+    }
+
+    #[test]
+    fn unknown_paths_are_404_and_wrong_methods_405() {
+        let not_found = RouteError::NotFound("route");
+        assert_eq!(resolve(&Method::GET, "/v1/nope").unwrap_err(), not_found);
+        assert_eq!(resolve(&Method::GET, "/v1/files/").unwrap_err(), not_found);
+        assert_eq!(
+            resolve(&Method::GET, "/v1/files/a/b").unwrap_err(),
+            not_found
+        );
+        assert_eq!(
+            resolve(&Method::PUT, "/v1/files/a").unwrap_err(),
+            RouteError::MethodNotAllowed {
+                allow: "GET, PATCH, DELETE".into()
+            }
+        );
+        assert!(matches!(
+            resolve(&Method::GET, "/v1/auth/login").unwrap_err(),
+            RouteError::MethodNotAllowed { .. }
+        ));
+    }
+
+    #[test]
+    fn path_ids_are_captured() {
+        let m = resolve(&Method::POST, "/v1/uploads/u-1/complete").unwrap();
+        assert_eq!(m.key, RouteKey::CompleteUpload);
+        assert_eq!(m.id.as_deref(), Some("u-1"));
+    }
+}

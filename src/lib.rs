@@ -11,7 +11,7 @@
 //! - [`gateway`]: HTTP -> API Gateway v2 event -> handler -> HTTP.
 //! - [`worker`]: SQS -> Lambda SQS event -> transfer handler, as the event source mapping does.
 //! - [`cors`]: the API's CORS allow-list, as API Gateway's CORS configuration applies it.
-//! - [`web`]: the web page's static files (`web/dist/`), served at `/`.
+//! - the web page (`web/dist/`) is served at `/` by the auth function (`filestore_auth::web`).
 //! - [`venv`]: pinned Python tools from PyPI in project-local venvs (moto, schemathesis).
 
 pub mod cors;

@@ -1,5 +1,7 @@
 //! Request and response bodies of the HTTP contract (DESIGN.md). Requests reject unknown
-//! fields; their fields are domain types, so a body that parses is a valid body. The OpenAPI
+//! fields; their fields are domain types, so a body that parses is a valid body, and a
+//! client that builds one from those types sends a valid body. Every body goes both ways
+//! (serialize and deserialize): the server reads requests, the CLI and the tests read answers. The OpenAPI
 //! document ([`crate::openapi`]) derives every body's schema from these definitions.
 
 use std::collections::BTreeMap;
@@ -33,14 +35,14 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
     pub username: Username,
     pub password: Password,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordChange {
     pub old_password: Password,
@@ -84,19 +86,19 @@ pub struct MeResponse {
     pub file_count: u64,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUploadRequest {
     pub name: FileName,
     pub size: ObjectSize,
     /// Recorded as declared; checked against the stored bytes later, never trusted.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<Sha256Hex>,
     /// `application/octet-stream` if not given.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_type: Option<ContentType>,
     /// The server picks 8 MiB if not given, and raises it as needed to fit 10,000 parts.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub part_size: Option<PartSize>,
 }
 
@@ -140,7 +142,7 @@ fn part_checksums_schema() -> Schema {
         .into()
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PresignPartsRequest {
     #[schema(schema_with = part_numbers_schema)]
@@ -216,7 +218,7 @@ pub struct UploadList {
 }
 
 /// `{}`: completing takes no input; the parts are read from S3, never from the client.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteUploadRequest {}
 
@@ -265,7 +267,7 @@ pub struct FileList {
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenameRequest {
     pub name: FileName,
@@ -279,7 +281,7 @@ pub struct DownloadResponse {
     pub expires_at: String,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FastUploadRequest {
     pub name: FileName,
@@ -305,7 +307,7 @@ pub struct ChallengeResponse {
     pub expires_at: String,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProofRequest {
     /// Lowercase hex SHA-256 of `nonce || ranges...`.
@@ -322,12 +324,12 @@ pub enum ProofResponse {
     UploadRequired,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateShareRequest {
     pub expires_in: ShareLifetime,
     /// Unlimited if not given.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_downloads: Option<DownloadLimit>,
 }
 
@@ -376,5 +378,34 @@ mod tests {
     fn proof_responses_keep_the_contract_shape() {
         let required = serde_json::to_value(ProofResponse::UploadRequired).unwrap();
         assert_eq!(required, serde_json::json!({"status": "upload_required"}));
+    }
+
+    /// A client's body, built from domain values, is exactly what the server reads back:
+    /// absent options are left out, not sent as null.
+    #[test]
+    fn request_bodies_round_trip_through_json() {
+        let body = CreateUploadRequest {
+            name: FileName::parse("a.txt").unwrap(),
+            size: ObjectSize::parse(5).unwrap(),
+            sha256: None,
+            content_type: None,
+            part_size: None,
+        };
+        let json = serde_json::to_value(&body).unwrap();
+        assert_eq!(json, serde_json::json!({"name": "a.txt", "size": 5}));
+        let back: CreateUploadRequest = serde_json::from_value(json).unwrap();
+        assert_eq!(back.name.as_str(), "a.txt");
+        assert_eq!(back.size.get(), 5);
+
+        let login = Credentials {
+            username: Username::parse("alice").unwrap(),
+            password: Password::parse("correct horse").unwrap(),
+        };
+        let json = serde_json::to_value(&login).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"username": "alice", "password": "correct horse"})
+        );
+        let _: Credentials = serde_json::from_value(json).unwrap();
     }
 }

@@ -167,10 +167,16 @@ impl Username {
     }
 }
 
-/// 8..1024 characters. Never printed.
+/// 8..1024 characters. Never printed; serialized only into a request body a client sends.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
 pub struct Password(String);
+
+impl Serialize for Password {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
 schema!(
     Password,
     ObjectBuilder::new()

@@ -59,10 +59,6 @@ pub struct SignupResponse {
 /// The only token type issued.
 pub const TOKEN_TYPE: &str = "Bearer";
 
-fn token_type_schema() -> Schema {
-    constant(TOKEN_TYPE)
-}
-
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct LoginResponse {
     /// A JWT to send as `Authorization: Bearer <token>`.
@@ -155,10 +151,6 @@ pub struct PresignPartsRequest {
 
 /// The method every presigned part is sent with.
 pub const PART_METHOD: &str = "PUT";
-
-fn part_method_schema() -> Schema {
-    constant(PART_METHOD)
-}
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PresignedPart {
@@ -360,6 +352,14 @@ pub struct ShareView {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ShareList {
     pub shares: Vec<ShareView>,
+}
+
+fn token_type_schema() -> Schema {
+    constant(TOKEN_TYPE)
+}
+
+fn part_method_schema() -> Schema {
+    constant(PART_METHOD)
 }
 
 /// A string schema that admits one value.

@@ -126,6 +126,33 @@ macro_rules! string_newtype {
     };
 }
 
+macro_rules! number_newtype {
+    ($name:ident, $int:ty) => {
+        impl $name {
+            pub fn get(self) -> $int {
+                self.0
+            }
+        }
+        impl TryFrom<u64> for $name {
+            type Error = String;
+            fn try_from(value: u64) -> Result<Self, String> {
+                Self::parse(value)
+            }
+        }
+        impl TryFrom<WholeNumber> for $name {
+            type Error = String;
+            fn try_from(value: WholeNumber) -> Result<Self, String> {
+                Self::parse(value.0)
+            }
+        }
+        impl From<$name> for $int {
+            fn from(value: $name) -> $int {
+                value.0
+            }
+        }
+    };
+}
+
 /// 3..64 characters of `A-Za-z0-9_.-`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -367,30 +394,9 @@ impl PartNumber {
             Err(format!("part number {n} is outside 1..=10000"))
         }
     }
-    pub fn get(self) -> u32 {
-        self.0
-    }
 }
 
-impl TryFrom<u64> for PartNumber {
-    type Error = String;
-    fn try_from(value: u64) -> Result<Self, String> {
-        Self::parse(value)
-    }
-}
-
-impl TryFrom<WholeNumber> for PartNumber {
-    type Error = String;
-    fn try_from(value: WholeNumber) -> Result<Self, String> {
-        Self::parse(value.0)
-    }
-}
-
-impl From<PartNumber> for u32 {
-    fn from(value: PartNumber) -> u32 {
-        value.0
-    }
-}
+number_newtype!(PartNumber, u32);
 
 /// How long a share link lives, in seconds: one minute to 30 days.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -422,30 +428,9 @@ impl ShareLifetime {
             ))
         }
     }
-    pub fn get(self) -> u64 {
-        self.0
-    }
 }
 
-impl TryFrom<u64> for ShareLifetime {
-    type Error = String;
-    fn try_from(value: u64) -> Result<Self, String> {
-        Self::parse(value)
-    }
-}
-
-impl TryFrom<WholeNumber> for ShareLifetime {
-    type Error = String;
-    fn try_from(value: WholeNumber) -> Result<Self, String> {
-        Self::parse(value.0)
-    }
-}
-
-impl From<ShareLifetime> for u64 {
-    fn from(value: ShareLifetime) -> u64 {
-        value.0
-    }
-}
+number_newtype!(ShareLifetime, u64);
 
 /// A share link's download limit: 1..=1,000,000.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -472,30 +457,9 @@ impl DownloadLimit {
             Err(format!("max_downloads must be 1..={}", Self::MAX))
         }
     }
-    pub fn get(self) -> u64 {
-        self.0
-    }
 }
 
-impl TryFrom<u64> for DownloadLimit {
-    type Error = String;
-    fn try_from(value: u64) -> Result<Self, String> {
-        Self::parse(value)
-    }
-}
-
-impl TryFrom<WholeNumber> for DownloadLimit {
-    type Error = String;
-    fn try_from(value: WholeNumber) -> Result<Self, String> {
-        Self::parse(value.0)
-    }
-}
-
-impl From<DownloadLimit> for u64 {
-    fn from(value: DownloadLimit) -> u64 {
-        value.0
-    }
-}
+number_newtype!(DownloadLimit, u64);
 
 /// An object size, 0..=5 TiB.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -522,30 +486,9 @@ impl ObjectSize {
             ))
         }
     }
-    pub fn get(self) -> u64 {
-        self.0
-    }
 }
 
-impl TryFrom<u64> for ObjectSize {
-    type Error = String;
-    fn try_from(value: u64) -> Result<Self, String> {
-        Self::parse(value)
-    }
-}
-
-impl TryFrom<WholeNumber> for ObjectSize {
-    type Error = String;
-    fn try_from(value: WholeNumber) -> Result<Self, String> {
-        Self::parse(value.0)
-    }
-}
-
-impl From<ObjectSize> for u64 {
-    fn from(value: ObjectSize) -> u64 {
-        value.0
-    }
-}
+number_newtype!(ObjectSize, u64);
 
 /// A requested part size, within S3's 5 MiB..=5 GiB.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -572,30 +515,9 @@ impl PartSize {
             ))
         }
     }
-    pub fn get(self) -> u64 {
-        self.0
-    }
 }
 
-impl TryFrom<u64> for PartSize {
-    type Error = String;
-    fn try_from(value: u64) -> Result<Self, String> {
-        Self::parse(value)
-    }
-}
-
-impl TryFrom<WholeNumber> for PartSize {
-    type Error = String;
-    fn try_from(value: WholeNumber) -> Result<Self, String> {
-        Self::parse(value.0)
-    }
-}
-
-impl From<PartSize> for u64 {
-    fn from(value: PartSize) -> u64 {
-        value.0
-    }
-}
+number_newtype!(PartSize, u64);
 
 /// Where an upload is in its life: `active` while parts can be sent, `completed` after.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

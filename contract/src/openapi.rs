@@ -132,6 +132,13 @@ impl Route {
         self.answers.push(Answer::Error(status, description));
         self
     }
+    /// 413 `quota_exceeded`, for routes that add to what the caller stores.
+    fn quota_exceeded(self) -> Self {
+        self.error(
+            413,
+            "`quota_exceeded`: the file would pass the caller's quota",
+        )
+    }
     fn link(mut self, name: &'static str, to: RouteKey, id: &'static str) -> Self {
         self.links.push((name, to, id));
         self
@@ -174,10 +181,7 @@ fn describe(key: RouteKey, s: &mut Schemas) -> Route {
                 "The upload and its part plan",
                 s.of::<CreateUploadResponse>(),
             )
-            .error(
-                413,
-                "`quota_exceeded`: the file would pass the caller's quota",
-            )
+            .quota_exceeded()
             .link("presign", PresignParts, upload_id)
             .link("status", UploadStatus, upload_id)
             .link("complete", CompleteUpload, upload_id)
@@ -213,10 +217,7 @@ fn describe(key: RouteKey, s: &mut Schemas) -> Route {
                 409,
                 "`parts_missing` or `parts_changed`: not every part is stored yet",
             )
-            .error(
-                413,
-                "`quota_exceeded`: the file would pass the caller's quota",
-            )
+            .quota_exceeded()
             .error(
                 422,
                 "`size_mismatch`: the stored parts do not add up to the declared size",
@@ -265,10 +266,7 @@ fn describe(key: RouteKey, s: &mut Schemas) -> Route {
             )
             .body(s.of::<FastUploadRequest>())
             .json(200, "A challenge", s.of::<ChallengeResponse>())
-            .error(
-                413,
-                "`quota_exceeded`: the file would pass the caller's quota",
-            )
+            .quota_exceeded()
             .link("prove", FastUploadProof, "$response.body#/challenge_id"),
         FastUploadProof => Route::new("Instant upload, step 2: prove possession")
             .describe(
@@ -288,10 +286,7 @@ fn describe(key: RouteKey, s: &mut Schemas) -> Route {
                 "`upload_required`: send the bytes with an upload",
                 s.of::<ProofResponse>(),
             )
-            .error(
-                413,
-                "`quota_exceeded`: the file would pass the caller's quota",
-            ),
+            .quota_exceeded(),
         OpenApi => Route::new("This document").json(
             200,
             "The OpenAPI 3.1 document of the whole contract",

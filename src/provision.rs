@@ -10,6 +10,7 @@ use aws_sdk_dynamodb::types::{
     ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_s3::types::{CorsConfiguration, CorsRule};
+use aws_sdk_sqs::types::QueueAttributeName as Attr;
 use filestore_shared::repo::DUE_INDEX;
 
 /// Names of what to create.
@@ -86,7 +87,6 @@ pub async fn provision_cold(s3: &aws_sdk_s3::Client, bucket: &str) -> anyhow::Re
 }
 
 async fn create_queues(sqs: &aws_sdk_sqs::Client, name: &str) -> anyhow::Result<Provisioned> {
-    use aws_sdk_sqs::types::QueueAttributeName as Attr;
     // CreateQueue is idempotent for identical attributes.
     let dlq_url = sqs
         .create_queue()
@@ -97,16 +97,7 @@ async fn create_queues(sqs: &aws_sdk_sqs::Client, name: &str) -> anyhow::Result<
         .context("creating the dead-letter queue")?
         .queue_url
         .context("no dead-letter queue URL")?;
-    let dlq_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq_url)
-        .attribute_names(Attr::QueueArn)
-        .send()
-        .await
-        .context("reading the dead-letter queue ARN")?
-        .attributes
-        .and_then(|mut a| a.remove(&Attr::QueueArn))
-        .context("no dead-letter queue ARN")?;
+    let dlq_arn = queue_arn(sqs, &dlq_url).await?;
     let redrive = serde_json::json!({
         "deadLetterTargetArn": dlq_arn,
         "maxReceiveCount": MAX_RECEIVE_COUNT,
@@ -121,16 +112,7 @@ async fn create_queues(sqs: &aws_sdk_sqs::Client, name: &str) -> anyhow::Result<
         .context("creating the transfer queue")?
         .queue_url
         .context("no transfer queue URL")?;
-    let queue_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(Attr::QueueArn)
-        .send()
-        .await
-        .context("reading the transfer queue ARN")?
-        .attributes
-        .and_then(|mut a| a.remove(&Attr::QueueArn))
-        .context("no transfer queue ARN")?;
+    let queue_arn = queue_arn(sqs, &queue_url).await?;
     Ok(Provisioned {
         transfer_queue_url: queue_url,
         transfer_queue_arn: queue_arn,
@@ -220,4 +202,17 @@ async fn create_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> anyhow::Result<
         .await
         .context("setting bucket CORS")?;
     Ok(())
+}
+
+/// The ARN of a queue, which SQS gives only as an attribute.
+async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<String> {
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(Attr::QueueArn)
+        .send()
+        .await
+        .with_context(|| format!("reading the ARN of {url}"))?
+        .attributes
+        .and_then(|mut a| a.remove(&Attr::QueueArn))
+        .with_context(|| format!("no ARN for {url}"))
 }

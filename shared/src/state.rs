@@ -129,6 +129,27 @@ impl AppState {
         user.quota_bytes.unwrap_or(self.config.quota_bytes)
     }
 
+    /// Refuses early what would pass `user`'s quota with `size` more bytes, judged on the
+    /// record authentication read. The write that stores the bytes checks again, atomically.
+    ///
+    /// # Errors
+    /// 413 `quota_exceeded`.
+    pub fn check_quota(
+        &self,
+        user: &crate::repo::UserRecord,
+        size: u64,
+    ) -> Result<(), crate::ApiError> {
+        let quota = self.quota_of(user);
+        if user.used_bytes.saturating_add(size) > quota {
+            return Err(crate::ApiError::quota_exceeded(
+                user.used_bytes,
+                size,
+                quota,
+            ));
+        }
+        Ok(())
+    }
+
     /// A presigned GET of a file's bytes: the hot copy while it is kept, else the verified
     /// cold one.
     ///

@@ -108,14 +108,7 @@ async fn challenge(
     input: FastUploadRequest,
 ) -> Result<Response<Body>, ApiError> {
     // Judged on the declared size alone, so it says nothing about whether the content exists.
-    let quota = state.quota_of(user);
-    if user.used_bytes.saturating_add(input.size.get()) > quota {
-        return Err(ApiError::quota_exceeded(
-            user.used_bytes,
-            input.size.get(),
-            quota,
-        ));
-    }
+    state.check_quota(user, input.size.get())?;
     let user_id = user.user_id.as_str();
     let (nonce, ranges) = {
         let mut rng = rand::thread_rng();

@@ -26,15 +26,12 @@ pub async fn handler(state: &AppState, req: Request) -> Result<Response<Body>, I
 
 async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiError> {
     let route = state.route(req).await?;
-    let user = route.caller()?;
-    match route.key() {
-        RouteKey::CompleteUpload => {
-            let id = route.id_of("upload")?;
-            let CompleteUploadRequest {} = json_body(req)?;
-            complete(state, user, &id).await
-        }
-        _ => Err(ApiError::NotFound("route")),
+    if route.key() != RouteKey::CompleteUpload {
+        return Err(ApiError::NotFound("route"));
     }
+    let id = route.id_of("upload")?;
+    let CompleteUploadRequest {} = json_body(req)?;
+    complete(state, route.caller()?, &id).await
 }
 
 fn created(file: &FileRecord) -> Result<Response<Body>, ApiError> {

@@ -63,11 +63,8 @@ async fn create(
 ) -> Result<Response<Body>, ApiError> {
     // The declared size is checked now so a client learns early; the stored size is checked
     // again, atomically, when the upload completes.
-    let quota = state.quota_of(user);
     let size = input.size.get();
-    if user.used_bytes.saturating_add(size) > quota {
-        return Err(ApiError::quota_exceeded(user.used_bytes, size, quota));
-    }
+    state.check_quota(user, size)?;
     let user_id = user.user_id.as_str();
     let plan = PartPlan::new(input.size, input.part_size);
     let upload_id = new_id();

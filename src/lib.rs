@@ -224,18 +224,17 @@ impl LocalSystem {
         }
         let sdk = local_sdk_config(&endpoint, &options.config.region).await;
         let state = AppState::new(options.config.clone(), &sdk);
-        if let (Some(cold), Some(config)) = (&state.cold, &options.config.cold) {
-            provision_cold(cold.client(), &config.bucket)
+        if let Some(cold) = &state.cold {
+            provision_cold(cold)
                 .await
                 .context("provisioning the cold bucket")?;
         }
         let queues = provision(
             state.repo.client(),
-            state.storage.client(),
+            &state.storage,
             &aws_sdk_sqs::Client::new(&sdk),
             &Resources {
                 table: options.config.table.clone(),
-                hot_bucket: options.config.hot_bucket.clone(),
                 transfer_queue: options.transfer_queue.clone(),
             },
         )

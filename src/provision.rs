@@ -9,15 +9,14 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
-use aws_sdk_s3::types::{CorsConfiguration, CorsRule};
 use aws_sdk_sqs::types::QueueAttributeName as Attr;
 use filestore_shared::repo::DUE_INDEX;
+use filestore_shared::storage::Storage;
 
 /// Names of what to create.
 #[derive(Clone, Debug)]
 pub struct Resources {
     pub table: String,
-    pub hot_bucket: String,
     /// The queue S3 events reach the transfer function through; `<name>-dlq` is its DLQ.
     pub transfer_queue: String,
 }
@@ -42,48 +41,23 @@ pub const VISIBILITY_TIMEOUT_SECS: u32 = 900;
 /// Any failure other than "already exists".
 pub async fn provision(
     ddb: &aws_sdk_dynamodb::Client,
-    s3: &aws_sdk_s3::Client,
+    hot: &Storage,
     sqs: &aws_sdk_sqs::Client,
     resources: &Resources,
 ) -> anyhow::Result<Provisioned> {
     create_table(ddb, &resources.table).await?;
-    create_bucket(s3, &resources.hot_bucket).await?;
+    hot.create_bucket().await?;
     let queues = create_queues(sqs, &resources.transfer_queue).await?;
-    notify_queue(s3, &resources.hot_bucket, &queues.transfer_queue_arn).await?;
+    hot.notify_created(&queues.transfer_queue_arn).await?;
     Ok(queues)
-}
-
-/// Sends every `s3:ObjectCreated:*` event of the hot bucket to the transfer queue.
-async fn notify_queue(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    queue_arn: &str,
-) -> anyhow::Result<()> {
-    use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
-    let rule = QueueConfiguration::builder()
-        .id("transfer")
-        .queue_arn(queue_arn)
-        .events(Event::S3ObjectCreated)
-        .build()?;
-    s3.put_bucket_notification_configuration()
-        .bucket(bucket)
-        .notification_configuration(
-            NotificationConfiguration::builder()
-                .queue_configurations(rule)
-                .build(),
-        )
-        .send()
-        .await
-        .context("sending hot bucket events to the transfer queue")?;
-    Ok(())
 }
 
 /// Creates the cold bucket on the cold store's endpoint.
 ///
 /// # Errors
 /// Any failure other than "already exists".
-pub async fn provision_cold(s3: &aws_sdk_s3::Client, bucket: &str) -> anyhow::Result<()> {
-    create_bucket(s3, bucket).await
+pub async fn provision_cold(cold: &Storage) -> anyhow::Result<()> {
+    cold.create_bucket().await
 }
 
 async fn create_queues(sqs: &aws_sdk_sqs::Client, name: &str) -> anyhow::Result<Provisioned> {
@@ -173,34 +147,6 @@ async fn create_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> anyhow::Re
         .send()
         .await
         .context("enabling TTL")?;
-    Ok(())
-}
-
-async fn create_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> anyhow::Result<()> {
-    match s3.create_bucket().bucket(bucket).send().await {
-        Ok(_) => {}
-        Err(e)
-            if matches!(
-                aws_sdk_s3::error::ProvideErrorMetadata::code(&e),
-                Some("BucketAlreadyOwnedByYou") | Some("BucketAlreadyExists")
-            ) => {}
-        Err(e) => return Err(e).context(format!("creating bucket {bucket}")),
-    }
-    let rule = CorsRule::builder()
-        .allowed_origins("*")
-        .allowed_methods("GET")
-        .allowed_methods("PUT")
-        .allowed_methods("HEAD")
-        .allowed_headers("*")
-        .expose_headers("ETag")
-        .max_age_seconds(3600)
-        .build()?;
-    s3.put_bucket_cors()
-        .bucket(bucket)
-        .cors_configuration(CorsConfiguration::builder().cors_rules(rule).build()?)
-        .send()
-        .await
-        .context("setting bucket CORS")?;
     Ok(())
 }
 

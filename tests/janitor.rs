@@ -221,7 +221,7 @@ async fn orphan_cold_blobs_are_removed_after_the_grace_period() {
     assert!(cold.object_size(&orphan).await.unwrap().is_some());
     // A transfer stopped mid-copy leaves its cold multipart upload open.
     let stopped = cold
-        .create_multipart("blobs/stopped-transfer", "application/octet-stream")
+        .create_multipart("blobs/stopped-transfer", Some("application/octet-stream"))
         .await
         .unwrap();
     let is_open = |upload_id: &str| {
@@ -243,7 +243,10 @@ async fn orphan_cold_blobs_are_removed_after_the_grace_period() {
     for updated_at in [later - Duration::from_secs(3600), now] {
         let file_id = filestore_contract::domain::new_id();
         let upload_id = cold
-            .create_multipart(&format!("blobs/{file_id}"), "application/octet-stream")
+            .create_multipart(
+                &format!("blobs/{file_id}"),
+                Some("application/octet-stream"),
+            )
             .await
             .unwrap();
         let checkpoint = TransferCheckpoint {

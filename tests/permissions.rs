@@ -448,7 +448,7 @@ async fn every_function_is_allowed_every_call_it_makes() {
         .unwrap();
     cold.create_multipart(
         &format!("{COLD_BLOB_PREFIX}stopped-{}", uuid::Uuid::new_v4()),
-        "application/octet-stream",
+        Some("application/octet-stream"),
     )
     .await
     .unwrap();

@@ -866,7 +866,7 @@ async fn a_checkpoint_left_beside_a_finished_copy_is_removed() {
     let upload_id = cold
         .create_multipart(
             &filestore_transfer::cold_key(&staged.file_id),
-            "application/octet-stream",
+            Some("application/octet-stream"),
         )
         .await
         .unwrap();

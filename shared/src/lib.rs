@@ -11,7 +11,7 @@
 //! - [`http`]: JSON bodies in and out, bearer tokens, the headers of every answer.
 //! - [`auth`]: argon2id password hashing and JWTs.
 //! - [`repo`]: the single-table DynamoDB repository.
-//! - [`storage`]: S3 multipart, presigning and object helpers.
+//! - [`storage`]: the only door to S3: objects, multipart uploads, presigning, bucket setup.
 //! - [`state`]: [`AppState`], the dependencies every handler takes.
 
 pub mod auth;

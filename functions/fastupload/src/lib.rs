@@ -12,7 +12,6 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use aws_sdk_s3::error::ProvideErrorMetadata;
 use filestore_contract::RouteKey;
 use filestore_contract::api::{
     ByteRange, ChallengeResponse, FastUploadRequest, ProofRequest, ProofResponse,
@@ -154,26 +153,13 @@ async fn read_ranges(
             out.push(Vec::new());
             continue;
         }
-        let got = store
-            .client()
-            .get_object()
-            .bucket(store.bucket())
-            .key(key)
-            .range(format!("bytes={}-{}", r.offset, r.offset + r.length - 1))
-            .send()
-            .await;
-        let object = match got {
-            Ok(o) => o,
-            Err(e) if e.as_service_error().and_then(|se| se.code()) == Some("NoSuchKey") => {
-                return Ok(None);
-            }
-            Err(e) => return Err(anyhow::Error::new(e).context("ranged GetObject")),
+        let Some(bytes) = store.read_range(key, r.offset, r.length).await? else {
+            return Ok(None);
         };
-        let bytes = object.body.collect().await?.into_bytes().to_vec();
         if bytes.len() as u64 != r.length {
             return Ok(None);
         }
-        out.push(bytes);
+        out.push(bytes.to_vec());
     }
     Ok(Some(out))
 }

@@ -8,12 +8,12 @@
 
 use std::convert::Infallible;
 
-use aws_sdk_s3::error::ProvideErrorMetadata;
 use filestore_contract::RouteKey;
 use filestore_contract::api::{CompleteUploadRequest, FileEnvelope, PartDone};
 use filestore_contract::domain::{ObjectSize, PartNumber, PartPlan};
 use filestore_shared::http::{json, json_body, respond};
 use filestore_shared::repo::{AddFile, FileRecord, UploadRecord, UploadState, UserRecord, rfc3339};
+use filestore_shared::storage::{Joined, UploadedPart};
 use filestore_shared::{ApiError, AppState};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -130,31 +130,26 @@ async fn complete(
         .await?
     {
         let parts = check_parts(&upload, &parts)?;
-        if let Err(e) = state
+        let parts: Vec<UploadedPart> = parts.iter().map(UploadedPart::from).collect();
+        match state
             .storage
             .complete_multipart(&upload.object_key, &upload.s3_upload_id, &parts)
-            .await
+            .await?
         {
-            match e.code() {
-                // A concurrent complete joined the parts first; the size check decides.
-                Some("NoSuchUpload") => {}
-                Some("InvalidPart") | Some("InvalidPartOrder") => {
-                    return Err(ApiError::conflict(
-                        "parts_changed",
-                        "parts changed while completing; try again",
-                    ));
-                }
-                Some("EntityTooSmall") => {
-                    return Err(ApiError::unprocessable(
-                        "size_mismatch",
-                        "a part other than the last is smaller than 5 MiB",
-                    ));
-                }
-                _ => {
-                    return Err(anyhow::Error::new(e)
-                        .context("S3 CompleteMultipartUpload")
-                        .into());
-                }
+            Joined::Done => {}
+            // A concurrent complete joined the parts first; the size check decides.
+            Joined::UploadGone => {}
+            Joined::PartsChanged => {
+                return Err(ApiError::conflict(
+                    "parts_changed",
+                    "parts changed while completing; try again",
+                ));
+            }
+            Joined::PartTooSmall => {
+                return Err(ApiError::unprocessable(
+                    "size_mismatch",
+                    "a part other than the last is smaller than 5 MiB",
+                ));
             }
         }
     }

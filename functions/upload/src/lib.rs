@@ -74,7 +74,7 @@ async fn create(
     let content_type = input.content_type.unwrap_or_else(ContentType::octet_stream);
     let s3_upload_id = state
         .storage
-        .create_multipart(&key, content_type.as_str())
+        .create_multipart(&key, Some(content_type.as_str()))
         .await?;
     let now = OffsetDateTime::now_utc();
     let upload = UploadRecord {

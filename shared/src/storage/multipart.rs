@@ -1,0 +1,299 @@
+//! Multipart uploads: starting one, its parts (listed, or uploaded whole or streamed), and
+//! how it ends: joined into an object, in domain terms ([`Joined`]), or aborted; and which
+//! are still open.
+
+use anyhow::Context;
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use bytes::Bytes;
+
+use super::{Storage, base64_md5, to_time};
+use filestore_contract::api::PartDone;
+
+/// A multipart upload started and neither completed nor aborted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenUpload {
+    pub key: String,
+    pub upload_id: String,
+    pub initiated: Option<time::OffsetDateTime>,
+}
+
+/// A part of a multipart upload as the store acknowledged it: what joining it needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadedPart {
+    pub number: u32,
+    /// As the store gave it (quoted).
+    pub etag: Option<String>,
+}
+
+impl From<&PartDone> for UploadedPart {
+    fn from(part: &PartDone) -> Self {
+        Self {
+            number: part.part_number,
+            etag: Some(part.etag.clone()),
+        }
+    }
+}
+
+/// How joining the parts of an upload into one object went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Joined {
+    /// The object now exists.
+    Done,
+    /// The store no longer holds the upload open: a concurrent complete joined it first, or
+    /// it was aborted. The object, or its absence, tells which.
+    UploadGone,
+    /// A part named is not (or no longer) the one uploaded, or the parts are out of order:
+    /// they changed while completing.
+    PartsChanged,
+    /// A part other than the last is smaller than the store's minimum (5 MiB on S3).
+    PartTooSmall,
+}
+
+/// A request body of a length known up front, fed as it is produced.
+pub trait StreamedBody:
+    http_body::Body<Data = Bytes, Error = crate::storage::BodyError> + Send + Sync + 'static
+{
+}
+
+impl<B> StreamedBody for B where
+    B: http_body::Body<Data = Bytes, Error = crate::storage::BodyError> + Send + Sync + 'static
+{
+}
+
+impl Storage {
+    /// Starts a multipart upload and returns S3's upload id. Without a content type, the
+    /// object gets the store's default.
+    ///
+    /// # Errors
+    /// S3 failures.
+    pub async fn create_multipart(
+        &self,
+        key: &str,
+        content_type: Option<&str>,
+    ) -> anyhow::Result<String> {
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_content_type(content_type.map(str::to_string))
+            .send()
+            .await
+            .context("S3 CreateMultipartUpload")?;
+        out.upload_id
+            .context("S3 CreateMultipartUpload returned no upload id")
+    }
+
+    /// Uploads one part held whole. With `md5`, the store refuses bytes that do not match it.
+    ///
+    /// # Errors
+    /// S3 failures.
+    pub async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        bytes: Bytes,
+        md5: Option<&[u8; 16]>,
+    ) -> anyhow::Result<UploadedPart> {
+        let out = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(number as i32)
+            .set_content_md5(md5.map(base64_md5))
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .with_context(|| format!("S3 UploadPart {number}"))?;
+        Ok(UploadedPart {
+            number,
+            etag: out.e_tag,
+        })
+    }
+
+    /// Uploads one part of `len` bytes whose body is fed as the request goes, so the part is
+    /// never held whole.
+    ///
+    /// # Errors
+    /// S3 failures, and a body that fails or ends early.
+    pub async fn upload_part_streamed(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        len: u64,
+        body: impl StreamedBody,
+    ) -> anyhow::Result<UploadedPart> {
+        let body = ByteStream::new(aws_smithy_types::body::SdkBody::from_body_1_x(body));
+        let out = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(number as i32)
+            .content_length(len as i64)
+            .body(body)
+            .send()
+            .await
+            .with_context(|| format!("S3 UploadPart {number} (streamed)"))?;
+        Ok(UploadedPart {
+            number,
+            etag: out.e_tag,
+        })
+    }
+
+    /// The parts S3 holds for an upload (S3 is the truth for resume and complete), in order.
+    /// `None` when S3 no longer knows the upload (completed or aborted).
+    ///
+    /// # Errors
+    /// S3 failures.
+    pub async fn list_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> anyhow::Result<Option<Vec<PartDone>>> {
+        let mut parts = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let result = self
+                .client
+                .list_parts()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .set_part_number_marker(marker.take())
+                .send()
+                .await;
+            let out = match result {
+                Ok(out) => out,
+                Err(e) if e.as_service_error().and_then(|se| se.code()) == Some("NoSuchUpload") => {
+                    return Ok(None);
+                }
+                Err(e) => return Err(e).context("S3 ListParts"),
+            };
+            for p in out.parts() {
+                parts.push(PartDone {
+                    part_number: p.part_number().unwrap_or_default().max(0) as u32,
+                    size: p.size().unwrap_or_default().max(0) as u64,
+                    etag: p.e_tag().unwrap_or_default().to_string(),
+                });
+            }
+            match (out.is_truncated(), out.next_part_number_marker()) {
+                (Some(true), Some(next)) if !next.is_empty() => marker = Some(next.to_string()),
+                _ => break,
+            }
+        }
+        parts.sort_by_key(|p| p.part_number);
+        Ok(Some(parts))
+    }
+
+    /// Joins `parts`, in order, into the upload's object.
+    ///
+    /// # Errors
+    /// S3 failures other than the refusals [`Joined`] names.
+    pub async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[UploadedPart],
+    ) -> anyhow::Result<Joined> {
+        let completed = CompletedMultipartUpload::builder()
+            .set_parts(Some(
+                parts
+                    .iter()
+                    .map(|p| {
+                        CompletedPart::builder()
+                            .part_number(p.number as i32)
+                            .set_e_tag(p.etag.clone())
+                            .build()
+                    })
+                    .collect(),
+            ))
+            .build();
+        let result = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(completed)
+            .send()
+            .await;
+        let Err(e) = result else {
+            return Ok(Joined::Done);
+        };
+        match e.code() {
+            Some("NoSuchUpload") => Ok(Joined::UploadGone),
+            Some("InvalidPart") | Some("InvalidPartOrder") => Ok(Joined::PartsChanged),
+            Some("EntityTooSmall") => Ok(Joined::PartTooSmall),
+            _ => Err(e).context("S3 CompleteMultipartUpload"),
+        }
+    }
+
+    /// Aborts a multipart upload; an upload S3 no longer knows counts as aborted.
+    ///
+    /// # Errors
+    /// S3 failures.
+    pub async fn abort_multipart(&self, key: &str, upload_id: &str) -> anyhow::Result<()> {
+        match self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().and_then(|se| se.code()) == Some("NoSuchUpload") => {
+                Ok(())
+            }
+            Err(e) => Err(e).context("S3 AbortMultipartUpload"),
+        }
+    }
+
+    /// Every multipart upload under `prefix` still open, a page of 1,000 per request.
+    ///
+    /// # Errors
+    /// S3 failures.
+    pub async fn open_uploads(&self, prefix: &str) -> anyhow::Result<Vec<OpenUpload>> {
+        let mut open = Vec::new();
+        let (mut key_marker, mut id_marker) = (None, None);
+        loop {
+            let out = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_key_marker(key_marker.take())
+                .set_upload_id_marker(id_marker.take())
+                .send()
+                .await
+                .context("S3 ListMultipartUploads")?;
+            open.extend(out.uploads().iter().filter_map(|u| {
+                Some(OpenUpload {
+                    key: u.key()?.to_string(),
+                    upload_id: u.upload_id()?.to_string(),
+                    initiated: to_time(u.initiated()),
+                })
+            }));
+            match (
+                out.is_truncated(),
+                out.next_key_marker(),
+                out.next_upload_id_marker(),
+            ) {
+                (Some(true), Some(key), id) => {
+                    key_marker = Some(key.to_string());
+                    id_marker = id.map(str::to_string);
+                }
+                _ => return Ok(open),
+            }
+        }
+    }
+}

@@ -10,13 +10,10 @@
 
 use std::time::Instant;
 
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use anyhow::Context;
 use filestore_dev::{LocalSystem, Options};
-use filestore_shared::storage::Storage;
-use filestore_transfer::copy::{
-    COLD_PART_SIZE, Progress, Run, STREAM_PARTS_OVER, Tuning, copy_verified,
-};
+use filestore_shared::storage::{Joined, Storage};
+use filestore_transfer::{COLD_PART_SIZE, CopyJob, Place, Progress, STREAM_PARTS_OVER, Tuning};
 
 fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -47,15 +44,7 @@ fn reset_peak() {
 
 /// Writes `size` pseudo-random bytes to `key`, in parts of `part_size`.
 async fn put_object(store: &Storage, key: &str, size: u64, part_size: u64) -> anyhow::Result<()> {
-    let client = store.client();
-    let id = client
-        .create_multipart_upload()
-        .bucket(store.bucket())
-        .key(key)
-        .send()
-        .await?
-        .upload_id
-        .unwrap_or_default();
+    let id = store.create_multipart(key, None).await?;
     let mut parts = Vec::new();
     let (mut sent, mut n, mut seed) = (0u64, 1, 0x9e37_79b9_7f4a_7c15u64);
     while sent < size {
@@ -67,100 +56,41 @@ async fn put_object(store: &Storage, key: &str, size: u64, part_size: u64) -> an
             seed ^= seed << 17;
             chunk.copy_from_slice(&seed.to_le_bytes()[..chunk.len()]);
         }
-        let out = client
-            .upload_part()
-            .bucket(store.bucket())
-            .key(key)
-            .upload_id(&id)
-            .part_number(n)
-            .body(ByteStream::from(buf))
-            .send()
-            .await?;
-        parts.push(
-            CompletedPart::builder()
-                .part_number(n)
-                .set_e_tag(out.e_tag)
-                .build(),
-        );
+        parts.push(store.upload_part(key, &id, n, buf.into(), None).await?);
         sent += len as u64;
         n += 1;
     }
-    client
-        .complete_multipart_upload()
-        .bucket(store.bucket())
-        .key(key)
-        .upload_id(&id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
-                .build(),
-        )
-        .send()
-        .await?;
-    Ok(())
+    joined(store.complete_multipart(key, &id, &parts).await?)
+}
+
+fn joined(joined: Joined) -> anyhow::Result<()> {
+    match joined {
+        Joined::Done => Ok(()),
+        refused => anyhow::bail!("CompleteMultipartUpload refused: {refused:?}"),
+    }
 }
 
 /// The baseline: stream GetObject into a multipart upload, no hashing, one part at a time.
 async fn plain_copy(hot: &Storage, cold: &Storage, from: &str, to: &str) -> anyhow::Result<u64> {
-    let mut body = hot
-        .client()
-        .get_object()
-        .bucket(hot.bucket())
-        .key(from)
-        .send()
-        .await?
-        .body;
-    let id = cold
-        .client()
-        .create_multipart_upload()
-        .bucket(cold.bucket())
-        .key(to)
-        .send()
-        .await?
-        .upload_id
-        .unwrap_or_default();
+    let mut body = hot.read(from, 0).await?.context("no object to copy")?.body;
+    let id = cold.create_multipart(to, None).await?;
     let (mut buf, mut parts, mut n, mut total) = (Vec::new(), Vec::new(), 1, 0u64);
     loop {
-        let chunk = body.try_next().await?;
+        let chunk = body.next().await?;
         if let Some(c) = &chunk {
             buf.extend_from_slice(c);
             total += c.len() as u64;
         }
         if buf.len() as u64 >= COLD_PART_SIZE || (chunk.is_none() && !buf.is_empty()) {
-            let out = cold
-                .client()
-                .upload_part()
-                .bucket(cold.bucket())
-                .key(to)
-                .upload_id(&id)
-                .part_number(n)
-                .body(ByteStream::from(std::mem::take(&mut buf)))
-                .send()
-                .await?;
-            parts.push(
-                CompletedPart::builder()
-                    .part_number(n)
-                    .set_e_tag(out.e_tag)
-                    .build(),
-            );
+            let part = std::mem::take(&mut buf).into();
+            parts.push(cold.upload_part(to, &id, n, part, None).await?);
             n += 1;
         }
         if chunk.is_none() {
             break;
         }
     }
-    cold.client()
-        .complete_multipart_upload()
-        .bucket(cold.bucket())
-        .key(to)
-        .upload_id(&id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
-                .build(),
-        )
-        .send()
-        .await?;
+    joined(cold.complete_multipart(to, &id, &parts).await?)?;
     Ok(total)
 }
 
@@ -184,16 +114,18 @@ async fn main() -> anyhow::Result<()> {
 
     reset_peak();
     let (started, cpu) = (Instant::now(), cpu_secs());
-    let Progress::Done(copied) = copy_verified(
-        hot,
-        cold,
-        "bench/object",
-        "bench/hashed",
+    let job = CopyJob::new(
+        Place {
+            store: hot,
+            key: "bench/object",
+        },
+        Place {
+            store: cold,
+            key: "bench/hashed",
+        },
         size,
-        Default::default(),
-    )
-    .await?
-    else {
+    );
+    let Progress::Done(copied) = job.run().await? else {
         anyhow::bail!("a copy with no time limit stopped");
     };
     let secs = started.elapsed().as_secs_f64();
@@ -229,13 +161,21 @@ async fn main() -> anyhow::Result<()> {
         };
         reset_peak();
         let (started, cpu) = (Instant::now(), cpu_secs());
-        let run = Run {
+        let job = CopyJob {
             tuning,
-            ..Default::default()
+            ..CopyJob::new(
+                Place {
+                    store: hot,
+                    key: "bench/large-parts",
+                },
+                Place {
+                    store: cold,
+                    key: "bench/large",
+                },
+                size,
+            )
         };
-        let Progress::Done(copied) =
-            copy_verified(hot, cold, "bench/large-parts", "bench/large", size, run).await?
-        else {
+        let Progress::Done(copied) = job.run().await? else {
             anyhow::bail!("a copy with no time limit stopped");
         };
         let secs = started.elapsed().as_secs_f64();

@@ -2,6 +2,7 @@
 //! endpoint), content dedup by reference counting, redelivery and poison messages.
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use filestore_transfer::{CopyJob, Place, Progress};
 use serde_json::json;
 
 use crate::helpers::{
@@ -243,17 +244,22 @@ async fn a_crash_between_cold_copy_and_metadata_is_finished_by_the_retry() {
     let cold = state.cold.as_ref().unwrap();
 
     // The first attempt: the copy happens, then the worker dies.
-    let copied = filestore_transfer::copy::copy_verified(
-        &state.storage,
-        cold,
-        &key,
-        &filestore_transfer::cold_key(file_id),
+    let cold_key = filestore_transfer::cold_key(file_id);
+    let copied = CopyJob::new(
+        Place {
+            store: &state.storage,
+            key: &key,
+        },
+        Place {
+            store: cold,
+            key: &cold_key,
+        },
         data.len() as u64,
-        Default::default(),
     )
+    .run()
     .await
     .unwrap();
-    let filestore_transfer::copy::Progress::Done(copied) = copied else {
+    let Progress::Done(copied) = copied else {
         panic!("a copy with no time limit finishes: {copied:?}");
     };
     assert_eq!(copied.sha256, sha256_hex(&data));

@@ -21,7 +21,7 @@ use filestore_dev::{LocalSystem, Options};
 use filestore_shared::AppState;
 use filestore_shared::repo::TransferCheckpoint;
 use filestore_shared::storage::Storage;
-use filestore_transfer::copy::{Checkpoint, Tuning};
+use filestore_transfer::{Checkpoint, Tuning};
 use filestore_transfer::{Limits, Requeue};
 use http_body::Frame;
 

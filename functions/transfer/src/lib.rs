@@ -18,10 +18,24 @@
 //! resumes.
 //!
 //! # Layout
-//! - [`handler`]: one SQS batch in, the failed message ids out.
-//! - [`copy`]: the streaming hot -> cold copy with hashing and bounded memory.
+//! - [`handler`] (here): one SQS batch in, the failed message ids out; the metadata change
+//!   once a copy is done, and the checkpoint and continuation once a run's time is up.
+//! - [`copy`]: the verified hot -> cold copy of one object ([`CopyJob`]), with bounded memory.
+//! - [`cold_upload`]: the cold store's multipart upload, parts held whole or streamed as read,
+//!   and its cleanup after a failure.
+//! - [`hashing`]: SHA-256, SHA-1 and the hot ETag on a thread of their own, fed through a
+//!   bounded queue.
+//! - [`checkpoint`]: where a stopped copy stands, packed for the transfer's record.
+//! - [`etag`]: MD5-form ETags and the hasher that computes them.
 
+pub mod checkpoint;
+pub mod cold_upload;
 pub mod copy;
+pub mod etag;
+pub mod hashing;
+
+pub use checkpoint::Checkpoint;
+pub use copy::{COLD_PART_SIZE, CopyJob, Place, Progress, STREAM_PARTS_OVER, Tuning};
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -34,7 +48,7 @@ use percent_encoding::percent_decode_str;
 use serde::{Deserialize, Serialize};
 use tracing::instrument;
 
-use crate::copy::{Checkpoint, Progress, Run, Tuning, is_bad_copy};
+use crate::copy::is_bad_copy;
 
 /// How long to wait for the File record of a just-completed upload: S3 announces the object
 /// a moment before the merge function's transaction records it.
@@ -294,13 +308,23 @@ async fn transfer_object(state: &AppState, key: &str, limits: &Limits) -> anyhow
             })
             .ok()
     });
-    let run = Run {
+    let job = CopyJob {
         resume,
         stop_at: limits.stop_at,
         tuning: limits.tuning,
+        ..CopyJob::new(
+            Place {
+                store: &state.storage,
+                key,
+            },
+            Place {
+                store: cold,
+                key: &target,
+            },
+            file.size,
+        )
     };
-    let copied = match copy::copy_verified(&state.storage, cold, key, &target, file.size, run).await
-    {
+    let copied = match job.run().await {
         Ok(Progress::Done(copied)) => copied,
         Ok(Progress::Paused(checkpoint)) => {
             return pause(state, &file, key, saved.as_ref(), &checkpoint, limits).await;

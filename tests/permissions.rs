@@ -203,15 +203,7 @@ fn recorded(state: &AppState, function: &'static str, seen: &Seen) -> AppState {
         store,
         seen: seen.clone(),
     };
-    let s3 = |storage: &Storage, store| {
-        let config = storage
-            .client()
-            .config()
-            .to_builder()
-            .interceptor(recorder(store))
-            .build();
-        Storage::new(aws_sdk_s3::Client::from_conf(config), storage.bucket())
-    };
+    let s3 = |storage: &Storage, store| storage.with_interceptor(recorder(store));
     let mut state = state.clone();
     let ddb = state
         .repo
@@ -438,14 +430,13 @@ async fn every_function_is_allowed_every_call_it_makes() {
     // reference, and a cold blob nothing points to and a cold upload a stopped transfer
     // left open are past their grace.
     let cold = local.state.cold.as_ref().unwrap();
-    cold.client()
-        .put_object()
-        .bucket(cold.bucket())
-        .key(format!("{COLD_BLOB_PREFIX}orphan-{}", uuid::Uuid::new_v4()))
-        .body(b"orphan".to_vec().into())
-        .send()
-        .await
-        .unwrap();
+    cold.put_object(
+        &format!("{COLD_BLOB_PREFIX}orphan-{}", uuid::Uuid::new_v4()),
+        b"orphan".to_vec().into(),
+        None,
+    )
+    .await
+    .unwrap();
     cold.create_multipart(
         &format!("{COLD_BLOB_PREFIX}stopped-{}", uuid::Uuid::new_v4()),
         Some("application/octet-stream"),

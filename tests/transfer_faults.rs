@@ -20,7 +20,6 @@ use bytes::Bytes;
 use filestore_dev::{LocalSystem, Options};
 use filestore_shared::AppState;
 use filestore_shared::repo::TransferCheckpoint;
-use filestore_shared::storage::Storage;
 use filestore_transfer::{Checkpoint, Tuning};
 use filestore_transfer::{Limits, Requeue};
 use http_body::Frame;
@@ -234,17 +233,6 @@ impl Intercept for ColdWriteFault {
     }
 }
 
-/// The same bucket through a client with `fault` on the wire.
-fn faulted(store: &Storage, fault: impl Intercept + 'static) -> Storage {
-    let config = store
-        .client()
-        .config()
-        .to_builder()
-        .interceptor(fault)
-        .build();
-    Storage::new(aws_sdk_s3::Client::from_conf(config), store.bucket())
-}
-
 /// A system of its own whose queue nobody consumes (the test delivers the event itself),
 /// holding one uploaded file that is not verified yet.
 struct Staged {
@@ -277,7 +265,7 @@ impl Staged {
 
     fn with_hot_fault(&self, fault: ReadFault) -> AppState {
         let mut state = (*self.local.state).clone();
-        state.storage = faulted(&state.storage, HotReadFault(fault));
+        state.storage = state.storage.with_interceptor(HotReadFault(fault));
         state
     }
 
@@ -286,7 +274,7 @@ impl Staged {
         state.cold = state
             .cold
             .as_ref()
-            .map(|cold| faulted(cold, ColdWriteFault(fault)));
+            .map(|cold| cold.with_interceptor(ColdWriteFault(fault)));
         state
     }
 
@@ -352,40 +340,23 @@ impl Staged {
 
         let hot = state
             .storage
-            .client()
-            .get_object()
-            .bucket(state.storage.bucket())
-            .key(&self.key)
-            .send()
+            .read(&self.key, 0)
+            .await
+            .unwrap()
+            .unwrap()
+            .body
+            .collect()
             .await
             .unwrap();
-        let hot = hot.body.collect().await.unwrap().into_bytes();
         assert!(hot == self.data, "hot bytes changed");
 
         let cold = state.cold.as_ref().unwrap();
-        let objects = cold
-            .client()
-            .list_objects_v2()
-            .bucket(cold.bucket())
-            .send()
-            .await
-            .unwrap();
+        let objects = cold.list("").await.unwrap();
+        assert!(objects.is_empty(), "cold objects left: {objects:?}");
+        let uploads = cold.open_uploads("").await.unwrap();
         assert!(
-            objects.contents().is_empty(),
-            "cold objects left: {:?}",
-            objects.contents()
-        );
-        let uploads = cold
-            .client()
-            .list_multipart_uploads()
-            .bucket(cold.bucket())
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            uploads.uploads().is_empty(),
-            "cold multipart uploads left open: {:?}",
-            uploads.uploads()
+            uploads.is_empty(),
+            "cold multipart uploads left open: {uploads:?}"
         );
     }
 
@@ -415,14 +386,14 @@ impl Staged {
         assert_eq!(content.refs, 1);
         let cold = state.cold.as_ref().unwrap();
         let stored = cold
-            .client()
-            .get_object()
-            .bucket(cold.bucket())
-            .key(&content.cold_key)
-            .send()
+            .read(&content.cold_key, 0)
+            .await
+            .unwrap()
+            .unwrap()
+            .body
+            .collect()
             .await
             .unwrap();
-        let stored = stored.body.collect().await.unwrap().into_bytes();
         assert!(stored == self.data, "cold copy differs");
         self.local.stop().await;
     }

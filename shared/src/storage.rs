@@ -73,10 +73,6 @@ impl Storage {
         Self::new(Client::from_conf(config), &self.bucket)
     }
 
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
     pub fn bucket(&self) -> &str {
         &self.bucket
     }

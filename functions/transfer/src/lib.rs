@@ -27,12 +27,14 @@
 //!   bounded queue.
 //! - [`checkpoint`]: where a stopped copy stands, packed for the transfer's record.
 //! - [`etag`]: MD5-form ETags and the hasher that computes them.
+//! - [`message`]: the typed body of a queue message: S3 event, continuation or S3 test event.
 
 pub mod checkpoint;
 pub mod cold_upload;
 pub mod copy;
 pub mod etag;
 pub mod hashing;
+pub mod message;
 
 pub use checkpoint::Checkpoint;
 pub use copy::{COLD_PART_SIZE, CopyJob, Place, Progress, STREAM_PARTS_OVER, Tuning};
@@ -45,10 +47,10 @@ use filestore_contract::domain::parse_id;
 use filestore_shared::AppState;
 use filestore_shared::repo::{FileRecord, TransferCheckpoint, Verified, VerifyOutcome};
 use percent_encoding::percent_decode_str;
-use serde::{Deserialize, Serialize};
 use tracing::instrument;
 
 use crate::copy::is_bad_copy;
+use crate::message::ContinueTransfer;
 
 /// How long to wait for the File record of a just-completed upload: S3 announces the object
 /// a moment before the merge function's transaction records it.
@@ -91,18 +93,6 @@ pub struct Requeue {
     queue_url: String,
 }
 
-/// The body of a continuation message.
-#[derive(Debug, Serialize, Deserialize)]
-struct Continuation {
-    continue_transfer: ContinueTransfer,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct ContinueTransfer {
-    /// The hot object's key, not URL-encoded.
-    key: String,
-}
-
 impl Requeue {
     pub fn new(sqs: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
         Self {
@@ -119,10 +109,7 @@ impl Requeue {
 
     /// The message that continues the transfer of `key` in a new run.
     pub fn body(key: &str) -> String {
-        serde_json::to_string(&Continuation {
-            continue_transfer: ContinueTransfer { key: key.into() },
-        })
-        .expect("plain data serialises")
+        ContinueTransfer { key: key.into() }.body()
     }
 
     async fn send(&self, key: &str) -> anyhow::Result<()> {
@@ -181,68 +168,13 @@ pub fn cold_key(file_id: &str) -> String {
     format!("{}{file_id}", filestore_shared::storage::COLD_BLOB_PREFIX)
 }
 
-/// The part of an S3 event notification we use. Deliberately lenient: S3-compatible stores
-/// and emulators differ in the rest (moto's `eventTime` has no time zone, and it omits
-/// `userIdentity`), and none of it decides anything here.
-#[derive(Debug, Deserialize)]
-pub struct Notification {
-    #[serde(rename = "Records", default)]
-    pub records: Vec<NotificationRecord>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NotificationRecord {
-    #[serde(default)]
-    pub event_name: String,
-    pub s3: NotificationEntity,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct NotificationEntity {
-    pub object: NotificationObject,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct NotificationObject {
-    /// URL-encoded, as S3 sends it.
-    pub key: String,
-}
-
-/// The decoded keys of the objects a message announces as created, or whose transfer it
-/// continues. The S3 test event that S3 sends when notifications are configured announces
-/// none.
-///
-/// # Errors
-/// A body that is neither an S3 event notification nor a continuation (a poison message).
-pub fn created_keys(body: &str) -> anyhow::Result<Vec<String>> {
-    let value: serde_json::Value =
-        serde_json::from_str(body).context("message body is not JSON")?;
-    if value.get("Event").and_then(|e| e.as_str()) == Some("s3:TestEvent") {
-        return Ok(Vec::new());
-    }
-    if value.get("continue_transfer").is_some() {
-        let continuation: Continuation =
-            serde_json::from_value(value).context("malformed continuation message")?;
-        return Ok(vec![continuation.continue_transfer.key]);
-    }
-    let event: Notification =
-        serde_json::from_value(value).context("message body is not an S3 event")?;
-    Ok(event
-        .records
-        .into_iter()
-        .filter(|r| r.event_name.starts_with("ObjectCreated"))
-        .map(|r| decode_key(&r.s3.object.key))
-        .collect())
-}
-
 async fn process_message(
     state: &AppState,
     message: &SqsMessage,
     limits: &Limits,
 ) -> anyhow::Result<()> {
     let body = message.body.as_deref().context("message has no body")?;
-    for key in created_keys(body)? {
+    for key in message::created_keys(body)? {
         // Boxed: nested whole, the transfer's future overflows the compiler's layout depth
         // in the Lambda's `main`.
         Box::pin(transfer_object(state, &key, limits))
@@ -444,30 +376,6 @@ async fn pause(
 mod tests {
     use super::*;
 
-    const FILE_KEY: &str =
-        "files/01a2149b-0ba3-759c-99d7-601239ba95c5/01a2149b-0ca7-73d6-bef5-d1e38acbe80c";
-
-    #[test]
-    fn events_from_aws_and_moto_both_parse() {
-        for body in [
-            include_str!("../tests/data/aws-object-created.json"),
-            include_str!("../tests/data/moto-object-created.json"),
-        ] {
-            assert_eq!(created_keys(body).unwrap(), [FILE_KEY]);
-        }
-    }
-
-    #[test]
-    fn test_events_announce_nothing_and_garbage_is_an_error() {
-        let test_event = r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2026-01-01T00:00:00.000Z","Bucket":"b"}"#;
-        assert!(created_keys(test_event).unwrap().is_empty());
-        assert!(created_keys("not json").is_err());
-        assert!(created_keys(r#"{"Records":[{"eventName":"ObjectCreated:Put"}]}"#).is_err());
-        let removed =
-            r#"{"Records":[{"eventName":"ObjectRemoved:Delete","s3":{"object":{"key":"k"}}}]}"#;
-        assert!(created_keys(removed).unwrap().is_empty());
-    }
-
     #[test]
     fn runs_stop_a_margin_before_their_deadline_and_never_wait() {
         let before = Instant::now();
@@ -477,13 +385,6 @@ mod tests {
         assert!(stop_at > before + Duration::from_secs(830));
         let late = Limits::until(SystemTime::now() - Duration::from_secs(5), None);
         assert!(late.stop_at.unwrap() <= Instant::now());
-    }
-
-    #[test]
-    fn continuations_name_their_key_unencoded() {
-        let key = format!("{FILE_KEY} + %");
-        assert_eq!(created_keys(&Requeue::body(&key)).unwrap(), [key]);
-        assert!(created_keys(r#"{"continue_transfer":{}}"#).is_err());
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! are still open.
 
 use anyhow::Context;
-use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::upload_part::UploadPartError;
+use aws_sdk_s3::operation::upload_part::builders::UploadPartFluentBuilder;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
@@ -98,22 +100,13 @@ impl Storage {
         bytes: Bytes,
         md5: Option<&[u8; 16]>,
     ) -> anyhow::Result<UploadedPart> {
-        let out = self
+        let part = self
             .client
             .upload_part()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .part_number(number as i32)
-            .set_content_md5(md5.map(base64_md5))
-            .body(ByteStream::from(bytes))
-            .send()
+            .set_content_md5(md5.map(base64_md5));
+        self.send_part(part, key, upload_id, number, ByteStream::from(bytes))
             .await
-            .with_context(|| format!("S3 UploadPart {number}"))?;
-        Ok(UploadedPart {
-            number,
-            etag: out.e_tag,
-        })
+            .with_context(|| format!("S3 UploadPart {number}"))
     }
 
     /// Uploads one part of `len` bytes whose body is fed as the request goes, so the part is
@@ -130,18 +123,29 @@ impl Storage {
         body: impl StreamedBody,
     ) -> anyhow::Result<UploadedPart> {
         let body = ByteStream::new(aws_smithy_types::body::SdkBody::from_body_1_x(body));
-        let out = self
-            .client
-            .upload_part()
+        let part = self.client.upload_part().content_length(len as i64);
+        self.send_part(part, key, upload_id, number, body)
+            .await
+            .with_context(|| format!("S3 UploadPart {number} (streamed)"))
+    }
+
+    /// Sends a part request that carries what its kind of body needs (an MD5, a length).
+    async fn send_part(
+        &self,
+        part: UploadPartFluentBuilder,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        body: ByteStream,
+    ) -> Result<UploadedPart, SdkError<UploadPartError>> {
+        let out = part
             .bucket(&self.bucket)
             .key(key)
             .upload_id(upload_id)
             .part_number(number as i32)
-            .content_length(len as i64)
             .body(body)
             .send()
-            .await
-            .with_context(|| format!("S3 UploadPart {number} (streamed)"))?;
+            .await?;
         Ok(UploadedPart {
             number,
             etag: out.e_tag,

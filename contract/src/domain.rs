@@ -560,14 +560,19 @@ impl PartPlan {
         }
     }
 
+    /// The bytes `(offset, length)` of part `n` of a `size`-byte object. Every part but the
+    /// last is full; a part past the end is empty, at the end.
+    pub fn range(&self, size: u64, n: PartNumber) -> (u64, u64) {
+        let offset = (u64::from(n.get()) - 1)
+            .saturating_mul(self.part_size)
+            .min(size);
+        let end = offset.saturating_add(self.part_size).min(size);
+        (offset, end - offset)
+    }
+
     /// The exact size part `n` must have for the object to be `size` bytes.
     pub fn expected_part_size(&self, size: u64, n: PartNumber) -> u64 {
-        let n = u64::from(n.get());
-        if n < self.part_count {
-            self.part_size
-        } else {
-            size - self.part_size * (self.part_count - 1)
-        }
+        self.range(size, n).1
     }
 }
 
@@ -728,6 +733,27 @@ mod tests {
             .map(|n| p.expected_part_size(size, PartNumber::parse(n).unwrap()))
             .sum();
         assert_eq!(total, size);
+    }
+
+    #[test]
+    fn part_ranges_cover_the_object_exactly() {
+        let part = |n| PartNumber::parse(n).unwrap();
+        let size = 12 * MIB + 3;
+        let p = plan(size, Some(5 * MIB));
+        assert_eq!(p.range(size, part(1)), (0, 5 * MIB));
+        assert_eq!(p.range(size, part(2)), (5 * MIB, 5 * MIB));
+        assert_eq!(p.range(size, part(3)), (10 * MIB, 2 * MIB + 3));
+    }
+
+    #[test]
+    fn an_empty_object_is_one_empty_part_and_exact_multiples_end_full() {
+        let part = |n| PartNumber::parse(n).unwrap();
+        assert_eq!(plan(0, None).range(0, part(1)), (0, 0));
+        let size = 10 * MIB;
+        let p = plan(size, Some(5 * MIB));
+        assert_eq!(p.part_count, 2);
+        assert_eq!(p.range(size, part(2)), (5 * MIB, 5 * MIB));
+        assert_eq!(p.range(size, part(3)), (size, 0), "past the end");
     }
 
     #[test]

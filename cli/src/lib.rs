@@ -1,7 +1,8 @@
 //! `filestore`, the command-line client of the filestore API (DESIGN.md): sign up, log in,
-//! upload files of any size straight to S3 through presigned multipart URLs (hashed once,
-//! parts in parallel, retried, resumable across runs), list, download (resumable, checked
-//! against the server's verified SHA-256), rename and delete.
+//! change the password, upload files of any size straight to S3 through presigned multipart
+//! URLs (hashed once, parts in parallel, retried, resumable across runs; instant when the
+//! server already holds the content), list, download (resumable, checked against the
+//! server's verified SHA-256), rename, delete, and make, list and revoke share links.
 //!
 //! It promises one result on stdout (text, or JSON with `--json`), progress on stderr only
 //! when stderr is a terminal, and for any failure one line on stderr saying what failed,
@@ -9,10 +10,14 @@
 //!
 //! # Layout
 //! - [`cli`]: the command line (clap).
-//! - [`commands`]: one function per command.
+//! - [`commands`]: one function per command: accounts (`signup`, `login`, `whoami`,
+//!   `passwd`), files (`ls`, `mv`, `rm`), share links (`share`, `shares`, `unshare`), and
+//!   the transfers.
 //! - [`api`]: typed client of the HTTP contract.
 //! - [`config`]: the environment, the token store, the resume-state store.
-//! - [`upload`], [`download`]: the transfers.
+//! - [`upload`]: the upload command and its parts (local files, hashing, instant upload,
+//!   resume, parallel part sending).
+//! - [`download`]: the resumable, checked download.
 //! - [`output`]: stdout/stderr, JSON, progress bars.
 //! - [`error`]: failures and the one-line report.
 

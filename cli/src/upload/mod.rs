@@ -1,0 +1,319 @@
+//! `filestore upload`: hash each file once (SHA-256, streaming), create the upload with that
+//! hash declared, presign its parts in batches, PUT them in parallel with retries, complete.
+//!
+//! Resume: the upload id is kept in a [`ResumeStore`] under a [`ResumeKey`] (server, user,
+//! path, size, mtime, SHA-256, name). A re-run asks the server which parts S3 already holds
+//! (`parts_done`) and sends only the others; S3 is the truth, the local state only remembers
+//! the id. Once the upload completes, the state records the File instead, so re-running a
+//! command that stopped at its k-th file skips the files before it while their Files still
+//! exist on the server unchanged (same name, size and SHA-256).
+//!
+//! # Layout
+//! - this module: the command, one file after another.
+//! - `files`: which local files, under which names.
+//! - `hash`: the SHA-256 of a whole file.
+//! - `instant`: instant upload by proof of possession.
+//! - `resume`: what an earlier run left, and recording what this one did.
+//! - `parts`: sending the parts in parallel, with retries.
+
+mod files;
+mod hash;
+mod instant;
+mod parts;
+mod resume;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, UNIX_EPOCH};
+
+use serde::Serialize;
+
+pub use self::files::{PATH_SEPARATOR, plan_files};
+use self::hash::hash_file;
+pub use self::hash::sha256_file;
+use self::instant::try_instant_upload;
+pub use self::parts::backoff;
+use self::parts::part_range;
+use self::resume::{Plan, Resume, missing_parts, unix_seconds};
+use crate::api::{Api, CreateUpload, File};
+use crate::config::{ResumeKey, ResumeState, ResumeStore, TestHooks, unix_now};
+use crate::error::{Error, Result};
+use crate::output::{Output, human_bytes, human_rate};
+
+/// How to send (what to send is [`plan_files`]'s answer).
+#[derive(Clone, Debug)]
+pub struct UploadOptions {
+    /// Parts in flight at once.
+    pub concurrency: usize,
+    /// Part size to ask the server for; `None` lets it choose.
+    pub part_size: Option<u64>,
+}
+
+/// Who is uploading, where, and with what.
+pub struct Uploader<'a> {
+    pub api: &'a Api,
+    pub server: &'a str,
+    pub username: &'a str,
+    pub store: ResumeStore,
+    pub out: &'a Output,
+    pub hooks: TestHooks,
+    pub options: UploadOptions,
+}
+
+/// The result of uploading one file.
+#[derive(Debug, Serialize)]
+pub struct Uploaded {
+    pub path: PathBuf,
+    pub file: File,
+    pub part_count: u64,
+    /// Parts this run sent.
+    pub parts_sent: u64,
+    /// Parts S3 already held from an earlier, interrupted run.
+    pub parts_already_stored: u64,
+    pub resumed: bool,
+    /// The server already held verified bytes of this content: nothing was sent.
+    pub instant: bool,
+    /// An earlier run uploaded this file and its File still exists: nothing was done.
+    pub already_uploaded: bool,
+    pub bytes_sent: u64,
+    /// Time spent hashing the file (part of `seconds`).
+    pub hash_seconds: f64,
+    pub seconds: f64,
+}
+
+impl Uploaded {
+    /// A file stored without sending a byte: by instant upload (`instant`), or found already
+    /// uploaded by an earlier run.
+    fn nothing_sent(
+        path: &Path,
+        file: File,
+        instant: bool,
+        hash_seconds: f64,
+        started: Instant,
+    ) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            file,
+            part_count: 0,
+            parts_sent: 0,
+            parts_already_stored: 0,
+            resumed: false,
+            instant,
+            already_uploaded: !instant,
+            bytes_sent: 0,
+            hash_seconds,
+            seconds: started.elapsed().as_secs_f64(),
+        }
+    }
+}
+
+impl Uploader<'_> {
+    /// Uploads every file in order; stops at the first failure (a re-run resumes it).
+    ///
+    /// # Errors
+    /// The first file that could not be uploaded.
+    /// Returns the files uploaded, and the failure that stopped the others, if any.
+    pub async fn upload_all(&self, files: &[(PathBuf, String)]) -> (Vec<Uploaded>, Result<()>) {
+        self.store.prune(unix_now());
+        let mut done = Vec::with_capacity(files.len());
+        let mut parts_sent = 0;
+        for (path, name) in files {
+            match self.upload(path, name, parts_sent).await {
+                Ok(uploaded) => {
+                    self.out.line(&summary(&uploaded));
+                    parts_sent += uploaded.parts_sent;
+                    done.push(uploaded);
+                }
+                Err(e) => return (done, Err(e)),
+            }
+        }
+        (done, Ok(()))
+    }
+
+    /// Uploads one file, resuming an earlier run of the same upload, or skipping it when an
+    /// earlier run completed it and its File is still there. `parts_before`: parts this
+    /// command sent for earlier files.
+    async fn upload(&self, path: &Path, name: &str, parts_before: u64) -> Result<Uploaded> {
+        let started = Instant::now();
+        let meta = std::fs::metadata(path)
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        let size = meta.len();
+        let mtime_ns = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        let absolute = std::fs::canonicalize(path)
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+
+        let bar = self.out.bar(size, &format!("hashing {name}"));
+        let sha256 = hash_file(path, bar.clone()).await;
+        bar.finish_and_clear();
+        let sha256 = sha256?;
+        let hash_seconds = started.elapsed().as_secs_f64();
+
+        let key = ResumeKey {
+            server: self.server.to_string(),
+            username: self.username.to_string(),
+            path: absolute.clone(),
+            size,
+            mtime_ns,
+            sha256: sha256.clone(),
+            name: name.to_string(),
+        };
+        let mut earlier = self.store.load(&key);
+        if let Some(file_id) = earlier.as_ref().and_then(|s| s.file_id.clone()) {
+            if let Some(file) = self.still_there(&file_id, &key).await? {
+                return Ok(Uploaded::nothing_sent(
+                    path,
+                    file,
+                    false,
+                    hash_seconds,
+                    started,
+                ));
+            }
+            self.out.note(&format!(
+                "note: {} was uploaded before as {file_id}, which is deleted or changed since; uploading it again",
+                path.display()
+            ));
+            self.store.clear(&key);
+            earlier = None;
+        }
+        // An earlier, interrupted run of this upload is resumed (or found completed) instead,
+        // so a re-run never makes a second file.
+        let instant = if earlier.is_some() {
+            None
+        } else {
+            try_instant_upload(self.api, path, name, size, &sha256).await?
+        };
+        if let Some(file) = instant {
+            self.remember(&key, None, &file);
+            return Ok(Uploaded::nothing_sent(
+                path,
+                file,
+                true,
+                hash_seconds,
+                started,
+            ));
+        }
+
+        let plan = match self.resume(&key, size).await? {
+            Resume::Continue(plan) => plan,
+            Resume::Finished(upload_id, file) => {
+                self.remember(&key, Some(upload_id), &file);
+                return Ok(Uploaded {
+                    path: path.to_path_buf(),
+                    part_count: 0,
+                    file,
+                    parts_sent: 0,
+                    parts_already_stored: 0,
+                    resumed: true,
+                    instant: false,
+                    already_uploaded: false,
+                    bytes_sent: 0,
+                    hash_seconds,
+                    seconds: started.elapsed().as_secs_f64(),
+                });
+            }
+            Resume::Start => {
+                let created = self
+                    .api
+                    .create_upload(&CreateUpload {
+                        name,
+                        size,
+                        sha256: &sha256,
+                        part_size: self.options.part_size,
+                    })
+                    .await?;
+                let state = ResumeState {
+                    upload_id: Some(created.upload_id.clone()),
+                    path: absolute,
+                    name: name.to_string(),
+                    size,
+                    sha256,
+                    part_size: created.part_size,
+                    part_count: created.part_count,
+                    created_at: unix_now(),
+                    expires_at: created.expires_at.as_deref().and_then(unix_seconds),
+                    file_id: None,
+                    completed_at: None,
+                };
+                if let Err(e) = self.store.save(&key, &state) {
+                    self.out
+                        .note(&format!("note: this upload cannot resume if stopped ({e})"));
+                }
+                Plan {
+                    upload_id: created.upload_id,
+                    part_size: created.part_size,
+                    part_count: created.part_count,
+                    done: BTreeSet::new(),
+                    resumed: false,
+                }
+            }
+        };
+
+        let missing = missing_parts(plan.part_count, &plan.done);
+        let already: u64 = plan
+            .done
+            .iter()
+            .map(|&n| part_range(n, plan.part_size, size).1)
+            .sum();
+        let bar = self.out.bar(size, name);
+        bar.set_position(already);
+        bar.reset_eta();
+        let sent = self
+            .send_parts(path, size, &plan, &missing, &bar, parts_before)
+            .await;
+        bar.finish_and_clear();
+        let (parts_sent, bytes_sent) = sent?;
+
+        let file = self.api.complete(&plan.upload_id).await?;
+        self.remember(&key, Some(plan.upload_id), &file);
+        Ok(Uploaded {
+            path: path.to_path_buf(),
+            file,
+            part_count: plan.part_count,
+            parts_sent,
+            parts_already_stored: plan.done.len() as u64,
+            resumed: plan.resumed,
+            instant: false,
+            already_uploaded: false,
+            bytes_sent,
+            hash_seconds,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+/// One line per uploaded file, for people.
+pub fn summary(u: &Uploaded) -> String {
+    if u.already_uploaded {
+        return format!(
+            "already uploaded {} as {:?} ({}) -> {}; nothing sent",
+            u.path.display(),
+            u.file.name,
+            human_bytes(u.file.size),
+            u.file.file_id,
+        );
+    }
+    let how = if u.instant {
+        "instant: the server already holds this content, no bytes sent".to_string()
+    } else {
+        human_rate(u.bytes_sent, u.seconds)
+    };
+    let mut line = format!(
+        "uploaded {} as {:?} ({}) -> {} in {:.1} s, {how}",
+        u.path.display(),
+        u.file.name,
+        human_bytes(u.file.size),
+        u.file.file_id,
+        u.seconds,
+    );
+    if u.resumed {
+        line.push_str(&format!(
+            " (resumed: {} of {} parts were already stored)",
+            u.parts_already_stored, u.part_count
+        ));
+    }
+    line
+}

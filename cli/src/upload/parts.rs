@@ -1,0 +1,273 @@
+//! Sending an upload's parts: presigned in batches, read from the file, PUT in parallel
+//! with retries (jittered backoff) and fresh URLs when storage refuses an expired one.
+
+use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{StreamExt, stream};
+use indicatif::ProgressBar;
+use reqwest::Method;
+
+use super::Uploader;
+use super::resume::Plan;
+use crate::api::PresignedPart;
+use crate::error::{Error, Result};
+
+/// Most parts one presign call may ask for (the contract's limit).
+pub const PRESIGN_BATCH: usize = 1000;
+/// Attempts per part for transient failures (network, 5xx, 408, 429).
+const MAX_ATTEMPTS: u32 = 6;
+/// Fresh URLs per part when storage refuses one (403: expired).
+const MAX_PRESIGNS: u32 = 3;
+
+/// The byte range `(offset, length)` of a 1-based part of a `size`-byte file.
+pub fn part_range(part_number: u32, part_size: u64, size: u64) -> (u64, u64) {
+    let offset = (u64::from(part_number) - 1) * part_size;
+    let end = (offset + part_size).min(size);
+    (offset.min(size), end.saturating_sub(offset))
+}
+
+/// The step of retry number `attempt` (0-based): 250 ms doubling, at most 8 s.
+fn backoff_step(attempt: u32) -> Duration {
+    Duration::from_millis(250u64.saturating_mul(1 << attempt.min(5))).min(Duration::from_secs(8))
+}
+
+/// Wait before retry number `attempt` with "equal jitter": half the step plus `random`
+/// (in `[0, 1)`) of the other half. Parts that failed together, in one storage hiccup, then
+/// retry spread out instead of all at once, yet never sooner than half the step.
+pub fn backoff(attempt: u32, random: f64) -> Duration {
+    let half = backoff_step(attempt) / 2;
+    half + half.mul_f64(random.clamp(0.0, 1.0))
+}
+
+/// How long one part PUT may take: a minute, or as long as 64 KiB/s needs.
+fn part_timeout(len: u64) -> Duration {
+    Duration::from_secs(60).max(Duration::from_secs(len / (64 * 1024)))
+}
+
+/// What to do after one PUT of a part.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Stored,
+    /// The URL is refused (expired): presign this part again.
+    Represign,
+    /// Worth trying again after a pause.
+    Retry,
+    /// Trying again will not help.
+    Fatal,
+}
+
+/// Storage's answer to a part PUT, by status.
+pub fn classify(status: u16) -> Outcome {
+    match status {
+        200..=299 => Outcome::Stored,
+        403 => Outcome::Represign,
+        408 | 429 | 500..=599 => Outcome::Retry,
+        _ => Outcome::Fatal,
+    }
+}
+
+/// Reads one part's bytes.
+async fn read_part(path: &Path, offset: u64, len: u64) -> Result<Bytes> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let read = || -> std::io::Result<Vec<u8>> {
+            let mut file = std::fs::File::open(&path)?;
+            file.seek(SeekFrom::Start(offset))?;
+            let mut buf = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
+            file.read_exact(&mut buf)?;
+            Ok(buf)
+        };
+        read()
+            .map(Bytes::from)
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))
+    })
+    .await
+    .map_err(|e| Error::Failed(format!("reading a part stopped: {e}")))?
+}
+
+impl Uploader<'_> {
+    /// Sends `missing` parts, `concurrency` at a time, presigning at most
+    /// [`PRESIGN_BATCH`] per call. Returns (parts sent, bytes sent).
+    pub(super) async fn send_parts(
+        &self,
+        path: &Path,
+        size: u64,
+        plan: &Plan,
+        missing: &[u32],
+        bar: &ProgressBar,
+        parts_before: u64,
+    ) -> Result<(u64, u64)> {
+        let (mut parts, mut bytes) = (0u64, 0u64);
+        for batch in missing.chunks(PRESIGN_BATCH) {
+            let mut urls: HashMap<u32, PresignedPart> = self
+                .api
+                .presign(&plan.upload_id, batch)
+                .await?
+                .into_iter()
+                .map(|p| (p.part_number, p))
+                .collect();
+            let jobs = batch.iter().map(|&n| {
+                let url = urls.remove(&n);
+                async move {
+                    let url = url.ok_or_else(|| {
+                        Error::Failed(format!("the server did not presign part {n}"))
+                    })?;
+                    let (offset, len) = part_range(n, plan.part_size, size);
+                    let body = read_part(path, offset, len).await?;
+                    self.send_part(&plan.upload_id, n, url, body).await?;
+                    bar.inc(len);
+                    Ok::<u64, Error>(len)
+                }
+            });
+            let mut running = stream::iter(jobs).buffer_unordered(self.options.concurrency);
+            while let Some(sent) = running.next().await {
+                bytes += sent?;
+                parts += 1;
+                let total = parts_before + parts;
+                if self.hooks.stop_after_parts == Some(total) {
+                    return Err(Error::Failed(format!(
+                        "interrupted after {total} parts (FILESTORE_TEST_STOP_AFTER_PARTS)"
+                    )));
+                }
+            }
+        }
+        Ok((parts, bytes))
+    }
+
+    /// PUTs one part to its presigned URL with the URL's headers; retries transient
+    /// failures with exponential backoff and presigns again when the URL is refused.
+    async fn send_part(
+        &self,
+        upload_id: &str,
+        part_number: u32,
+        mut url: PresignedPart,
+        body: Bytes,
+    ) -> Result<()> {
+        let (mut attempts, mut presigns) = (0u32, 0u32);
+        loop {
+            let method = Method::from_bytes(url.method.as_bytes()).unwrap_or(Method::PUT);
+            let mut req = self
+                .api
+                .http()
+                .request(method, &url.url)
+                .timeout(part_timeout(body.len() as u64));
+            for (name, value) in &url.headers {
+                req = req.header(name, value);
+            }
+            let (outcome, why) = match req.body(body.clone()).send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let _ = resp.bytes().await;
+                    (
+                        classify(status.as_u16()),
+                        format!("storage answered {status}"),
+                    )
+                }
+                Err(e) => (Outcome::Retry, Error::transport("storage", &e).to_string()),
+            };
+            match outcome {
+                Outcome::Stored => return Ok(()),
+                Outcome::Represign if presigns < MAX_PRESIGNS => {
+                    presigns += 1;
+                    url = self
+                        .api
+                        .presign(upload_id, &[part_number])
+                        .await?
+                        .pop()
+                        .ok_or_else(|| {
+                            Error::Failed(format!("the server did not presign part {part_number}"))
+                        })?;
+                }
+                Outcome::Retry if attempts + 1 < MAX_ATTEMPTS => {
+                    tokio::time::sleep(backoff(attempts, rand::random())).await;
+                    attempts += 1;
+                }
+                _ => {
+                    return Err(Error::Failed(format!(
+                        "part {part_number} was not stored: {why}; run the same upload again to resume"
+                    )));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::upload::resume::missing_parts;
+
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn part_ranges_cover_the_file_exactly() {
+        let size = 12 * MIB + 3;
+        let part = 5 * MIB;
+        assert_eq!(part_range(1, part, size), (0, 5 * MIB));
+        assert_eq!(part_range(2, part, size), (5 * MIB, 5 * MIB));
+        assert_eq!(part_range(3, part, size), (10 * MIB, 2 * MIB + 3));
+        let total: u64 = (1..=3).map(|n| part_range(n, part, size).1).sum();
+        assert_eq!(total, size);
+    }
+
+    #[test]
+    fn an_empty_file_is_one_empty_part_and_exact_multiples_end_full() {
+        assert_eq!(part_range(1, 8 * MIB, 0), (0, 0));
+        assert_eq!(part_range(2, 5 * MIB, 10 * MIB), (5 * MIB, 5 * MIB));
+        assert_eq!(part_range(3, 5 * MIB, 10 * MIB), (10 * MIB, 0));
+    }
+
+    #[test]
+    fn presign_batches_stay_within_the_contract() {
+        let missing = missing_parts(2500, &BTreeSet::new());
+        let sizes: Vec<usize> = missing.chunks(PRESIGN_BATCH).map(<[u32]>::len).collect();
+        assert_eq!(sizes, [1000, 1000, 500]);
+    }
+
+    #[test]
+    fn backoff_steps_double_then_cap() {
+        let steps: Vec<u64> = (0..8).map(|a| backoff_step(a).as_millis() as u64).collect();
+        assert_eq!(steps, [250, 500, 1000, 2000, 4000, 8000, 8000, 8000]);
+    }
+
+    /// Each wait lies in [step / 2, step]: the ends are reached, random draws stay inside,
+    /// and they do spread (not one value for everyone).
+    #[test]
+    fn jittered_backoff_stays_within_half_a_step_and_the_step() {
+        for attempt in 0..10 {
+            let step = backoff_step(attempt);
+            assert_eq!(backoff(attempt, 0.0), step / 2);
+            assert_eq!(backoff(attempt, 1.0), step);
+            assert_eq!(backoff(attempt, -3.0), step / 2, "out of range is clamped");
+            assert_eq!(backoff(attempt, 7.0), step);
+            let draws: BTreeSet<Duration> = (0..200)
+                .map(|_| backoff(attempt, rand::random()))
+                .inspect(|&wait| assert!(step / 2 <= wait && wait <= step, "{wait:?}"))
+                .collect();
+            assert!(draws.len() > 100, "{} distinct waits", draws.len());
+        }
+    }
+
+    #[test]
+    fn storage_answers_are_classified() {
+        assert_eq!(classify(200), Outcome::Stored);
+        assert_eq!(classify(403), Outcome::Represign);
+        assert_eq!(classify(503), Outcome::Retry);
+        assert_eq!(classify(500), Outcome::Retry);
+        assert_eq!(classify(429), Outcome::Retry);
+        assert_eq!(classify(400), Outcome::Fatal);
+        assert_eq!(classify(404), Outcome::Fatal);
+    }
+
+    #[test]
+    fn part_timeouts_allow_slow_links() {
+        assert_eq!(part_timeout(MIB), Duration::from_secs(60));
+        assert_eq!(part_timeout(64 * MIB), Duration::from_secs(1024));
+    }
+}

@@ -1,0 +1,133 @@
+//! Resuming an upload: what an earlier run of the same upload left (nothing, an upload to
+//! continue with the parts S3 already holds, or one already completed), and recording a
+//! completed upload so a re-run skips it. S3 is the truth; the local state only remembers ids.
+
+use std::collections::BTreeSet;
+
+use super::Uploader;
+use crate::api::{File, is_not_found};
+use crate::config::{ResumeKey, ResumeState};
+use crate::error::Result;
+
+/// Parts `1..=part_count` that are not in `done`, in order.
+pub fn missing_parts(part_count: u64, done: &BTreeSet<u32>) -> Vec<u32> {
+    (1..=u32::try_from(part_count).unwrap_or(u32::MAX))
+        .filter(|n| !done.contains(n))
+        .collect()
+}
+
+/// An upload to continue: its id, plan, and the parts S3 holds.
+pub(super) struct Plan {
+    pub upload_id: String,
+    pub part_size: u64,
+    pub part_count: u64,
+    pub done: BTreeSet<u32>,
+    pub resumed: bool,
+}
+
+pub(super) enum Resume {
+    Start,
+    Continue(Plan),
+    /// The upload (this id) was completed by an earlier run that stopped right after.
+    Finished(String, File),
+}
+
+/// Unix seconds of an RFC 3339 time (the server's `expires_at`).
+pub(super) fn unix_seconds(rfc3339: &str) -> Option<u64> {
+    let t = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .ok()?;
+    u64::try_from(t.unix_timestamp()).ok()
+}
+
+impl Uploader<'_> {
+    /// The File an earlier run made of `key`'s file, if it still exists as that run left it
+    /// (same name, size and SHA-256; declared or, once verified, computed).
+    pub(super) async fn still_there(&self, file_id: &str, key: &ResumeKey) -> Result<Option<File>> {
+        match self.api.file(file_id).await {
+            Ok(file)
+                if file.name == key.name
+                    && file.size == key.size
+                    && file.sha256.as_deref() == Some(key.sha256.as_str()) =>
+            {
+                Ok(Some(file))
+            }
+            Ok(_) => Ok(None),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Records that `key`'s file is now `file`, so a re-run skips it.
+    pub(super) fn remember(&self, key: &ResumeKey, upload_id: Option<String>, file: &File) {
+        let state = ResumeState::completed(key, upload_id, &file.file_id);
+        if let Err(e) = self.store.save(key, &state) {
+            self.out.note(&format!(
+                "note: a re-run will upload {} again ({e})",
+                key.path.display()
+            ));
+        }
+    }
+
+    /// What an earlier run left: nothing, an upload to continue, or one already completed.
+    pub(super) async fn resume(&self, key: &ResumeKey, size: u64) -> Result<Resume> {
+        let Some(state) = self.store.load(key) else {
+            return Ok(Resume::Start);
+        };
+        let Some(upload_id) = state.upload_id else {
+            self.store.clear(key);
+            return Ok(Resume::Start);
+        };
+        let status = match self.api.upload_status(&upload_id).await {
+            Ok(status) => status,
+            Err(e) if is_not_found(&e) => {
+                self.out.note(&format!(
+                    "note: the earlier upload of {} expired or was aborted; starting over",
+                    state.name
+                ));
+                self.store.clear(key);
+                return Ok(Resume::Start);
+            }
+            Err(e) => return Err(e),
+        };
+        if status.state == "completed"
+            && let Some(file_id) = &status.file_id
+        {
+            let file = self.api.file(file_id).await?;
+            return Ok(Resume::Finished(upload_id, file));
+        }
+        if status.state != "active" || status.size != size {
+            self.store.clear(key);
+            return Ok(Resume::Start);
+        }
+        Ok(Resume::Continue(Plan {
+            upload_id,
+            part_size: status.part_size,
+            part_count: status.part_count,
+            done: status.parts_done.iter().map(|p| p.part_number).collect(),
+            resumed: true,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_parts_are_those_s3_does_not_hold() {
+        let done: BTreeSet<u32> = [1, 3].into_iter().collect();
+        assert_eq!(missing_parts(4, &done), [2, 4]);
+        assert_eq!(missing_parts(2, &BTreeSet::new()), [1, 2]);
+        assert!(missing_parts(2, &[1, 2].into_iter().collect()).is_empty());
+    }
+
+    #[test]
+    fn server_times_become_unix_seconds() {
+        assert_eq!(unix_seconds("2026-11-26T00:00:00Z"), Some(1_795_651_200));
+        assert_eq!(
+            unix_seconds("2026-11-26T01:00:00+01:00"),
+            Some(1_795_651_200)
+        );
+        assert_eq!(unix_seconds("tomorrow"), None);
+    }
+}

@@ -75,7 +75,7 @@ fn main() -> anyhow::Result<()> {
     let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
     let size = std::fs::metadata(&path)?.len();
 
-    let cli: Hasher = |p| Ok(sha256_file(p, |_| {})?);
+    let cli: Hasher = |p| Ok(sha256_file(p, |_| {})?.into());
     let mut hashers: Vec<(&str, Hasher)> = vec![
         ("cli (sha2 0.10)", cli),
         ("ring 0.17", with_ring),
@@ -88,7 +88,7 @@ fn main() -> anyhow::Result<()> {
     }
 
     // Warms the page cache and gives the digest every implementation must match.
-    let expected = sha256_file(&path, |_| {})?;
+    let expected = String::from(sha256_file(&path, |_| {})?);
     println!(
         "file: {} ({size} bytes), {rounds} rounds, MB = 10^6 bytes",
         path.display()

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use filestore_contract::domain::{DownloadLimit, FileName, PartSize, ShareLifetime};
 
 /// A client of the filestore API: accounts, parallel resumable uploads, downloads.
 #[derive(Debug, Parser)]
@@ -40,7 +41,11 @@ pub enum Command {
     /// Download a file; re-run an interrupted download to resume.
     Download(DownloadArgs),
     /// Rename a file.
-    Mv { file_id: String, new_name: String },
+    Mv {
+        file_id: String,
+        #[arg(value_parser = FileName::parse)]
+        new_name: FileName,
+    },
     /// Delete a file.
     Rm { file_id: String },
     /// Create a share link to a file: anyone with the link can download it until it expires.
@@ -90,14 +95,14 @@ pub struct UploadArgs {
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
     /// Name on the server (a single file only; default: its file name).
-    #[arg(long)]
-    pub name: Option<String>,
+    #[arg(long, value_parser = FileName::parse)]
+    pub name: Option<FileName>,
     /// Parts sent at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
     /// Part size to ask for, e.g. 16MiB (5MiB..5GiB; default: the server's choice).
-    #[arg(long, value_parser = parse_size)]
-    pub part_size: Option<u64>,
+    #[arg(long, value_parser = parse_part_size)]
+    pub part_size: Option<PartSize>,
 }
 
 #[derive(Debug, Args)]
@@ -111,30 +116,31 @@ pub struct DownloadArgs {
     pub force: bool,
 }
 
-/// A byte count with an optional unit: `5242880`, `5MiB`, `5M`, `512k`, `1GiB`.
 #[derive(Debug, Args)]
 pub struct ShareArgs {
     pub file_id: String,
     /// How long the link works: seconds, or with a unit (90s, 15m, 12h, 7d); 1 minute to 30 days.
     #[arg(long, default_value = "1d", value_parser = parse_share_expiry)]
-    pub expires: u64,
-    /// Stop after this many downloads.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_downloads: Option<u64>,
+    pub expires: ShareLifetime,
+    /// Stop after this many downloads (at most a million).
+    #[arg(long, value_parser = parse_download_limit)]
+    pub max_downloads: Option<DownloadLimit>,
 }
 
-/// The contract's bounds on a share link's lifetime, in seconds.
-pub const SHARE_EXPIRY: std::ops::RangeInclusive<u64> = 60..=30 * 86400;
+/// A share link's lifetime: a [`parse_duration`] the contract allows, checked here so the
+/// mistake is reported as the flag's, not as the server's refusal of a JSON field.
+pub fn parse_share_expiry(s: &str) -> Result<ShareLifetime, String> {
+    ShareLifetime::parse(parse_duration(s)?)
+        .map_err(|_| format!("{s:?} is outside 1 minute to 30 days"))
+}
 
-/// A share link's lifetime: a [`parse_duration`] within [`SHARE_EXPIRY`], checked here so
-/// the mistake is reported as the flag's, not as the server's refusal of a JSON field.
-pub fn parse_share_expiry(s: &str) -> Result<u64, String> {
-    let seconds = parse_duration(s)?;
-    if SHARE_EXPIRY.contains(&seconds) {
-        Ok(seconds)
-    } else {
-        Err(format!("{s:?} is outside 1 minute to 30 days"))
-    }
+/// A share link's download limit, as the contract bounds it.
+pub fn parse_download_limit(s: &str) -> Result<DownloadLimit, String> {
+    let n = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a whole number"))?;
+    DownloadLimit::parse(n)
 }
 
 /// A duration in seconds from `90`, `90s`, `15m`, `12h` or `7d`.
@@ -156,6 +162,7 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{s:?} is too long"))
 }
 
+/// A byte count with an optional unit: `5242880`, `5MiB`, `5M`, `512k`, `1GiB`.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
@@ -172,6 +179,11 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     };
     n.checked_mul(1 << shift)
         .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// A part size the contract allows, from a [`parse_size`].
+pub fn parse_part_size(s: &str) -> Result<PartSize, String> {
+    PartSize::parse(parse_size(s)?)
 }
 
 #[cfg(test)]
@@ -196,10 +208,11 @@ mod tests {
 
     #[test]
     fn share_links_last_a_minute_to_thirty_days() {
-        assert_eq!(parse_share_expiry("1m"), Ok(60));
-        assert_eq!(parse_share_expiry("30d"), Ok(2_592_000));
+        let seconds = |s| parse_share_expiry(s).map(ShareLifetime::get);
+        assert_eq!(seconds("1m"), Ok(60));
+        assert_eq!(seconds("30d"), Ok(2_592_000));
         assert_eq!(
-            parse_share_expiry("59"),
+            seconds("59"),
             Err("\"59\" is outside 1 minute to 30 days".into())
         );
         assert!(parse_share_expiry("31d").is_err());
@@ -217,6 +230,26 @@ mod tests {
         assert!(parse_size("MiB").is_err());
         assert!(parse_size("5 parsecs").is_err());
         assert!(parse_size("99999999999999GiB").is_err());
+    }
+
+    /// Values the server would refuse are refused as the flag's mistake, before any request.
+    #[test]
+    fn part_sizes_names_and_download_limits_follow_the_contract() {
+        assert_eq!(parse_part_size("5MiB").map(PartSize::get), Ok(5 << 20));
+        assert!(parse_part_size("1MiB").is_err());
+        assert!(parse_part_size("6GiB").is_err());
+        assert_eq!(parse_download_limit("3").map(DownloadLimit::get), Ok(3));
+        assert!(parse_download_limit("0").is_err());
+        assert!(parse_download_limit("1000001").is_err());
+        assert!(parse_download_limit("many").is_err());
+        for args in [
+            &["filestore", "upload", "a", "--part-size", "1MiB"][..],
+            &["filestore", "upload", "a", "--name", "a/b"],
+            &["filestore", "mv", "f", ""],
+            &["filestore", "share", "f", "--max-downloads", "0"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
     }
 
     #[test]
@@ -240,7 +273,7 @@ mod tests {
             Command::Upload(args) => {
                 assert_eq!(args.paths.len(), 2);
                 assert_eq!(args.concurrency, 3);
-                assert_eq!(args.part_size, Some(5 << 20));
+                assert_eq!(args.part_size.map(PartSize::get), Some(5 << 20));
             }
             other => panic!("parsed as {other:?}"),
         }

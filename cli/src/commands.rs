@@ -2,6 +2,8 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
+use filestore_contract::api::{CreateShareRequest, Credentials, PasswordChange};
+use filestore_contract::domain::{Password, Username};
 use serde_json::json;
 
 use crate::api::Api;
@@ -40,9 +42,11 @@ pub async fn run(cli: Cli, settings: Settings, out: &Output) -> Result<()> {
         }
         Command::Share(args) => {
             let api = authed(server, &sessions)?.0;
-            let share = api
-                .share(&args.file_id, args.expires, args.max_downloads)
-                .await?;
+            let body = CreateShareRequest {
+                expires_in: args.expires,
+                max_downloads: args.max_downloads,
+            };
+            let share = api.share(&args.file_id, &body).await?;
             out.result(&share, || {
                 let limit = share
                     .max_downloads
@@ -55,12 +59,12 @@ pub async fn run(cli: Cli, settings: Settings, out: &Output) -> Result<()> {
             Ok(())
         }
         Command::Shares { file_id } => {
-            let shares = authed(server, &sessions)?.0.shares(&file_id).await?;
-            out.result(&json!({ "shares": shares }), || {
-                if shares.is_empty() {
+            let list = authed(server, &sessions)?.0.shares(&file_id).await?;
+            out.result(&list, || {
+                if list.shares.is_empty() {
                     return "no live share links".to_string();
                 }
-                shares
+                list.shares
                     .iter()
                     .map(|s| {
                         let limit = s
@@ -103,12 +107,11 @@ fn authed(server: &str, sessions: &Sessions) -> Result<(Api, Session)> {
 }
 
 /// Username and password from flags, `FILESTORE_PASSWORD`, or a terminal prompt (the
-/// password without echo; twice when `confirm`).
-fn credentials(
-    args: &CredentialArgs,
-    settings: &Settings,
-    confirm: bool,
-) -> Result<(String, String)> {
+/// password without echo; twice when `confirm`), as the contract allows them.
+///
+/// # Errors
+/// A value missing without a terminal to ask on, or one the contract refuses.
+fn credentials(args: &CredentialArgs, settings: &Settings, confirm: bool) -> Result<Credentials> {
     let interactive = std::io::stdin().is_terminal();
     let username = match &args.username {
         Some(u) => u.clone(),
@@ -147,7 +150,10 @@ fn credentials(
             ));
         }
     };
-    Ok((username, password))
+    Ok(Credentials {
+        username: Username::parse(&username).map_err(Error::Usage)?,
+        password: Password::parse(&password).map_err(Error::Usage)?,
+    })
 }
 
 async fn signup(
@@ -158,9 +164,9 @@ async fn signup(
     out: &Output,
 ) -> Result<()> {
     let api = Api::new(server, None)?;
-    let (username, password) = credentials(args, settings, true)?;
-    let account = api.signup(&username, &password).await?;
-    let session = log_in(&api, server, &username, &password, sessions).await?;
+    let credentials = credentials(args, settings, true)?;
+    let account = api.signup(&credentials).await?;
+    let session = log_in(&api, server, &credentials, sessions).await?;
     out.result(
         &json!({
             "user_id": account.user_id,
@@ -180,8 +186,8 @@ async fn login(
     out: &Output,
 ) -> Result<()> {
     let api = Api::new(server, None)?;
-    let (username, password) = credentials(args, settings, false)?;
-    let session = log_in(&api, server, &username, &password, sessions).await?;
+    let credentials = credentials(args, settings, false)?;
+    let session = log_in(&api, server, &credentials, sessions).await?;
     out.result(
         &json!({ "username": session.username, "expires_at": session.expires_at }),
         || format!("logged in as {} on {server}", session.username),
@@ -192,13 +198,12 @@ async fn login(
 async fn log_in(
     api: &Api,
     server: &str,
-    username: &str,
-    password: &str,
+    credentials: &Credentials,
     sessions: &Sessions,
 ) -> Result<Session> {
-    let token = api.login(username, password).await?;
+    let token = api.login(credentials).await?;
     let session = Session {
-        username: username.to_string(),
+        username: credentials.username.to_string(),
         token: token.token,
         expires_at: unix_now() + token.expires_in,
     };
@@ -243,9 +248,19 @@ async fn passwd(
             ));
         }
     };
-    api.change_password(&old, &new).await?;
+    let change = PasswordChange {
+        old_password: Password::parse(&old).map_err(|e| Error::Usage(format!("current {e}")))?,
+        new_password: Password::parse(&new).map_err(|e| Error::Usage(format!("new {e}")))?,
+    };
+    api.change_password(&change).await?;
+    let credentials = Credentials {
+        username: Username::parse(&session.username).map_err(|e| {
+            Error::Failed(format!("the stored session's username is not valid ({e})"))
+        })?,
+        password: change.new_password,
+    };
     let anonymous = Api::new(server, None)?;
-    let renewed = log_in(&anonymous, server, &session.username, &new, sessions).await?;
+    let renewed = log_in(&anonymous, server, &credentials, sessions).await?;
     out.result(
         &json!({ "username": renewed.username, "expires_at": renewed.expires_at }),
         || "password changed; every other session is logged out".to_string(),
@@ -300,7 +315,7 @@ async fn upload(
     out: &Output,
 ) -> Result<()> {
     let (api, session) = authed(server, sessions)?;
-    let files = upload::plan_files(&args.paths, args.name.as_deref())?;
+    let files = upload::plan_files(&args.paths, args.name.as_ref())?;
     let uploader = Uploader {
         api: &api,
         server,

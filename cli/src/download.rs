@@ -380,10 +380,12 @@ pub fn summary(d: &Downloaded) -> String {
 
 #[cfg(test)]
 mod tests {
+    use filestore_contract::api::FileView;
+
     use super::*;
 
     fn file(name: &str) -> File {
-        File {
+        File::from(FileView {
             file_id: "0190-id".into(),
             name: name.into(),
             size: 10,
@@ -392,8 +394,8 @@ mod tests {
             created_at: "2026-01-01T00:00:00Z".into(),
             tier: "hot".into(),
             verified: false,
-            extra: Default::default(),
-        }
+            declared_sha256: None,
+        })
     }
 
     #[test]

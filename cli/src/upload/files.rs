@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use filestore_contract::domain::FileName;
+
 use crate::error::{Error, Result};
 
 /// Directory uploads name files by their relative path with `/` written as this, because
@@ -13,8 +15,9 @@ pub const PATH_SEPARATOR: &str = "__";
 /// each gets on the server.
 ///
 /// # Errors
-/// A path that cannot be read, `--name` with more than one file, or nothing to upload.
-pub fn plan_files(paths: &[PathBuf], name: Option<&str>) -> Result<Vec<(PathBuf, String)>> {
+/// A path that cannot be read, `--name` with more than one file, nothing to upload, or a
+/// file whose name the server would refuse.
+pub fn plan_files(paths: &[PathBuf], name: Option<&FileName>) -> Result<Vec<(PathBuf, FileName)>> {
     let mut files = Vec::new();
     for path in paths {
         let meta = std::fs::metadata(path)
@@ -37,11 +40,20 @@ pub fn plan_files(paths: &[PathBuf], name: Option<&str>) -> Result<Vec<(PathBuf,
     }
     match (name, files.len()) {
         (_, 0) => Err(Error::Usage("no files to upload".to_string())),
-        (Some(name), 1) => Ok(vec![(files.remove(0).0, name.to_string())]),
+        (Some(name), 1) => Ok(vec![(files.remove(0).0, name.clone())]),
         (Some(_), n) => Err(Error::Usage(format!(
             "--name names one file, but the paths hold {n} files"
         ))),
-        (None, _) => Ok(files),
+        (None, _) => files
+            .into_iter()
+            .map(|(path, name)| match FileName::parse(&name) {
+                Ok(name) => Ok((path, name)),
+                Err(why) => Err(Error::Usage(format!(
+                    "{} cannot be named {name:?} on the server ({why}); upload it alone with --name",
+                    path.display()
+                ))),
+            })
+            .collect(),
     }
 }
 
@@ -97,10 +109,12 @@ mod tests {
         );
         assert_eq!(files[0].0, root.join("2024/june/c.jpg"));
 
-        let renamed = plan_files(std::slice::from_ref(&single), Some("other.txt")).unwrap();
-        assert_eq!(renamed, [(single, "other.txt".to_string())]);
+        let other = FileName::parse("other.txt").unwrap();
+        let renamed = plan_files(std::slice::from_ref(&single), Some(&other)).unwrap();
+        assert_eq!(renamed, [(single, other)]);
+        let x = FileName::parse("x").unwrap();
         assert!(matches!(
-            plan_files(std::slice::from_ref(&root), Some("x")),
+            plan_files(std::slice::from_ref(&root), Some(&x)),
             Err(Error::Usage(_))
         ));
         assert!(matches!(
@@ -111,5 +125,20 @@ mod tests {
             plan_files(&[dir.path().join("missing")], None),
             Err(Error::Io { .. })
         ));
+    }
+
+    /// A local name the server would refuse is the command line's mistake, found before
+    /// any request, and `--name` is the way out.
+    #[test]
+    fn names_the_server_would_refuse_are_refused_here() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bell\u{7}.txt");
+        std::fs::write(&bad, b"b").unwrap();
+        match plan_files(std::slice::from_ref(&bad), None) {
+            Err(Error::Usage(why)) => assert!(why.contains("--name"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        let fine = FileName::parse("bell.txt").unwrap();
+        assert!(plan_files(&[bad], Some(&fine)).is_ok());
     }
 }

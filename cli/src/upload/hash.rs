@@ -4,6 +4,7 @@
 use std::io::Read;
 use std::path::Path;
 
+use filestore_contract::domain::Sha256Hex;
 use indicatif::ProgressBar;
 use sha2::{Digest, Sha256};
 
@@ -16,7 +17,7 @@ const HASH_BUFFER: usize = 1 << 20;
 ///
 /// # Errors
 /// The file cannot be read.
-pub fn sha256_file(path: &Path, mut progress: impl FnMut(u64)) -> Result<String> {
+pub fn sha256_file(path: &Path, mut progress: impl FnMut(u64)) -> Result<Sha256Hex> {
     let context = || format!("reading {}", path.display());
     let mut file = std::fs::File::open(path).map_err(|e| Error::io(context(), e))?;
     let mut hasher = Sha256::new();
@@ -29,11 +30,16 @@ pub fn sha256_file(path: &Path, mut progress: impl FnMut(u64)) -> Result<String>
         hasher.update(&buf[..n]);
         progress(n as u64);
     }
-    Ok(hex::encode(hasher.finalize()))
+    Ok(hex_digest(hasher))
+}
+
+/// A finished SHA-256 as the contract writes it.
+pub fn hex_digest(hasher: Sha256) -> Sha256Hex {
+    Sha256Hex::parse(&hex::encode(hasher.finalize())).expect("a digest is 64 hex digits")
 }
 
 /// [`sha256_file`] off the async runtime, advancing `bar`.
-pub(super) async fn hash_file(path: &Path, bar: ProgressBar) -> Result<String> {
+pub(super) async fn hash_file(path: &Path, bar: ProgressBar) -> Result<Sha256Hex> {
     let path = path.to_path_buf();
     tokio::task::spawn_blocking(move || sha256_file(&path, |n| bar.inc(n)))
         .await

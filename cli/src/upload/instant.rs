@@ -5,9 +5,12 @@
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
+use filestore_contract::api::{ByteRange, FastUploadRequest};
+use filestore_contract::domain::Sha256Hex;
 use sha2::{Digest, Sha256};
 
-use crate::api::{Api, ByteRange, FastUpload, File};
+use super::hash::hex_digest;
+use crate::api::{Api, File};
 use crate::error::{Error, Result};
 
 /// Read buffer for the ranges of a proof of possession.
@@ -19,7 +22,11 @@ const PROOF_BUFFER: usize = 64 * 1024;
 ///
 /// # Errors
 /// A nonce that is not hex, or a range the file cannot supply.
-pub fn proof_of_possession(path: &Path, nonce_hex: &str, ranges: &[ByteRange]) -> Result<String> {
+pub fn proof_of_possession(
+    path: &Path,
+    nonce_hex: &str,
+    ranges: &[ByteRange],
+) -> Result<Sha256Hex> {
     let nonce = hex::decode(nonce_hex)
         .map_err(|e| Error::Failed(format!("the server's challenge nonce is not hex ({e})")))?;
     let context = || format!("reading {}", path.display());
@@ -39,7 +46,7 @@ pub fn proof_of_possession(path: &Path, nonce_hex: &str, ranges: &[ByteRange]) -
             left -= want as u64;
         }
     }
-    Ok(hex::encode(hasher.finalize()))
+    Ok(hex_digest(hasher))
 }
 
 /// Instant upload (`POST /v1/fast-upload` and its proof of possession, DESIGN.md): asks for
@@ -49,11 +56,9 @@ pub fn proof_of_possession(path: &Path, nonce_hex: &str, ranges: &[ByteRange]) -
 pub(super) async fn try_instant_upload(
     api: &Api,
     path: &Path,
-    name: &str,
-    size: u64,
-    sha256: &str,
+    request: &FastUploadRequest,
 ) -> Result<Option<File>> {
-    match instant_upload(api, path, name, size, sha256).await {
+    match instant_upload(api, path, request).await {
         Ok(file) => Ok(file),
         Err(e @ Error::Api { status: 401, .. }) => Err(e),
         Err(_) => Ok(None),
@@ -63,11 +68,9 @@ pub(super) async fn try_instant_upload(
 async fn instant_upload(
     api: &Api,
     path: &Path,
-    name: &str,
-    size: u64,
-    sha256: &str,
+    request: &FastUploadRequest,
 ) -> Result<Option<File>> {
-    let challenge = api.fast_upload(&FastUpload { name, size, sha256 }).await?;
+    let challenge = api.fast_upload(request).await?;
     let proof = {
         let path = path.to_path_buf();
         let nonce = challenge.nonce.clone();
@@ -76,11 +79,7 @@ async fn instant_upload(
             .await
             .map_err(|e| Error::Failed(format!("reading the challenged ranges stopped: {e}")))??
     };
-    let outcome = api.prove(&challenge.challenge_id, &proof).await?;
-    Ok(match (outcome.status.as_str(), outcome.file) {
-        ("complete", Some(file)) => Some(file),
-        _ => None,
-    })
+    api.prove(&challenge.challenge_id, proof).await
 }
 
 #[cfg(test)]
@@ -124,19 +123,23 @@ mod tests {
                 length: 0,
             },
         ];
-        let proof = proof_of_possession(&path, &nonce_hex, &ranges).unwrap();
+        let proof = proof_of_possession(&path, &nonce_hex, &ranges)
+            .unwrap()
+            .to_string();
         assert_eq!(proof, expected_proof(&nonce, &data, &ranges));
         assert_eq!(proof.len(), 64);
         assert_eq!(proof, proof.to_lowercase());
 
         let swapped = [ranges[1], ranges[0], ranges[2]];
         assert_ne!(
-            proof_of_possession(&path, &nonce_hex, &swapped).unwrap(),
+            proof_of_possession(&path, &nonce_hex, &swapped)
+                .unwrap()
+                .as_str(),
             proof,
             "order matters"
         );
         assert_ne!(
-            proof_of_possession(&path, "00", &ranges).unwrap(),
+            proof_of_possession(&path, "00", &ranges).unwrap().as_str(),
             proof,
             "the nonce matters"
         );
@@ -152,7 +155,9 @@ mod tests {
             length: 11,
         }];
         assert_eq!(
-            proof_of_possession(&small, "0a0b", &whole).unwrap(),
+            proof_of_possession(&small, "0a0b", &whole)
+                .unwrap()
+                .as_str(),
             expected_proof(&[0x0a, 0x0b], b"hello world", &whole)
         );
         let empty = dir.path().join("empty");
@@ -162,7 +167,7 @@ mod tests {
             length: 0,
         }];
         assert_eq!(
-            proof_of_possession(&empty, "0a0b", &none).unwrap(),
+            proof_of_possession(&empty, "0a0b", &none).unwrap().as_str(),
             expected_proof(&[0x0a, 0x0b], b"", &none)
         );
     }

@@ -26,6 +26,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, UNIX_EPOCH};
 
+use filestore_contract::api::{CreateUploadRequest, FastUploadRequest};
+use filestore_contract::domain::{FileName, ObjectSize, PartPlan, PartSize};
 use serde::Serialize;
 
 pub use self::files::{PATH_SEPARATOR, plan_files};
@@ -33,9 +35,8 @@ use self::hash::hash_file;
 pub use self::hash::sha256_file;
 use self::instant::try_instant_upload;
 pub use self::parts::backoff;
-use self::parts::part_range;
 use self::resume::{Plan, Resume, missing_parts, unix_seconds};
-use crate::api::{Api, CreateUpload, File};
+use crate::api::{Api, File};
 use crate::config::{ResumeKey, ResumeState, ResumeStore, TestHooks, unix_now};
 use crate::error::{Error, Result};
 use crate::output::{Output, human_bytes, human_rate};
@@ -46,7 +47,7 @@ pub struct UploadOptions {
     /// Parts in flight at once.
     pub concurrency: usize,
     /// Part size to ask the server for; `None` lets it choose.
-    pub part_size: Option<u64>,
+    pub part_size: Option<PartSize>,
 }
 
 /// Who is uploading, where, and with what.
@@ -113,7 +114,7 @@ impl Uploader<'_> {
     /// # Errors
     /// The first file that could not be uploaded.
     /// Returns the files uploaded, and the failure that stopped the others, if any.
-    pub async fn upload_all(&self, files: &[(PathBuf, String)]) -> (Vec<Uploaded>, Result<()>) {
+    pub async fn upload_all(&self, files: &[(PathBuf, FileName)]) -> (Vec<Uploaded>, Result<()>) {
         self.store.prune(unix_now());
         let mut done = Vec::with_capacity(files.len());
         let mut parts_sent = 0;
@@ -133,11 +134,13 @@ impl Uploader<'_> {
     /// Uploads one file, resuming an earlier run of the same upload, or skipping it when an
     /// earlier run completed it and its File is still there. `parts_before`: parts this
     /// command sent for earlier files.
-    async fn upload(&self, path: &Path, name: &str, parts_before: u64) -> Result<Uploaded> {
+    async fn upload(&self, path: &Path, name: &FileName, parts_before: u64) -> Result<Uploaded> {
         let started = Instant::now();
         let meta = std::fs::metadata(path)
             .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-        let size = meta.len();
+        let object_size = ObjectSize::parse(meta.len())
+            .map_err(|e| Error::Usage(format!("{} cannot be uploaded: {e}", path.display())))?;
+        let size = object_size.get();
         let mtime_ns = meta
             .modified()
             .ok()
@@ -158,7 +161,7 @@ impl Uploader<'_> {
             path: absolute.clone(),
             size,
             mtime_ns,
-            sha256: sha256.clone(),
+            sha256: sha256.to_string(),
             name: name.to_string(),
         };
         let mut earlier = self.store.load(&key);
@@ -184,7 +187,12 @@ impl Uploader<'_> {
         let instant = if earlier.is_some() {
             None
         } else {
-            try_instant_upload(self.api, path, name, size, &sha256).await?
+            let request = FastUploadRequest {
+                name: name.clone(),
+                size: object_size,
+                sha256: sha256.clone(),
+            };
+            try_instant_upload(self.api, path, &request).await?
         };
         if let Some(file) = instant {
             self.remember(&key, None, &file);
@@ -197,14 +205,14 @@ impl Uploader<'_> {
             ));
         }
 
-        let plan = match self.resume(&key, size).await? {
+        let plan = match self.resume(&key).await? {
             Resume::Continue(plan) => plan,
             Resume::Finished(upload_id, file) => {
                 self.remember(&key, Some(upload_id), &file);
                 return Ok(Uploaded {
                     path: path.to_path_buf(),
                     part_count: 0,
-                    file,
+                    file: *file,
                     parts_sent: 0,
                     parts_already_stored: 0,
                     resumed: true,
@@ -218,10 +226,11 @@ impl Uploader<'_> {
             Resume::Start => {
                 let created = self
                     .api
-                    .create_upload(&CreateUpload {
-                        name,
-                        size,
-                        sha256: &sha256,
+                    .create_upload(&CreateUploadRequest {
+                        name: name.clone(),
+                        size: object_size,
+                        sha256: Some(sha256.clone()),
+                        content_type: None,
                         part_size: self.options.part_size,
                     })
                     .await?;
@@ -230,11 +239,11 @@ impl Uploader<'_> {
                     path: absolute,
                     name: name.to_string(),
                     size,
-                    sha256,
+                    sha256: sha256.to_string(),
                     part_size: created.part_size,
                     part_count: created.part_count,
                     created_at: unix_now(),
-                    expires_at: created.expires_at.as_deref().and_then(unix_seconds),
+                    expires_at: unix_seconds(&created.expires_at),
                     file_id: None,
                     completed_at: None,
                 };
@@ -244,21 +253,19 @@ impl Uploader<'_> {
                 }
                 Plan {
                     upload_id: created.upload_id,
-                    part_size: created.part_size,
-                    part_count: created.part_count,
+                    parts: PartPlan {
+                        part_size: created.part_size,
+                        part_count: created.part_count,
+                    },
                     done: BTreeSet::new(),
                     resumed: false,
                 }
             }
         };
 
-        let missing = missing_parts(plan.part_count, &plan.done);
-        let already: u64 = plan
-            .done
-            .iter()
-            .map(|&n| part_range(n, plan.part_size, size).1)
-            .sum();
-        let bar = self.out.bar(size, name);
+        let missing = missing_parts(plan.parts.part_count, &plan.done);
+        let already: u64 = plan.done.iter().map(|&n| plan.parts.range(size, n).1).sum();
+        let bar = self.out.bar(size, name.as_str());
         bar.set_position(already);
         bar.reset_eta();
         let sent = self
@@ -272,7 +279,7 @@ impl Uploader<'_> {
         Ok(Uploaded {
             path: path.to_path_buf(),
             file,
-            part_count: plan.part_count,
+            part_count: plan.parts.part_count,
             parts_sent,
             parts_already_stored: plan.done.len() as u64,
             resumed: plan.resumed,

@@ -7,28 +7,20 @@ use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
+use filestore_contract::api::{MAX_PARTS_PER_CALL, PresignedPart};
+use filestore_contract::domain::PartNumber;
 use futures::{StreamExt, stream};
 use indicatif::ProgressBar;
 use reqwest::Method;
 
 use super::Uploader;
 use super::resume::Plan;
-use crate::api::PresignedPart;
 use crate::error::{Error, Result};
 
-/// Most parts one presign call may ask for (the contract's limit).
-pub const PRESIGN_BATCH: usize = 1000;
 /// Attempts per part for transient failures (network, 5xx, 408, 429).
 const MAX_ATTEMPTS: u32 = 6;
 /// Fresh URLs per part when storage refuses one (403: expired).
 const MAX_PRESIGNS: u32 = 3;
-
-/// The byte range `(offset, length)` of a 1-based part of a `size`-byte file.
-pub fn part_range(part_number: u32, part_size: u64, size: u64) -> (u64, u64) {
-    let offset = (u64::from(part_number) - 1) * part_size;
-    let end = (offset + part_size).min(size);
-    (offset.min(size), end.saturating_sub(offset))
-}
 
 /// The step of retry number `attempt` (0-based): 250 ms doubling, at most 8 s.
 fn backoff_step(attempt: u32) -> Duration {
@@ -91,18 +83,18 @@ async fn read_part(path: &Path, offset: u64, len: u64) -> Result<Bytes> {
 
 impl Uploader<'_> {
     /// Sends `missing` parts, `concurrency` at a time, presigning at most
-    /// [`PRESIGN_BATCH`] per call. Returns (parts sent, bytes sent).
+    /// [`MAX_PARTS_PER_CALL`] per call. Returns (parts sent, bytes sent).
     pub(super) async fn send_parts(
         &self,
         path: &Path,
         size: u64,
         plan: &Plan,
-        missing: &[u32],
+        missing: &[PartNumber],
         bar: &ProgressBar,
         parts_before: u64,
     ) -> Result<(u64, u64)> {
         let (mut parts, mut bytes) = (0u64, 0u64);
-        for batch in missing.chunks(PRESIGN_BATCH) {
+        for batch in missing.chunks(MAX_PARTS_PER_CALL) {
             let mut urls: HashMap<u32, PresignedPart> = self
                 .api
                 .presign(&plan.upload_id, batch)
@@ -111,12 +103,10 @@ impl Uploader<'_> {
                 .map(|p| (p.part_number, p))
                 .collect();
             let jobs = batch.iter().map(|&n| {
-                let url = urls.remove(&n);
+                let url = urls.remove(&n.get());
                 async move {
-                    let url = url.ok_or_else(|| {
-                        Error::Failed(format!("the server did not presign part {n}"))
-                    })?;
-                    let (offset, len) = part_range(n, plan.part_size, size);
+                    let url = url.ok_or_else(|| not_presigned(n))?;
+                    let (offset, len) = plan.parts.range(size, n);
                     let body = read_part(path, offset, len).await?;
                     self.send_part(&plan.upload_id, n, url, body).await?;
                     bar.inc(len);
@@ -143,7 +133,7 @@ impl Uploader<'_> {
     async fn send_part(
         &self,
         upload_id: &str,
-        part_number: u32,
+        part_number: PartNumber,
         mut url: PresignedPart,
         body: Bytes,
     ) -> Result<()> {
@@ -178,9 +168,7 @@ impl Uploader<'_> {
                         .presign(upload_id, &[part_number])
                         .await?
                         .pop()
-                        .ok_or_else(|| {
-                            Error::Failed(format!("the server did not presign part {part_number}"))
-                        })?;
+                        .ok_or_else(|| not_presigned(part_number))?;
                 }
                 Outcome::Retry if attempts + 1 < MAX_ATTEMPTS => {
                     tokio::time::sleep(backoff(attempts, rand::random())).await;
@@ -188,12 +176,17 @@ impl Uploader<'_> {
                 }
                 _ => {
                     return Err(Error::Failed(format!(
-                        "part {part_number} was not stored: {why}; run the same upload again to resume"
+                        "part {} was not stored: {why}; run the same upload again to resume",
+                        part_number.get()
                     )));
                 }
             }
         }
     }
+}
+
+fn not_presigned(part: PartNumber) -> Error {
+    Error::Failed(format!("the server did not presign part {}", part.get()))
 }
 
 #[cfg(test)]
@@ -206,27 +199,12 @@ mod tests {
     const MIB: u64 = 1 << 20;
 
     #[test]
-    fn part_ranges_cover_the_file_exactly() {
-        let size = 12 * MIB + 3;
-        let part = 5 * MIB;
-        assert_eq!(part_range(1, part, size), (0, 5 * MIB));
-        assert_eq!(part_range(2, part, size), (5 * MIB, 5 * MIB));
-        assert_eq!(part_range(3, part, size), (10 * MIB, 2 * MIB + 3));
-        let total: u64 = (1..=3).map(|n| part_range(n, part, size).1).sum();
-        assert_eq!(total, size);
-    }
-
-    #[test]
-    fn an_empty_file_is_one_empty_part_and_exact_multiples_end_full() {
-        assert_eq!(part_range(1, 8 * MIB, 0), (0, 0));
-        assert_eq!(part_range(2, 5 * MIB, 10 * MIB), (5 * MIB, 5 * MIB));
-        assert_eq!(part_range(3, 5 * MIB, 10 * MIB), (10 * MIB, 0));
-    }
-
-    #[test]
     fn presign_batches_stay_within_the_contract() {
         let missing = missing_parts(2500, &BTreeSet::new());
-        let sizes: Vec<usize> = missing.chunks(PRESIGN_BATCH).map(<[u32]>::len).collect();
+        let sizes: Vec<usize> = missing
+            .chunks(MAX_PARTS_PER_CALL)
+            .map(<[PartNumber]>::len)
+            .collect();
         assert_eq!(sizes, [1000, 1000, 500]);
     }
 

@@ -4,24 +4,26 @@
 
 use std::collections::BTreeSet;
 
+use filestore_contract::domain::{PartNumber, PartPlan, UploadState};
+
 use super::Uploader;
 use crate::api::{File, is_not_found};
 use crate::config::{ResumeKey, ResumeState};
 use crate::error::Result;
 
 /// Parts `1..=part_count` that are not in `done`, in order.
-pub fn missing_parts(part_count: u64, done: &BTreeSet<u32>) -> Vec<u32> {
-    (1..=u32::try_from(part_count).unwrap_or(u32::MAX))
+pub fn missing_parts(part_count: u64, done: &BTreeSet<PartNumber>) -> Vec<PartNumber> {
+    (1..=part_count)
+        .map_while(|n| PartNumber::parse(n).ok())
         .filter(|n| !done.contains(n))
         .collect()
 }
 
-/// An upload to continue: its id, plan, and the parts S3 holds.
+/// An upload to continue: its id, the server's plan, and the parts S3 holds.
 pub(super) struct Plan {
     pub upload_id: String,
-    pub part_size: u64,
-    pub part_count: u64,
-    pub done: BTreeSet<u32>,
+    pub parts: PartPlan,
+    pub done: BTreeSet<PartNumber>,
     pub resumed: bool,
 }
 
@@ -29,7 +31,7 @@ pub(super) enum Resume {
     Start,
     Continue(Plan),
     /// The upload (this id) was completed by an earlier run that stopped right after.
-    Finished(String, File),
+    Finished(String, Box<File>),
 }
 
 /// Unix seconds of an RFC 3339 time (the server's `expires_at`).
@@ -69,7 +71,7 @@ impl Uploader<'_> {
     }
 
     /// What an earlier run left: nothing, an upload to continue, or one already completed.
-    pub(super) async fn resume(&self, key: &ResumeKey, size: u64) -> Result<Resume> {
+    pub(super) async fn resume(&self, key: &ResumeKey) -> Result<Resume> {
         let Some(state) = self.store.load(key) else {
             return Ok(Resume::Start);
         };
@@ -89,21 +91,28 @@ impl Uploader<'_> {
             }
             Err(e) => return Err(e),
         };
-        if status.state == "completed"
+        if status.state == UploadState::Completed
             && let Some(file_id) = &status.file_id
         {
             let file = self.api.file(file_id).await?;
-            return Ok(Resume::Finished(upload_id, file));
+            return Ok(Resume::Finished(upload_id, Box::new(file)));
         }
-        if status.state != "active" || status.size != size {
+        if status.state != UploadState::Active || status.size != key.size {
             self.store.clear(key);
             return Ok(Resume::Start);
         }
         Ok(Resume::Continue(Plan {
             upload_id,
-            part_size: status.part_size,
-            part_count: status.part_count,
-            done: status.parts_done.iter().map(|p| p.part_number).collect(),
+            parts: PartPlan {
+                part_size: status.part_size,
+                part_count: status.part_count,
+            },
+            done: status
+                .parts_done
+                .iter()
+                .flatten()
+                .filter_map(|p| PartNumber::parse(u64::from(p.part_number)).ok())
+                .collect(),
             resumed: true,
         }))
     }
@@ -113,12 +122,20 @@ impl Uploader<'_> {
 mod tests {
     use super::*;
 
+    fn parts(numbers: &[u64]) -> Vec<PartNumber> {
+        numbers
+            .iter()
+            .map(|&n| PartNumber::parse(n).unwrap())
+            .collect()
+    }
+
     #[test]
     fn missing_parts_are_those_s3_does_not_hold() {
-        let done: BTreeSet<u32> = [1, 3].into_iter().collect();
-        assert_eq!(missing_parts(4, &done), [2, 4]);
-        assert_eq!(missing_parts(2, &BTreeSet::new()), [1, 2]);
-        assert!(missing_parts(2, &[1, 2].into_iter().collect()).is_empty());
+        let done: BTreeSet<PartNumber> = parts(&[1, 3]).into_iter().collect();
+        assert_eq!(missing_parts(4, &done), parts(&[2, 4]));
+        assert_eq!(missing_parts(2, &BTreeSet::new()), parts(&[1, 2]));
+        let all = parts(&[1, 2]).into_iter().collect();
+        assert!(missing_parts(2, &all).is_empty());
     }
 
     #[test]

@@ -148,28 +148,19 @@ mod tests {
     #[test]
     fn a_small_file_is_proved_whole_and_an_empty_one_by_the_nonce_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let small = dir.path().join("small.txt");
-        std::fs::write(&small, b"hello world").unwrap();
-        let whole = [ByteRange {
-            offset: 0,
-            length: 11,
-        }];
-        assert_eq!(
-            proof_of_possession(&small, "0a0b", &whole)
-                .unwrap()
-                .as_str(),
-            expected_proof(&[0x0a, 0x0b], b"hello world", &whole)
-        );
-        let empty = dir.path().join("empty");
-        std::fs::write(&empty, b"").unwrap();
-        let none = [ByteRange {
-            offset: 0,
-            length: 0,
-        }];
-        assert_eq!(
-            proof_of_possession(&empty, "0a0b", &none).unwrap().as_str(),
-            expected_proof(&[0x0a, 0x0b], b"", &none)
-        );
+        for (name, data) in [("small.txt", &b"hello world"[..]), ("empty", b"")] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, data).unwrap();
+            let whole = [ByteRange {
+                offset: 0,
+                length: data.len() as u64,
+            }];
+            assert_eq!(
+                proof_of_possession(&path, "0a0b", &whole).unwrap().as_str(),
+                expected_proof(&[0x0a, 0x0b], data, &whole),
+                "{name}"
+            );
+        }
     }
 
     #[test]

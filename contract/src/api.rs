@@ -144,7 +144,7 @@ pub struct PresignPartsRequest {
     #[schema(schema_with = part_numbers_schema)]
     pub part_numbers: Vec<PartNumber>,
     /// Part number (as a string key, JSON objects have no number keys) to base64 SHA-256.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = part_checksums_schema)]
     pub checksums_sha256: Option<BTreeMap<String, PartChecksum>>,
 }

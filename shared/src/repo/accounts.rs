@@ -11,7 +11,8 @@ use std::time::Duration;
 use anyhow::Context;
 use aws_sdk_dynamodb::types::AttributeValue as Av;
 
-use super::{Item, Repo, get_s, get_u64, is_condition_failure, n, s, user_pk};
+use super::Repo;
+use super::item::{Item, get_s, get_u64, is_condition_failure, n, s, user_pk};
 
 /// Failed logins for one username since `window_start` (Unix seconds).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -16,18 +16,24 @@ use std::time::Duration;
 
 use anyhow::Context;
 use aws_sdk_dynamodb::types::AttributeValue as Av;
+use filestore_contract::domain::UploadState;
 use time::OffsetDateTime;
 
-use super::{
-    ContentRecord, HotCopy, Item, Repo, UploadRecord, get_bool, get_s, is_condition_failure, n,
-    rfc3339, s,
-};
-use filestore_contract::domain::UploadState;
+use super::item::{Item, get_bool, get_s, is_condition_failure, n, rfc3339, s};
+use super::{ContentRecord, Repo, UploadRecord};
 
 /// The sparse index of items the janitor will act on.
 pub const DUE_INDEX: &str = "due";
 /// Partitions of the index per kind of item.
 pub const SHARDS: u32 = 16;
+
+/// A verified file's hot copy, kept for the hot retention after verification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HotCopy {
+    pub user_id: String,
+    pub file_id: String,
+    pub object_key: String,
+}
 
 /// A kind of item the janitor acts on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

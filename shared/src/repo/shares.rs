@@ -9,7 +9,8 @@ use anyhow::Context;
 use aws_sdk_dynamodb::types::{AttributeValue as Av, Delete, ReturnValue, TransactWriteItem};
 use time::OffsetDateTime;
 
-use super::{Item, Repo, get_s, get_u64, n, rfc3339, s, user_pk};
+use super::Repo;
+use super::item::{Item, get_s, get_u64, is_condition_failure, n, rfc3339, s, user_pk};
 
 /// A share link of one file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -207,12 +208,7 @@ impl Repo {
             .await;
         match result {
             Ok(out) => out.attributes.as_ref().map(share_from).transpose(),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(super::is_condition_failure) =>
-            {
-                Ok(None)
-            }
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(None),
             Err(e) => Err(e).context("DynamoDB UpdateItem (share download)"),
         }
     }

@@ -12,7 +12,8 @@ use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue as Av;
 use time::OffsetDateTime;
 
-use super::{Item, Repo, get_s, get_u64, is_condition_failure, n, rfc3339, s};
+use super::Repo;
+use super::item::{Item, get_s, get_u64, is_condition_failure, n, rfc3339, s};
 
 /// How long a checkpoint nobody moves on is kept (DynamoDB's TTL removes it).
 pub const CHECKPOINT_TTL: time::Duration = time::Duration::days(3);

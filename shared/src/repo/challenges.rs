@@ -1,0 +1,92 @@
+//! Proof-of-possession challenges for instant upload: issued into the caller's partition and
+//! taken by deleting them, so each answers at most one proof.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use aws_sdk_dynamodb::types::ReturnValue;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::Repo;
+use super::item::{Item, get_s, get_u64, n, rfc3339, s, user_pk};
+
+/// A proof-of-possession challenge for instant upload: single use, short-lived, bound to the
+/// user it was issued to (it lives in their partition).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChallengeRecord {
+    pub user_id: String,
+    pub challenge_id: String,
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+    pub content_type: String,
+    pub nonce: String,
+    pub ranges: Vec<filestore_contract::api::ByteRange>,
+    pub expires_at: OffsetDateTime,
+}
+
+impl Repo {
+    /// # Errors
+    /// DynamoDB failures.
+    pub async fn put_challenge(&self, c: &ChallengeRecord) -> anyhow::Result<()> {
+        let item: Item = HashMap::from([
+            ("PK".into(), user_pk(&c.user_id)),
+            ("SK".into(), s(format!("CHALLENGE#{}", c.challenge_id))),
+            ("challenge_id".into(), s(&c.challenge_id)),
+            ("name".into(), s(&c.name)),
+            ("size".into(), n(c.size)),
+            ("sha256".into(), s(&c.sha256)),
+            ("content_type".into(), s(&c.content_type)),
+            ("nonce".into(), s(&c.nonce)),
+            ("ranges".into(), s(serde_json::to_string(&c.ranges)?)),
+            ("expires_at".into(), s(rfc3339(c.expires_at))),
+            ("ttl".into(), n(c.expires_at.unix_timestamp())),
+        ]);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .context("DynamoDB PutItem (challenge)")?;
+        Ok(())
+    }
+
+    /// Removes and returns the caller's challenge: whoever takes it first is the only one
+    /// who ever gets it, so a challenge answers at most one proof.
+    ///
+    /// # Errors
+    /// DynamoDB failures or a malformed item.
+    pub async fn take_challenge(
+        &self,
+        user_id: &str,
+        challenge_id: &str,
+    ) -> anyhow::Result<Option<ChallengeRecord>> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("PK", user_pk(user_id))
+            .key("SK", s(format!("CHALLENGE#{challenge_id}")))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .context("DynamoDB DeleteItem (challenge)")?;
+        // Nothing was deleted: absent attributes (DynamoDB) or an empty map (moto).
+        let Some(item) = out.attributes.filter(|a| !a.is_empty()) else {
+            return Ok(None);
+        };
+        Ok(Some(ChallengeRecord {
+            user_id: user_id.to_string(),
+            challenge_id: get_s(&item, "challenge_id")?,
+            name: get_s(&item, "name")?,
+            size: get_u64(&item, "size")?,
+            sha256: get_s(&item, "sha256")?,
+            content_type: get_s(&item, "content_type")?,
+            nonce: get_s(&item, "nonce")?,
+            ranges: serde_json::from_str(&get_s(&item, "ranges")?)?,
+            expires_at: OffsetDateTime::parse(&get_s(&item, "expires_at")?, &Rfc3339)?,
+        }))
+    }
+}

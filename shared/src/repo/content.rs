@@ -1,0 +1,240 @@
+//! Verified content, stored once per SHA-256 and referenced by every File with those bytes:
+//! recording a transfer's verification, instant upload onto existing content, and the
+//! conditional delete that collects content nothing references.
+
+use std::collections::HashMap;
+
+use anyhow::{Context, anyhow};
+use aws_sdk_dynamodb::types::{AttributeValue as Av, TransactWriteItem, Update};
+use time::OffsetDateTime;
+
+use super::item::{Item, get_s, get_u64, n, rfc3339, s, user_pk};
+use super::janitor::Due;
+use super::{AddFile, FileRecord, Repo};
+
+/// Verified content: bytes the transfer function has read and hashed, stored once in the
+/// cold store and shared by every File with that SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContentRecord {
+    pub sha256: String,
+    pub sha1: String,
+    pub size: u64,
+    pub cold_key: String,
+    pub refs: u64,
+    pub created_at: String,
+}
+
+/// What the transfer learned about a file's bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    pub sha256: String,
+    pub sha1: String,
+    pub size: u64,
+    /// The cold copy this file will point to (a new one, or the existing content's).
+    pub cold_key: String,
+}
+
+/// How a verification was recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VerifyOutcome {
+    /// This file's cold copy became the content.
+    NewContent,
+    /// The content already existed; the file now shares its cold copy.
+    Shared { cold_key: String },
+    /// The file is gone or already verified: nothing was written.
+    Stale,
+}
+
+impl Repo {
+    /// Adds `delta` references to existing content; the condition makes a transaction fail
+    /// rather than resurrect content the janitor collected.
+    /// Adds `delta` to a content's references. Releasing one puts the content in the
+    /// janitor's index, which collects it if nothing references it any more.
+    pub(super) fn reference_content(
+        &self,
+        sha256: &str,
+        delta: i64,
+    ) -> anyhow::Result<TransactWriteItem> {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key("PK", s(format!("CONTENT#{sha256}")))
+            .key("SK", s("CONTENT"))
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":delta", n(delta));
+        update = if delta < 0 {
+            update
+                .update_expression("ADD refs :delta SET due_pk = :due, due_at = :now")
+                .expression_attribute_values(":due", Due::Content.key(sha256))
+                .expression_attribute_values(":now", s(rfc3339(OffsetDateTime::now_utc())))
+        } else {
+            update.update_expression("ADD refs :delta")
+        };
+        let update = update.build()?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Verified content by hash.
+    ///
+    /// # Errors
+    /// DynamoDB failures or a malformed item.
+    pub async fn get_content(&self, sha256: &str) -> anyhow::Result<Option<ContentRecord>> {
+        self.get(s(format!("CONTENT#{sha256}")), "CONTENT")
+            .await?
+            .map(|item| Self::content_from(&item))
+            .transpose()
+    }
+
+    pub(super) fn content_from(item: &Item) -> anyhow::Result<ContentRecord> {
+        Ok(ContentRecord {
+            sha256: get_s(item, "sha256")?,
+            sha1: get_s(item, "sha1")?,
+            size: get_u64(item, "size")?,
+            cold_key: get_s(item, "cold_key")?,
+            refs: get_u64(item, "refs")?,
+            created_at: get_s(item, "created_at")?,
+        })
+    }
+
+    /// Records a file's verified bytes: the file gets the computed hashes, `verified` and the
+    /// cold tier, and a reference on its content, in one transaction. When no content with
+    /// this hash exists, `found`'s cold copy becomes it; otherwise the file shares the
+    /// existing one. Conditions make redelivery and racing workers safe: a file that is gone
+    /// or already verified is left alone ([`VerifyOutcome::Stale`]).
+    ///
+    /// # Errors
+    /// DynamoDB failures.
+    pub async fn record_verified(
+        &self,
+        file: &FileRecord,
+        found: &Verified,
+    ) -> anyhow::Result<VerifyOutcome> {
+        for _ in 0..3 {
+            let existing = self.get_content(&found.sha256).await?;
+            let (content_write, cold_key) = match &existing {
+                Some(content) => (
+                    self.reference_content(&found.sha256, 1)?,
+                    content.cold_key.clone(),
+                ),
+                None => {
+                    let item: Item = HashMap::from([
+                        ("PK".into(), s(format!("CONTENT#{}", found.sha256))),
+                        ("SK".into(), s("CONTENT")),
+                        ("sha256".into(), s(&found.sha256)),
+                        ("sha1".into(), s(&found.sha1)),
+                        ("size".into(), n(found.size)),
+                        ("cold_key".into(), s(&found.cold_key)),
+                        ("refs".into(), n(1)),
+                        ("created_at".into(), s(rfc3339(OffsetDateTime::now_utc()))),
+                    ]);
+                    (
+                        self.put(item, "attribute_not_exists(PK)")?,
+                        found.cold_key.clone(),
+                    )
+                }
+            };
+            let declared_differs = file.sha256.as_deref().is_some_and(|d| d != found.sha256);
+            let mut set = String::from(
+                "SET sha256 = :sha256, sha1 = :sha1, verified = :true, tier = :cold, cold_key = :cold_key, verified_at = :now, due_pk = :due, due_at = :now",
+            );
+            if declared_differs {
+                set.push_str(", declared_sha256 = :declared");
+            }
+            let mut update = Update::builder()
+                .table_name(&self.table)
+                .key("PK", user_pk(&file.user_id))
+                .key("SK", s(format!("FILE#{}", file.file_id)))
+                .update_expression(set)
+                .condition_expression("attribute_exists(PK) AND verified = :false")
+                .expression_attribute_values(":sha256", s(&found.sha256))
+                .expression_attribute_values(":sha1", s(&found.sha1))
+                .expression_attribute_values(":true", Av::Bool(true))
+                .expression_attribute_values(":false", Av::Bool(false))
+                .expression_attribute_values(":cold", s("cold"))
+                .expression_attribute_values(":cold_key", s(&cold_key))
+                .expression_attribute_values(":now", s(rfc3339(OffsetDateTime::now_utc())))
+                // Its hot copy is now the janitor's, once the hot retention has passed.
+                .expression_attribute_values(":due", Due::HotCopy.key(&file.file_id));
+            if declared_differs {
+                update = update.expression_attribute_values(
+                    ":declared",
+                    s(file.sha256.clone().unwrap_or_default()),
+                );
+            }
+            let items = vec![
+                content_write,
+                TransactWriteItem::builder().update(update.build()?).build(),
+            ];
+            if self.transact(items, "record verified").await? {
+                return Ok(match existing {
+                    None => VerifyOutcome::NewContent,
+                    Some(_) => VerifyOutcome::Shared { cold_key },
+                });
+            }
+            // A condition failed: either the file changed (gone, or verified by another
+            // worker), or the content appeared or vanished under us. Look again.
+            match self.get_file(&file.user_id, &file.file_id).await? {
+                Some(f) if !f.verified => continue,
+                _ => return Ok(VerifyOutcome::Stale),
+            }
+        }
+        Err(anyhow!(
+            "content {} kept changing while recording a file",
+            found.sha256
+        ))
+    }
+
+    /// Records a File on existing verified content (instant upload): the file, a reference on
+    /// the content and the owner's counters within `quota`, all or nothing. [`AddFile::Refused`]
+    /// if the content vanished (collected) in the meantime.
+    ///
+    /// # Errors
+    /// DynamoDB failures.
+    pub async fn create_shared_file(
+        &self,
+        file: &FileRecord,
+        quota: u64,
+    ) -> anyhow::Result<AddFile> {
+        let sha256 = file.sha256.as_deref().context("a shared file has a hash")?;
+        if file.size > quota {
+            return Ok(AddFile::OverQuota);
+        }
+        let tx = self
+            .transact_items(
+                vec![
+                    self.put(Self::file_item(file), "attribute_not_exists(PK)")?,
+                    self.reference_content(sha256, 1)?,
+                    self.count_files_within(&file.user_id, file.size.into(), 1, Some(quota))?,
+                ],
+                "instant upload",
+            )
+            .await?;
+        Ok(AddFile::from_tx(tx, 2))
+    }
+
+    /// Deletes a content record if nothing references it; `false` if something does again.
+    ///
+    /// # Errors
+    /// DynamoDB failures.
+    pub async fn delete_unreferenced_content(&self, sha256: &str) -> anyhow::Result<bool> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("PK", s(format!("CONTENT#{sha256}")))
+            .key("SK", s("CONTENT"))
+            .condition_expression("refs <= :zero")
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e).context("DynamoDB DeleteItem (content)"),
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! Attribute values in and out: the `Item` maps DynamoDB reads and writes, and the conversions
+//! between their attributes and Rust values every entity's records use.
+
+use std::collections::HashMap;
+
+use anyhow::anyhow;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::types::AttributeValue as Av;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+pub(super) type Item = HashMap<String, Av>;
+
+/// Formats a timestamp the way every API field carries it.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.replace_nanosecond(0)
+        .unwrap_or(t)
+        .format(&Rfc3339)
+        .unwrap_or_default()
+}
+
+pub(super) fn user_pk(user_id: &str) -> Av {
+    Av::S(format!("USER#{user_id}"))
+}
+
+pub(super) fn s(v: impl Into<String>) -> Av {
+    Av::S(v.into())
+}
+
+pub(super) fn n(v: impl ToString) -> Av {
+    Av::N(v.to_string())
+}
+
+pub(super) fn get_s(item: &Item, key: &str) -> anyhow::Result<String> {
+    match item.get(key) {
+        Some(Av::S(v)) => Ok(v.clone()),
+        _ => Err(anyhow!("item attribute {key} is missing or not a string")),
+    }
+}
+
+pub(super) fn opt_s(item: &Item, key: &str) -> Option<String> {
+    match item.get(key) {
+        Some(Av::S(v)) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+pub(super) fn get_u64(item: &Item, key: &str) -> anyhow::Result<u64> {
+    match item.get(key) {
+        // Counters can dip below zero only through a bug; never fail a read over it.
+        Some(Av::N(v)) => Ok(v
+            .parse::<i128>()
+            .map(|x| x.clamp(0, u64::MAX as i128) as u64)?),
+        None => Ok(0),
+        _ => Err(anyhow!("item attribute {key} is not a number")),
+    }
+}
+
+/// A single-item write refused by its condition expression.
+pub(super) fn is_condition_failure<E: ProvideErrorMetadata>(err: &E) -> bool {
+    err.code() == Some("ConditionalCheckFailedException")
+}
+
+pub(super) fn get_bool(item: &Item, key: &str) -> bool {
+    matches!(item.get(key), Some(Av::Bool(true)))
+}

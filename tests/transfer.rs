@@ -244,7 +244,7 @@ async fn a_crash_between_cold_copy_and_metadata_is_finished_by_the_retry() {
     let cold = state.cold.as_ref().unwrap();
 
     // The first attempt: the copy happens, then the worker dies.
-    let cold_key = filestore_transfer::cold_key(file_id);
+    let cold_key = filestore_shared::keys::cold_key(file_id);
     let copied = CopyJob::new(
         Place {
             store: &state.storage,
@@ -289,7 +289,7 @@ async fn a_crash_between_cold_copy_and_metadata_is_finished_by_the_retry() {
         .unwrap();
     assert_eq!(
         (content.refs, content.cold_key.as_str()),
-        (1, filestore_transfer::cold_key(file_id).as_str())
+        (1, filestore_shared::keys::cold_key(file_id).as_str())
     );
     assert_eq!(app.download(file_id).await, data);
     local.stop().await;

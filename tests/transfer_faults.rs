@@ -836,7 +836,7 @@ async fn a_checkpoint_left_beside_a_finished_copy_is_removed() {
     let cold = state.cold.as_ref().unwrap();
     let upload_id = cold
         .create_multipart(
-            &filestore_transfer::cold_key(&staged.file_id),
+            &filestore_shared::keys::cold_key(&staged.file_id),
             Some("application/octet-stream"),
         )
         .await

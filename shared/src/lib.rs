@@ -10,6 +10,7 @@
 //! - [`error`]: [`ApiError`], the single mapping from failures to status codes and error bodies.
 //! - [`http`]: JSON bodies in and out, bearer tokens, the headers of every answer.
 //! - [`auth`]: argon2id password hashing and JWTs.
+//! - [`keys`]: every DynamoDB and S3 key, built and parsed in one place.
 //! - [`repo`]: the single-table DynamoDB repository.
 //! - [`storage`]: the only door to S3: objects, multipart uploads, presigning, bucket setup.
 //! - [`state`]: [`AppState`], the dependencies every handler takes.
@@ -18,6 +19,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod keys;
 pub mod repo;
 pub mod state;
 pub mod storage;

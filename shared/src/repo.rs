@@ -16,6 +16,8 @@
 //! | janitor job | `JANITOR` | `JOB#<name>` |
 //! | transfer checkpoint | `TRANSFER#<file_id>` | `TRANSFER` |
 //!
+//! Every key is built in [`crate::keys`]; nothing here formats one.
+//!
 //! Everything a user owns lives in their own partition, so every read is keyed by the caller's
 //! id and ownership is part of the key: another user's id simply is not found.
 //! Reads are strongly consistent, so a client always sees its own last write.

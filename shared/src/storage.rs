@@ -22,15 +22,6 @@ pub use multipart::{Joined, OpenUpload, StreamedBody, UploadedPart};
 pub use objects::{Listed, ObjectBody, ObjectHead, ObjectRead};
 pub use presign::{Presigned, content_disposition};
 
-/// The S3 key of a file's bytes. It names the owner and the file, so an S3 event alone tells
-/// which File an object belongs to.
-pub fn object_key(user_id: &str, file_id: &str) -> String {
-    format!("files/{user_id}/{file_id}")
-}
-
-/// Where the transfer puts verified copies in the cold store.
-pub const COLD_BLOB_PREFIX: &str = "blobs/";
-
 /// The error a streamed request body may end with.
 pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -18,8 +18,9 @@ use filestore_contract::api::{
 };
 use filestore_contract::domain::{ContentType, new_id};
 use filestore_shared::http::{json, json_body, respond};
+use filestore_shared::keys::object_key;
 use filestore_shared::repo::{AddFile, ChallengeRecord, FileRecord, UserRecord, rfc3339};
-use filestore_shared::storage::{Storage, object_key};
+use filestore_shared::storage::Storage;
 use filestore_shared::{ApiError, AppState};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};

@@ -20,7 +20,8 @@
 use std::time::Duration;
 
 use filestore_shared::AppState;
-use filestore_shared::storage::{COLD_BLOB_PREFIX, Storage};
+use filestore_shared::keys::{COLD_BLOB_PREFIX, parse_cold_key};
+use filestore_shared::storage::Storage;
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -223,11 +224,12 @@ async fn abort_stale_cold_uploads(
         if upload.initiated.is_none_or(|t| t >= cutoff) {
             continue;
         }
-        let file_id = upload.key.trim_start_matches(COLD_BLOB_PREFIX);
-        let in_progress = state
-            .repo
-            .get_transfer(file_id)
-            .await?
+        // Only a file's own cold key can have a checkpoint; anything else there is abandoned.
+        let checkpoint = match parse_cold_key(&upload.key) {
+            Some(file_id) => state.repo.get_transfer(&file_id).await?,
+            None => None,
+        };
+        let in_progress = checkpoint
             .is_some_and(|c| c.cold_upload_id == upload.upload_id && c.updated_at >= cutoff);
         if in_progress {
             continue;

@@ -43,8 +43,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsMessage};
-use filestore_contract::domain::parse_id;
 use filestore_shared::AppState;
+use filestore_shared::keys::{cold_key, parse_object_key};
 use filestore_shared::repo::{FileRecord, TransferCheckpoint, Verified, VerifyOutcome};
 use percent_encoding::percent_decode_str;
 use tracing::instrument;
@@ -151,21 +151,6 @@ pub fn decode_key(key: &str) -> String {
     percent_decode_str(&key.replace('+', " "))
         .decode_utf8_lossy()
         .into_owned()
-}
-
-/// `files/<user_id>/<file_id>` -> the owner and the file.
-pub fn parse_object_key(key: &str) -> Option<(String, String)> {
-    let mut parts = key.split('/');
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some("files"), Some(user), Some(file), None) => Some((parse_id(user)?, parse_id(file)?)),
-        _ => None,
-    }
-}
-
-/// The cold-store key of a file's copy. Derived from the file, so every delivery for one
-/// file writes the same key and nothing piles up.
-pub fn cold_key(file_id: &str) -> String {
-    format!("{}{file_id}", filestore_shared::storage::COLD_BLOB_PREFIX)
 }
 
 async fn process_message(
@@ -391,20 +376,5 @@ mod tests {
     fn event_keys_are_url_decoded() {
         assert_eq!(decode_key("files/a%2Fb"), "files/a/b");
         assert_eq!(decode_key("my+file%2B1.txt"), "my file+1.txt");
-    }
-
-    #[test]
-    fn only_file_keys_are_ours() {
-        let (u, f) = (
-            filestore_contract::domain::new_id(),
-            filestore_contract::domain::new_id(),
-        );
-        assert_eq!(
-            parse_object_key(&format!("files/{u}/{f}")),
-            Some((u.clone(), f.clone()))
-        );
-        assert_eq!(parse_object_key(&format!("files/{u}/{f}/x")), None);
-        assert_eq!(parse_object_key(&format!("other/{u}/{f}")), None);
-        assert_eq!(parse_object_key("files/../x"), None);
     }
 }

@@ -15,8 +15,8 @@ use filestore_contract::api::{
 };
 use filestore_contract::domain::{ContentType, PartPlan, new_id};
 use filestore_shared::http::{json, json_body, no_content, respond};
+use filestore_shared::keys::object_key;
 use filestore_shared::repo::{UploadRecord, UploadState, UserRecord, rfc3339};
-use filestore_shared::storage::object_key;
 use filestore_shared::{ApiError, AppState};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};

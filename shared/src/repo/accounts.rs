@@ -12,7 +12,8 @@ use anyhow::Context;
 use aws_sdk_dynamodb::types::AttributeValue as Av;
 
 use super::Repo;
-use super::item::{Item, get_s, get_u64, is_condition_failure, n, s, user_pk};
+use super::item::{Item, get_s, get_u64, is_condition_failure, n, s};
+use crate::keys;
 
 /// Failed logins for one username since `window_start` (Unix seconds).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,7 +36,7 @@ impl Repo {
             .query()
             .table_name(&self.table)
             .key_condition_expression("PK = :pk")
-            .expression_attribute_values(":pk", s(format!("USERNAME#{canonical_name}")))
+            .expression_attribute_values(":pk", s(keys::username_pk(canonical_name)))
             .consistent_read(true)
             .send()
             .await
@@ -43,8 +44,10 @@ impl Repo {
         let (mut user_id, mut failures) = (None, None);
         for item in out.items() {
             match item.get("SK") {
-                Some(Av::S(sk)) if sk == "USERNAME" => user_id = Some(get_s(item, "user_id")?),
-                Some(Av::S(sk)) if sk == "LOGINFAIL" => {
+                Some(Av::S(sk)) if sk == keys::USERNAME_SK => {
+                    user_id = Some(get_s(item, "user_id")?)
+                }
+                Some(Av::S(sk)) if sk == keys::LOGIN_FAILURES_SK => {
                     failures = Some(LoginFailures {
                         count: get_u64(item, "count")?,
                         window_start: get_u64(item, "window_start")? as i64,
@@ -67,7 +70,7 @@ impl Repo {
         now: i64,
         window: Duration,
     ) -> anyhow::Result<()> {
-        let pk = s(format!("USERNAME#{canonical_name}"));
+        let pk = s(keys::username_pk(canonical_name));
         let cutoff = now - window.as_secs() as i64;
         // Two tries: a concurrent failure may open the window between our two writes.
         for _ in 0..2 {
@@ -76,7 +79,7 @@ impl Repo {
                 .update_item()
                 .table_name(&self.table)
                 .key("PK", pk.clone())
-                .key("SK", s("LOGINFAIL"))
+                .key("SK", s(keys::LOGIN_FAILURES_SK))
                 .update_expression("ADD #count :one")
                 .condition_expression("window_start > :cutoff")
                 .expression_attribute_names("#count", "count")
@@ -91,7 +94,7 @@ impl Repo {
             }
             let item: Item = HashMap::from([
                 ("PK".into(), pk.clone()),
-                ("SK".into(), s("LOGINFAIL")),
+                ("SK".into(), s(keys::LOGIN_FAILURES_SK)),
                 ("count".into(), n(1)),
                 ("window_start".into(), n(now)),
                 ("ttl".into(), n(now + window.as_secs() as i64)),
@@ -122,8 +125,8 @@ impl Repo {
         self.client
             .delete_item()
             .table_name(&self.table)
-            .key("PK", s(format!("USERNAME#{canonical_name}")))
-            .key("SK", s("LOGINFAIL"))
+            .key("PK", s(keys::username_pk(canonical_name)))
+            .key("SK", s(keys::LOGIN_FAILURES_SK))
             .send()
             .await
             .context("DynamoDB DeleteItem (login failures)")?;
@@ -146,8 +149,8 @@ impl Repo {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("PK", user_pk(user_id))
-            .key("SK", s("PROFILE"))
+            .key("PK", s(keys::user_pk(user_id)))
+            .key("SK", s(keys::PROFILE_SK))
             .update_expression("SET password_hash = :hash, token_version = :next")
             .condition_expression("token_version = :expected")
             .expression_attribute_values(":hash", s(new_hash))

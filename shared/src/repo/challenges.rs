@@ -9,7 +9,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::Repo;
-use super::item::{Item, get_s, get_u64, n, rfc3339, s, user_pk};
+use super::item::{Item, get_s, get_u64, n, rfc3339, s};
+use crate::keys;
 
 /// A proof-of-possession challenge for instant upload: single use, short-lived, bound to the
 /// user it was issued to (it lives in their partition).
@@ -31,8 +32,8 @@ impl Repo {
     /// DynamoDB failures.
     pub async fn put_challenge(&self, c: &ChallengeRecord) -> anyhow::Result<()> {
         let item: Item = HashMap::from([
-            ("PK".into(), user_pk(&c.user_id)),
-            ("SK".into(), s(format!("CHALLENGE#{}", c.challenge_id))),
+            ("PK".into(), s(keys::user_pk(&c.user_id))),
+            ("SK".into(), s(keys::challenge_sk(&c.challenge_id))),
             ("challenge_id".into(), s(&c.challenge_id)),
             ("name".into(), s(&c.name)),
             ("size".into(), n(c.size)),
@@ -67,8 +68,8 @@ impl Repo {
             .client
             .delete_item()
             .table_name(&self.table)
-            .key("PK", user_pk(user_id))
-            .key("SK", s(format!("CHALLENGE#{challenge_id}")))
+            .key("PK", s(keys::user_pk(user_id)))
+            .key("SK", s(keys::challenge_sk(challenge_id)))
             .return_values(ReturnValue::AllOld)
             .send()
             .await

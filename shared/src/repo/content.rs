@@ -8,9 +8,9 @@ use anyhow::{Context, anyhow};
 use aws_sdk_dynamodb::types::{AttributeValue as Av, TransactWriteItem, Update};
 use time::OffsetDateTime;
 
-use super::item::{Item, get_s, get_u64, n, rfc3339, s, user_pk};
-use super::janitor::Due;
+use super::item::{Item, get_s, get_u64, n, rfc3339, s};
 use super::{AddFile, FileRecord, Repo};
+use crate::keys::{self, Due};
 
 /// Verified content: bytes the transfer function has read and hashed, stored once in the
 /// cold store and shared by every File with that SHA-256.
@@ -57,14 +57,14 @@ impl Repo {
     ) -> anyhow::Result<TransactWriteItem> {
         let mut update = Update::builder()
             .table_name(&self.table)
-            .key("PK", s(format!("CONTENT#{sha256}")))
-            .key("SK", s("CONTENT"))
+            .key("PK", s(keys::content_pk(sha256)))
+            .key("SK", s(keys::CONTENT_SK))
             .condition_expression("attribute_exists(PK)")
             .expression_attribute_values(":delta", n(delta));
         update = if delta < 0 {
             update
                 .update_expression("ADD refs :delta SET due_pk = :due, due_at = :now")
-                .expression_attribute_values(":due", Due::Content.key(sha256))
+                .expression_attribute_values(":due", s(Due::Content.key(sha256)))
                 .expression_attribute_values(":now", s(rfc3339(OffsetDateTime::now_utc())))
         } else {
             update.update_expression("ADD refs :delta")
@@ -78,7 +78,7 @@ impl Repo {
     /// # Errors
     /// DynamoDB failures or a malformed item.
     pub async fn get_content(&self, sha256: &str) -> anyhow::Result<Option<ContentRecord>> {
-        self.get(s(format!("CONTENT#{sha256}")), "CONTENT")
+        self.get(keys::content_pk(sha256), keys::CONTENT_SK)
             .await?
             .map(|item| Self::content_from(&item))
             .transpose()
@@ -117,8 +117,8 @@ impl Repo {
                 ),
                 None => {
                     let item: Item = HashMap::from([
-                        ("PK".into(), s(format!("CONTENT#{}", found.sha256))),
-                        ("SK".into(), s("CONTENT")),
+                        ("PK".into(), s(keys::content_pk(&found.sha256))),
+                        ("SK".into(), s(keys::CONTENT_SK)),
                         ("sha256".into(), s(&found.sha256)),
                         ("sha1".into(), s(&found.sha1)),
                         ("size".into(), n(found.size)),
@@ -141,8 +141,8 @@ impl Repo {
             }
             let mut update = Update::builder()
                 .table_name(&self.table)
-                .key("PK", user_pk(&file.user_id))
-                .key("SK", s(format!("FILE#{}", file.file_id)))
+                .key("PK", s(keys::user_pk(&file.user_id)))
+                .key("SK", s(keys::file_sk(&file.file_id)))
                 .update_expression(set)
                 .condition_expression("attribute_exists(PK) AND verified = :false")
                 .expression_attribute_values(":sha256", s(&found.sha256))
@@ -153,7 +153,7 @@ impl Repo {
                 .expression_attribute_values(":cold_key", s(&cold_key))
                 .expression_attribute_values(":now", s(rfc3339(OffsetDateTime::now_utc())))
                 // Its hot copy is now the janitor's, once the hot retention has passed.
-                .expression_attribute_values(":due", Due::HotCopy.key(&file.file_id));
+                .expression_attribute_values(":due", s(Due::HotCopy.key(&file.file_id)));
             if declared_differs {
                 update = update.expression_attribute_values(
                     ":declared",
@@ -220,8 +220,8 @@ impl Repo {
             .client
             .delete_item()
             .table_name(&self.table)
-            .key("PK", s(format!("CONTENT#{sha256}")))
-            .key("SK", s("CONTENT"))
+            .key("PK", s(keys::content_pk(sha256)))
+            .key("SK", s(keys::CONTENT_SK))
             .condition_expression("refs <= :zero")
             .expression_attribute_values(":zero", n(0))
             .send()

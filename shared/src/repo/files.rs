@@ -10,7 +10,8 @@ use aws_sdk_dynamodb::types::{AttributeValue as Av, Delete, ReturnValue, Transac
 use filestore_contract::api::FileView;
 
 use super::Repo;
-use super::item::{Item, get_bool, get_s, get_u64, n, opt_s, s, user_pk};
+use super::item::{Item, get_bool, get_s, get_u64, n, opt_s, s};
+use crate::keys;
 
 /// A user's file.
 #[derive(Clone, Debug)]
@@ -54,8 +55,8 @@ impl FileRecord {
 impl Repo {
     pub(super) fn file_item(f: &FileRecord) -> Item {
         let mut item: Item = HashMap::from([
-            ("PK".into(), user_pk(&f.user_id)),
-            ("SK".into(), s(format!("FILE#{}", f.file_id))),
+            ("PK".into(), s(keys::user_pk(&f.user_id))),
+            ("SK".into(), s(keys::file_sk(&f.file_id))),
             ("user_id".into(), s(&f.user_id)),
             ("file_id".into(), s(&f.file_id)),
             ("name".into(), s(&f.name)),
@@ -111,7 +112,7 @@ impl Repo {
         user_id: &str,
         file_id: &str,
     ) -> anyhow::Result<Option<FileRecord>> {
-        self.get(user_pk(user_id), &format!("FILE#{file_id}"))
+        self.get(keys::user_pk(user_id), &keys::file_sk(file_id))
             .await?
             .map(|item| Self::file_from(&item))
             .transpose()
@@ -132,9 +133,9 @@ impl Repo {
         let (items, _) = self
             .query_prefix(
                 user_id,
-                "FILE#",
+                keys::FILE_PREFIX,
                 Some(want),
-                after_file_id.map(|id| format!("FILE#{id}")),
+                after_file_id.map(keys::file_sk),
             )
             .await?;
         let more = items.len() > limit as usize;
@@ -160,8 +161,8 @@ impl Repo {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("PK", user_pk(user_id))
-            .key("SK", s(format!("FILE#{file_id}")))
+            .key("PK", s(keys::user_pk(user_id)))
+            .key("SK", s(keys::file_sk(file_id)))
             .update_expression("SET #name = :name")
             .condition_expression("attribute_exists(PK)")
             .expression_attribute_names("#name", "name")
@@ -199,8 +200,8 @@ impl Repo {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("PK", user_pk(user_id))
-            .key("SK", s(format!("FILE#{file_id}")))
+            .key("PK", s(keys::user_pk(user_id)))
+            .key("SK", s(keys::file_sk(file_id)))
             .update_expression("SET hot_present = :false REMOVE due_pk, due_at")
             .condition_expression("attribute_exists(PK)")
             .expression_attribute_values(":false", Av::Bool(false))
@@ -228,8 +229,8 @@ impl Repo {
     pub async fn delete_file(&self, file: &FileRecord) -> anyhow::Result<bool> {
         let delete = Delete::builder()
             .table_name(&self.table)
-            .key("PK", user_pk(&file.user_id))
-            .key("SK", s(format!("FILE#{}", file.file_id)))
+            .key("PK", s(keys::user_pk(&file.user_id)))
+            .key("SK", s(keys::file_sk(&file.file_id)))
             .condition_expression("attribute_exists(PK)")
             .build()?;
         let mut items = vec![

@@ -19,10 +19,6 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-pub(super) fn user_pk(user_id: &str) -> Av {
-    Av::S(format!("USER#{user_id}"))
-}
-
 pub(super) fn s(v: impl Into<String>) -> Av {
     Av::S(v.into())
 }

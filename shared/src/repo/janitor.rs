@@ -6,7 +6,7 @@
 //! (due since then). Only such items are in the index, and they leave it when they no longer
 //! need the janitor (the upload completes, the hot copy goes, the content is referenced
 //! again or collected), so each sweep reads what it acts on and little else. Writes spread
-//! over [`SHARDS`] partitions of the index per kind; a sweep queries each.
+//! over [`DUE_SHARDS`] partitions of the index per kind; a sweep queries each.
 //!
 //! The index is eventually consistent, so what it returns is a candidate: every action the
 //! janitor takes is conditional on the table's own item.
@@ -15,17 +15,15 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use anyhow::Context;
-use aws_sdk_dynamodb::types::AttributeValue as Av;
 use filestore_contract::domain::UploadState;
 use time::OffsetDateTime;
 
 use super::item::{Item, get_bool, get_s, is_condition_failure, n, rfc3339, s};
 use super::{ContentRecord, Repo, UploadRecord};
+use crate::keys::{self, DUE_SHARDS, Due};
 
 /// The sparse index of items the janitor will act on.
 pub const DUE_INDEX: &str = "due";
-/// Partitions of the index per kind of item.
-pub const SHARDS: u32 = 16;
 
 /// A verified file's hot copy, kept for the hot retention after verification.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,41 +33,11 @@ pub struct HotCopy {
     pub object_key: String,
 }
 
-/// A kind of item the janitor acts on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Due {
-    Upload,
-    HotCopy,
-    Content,
-}
-
-impl Due {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Upload => "UPLOAD",
-            Self::HotCopy => "HOT",
-            Self::Content => "CONTENT",
-        }
-    }
-
-    fn partition(self, shard: u32) -> String {
-        format!("DUE#{}#{shard:x}", self.name())
-    }
-
-    /// The `due_pk` of the item with this id: its kind and a shard from a hash of the id.
-    pub(super) fn key(self, id: &str) -> Av {
-        let hash = id.bytes().fold(0x811c_9dc5_u32, |h, b| {
-            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-        });
-        s(self.partition(hash % SHARDS))
-    }
-}
-
 impl Repo {
     /// Every item of `kind` due at or before `until`, from every shard.
     async fn due(&self, kind: Due, until: OffsetDateTime) -> anyhow::Result<Vec<Item>> {
         let mut items = Vec::new();
-        for shard in 0..SHARDS {
+        for shard in 0..DUE_SHARDS {
             let page: Vec<Item> = self
                 .client
                 .query()
@@ -148,8 +116,8 @@ impl Repo {
                 .client
                 .update_item()
                 .table_name(&self.table)
-                .key("PK", s(format!("CONTENT#{}", content.sha256)))
-                .key("SK", s("CONTENT"))
+                .key("PK", s(keys::content_pk(&content.sha256)))
+                .key("SK", s(keys::CONTENT_SK))
                 .update_expression("REMOVE due_pk, due_at")
                 .condition_expression("refs > :zero")
                 .expression_attribute_values(":zero", n(0))
@@ -179,7 +147,7 @@ impl Repo {
             .scan()
             .table_name(&self.table)
             .filter_expression("SK = :content")
-            .expression_attribute_values(":content", s("CONTENT"))
+            .expression_attribute_values(":content", s(keys::CONTENT_SK))
             .projection_expression("cold_key")
             .into_paginator()
             .items()
@@ -206,8 +174,8 @@ impl Repo {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("PK", s("JANITOR"))
-            .key("SK", s(format!("JOB#{job}")))
+            .key("PK", s(keys::JANITOR_PK))
+            .key("SK", s(keys::job_sk(job)))
             .update_expression("SET last_run = :now")
             .condition_expression("attribute_not_exists(last_run) OR last_run <= :due")
             .expression_attribute_values(":now", s(rfc3339(now)))
@@ -219,23 +187,5 @@ impl Repo {
             Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(false),
             Err(e) => Err(e).context("DynamoDB UpdateItem (janitor job)"),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_spread_over_every_shard_and_keep_theirs() {
-        let mut seen = HashSet::new();
-        for i in 0..1000 {
-            let id = format!("0192f0c8-7b1e-7c3a-9d4e-{i:012x}");
-            let key = Due::Upload.key(&id);
-            assert_eq!(key, Due::Upload.key(&id));
-            seen.insert(key.as_s().unwrap().clone());
-        }
-        assert_eq!(seen.len(), SHARDS as usize);
-        assert!(seen.iter().all(|k| k.starts_with("DUE#UPLOAD#")));
     }
 }

@@ -6,11 +6,12 @@
 use std::collections::HashMap;
 
 use anyhow::Context;
-use aws_sdk_dynamodb::types::{AttributeValue as Av, Delete, ReturnValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::{Delete, ReturnValue, TransactWriteItem};
 use time::OffsetDateTime;
 
 use super::Repo;
-use super::item::{Item, get_s, get_u64, is_condition_failure, n, rfc3339, s, user_pk};
+use super::item::{Item, get_s, get_u64, is_condition_failure, n, rfc3339, s};
+use crate::keys;
 
 /// A share link of one file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,14 +38,6 @@ impl ShareRecord {
     }
 }
 
-fn token_pk(token_hash: &str) -> Av {
-    s(format!("SHARETOKEN#{token_hash}"))
-}
-
-fn share_sk(share_id: &str) -> Av {
-    s(format!("SHARE#{share_id}"))
-}
-
 fn share_from(item: &Item) -> anyhow::Result<ShareRecord> {
     Ok(ShareRecord {
         user_id: get_s(item, "user_id")?,
@@ -69,8 +62,8 @@ impl Repo {
     pub async fn put_share(&self, share: &ShareRecord) -> anyhow::Result<()> {
         let expires = share.expires_at.unix_timestamp();
         let mut record: Item = HashMap::from([
-            ("PK".into(), user_pk(&share.user_id)),
-            ("SK".into(), share_sk(&share.share_id)),
+            ("PK".into(), s(keys::user_pk(&share.user_id))),
+            ("SK".into(), s(keys::share_sk(&share.share_id))),
             ("user_id".into(), s(&share.user_id)),
             ("share_id".into(), s(&share.share_id)),
             ("file_id".into(), s(&share.file_id)),
@@ -84,8 +77,8 @@ impl Repo {
             record.insert("max_downloads".into(), n(max));
         }
         let pointer: Item = HashMap::from([
-            ("PK".into(), token_pk(&share.token_hash)),
-            ("SK".into(), s("SHARETOKEN")),
+            ("PK".into(), s(keys::share_token_pk(&share.token_hash))),
+            ("SK".into(), s(keys::SHARE_TOKEN_SK)),
             ("user_id".into(), s(&share.user_id)),
             ("share_id".into(), s(&share.share_id)),
             ("ttl".into(), n(expires)),
@@ -119,8 +112,8 @@ impl Repo {
             .table_name(&self.table)
             .key_condition_expression("PK = :pk AND begins_with(SK, :share)")
             .filter_expression("file_id = :file")
-            .expression_attribute_values(":pk", user_pk(user_id))
-            .expression_attribute_values(":share", s("SHARE#"))
+            .expression_attribute_values(":pk", s(keys::user_pk(user_id)))
+            .expression_attribute_values(":share", s(keys::SHARE_PREFIX))
             .expression_attribute_values(":file", s(file_id))
             .consistent_read(true)
             .into_paginator()
@@ -141,8 +134,7 @@ impl Repo {
         user_id: &str,
         share_id: &str,
     ) -> anyhow::Result<Option<ShareRecord>> {
-        let key = format!("SHARE#{share_id}");
-        self.get(user_pk(user_id), &key)
+        self.get(keys::user_pk(user_id), &keys::share_sk(share_id))
             .await?
             .map(|item| share_from(&item))
             .transpose()
@@ -155,14 +147,14 @@ impl Repo {
     pub async fn delete_share(&self, share: &ShareRecord) -> anyhow::Result<bool> {
         let record = Delete::builder()
             .table_name(&self.table)
-            .key("PK", user_pk(&share.user_id))
-            .key("SK", share_sk(&share.share_id))
+            .key("PK", s(keys::user_pk(&share.user_id)))
+            .key("SK", s(keys::share_sk(&share.share_id)))
             .condition_expression("attribute_exists(PK)")
             .build()?;
         let pointer = Delete::builder()
             .table_name(&self.table)
-            .key("PK", token_pk(&share.token_hash))
-            .key("SK", s("SHARETOKEN"))
+            .key("PK", s(keys::share_token_pk(&share.token_hash)))
+            .key("SK", s(keys::SHARE_TOKEN_SK))
             .build()?;
         self.transact(
             vec![
@@ -185,7 +177,10 @@ impl Repo {
         token_hash: &str,
         now: OffsetDateTime,
     ) -> anyhow::Result<Option<ShareRecord>> {
-        let Some(pointer) = self.get(token_pk(token_hash), "SHARETOKEN").await? else {
+        let Some(pointer) = self
+            .get(keys::share_token_pk(token_hash), keys::SHARE_TOKEN_SK)
+            .await?
+        else {
             return Ok(None);
         };
         let (user_id, share_id) = (get_s(&pointer, "user_id")?, get_s(&pointer, "share_id")?);
@@ -193,8 +188,8 @@ impl Repo {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("PK", user_pk(&user_id))
-            .key("SK", share_sk(&share_id))
+            .key("PK", s(keys::user_pk(&user_id)))
+            .key("SK", s(keys::share_sk(&share_id)))
             .update_expression("ADD downloads :one")
             .condition_expression(
                 "token_hash = :hash AND expires_epoch > :now \

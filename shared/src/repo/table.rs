@@ -6,10 +6,11 @@ use std::collections::HashMap;
 
 use anyhow::Context;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue as Av, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 
 use super::Repo;
-use super::item::{Item, s, user_pk};
+use super::item::{Item, s};
+use crate::keys;
 
 /// How a write transaction ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -54,12 +55,12 @@ fn refusal(err: &TransactWriteItemsError) -> Option<Refusal> {
 const TRANSACTION_ATTEMPTS: u32 = 6;
 
 impl Repo {
-    pub(super) async fn get(&self, pk: Av, sk: &str) -> anyhow::Result<Option<Item>> {
+    pub(super) async fn get(&self, pk: String, sk: &str) -> anyhow::Result<Option<Item>> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key("PK", pk)
+            .key("PK", s(pk))
             .key("SK", s(sk))
             .consistent_read(true)
             .send()
@@ -132,7 +133,7 @@ impl Repo {
         let mut items = Vec::new();
         let mut start = start_after.map(|sk| {
             HashMap::from([
-                ("PK".to_string(), user_pk(user_id)),
+                ("PK".to_string(), s(keys::user_pk(user_id))),
                 ("SK".to_string(), s(sk)),
             ])
         });
@@ -142,7 +143,7 @@ impl Repo {
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-                .expression_attribute_values(":pk", user_pk(user_id))
+                .expression_attribute_values(":pk", s(keys::user_pk(user_id)))
                 .expression_attribute_values(":prefix", s(prefix))
                 .consistent_read(true)
                 .set_limit(limit.map(|l| l - items.len() as i32))

@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 
 use super::Repo;
 use super::item::{Item, get_s, get_u64, is_condition_failure, n, rfc3339, s};
+use crate::keys;
 
 /// How long a checkpoint nobody moves on is kept (DynamoDB's TTL removes it).
 pub const CHECKPOINT_TTL: time::Duration = time::Duration::days(3);
@@ -36,8 +37,8 @@ pub struct TransferCheckpoint {
 
 fn key(file_id: &str) -> [(String, Av); 2] {
     [
-        ("PK".into(), s(format!("TRANSFER#{file_id}"))),
-        ("SK".into(), s("TRANSFER")),
+        ("PK".into(), s(keys::transfer_pk(file_id))),
+        ("SK".into(), s(keys::TRANSFER_SK)),
     ]
 }
 
@@ -45,7 +46,9 @@ impl TransferCheckpoint {
     fn from_item(item: &Item) -> anyhow::Result<Self> {
         let pk = get_s(item, "PK")?;
         Ok(Self {
-            file_id: pk.trim_start_matches("TRANSFER#").to_string(),
+            file_id: keys::parse_transfer_pk(&pk)
+                .with_context(|| format!("checkpoint key {pk:?}"))?
+                .to_string(),
             user_id: get_s(item, "user_id")?,
             version: get_u64(item, "version")?,
             cold_upload_id: get_s(item, "cold_upload_id")?,

@@ -10,9 +10,9 @@ use filestore_contract::domain::UploadState;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::item::{Item, get_s, get_u64, is_condition_failure, n, opt_s, rfc3339, s, user_pk};
-use super::janitor::Due;
+use super::item::{Item, get_s, get_u64, is_condition_failure, n, opt_s, rfc3339, s};
 use super::{AddFile, FileRecord, Repo};
+use crate::keys::{self, Due};
 
 /// A multipart upload in progress (or completed, until its record expires).
 #[derive(Clone, Debug)]
@@ -60,8 +60,8 @@ impl UploadRecord {
 impl Repo {
     fn upload_item(u: &UploadRecord) -> Item {
         let mut item: Item = HashMap::from([
-            ("PK".into(), user_pk(&u.user_id)),
-            ("SK".into(), s(format!("UPLOAD#{}", u.upload_id))),
+            ("PK".into(), s(keys::user_pk(&u.user_id))),
+            ("SK".into(), s(keys::upload_sk(&u.upload_id))),
             ("user_id".into(), s(&u.user_id)),
             ("upload_id".into(), s(&u.upload_id)),
             ("file_id".into(), s(&u.file_id)),
@@ -81,7 +81,7 @@ impl Repo {
             item.insert("sha256".into(), s(h));
         }
         if u.state == UploadState::Active {
-            item.insert("due_pk".into(), Due::Upload.key(&u.upload_id));
+            item.insert("due_pk".into(), s(Due::Upload.key(&u.upload_id)));
             item.insert("due_at".into(), s(rfc3339(u.expires_at)));
         }
         item
@@ -134,7 +134,7 @@ impl Repo {
         user_id: &str,
         upload_id: &str,
     ) -> anyhow::Result<Option<UploadRecord>> {
-        self.get(user_pk(user_id), &format!("UPLOAD#{upload_id}"))
+        self.get(keys::user_pk(user_id), &keys::upload_sk(upload_id))
             .await?
             .map(|item| Self::upload_from(&item))
             .transpose()
@@ -145,7 +145,9 @@ impl Repo {
     /// # Errors
     /// DynamoDB failures or a malformed item.
     pub async fn list_uploads(&self, user_id: &str) -> anyhow::Result<Vec<UploadRecord>> {
-        let (items, _) = self.query_prefix(user_id, "UPLOAD#", None, None).await?;
+        let (items, _) = self
+            .query_prefix(user_id, keys::UPLOAD_PREFIX, None, None)
+            .await?;
         items.iter().map(Self::upload_from).collect()
     }
 
@@ -155,8 +157,8 @@ impl Repo {
         self.client
             .delete_item()
             .table_name(&self.table)
-            .key("PK", user_pk(user_id))
-            .key("SK", s(format!("UPLOAD#{upload_id}")))
+            .key("PK", s(keys::user_pk(user_id)))
+            .key("SK", s(keys::upload_sk(upload_id)))
             .send()
             .await
             .context("DynamoDB DeleteItem (upload)")?;
@@ -177,8 +179,8 @@ impl Repo {
             .client
             .delete_item()
             .table_name(&self.table)
-            .key("PK", user_pk(user_id))
-            .key("SK", s(format!("UPLOAD#{upload_id}")))
+            .key("PK", s(keys::user_pk(user_id)))
+            .key("SK", s(keys::upload_sk(upload_id)))
             .condition_expression("#state = :active")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":active", s(UploadState::Active.as_str()))
@@ -208,8 +210,8 @@ impl Repo {
         }
         let mark = Update::builder()
             .table_name(&self.table)
-            .key("PK", user_pk(&upload.user_id))
-            .key("SK", s(format!("UPLOAD#{}", upload.upload_id)))
+            .key("PK", s(keys::user_pk(&upload.user_id)))
+            .key("SK", s(keys::upload_sk(&upload.upload_id)))
             .update_expression("SET #state = :completed REMOVE due_pk, due_at")
             .condition_expression("#state = :active")
             .expression_attribute_names("#state", "state")

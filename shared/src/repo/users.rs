@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 
 use super::Repo;
-use super::item::{Item, get_s, get_u64, n, s, user_pk};
+use super::item::{Item, get_s, get_u64, n, s};
 use super::table::Tx;
+use crate::keys;
 
 /// A user's profile.
 #[derive(Clone, Debug)]
@@ -67,8 +68,8 @@ impl Repo {
     ) -> anyhow::Result<TransactWriteItem> {
         let mut update = Update::builder()
             .table_name(&self.table)
-            .key("PK", user_pk(user_id))
-            .key("SK", s("PROFILE"))
+            .key("PK", s(keys::user_pk(user_id)))
+            .key("SK", s(keys::PROFILE_SK))
             .update_expression("ADD used_bytes :bytes, file_count :files")
             .expression_attribute_values(":bytes", n(bytes))
             .expression_attribute_values(":files", n(files));
@@ -92,13 +93,13 @@ impl Repo {
         canonical_name: &str,
     ) -> anyhow::Result<bool> {
         let claim: Item = HashMap::from([
-            ("PK".into(), s(format!("USERNAME#{canonical_name}"))),
-            ("SK".into(), s("USERNAME")),
+            ("PK".into(), s(keys::username_pk(canonical_name))),
+            ("SK".into(), s(keys::USERNAME_SK)),
             ("user_id".into(), s(&user.user_id)),
         ]);
         let profile: Item = HashMap::from([
-            ("PK".into(), user_pk(&user.user_id)),
-            ("SK".into(), s("PROFILE")),
+            ("PK".into(), s(keys::user_pk(&user.user_id))),
+            ("SK".into(), s(keys::PROFILE_SK)),
             ("user_id".into(), s(&user.user_id)),
             ("username".into(), s(&user.username)),
             ("password_hash".into(), s(&user.password_hash)),
@@ -122,7 +123,7 @@ impl Repo {
     /// # Errors
     /// DynamoDB failures.
     pub async fn user_id_by_name(&self, canonical_name: &str) -> anyhow::Result<Option<String>> {
-        self.get(s(format!("USERNAME#{canonical_name}")), "USERNAME")
+        self.get(keys::username_pk(canonical_name), keys::USERNAME_SK)
             .await?
             .map(|item| get_s(&item, "user_id"))
             .transpose()
@@ -131,7 +132,7 @@ impl Repo {
     /// # Errors
     /// DynamoDB failures or a malformed item.
     pub async fn get_user(&self, user_id: &str) -> anyhow::Result<Option<UserRecord>> {
-        let Some(item) = self.get(user_pk(user_id), "PROFILE").await? else {
+        let Some(item) = self.get(keys::user_pk(user_id), keys::PROFILE_SK).await? else {
             return Ok(None);
         };
         Ok(Some(UserRecord {

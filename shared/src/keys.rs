@@ -1,0 +1,238 @@
+//! Every key filestore stores things under, built here and nowhere else: the DynamoDB
+//! table's partition and sort keys (`docs/dynamodb.md` is the table's map), the `due` index's
+//! partitions, and the S3 keys of the hot bucket and the cold store. Where anything reads a
+//! key back, its parser sits beside its builder, and a test builds then parses each pair.
+//!
+//! These strings are the stored data format: changing one orphans everything already
+//! stored under the old one.
+//!
+//! # Layout
+//! - Accounts: [`username_pk`] ([`USERNAME_SK`], [`LOGIN_FAILURES_SK`]), [`user_pk`]
+//!   ([`PROFILE_SK`]).
+//! - A user's partition: [`upload_sk`], [`file_sk`], [`challenge_sk`], [`share_sk`], and the
+//!   prefixes that list them.
+//! - Elsewhere in the table: [`share_token_pk`], [`content_pk`], [`job_sk`],
+//!   [`transfer_pk`] / [`parse_transfer_pk`].
+//! - The `due` index: [`Due`], [`DUE_SHARDS`].
+//! - S3: [`object_key`] / [`parse_object_key`] (hot), [`cold_key`] / [`parse_cold_key`] (cold).
+
+use filestore_contract::domain::parse_id;
+
+/// The partition of a username: its claim and its failed logins.
+pub fn username_pk(canonical_name: &str) -> String {
+    format!("USERNAME#{canonical_name}")
+}
+
+/// The username claim, in [`username_pk`]: which user owns the name.
+pub const USERNAME_SK: &str = "USERNAME";
+/// The failed-login counter, in [`username_pk`].
+pub const LOGIN_FAILURES_SK: &str = "LOGINFAIL";
+
+/// The partition of everything a user owns.
+pub fn user_pk(user_id: &str) -> String {
+    format!("USER#{user_id}")
+}
+
+/// The user's profile, in [`user_pk`].
+pub const PROFILE_SK: &str = "PROFILE";
+
+/// What every upload's sort key starts with, in [`user_pk`].
+pub const UPLOAD_PREFIX: &str = "UPLOAD#";
+
+/// An upload, in its owner's [`user_pk`].
+pub fn upload_sk(upload_id: &str) -> String {
+    format!("{UPLOAD_PREFIX}{upload_id}")
+}
+
+/// What every file's sort key starts with, in [`user_pk`].
+pub const FILE_PREFIX: &str = "FILE#";
+
+/// A file, in its owner's [`user_pk`].
+pub fn file_sk(file_id: &str) -> String {
+    format!("{FILE_PREFIX}{file_id}")
+}
+
+/// An instant-upload challenge, in the [`user_pk`] of the user it was issued to.
+pub fn challenge_sk(challenge_id: &str) -> String {
+    format!("CHALLENGE#{challenge_id}")
+}
+
+/// What every share link's sort key starts with, in [`user_pk`].
+pub const SHARE_PREFIX: &str = "SHARE#";
+
+/// A share link, in its owner's [`user_pk`].
+pub fn share_sk(share_id: &str) -> String {
+    format!("{SHARE_PREFIX}{share_id}")
+}
+
+/// The pointer from a share token's SHA-256 to its link.
+pub fn share_token_pk(token_hash: &str) -> String {
+    format!("SHARETOKEN#{token_hash}")
+}
+
+/// The only item in [`share_token_pk`].
+pub const SHARE_TOKEN_SK: &str = "SHARETOKEN";
+
+/// Verified content, by the SHA-256 of its bytes.
+pub fn content_pk(sha256: &str) -> String {
+    format!("CONTENT#{sha256}")
+}
+
+/// The only item in [`content_pk`]; also how a scan tells content records.
+pub const CONTENT_SK: &str = "CONTENT";
+
+/// The partition of the janitor's periodic jobs.
+pub const JANITOR_PK: &str = "JANITOR";
+
+/// A periodic job of the janitor, in [`JANITOR_PK`].
+pub fn job_sk(job: &str) -> String {
+    format!("JOB#{job}")
+}
+
+/// The checkpoint of a file's transfer. Keyed by the file alone, so the janitor can find it
+/// from a cold key.
+pub fn transfer_pk(file_id: &str) -> String {
+    format!("TRANSFER#{file_id}")
+}
+
+/// [`transfer_pk`] -> the file.
+pub fn parse_transfer_pk(pk: &str) -> Option<&str> {
+    pk.strip_prefix("TRANSFER#")
+}
+
+/// The only item in [`transfer_pk`].
+pub const TRANSFER_SK: &str = "TRANSFER";
+
+/// Partitions of the `due` index per kind of item.
+pub const DUE_SHARDS: u32 = 16;
+
+/// A kind of item the janitor acts on, found through the `due` index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Due {
+    Upload,
+    HotCopy,
+    Content,
+}
+
+impl Due {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Upload => "UPLOAD",
+            Self::HotCopy => "HOT",
+            Self::Content => "CONTENT",
+        }
+    }
+
+    /// One of this kind's [`DUE_SHARDS`] partitions of the index (`due_pk`).
+    pub fn partition(self, shard: u32) -> String {
+        format!("DUE#{}#{shard:x}", self.name())
+    }
+
+    /// The `due_pk` of the item with this id: its kind and a shard from a hash of the id.
+    pub fn key(self, id: &str) -> String {
+        let hash = id.bytes().fold(0x811c_9dc5_u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        self.partition(hash % DUE_SHARDS)
+    }
+}
+
+/// The S3 key of a file's bytes. It names the owner and the file, so an S3 event alone tells
+/// which File an object belongs to.
+pub fn object_key(user_id: &str, file_id: &str) -> String {
+    format!("files/{user_id}/{file_id}")
+}
+
+/// `files/<user_id>/<file_id>` -> the owner and the file.
+pub fn parse_object_key(key: &str) -> Option<(String, String)> {
+    let mut parts = key.split('/');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("files"), Some(user), Some(file), None) => Some((parse_id(user)?, parse_id(file)?)),
+        _ => None,
+    }
+}
+
+/// Where the transfer puts verified copies in the cold store.
+pub const COLD_BLOB_PREFIX: &str = "blobs/";
+
+/// The cold-store key of a file's copy. Derived from the file, so every delivery for one
+/// file writes the same key and nothing piles up.
+pub fn cold_key(file_id: &str) -> String {
+    format!("{COLD_BLOB_PREFIX}{file_id}")
+}
+
+/// [`cold_key`] -> the file; `None` for anything else in the cold store.
+pub fn parse_cold_key(key: &str) -> Option<String> {
+    parse_id(key.strip_prefix(COLD_BLOB_PREFIX)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+    use filestore_contract::domain::new_id;
+
+    /// The strings already stored: a change here is a data migration, not a refactor.
+    #[test]
+    fn keys_keep_their_stored_format() {
+        assert_eq!(username_pk("alice"), "USERNAME#alice");
+        assert_eq!(user_pk("u"), "USER#u");
+        assert_eq!(upload_sk("up"), "UPLOAD#up");
+        assert_eq!(file_sk("f"), "FILE#f");
+        assert_eq!(challenge_sk("c"), "CHALLENGE#c");
+        assert_eq!(share_sk("s"), "SHARE#s");
+        assert_eq!(share_token_pk("ab"), "SHARETOKEN#ab");
+        assert_eq!(content_pk("cd"), "CONTENT#cd");
+        assert_eq!(job_sk("orphan-sweep"), "JOB#orphan-sweep");
+        assert_eq!(transfer_pk("f"), "TRANSFER#f");
+        assert_eq!(Due::Upload.partition(10), "DUE#UPLOAD#a");
+        assert_eq!(Due::HotCopy.partition(0), "DUE#HOT#0");
+        assert_eq!(Due::Content.partition(15), "DUE#CONTENT#f");
+        assert_eq!(object_key("u", "f"), "files/u/f");
+        assert_eq!(cold_key("f"), "blobs/f");
+        assert!(upload_sk("x").starts_with(UPLOAD_PREFIX));
+        assert!(file_sk("x").starts_with(FILE_PREFIX));
+        assert!(share_sk("x").starts_with(SHARE_PREFIX));
+    }
+
+    #[test]
+    fn transfer_keys_parse_back_to_their_file() {
+        let file = new_id();
+        assert_eq!(parse_transfer_pk(&transfer_pk(&file)), Some(file.as_str()));
+        assert_eq!(parse_transfer_pk(&content_pk(&file)), None);
+    }
+
+    #[test]
+    fn only_file_keys_are_ours() {
+        let (u, f) = (new_id(), new_id());
+        assert_eq!(
+            parse_object_key(&object_key(&u, &f)),
+            Some((u.clone(), f.clone()))
+        );
+        assert_eq!(parse_object_key(&format!("files/{u}/{f}/x")), None);
+        assert_eq!(parse_object_key(&format!("other/{u}/{f}")), None);
+        assert_eq!(parse_object_key("files/../x"), None);
+    }
+
+    #[test]
+    fn cold_keys_parse_back_to_their_file() {
+        let f = new_id();
+        assert_eq!(parse_cold_key(&cold_key(&f)), Some(f.clone()));
+        assert_eq!(parse_cold_key("blobs/stopped-transfer"), None);
+        assert_eq!(parse_cold_key(&object_key(&new_id(), &f)), None);
+    }
+
+    #[test]
+    fn ids_spread_over_every_shard_and_keep_theirs() {
+        let mut seen = HashSet::new();
+        for i in 0..1000 {
+            let id = format!("0192f0c8-7b1e-7c3a-9d4e-{i:012x}");
+            let key = Due::Upload.key(&id);
+            assert_eq!(key, Due::Upload.key(&id));
+            seen.insert(key);
+        }
+        assert_eq!(seen.len(), DUE_SHARDS as usize);
+        assert!(seen.iter().all(|k| k.starts_with("DUE#UPLOAD#")));
+    }
+}

@@ -207,7 +207,7 @@ async fn prove(
         sha256: Some(content.sha256.clone()),
         declared_sha256: None,
         content_type: challenge.content_type,
-        created_at: rfc3339(OffsetDateTime::now_utc()),
+        created_at: OffsetDateTime::now_utc(),
         object_key: object_key(user_id, &file_id),
         tier: "cold".into(),
         verified: true,

@@ -12,7 +12,7 @@ use filestore_contract::RouteKey;
 use filestore_contract::api::{CompleteUploadRequest, FileEnvelope, PartDone};
 use filestore_contract::domain::{ObjectSize, PartNumber, PartPlan};
 use filestore_shared::http::{json, json_body, respond};
-use filestore_shared::repo::{AddFile, FileRecord, UploadRecord, UploadState, UserRecord, rfc3339};
+use filestore_shared::repo::{AddFile, FileRecord, UploadRecord, UploadState, UserRecord};
 use filestore_shared::storage::{Joined, UploadedPart};
 use filestore_shared::{ApiError, AppState};
 use lambda_http::http::StatusCode;
@@ -186,7 +186,7 @@ async fn complete(
         sha256: upload.sha256.clone(),
         declared_sha256: None,
         content_type: upload.content_type.clone(),
-        created_at: rfc3339(time::OffsetDateTime::now_utc()),
+        created_at: time::OffsetDateTime::now_utc(),
         object_key: upload.object_key.clone(),
         tier: "hot".into(),
         verified: false,
@@ -248,7 +248,7 @@ mod tests {
             object_key: "k".into(),
             s3_upload_id: "s3".into(),
             state: UploadState::Active,
-            created_at: String::new(),
+            created_at: OffsetDateTime::UNIX_EPOCH,
             expires_at: OffsetDateTime::now_utc(),
         }
     }

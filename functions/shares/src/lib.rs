@@ -103,7 +103,7 @@ async fn create(
         share_id: new_id(),
         file_id: file_id.to_string(),
         token_hash,
-        created_at: rfc3339(now),
+        created_at: now,
         expires_at: now + std::time::Duration::from_secs(input.expires_in.get()),
         max_downloads: input.max_downloads.map(|m| m.get()),
         downloads: 0,

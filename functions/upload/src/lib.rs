@@ -90,7 +90,7 @@ async fn create(
         object_key: key,
         s3_upload_id,
         state: UploadState::Active,
-        created_at: rfc3339(now),
+        created_at: now,
         expires_at: now + state.config.upload_ttl,
     };
     state.repo.put_upload(&upload).await?;

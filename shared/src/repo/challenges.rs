@@ -6,10 +6,9 @@ use std::collections::HashMap;
 use anyhow::Context;
 use aws_sdk_dynamodb::types::ReturnValue;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::Repo;
-use super::item::{Item, get_s, get_u64, n, rfc3339, s};
+use super::item::{Item, get_s, get_time, get_u64, n, rfc3339, s};
 use crate::keys;
 
 /// A proof-of-possession challenge for instant upload: single use, short-lived, bound to the
@@ -87,7 +86,7 @@ impl Repo {
             content_type: get_s(&item, "content_type")?,
             nonce: get_s(&item, "nonce")?,
             ranges: serde_json::from_str(&get_s(&item, "ranges")?)?,
-            expires_at: OffsetDateTime::parse(&get_s(&item, "expires_at")?, &Rfc3339)?,
+            expires_at: get_time(&item, "expires_at")?,
         }))
     }
 }

@@ -8,7 +8,7 @@ use anyhow::{Context, anyhow};
 use aws_sdk_dynamodb::types::{AttributeValue as Av, TransactWriteItem, Update};
 use time::OffsetDateTime;
 
-use super::item::{Item, get_s, get_u64, n, rfc3339, s};
+use super::item::{Item, get_s, get_time, get_u64, n, rfc3339, s};
 use super::{AddFile, FileRecord, Repo};
 use crate::keys::{self, Due};
 
@@ -21,7 +21,7 @@ pub struct ContentRecord {
     pub size: u64,
     pub cold_key: String,
     pub refs: u64,
-    pub created_at: String,
+    pub created_at: OffsetDateTime,
 }
 
 /// What the transfer learned about a file's bytes.
@@ -91,7 +91,7 @@ impl Repo {
             size: get_u64(item, "size")?,
             cold_key: get_s(item, "cold_key")?,
             refs: get_u64(item, "refs")?,
-            created_at: get_s(item, "created_at")?,
+            created_at: get_time(item, "created_at")?,
         })
     }
 

@@ -8,9 +8,10 @@ use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue as Av, Delete, ReturnValue, TransactWriteItem};
 use filestore_contract::api::FileView;
+use time::OffsetDateTime;
 
 use super::Repo;
-use super::item::{Item, get_bool, get_s, get_u64, n, opt_s, s};
+use super::item::{Item, get_bool, get_s, get_time, get_u64, n, opt_s, rfc3339, s};
 use crate::keys;
 
 /// A user's file.
@@ -23,7 +24,7 @@ pub struct FileRecord {
     pub sha256: Option<String>,
     pub declared_sha256: Option<String>,
     pub content_type: String,
-    pub created_at: String,
+    pub created_at: OffsetDateTime,
     pub object_key: String,
     pub tier: String,
     pub verified: bool,
@@ -44,7 +45,7 @@ impl FileRecord {
             size: self.size,
             sha256: self.sha256.clone(),
             content_type: self.content_type.clone(),
-            created_at: self.created_at.clone(),
+            created_at: rfc3339(self.created_at),
             tier: self.tier.clone(),
             verified: self.verified,
             declared_sha256: self.declared_sha256.clone(),
@@ -62,7 +63,7 @@ impl Repo {
             ("name".into(), s(&f.name)),
             ("size".into(), n(f.size)),
             ("content_type".into(), s(&f.content_type)),
-            ("created_at".into(), s(&f.created_at)),
+            ("created_at".into(), s(rfc3339(f.created_at))),
             ("object_key".into(), s(&f.object_key)),
             ("tier".into(), s(&f.tier)),
             ("verified".into(), Av::Bool(f.verified)),
@@ -93,7 +94,7 @@ impl Repo {
             sha256: opt_s(item, "sha256"),
             declared_sha256: opt_s(item, "declared_sha256"),
             content_type: get_s(item, "content_type")?,
-            created_at: get_s(item, "created_at")?,
+            created_at: get_time(item, "created_at")?,
             object_key: get_s(item, "object_key")?,
             tier: get_s(item, "tier")?,
             verified: get_bool(item, "verified"),

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use anyhow::anyhow;
+use anyhow::{Context, anyhow};
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::AttributeValue as Av;
 use time::OffsetDateTime;
@@ -25,6 +25,12 @@ pub(super) fn s(v: impl Into<String>) -> Av {
 
 pub(super) fn n(v: impl ToString) -> Av {
     Av::N(v.to_string())
+}
+
+/// A timestamp attribute, stored as [`rfc3339`] writes it.
+pub(super) fn get_time(item: &Item, key: &str) -> anyhow::Result<OffsetDateTime> {
+    OffsetDateTime::parse(&get_s(item, key)?, &Rfc3339)
+        .with_context(|| format!("item attribute {key} is not an RFC 3339 time"))
 }
 
 pub(super) fn get_s(item: &Item, key: &str) -> anyhow::Result<String> {

@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{Delete, ReturnValue, TransactWriteItem};
 use time::OffsetDateTime;
 
 use super::Repo;
-use super::item::{Item, get_s, get_u64, is_condition_failure, n, rfc3339, s};
+use super::item::{Item, get_s, get_time, get_u64, is_condition_failure, n, rfc3339, s};
 use crate::keys;
 
 /// A share link of one file.
@@ -21,7 +21,7 @@ pub struct ShareRecord {
     pub file_id: String,
     /// Lowercase hex SHA-256 of the token.
     pub token_hash: String,
-    pub created_at: String,
+    pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
     pub max_downloads: Option<u64>,
     pub downloads: u64,
@@ -44,7 +44,7 @@ fn share_from(item: &Item) -> anyhow::Result<ShareRecord> {
         share_id: get_s(item, "share_id")?,
         file_id: get_s(item, "file_id")?,
         token_hash: get_s(item, "token_hash")?,
-        created_at: get_s(item, "created_at")?,
+        created_at: get_time(item, "created_at")?,
         expires_at: OffsetDateTime::from_unix_timestamp(get_u64(item, "expires_epoch")? as i64)?,
         max_downloads: match item.get("max_downloads") {
             Some(_) => Some(get_u64(item, "max_downloads")?),
@@ -68,7 +68,7 @@ impl Repo {
             ("share_id".into(), s(&share.share_id)),
             ("file_id".into(), s(&share.file_id)),
             ("token_hash".into(), s(&share.token_hash)),
-            ("created_at".into(), s(&share.created_at)),
+            ("created_at".into(), s(rfc3339(share.created_at))),
             ("expires_epoch".into(), n(expires)),
             ("downloads".into(), n(share.downloads)),
             ("ttl".into(), n(expires)),

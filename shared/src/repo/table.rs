@@ -190,7 +190,7 @@ mod tests {
             sha256: None,
             declared_sha256: None,
             content_type: "text/plain".into(),
-            created_at: String::new(),
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
             object_key: "k".into(),
             tier: "hot".into(),
             verified: false,

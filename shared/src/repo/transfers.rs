@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::types::AttributeValue as Av;
 use time::OffsetDateTime;
 
 use super::Repo;
-use super::item::{Item, get_s, get_u64, is_condition_failure, n, rfc3339, s};
+use super::item::{Item, get_s, get_time, get_u64, is_condition_failure, n, rfc3339, s};
 use crate::keys;
 
 /// How long a checkpoint nobody moves on is kept (DynamoDB's TTL removes it).
@@ -57,11 +57,7 @@ impl TransferCheckpoint {
                 Some(Av::B(b)) => b.as_ref().to_vec(),
                 _ => Vec::new(),
             },
-            updated_at: OffsetDateTime::parse(
-                &get_s(item, "updated_at")?,
-                &time::format_description::well_known::Rfc3339,
-            )
-            .context("checkpoint updated_at")?,
+            updated_at: get_time(item, "updated_at")?,
         })
     }
 }

@@ -8,9 +8,8 @@ use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use filestore_contract::api::UploadView;
 use filestore_contract::domain::UploadState;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
-use super::item::{Item, get_s, get_u64, is_condition_failure, n, opt_s, rfc3339, s};
+use super::item::{Item, get_s, get_time, get_u64, is_condition_failure, n, opt_s, rfc3339, s};
 use super::{AddFile, FileRecord, Repo};
 use crate::keys::{self, Due};
 
@@ -30,7 +29,7 @@ pub struct UploadRecord {
     pub object_key: String,
     pub s3_upload_id: String,
     pub state: UploadState,
-    pub created_at: String,
+    pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
 }
 
@@ -51,7 +50,7 @@ impl UploadRecord {
             parts_done,
             state: self.state,
             file_id: (self.state == UploadState::Completed).then(|| self.file_id.clone()),
-            created_at: self.created_at.clone(),
+            created_at: rfc3339(self.created_at),
             expires_at: rfc3339(self.expires_at),
         }
     }
@@ -73,7 +72,7 @@ impl Repo {
             ("object_key".into(), s(&u.object_key)),
             ("s3_upload_id".into(), s(&u.s3_upload_id)),
             ("state".into(), s(u.state.as_str())),
-            ("created_at".into(), s(&u.created_at)),
+            ("created_at".into(), s(rfc3339(u.created_at))),
             ("expires_at".into(), s(rfc3339(u.expires_at))),
             ("ttl".into(), n(u.expires_at.unix_timestamp())),
         ]);
@@ -106,8 +105,8 @@ impl Repo {
             object_key: get_s(item, "object_key")?,
             s3_upload_id: get_s(item, "s3_upload_id")?,
             state,
-            created_at: get_s(item, "created_at")?,
-            expires_at: OffsetDateTime::parse(&get_s(item, "expires_at")?, &Rfc3339)?,
+            created_at: get_time(item, "created_at")?,
+            expires_at: get_time(item, "expires_at")?,
         })
     }
 

@@ -5,9 +5,10 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+use time::OffsetDateTime;
 
 use super::Repo;
-use super::item::{Item, get_s, get_u64, n, s};
+use super::item::{Item, get_s, get_time, get_u64, n, rfc3339, s};
 use super::table::Tx;
 use crate::keys;
 
@@ -17,7 +18,7 @@ pub struct UserRecord {
     pub user_id: String,
     pub username: String,
     pub password_hash: String,
-    pub created_at: String,
+    pub created_at: OffsetDateTime,
     pub used_bytes: u64,
     pub file_count: u64,
     pub token_version: u64,
@@ -103,7 +104,7 @@ impl Repo {
             ("user_id".into(), s(&user.user_id)),
             ("username".into(), s(&user.username)),
             ("password_hash".into(), s(&user.password_hash)),
-            ("created_at".into(), s(&user.created_at)),
+            ("created_at".into(), s(rfc3339(user.created_at))),
             ("used_bytes".into(), n(0)),
             ("file_count".into(), n(0)),
             ("token_version".into(), n(user.token_version)),
@@ -139,7 +140,7 @@ impl Repo {
             user_id: get_s(&item, "user_id")?,
             username: get_s(&item, "username")?,
             password_hash: get_s(&item, "password_hash")?,
-            created_at: get_s(&item, "created_at")?,
+            created_at: get_time(&item, "created_at")?,
             used_bytes: get_u64(&item, "used_bytes")?,
             file_count: get_u64(&item, "file_count")?,
             token_version: get_u64(&item, "token_version")?,

@@ -46,10 +46,9 @@ pub enum VerifyOutcome {
 }
 
 impl Repo {
-    /// Adds `delta` references to existing content; the condition makes a transaction fail
-    /// rather than resurrect content the janitor collected.
-    /// Adds `delta` to a content's references. Releasing one puts the content in the
-    /// janitor's index, which collects it if nothing references it any more.
+    /// Adds `delta` to existing content's references; the condition makes a transaction fail
+    /// rather than resurrect content the janitor collected. Releasing one puts the content in
+    /// the janitor's index, which collects it if nothing references it any more.
     pub(super) fn reference_content(
         &self,
         sha256: &str,

@@ -1,6 +1,6 @@
 //! User profiles: signup (the profile and its username claim, in one transaction), reads by
-//! id and by name, and the counters (`used_bytes`, `file_count`) every write that adds or
-//! removes a file moves, with the quota as the counter's condition.
+//! id and by name, and the file counters (`used_bytes`, `file_count`) with the quota as
+//! their condition, which every write that adds or removes a file moves.
 
 use std::collections::HashMap;
 

@@ -170,7 +170,7 @@ async fn hot_copies_are_removed_once_their_retention_has_passed() {
         .await
         .unwrap()
         .unwrap();
-    assert!(!record.hot_present);
+    assert!(!record.hot_present());
     assert!(
         state
             .storage

@@ -269,7 +269,7 @@ async fn a_crash_between_cold_copy_and_metadata_is_finished_by_the_retry() {
         .await
         .unwrap()
         .unwrap();
-    assert!(!unverified.verified);
+    assert!(!unverified.verified());
 
     // The redelivery.
     let response = filestore_transfer::handler(

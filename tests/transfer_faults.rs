@@ -313,14 +313,11 @@ impl Staged {
             .await
             .unwrap()
             .unwrap();
-        assert!(!file.verified, "wrongly verified: {file:?}");
+        // One value holds verified, sha1, cold_key and tier, so nothing of a copy is recorded.
         assert_eq!(
-            (
-                file.sha1.as_deref(),
-                file.cold_key.as_deref(),
-                file.tier.as_str()
-            ),
-            (None, None, "hot")
+            file.copies,
+            filestore_shared::repo::Copies::Unverified,
+            "wrongly verified: {file:?}"
         );
         let contents = state
             .repo
@@ -380,7 +377,7 @@ impl Staged {
             .await
             .unwrap()
             .unwrap();
-        assert!(file.verified);
+        assert!(file.verified());
         assert_eq!(file.sha256.as_deref(), Some(digest.as_str()));
         let content = state.repo.get_content(&digest).await.unwrap().unwrap();
         assert_eq!(content.refs, 1);
@@ -622,7 +619,7 @@ async fn a_transfer_continues_over_runs_and_survives_runs_that_fail_or_die() {
         .await
         .unwrap()
         .unwrap();
-    assert!(!file.verified);
+    assert!(!file.verified());
     assert_eq!(
         staged.open_cold_uploads().await,
         vec![saved.cold_upload_id.clone()]

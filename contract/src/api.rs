@@ -12,7 +12,7 @@ use utoipa::{PartialSchema, ToSchema};
 
 use crate::domain::{
     ContentType, DownloadLimit, FileName, ObjectSize, PartChecksum, PartNumber, PartSize, Password,
-    Sha256Hex, ShareLifetime, UploadState, Username,
+    Sha256Hex, ShareLifetime, Tier, UploadState, Username,
 };
 
 /// Most part numbers one presign call takes.
@@ -214,8 +214,8 @@ pub struct UploadList {
 #[serde(deny_unknown_fields)]
 pub struct CompleteUploadRequest {}
 
-/// Where a file's bytes are: `hot` until a verified copy is in the cold store.
-pub const TIERS: [&str; 2] = ["hot", "cold"];
+/// The values of [`Tier`] on the wire.
+pub const TIERS: [&str; 2] = [Tier::ALL[0].as_str(), Tier::ALL[1].as_str()];
 
 fn tier_schema() -> Schema {
     ObjectBuilder::new()
@@ -237,9 +237,8 @@ pub struct FileView {
     pub content_type: String,
     #[schema(format = DateTime)]
     pub created_at: String,
-    /// One of [`TIERS`].
     #[schema(schema_with = tier_schema)]
-    pub tier: String,
+    pub tier: Tier,
     pub verified: bool,
     /// The declared SHA-256, present only when it differs from the computed one.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -536,6 +536,31 @@ impl UploadState {
     }
 }
 
+/// Where a file's bytes are served from: `hot` until a verified copy is in the cold store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Hot,
+    Cold,
+}
+
+impl Tier {
+    pub const ALL: [Tier; 2] = [Tier::Hot, Tier::Cold];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Hot => "hot",
+            Self::Cold => "cold",
+        }
+    }
+}
+
+impl fmt::Display for Tier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How an object of a given size is cut into parts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PartPlan {

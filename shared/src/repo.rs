@@ -53,7 +53,7 @@ mod users;
 pub use accounts::LoginFailures;
 pub use challenges::ChallengeRecord;
 pub use content::{ContentRecord, Verified, VerifyOutcome};
-pub use files::FileRecord;
+pub use files::{Copies, FileRecord};
 pub use item::rfc3339;
 pub use janitor::{DUE_INDEX, HotCopy};
 pub use shares::ShareRecord;

@@ -4,7 +4,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 
 use crate::auth::TokenKeys;
 use crate::config::{ColdConfig, Config};
-use crate::repo::Repo;
+use crate::repo::{Copies, Repo};
 use crate::storage::Storage;
 
 /// Configuration plus the clients built from it.
@@ -159,8 +159,12 @@ impl AppState {
         &self,
         file: &crate::repo::FileRecord,
     ) -> Result<String, crate::ApiError> {
-        let (store, key) = match (&file.cold_key, file.hot_present) {
-            (Some(cold_key), false) => (
+        let (store, key) = match &file.copies {
+            Copies::Verified {
+                cold_key,
+                hot_kept: false,
+                ..
+            } => (
                 self.cold.as_ref().ok_or_else(|| {
                     anyhow::anyhow!(
                         "file {} is only in the cold store, which is not configured",
@@ -169,7 +173,9 @@ impl AppState {
                 })?,
                 cold_key.as_str(),
             ),
-            _ => (&self.storage, file.object_key.as_str()),
+            Copies::Verified { hot_kept: true, .. } | Copies::Unverified => {
+                (&self.storage, file.object_key.as_str())
+            }
         };
         Ok(store
             .presign_get(key, &file.name, &file.content_type, self.config.presign_ttl)

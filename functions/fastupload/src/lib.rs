@@ -19,7 +19,7 @@ use filestore_contract::api::{
 use filestore_contract::domain::{ContentType, new_id};
 use filestore_shared::http::{json, json_body, respond};
 use filestore_shared::keys::object_key;
-use filestore_shared::repo::{AddFile, ChallengeRecord, FileRecord, UserRecord, rfc3339};
+use filestore_shared::repo::{AddFile, ChallengeRecord, Copies, FileRecord, UserRecord, rfc3339};
 use filestore_shared::storage::Storage;
 use filestore_shared::{ApiError, AppState};
 use lambda_http::http::StatusCode;
@@ -209,12 +209,12 @@ async fn prove(
         content_type: challenge.content_type,
         created_at: OffsetDateTime::now_utc(),
         object_key: object_key(user_id, &file_id),
-        tier: "cold".into(),
-        verified: true,
         upload_id: String::new(),
-        sha1: Some(content.sha1.clone()),
-        cold_key: Some(content.cold_key.clone()),
-        hot_present: false,
+        copies: Copies::Verified {
+            sha1: content.sha1.clone(),
+            cold_key: content.cold_key.clone(),
+            hot_kept: false,
+        },
     };
     // A correct proof has shown the content exists, so answering 413 here reveals nothing.
     let quota = state.quota_of(user);

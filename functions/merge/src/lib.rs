@@ -12,7 +12,7 @@ use filestore_contract::RouteKey;
 use filestore_contract::api::{CompleteUploadRequest, FileEnvelope, PartDone};
 use filestore_contract::domain::{ObjectSize, PartNumber, PartPlan};
 use filestore_shared::http::{json, json_body, respond};
-use filestore_shared::repo::{AddFile, FileRecord, UploadRecord, UploadState, UserRecord};
+use filestore_shared::repo::{AddFile, Copies, FileRecord, UploadRecord, UploadState, UserRecord};
 use filestore_shared::storage::{Joined, UploadedPart};
 use filestore_shared::{ApiError, AppState};
 use lambda_http::http::StatusCode;
@@ -188,12 +188,8 @@ async fn complete(
         content_type: upload.content_type.clone(),
         created_at: time::OffsetDateTime::now_utc(),
         object_key: upload.object_key.clone(),
-        tier: "hot".into(),
-        verified: false,
         upload_id: upload.upload_id.clone(),
-        sha1: None,
-        cold_key: None,
-        hot_present: true,
+        copies: Copies::Unverified,
     };
     match state.repo.complete_upload(&upload, &file, quota).await? {
         AddFile::Added => {

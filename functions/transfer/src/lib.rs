@@ -205,7 +205,7 @@ async fn transfer_object(state: &AppState, key: &str, limits: &Limits) -> anyhow
         }
         bail!("the object exists but its File is not recorded yet");
     };
-    if file.verified {
+    if file.verified() {
         tracing::info!("already verified (duplicate delivery)");
         return drop_stale_checkpoint(state, &file_id).await;
     }

@@ -172,7 +172,7 @@ impl Repo {
             // A condition failed: either the file changed (gone, or verified by another
             // worker), or the content appeared or vanished under us. Look again.
             match self.get_file(&file.user_id, &file.file_id).await? {
-                Some(f) if !f.verified => continue,
+                Some(f) if !f.verified() => continue,
                 _ => return Ok(VerifyOutcome::Stale),
             }
         }

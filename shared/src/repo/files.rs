@@ -8,6 +8,7 @@ use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue as Av, Delete, ReturnValue, TransactWriteItem};
 use filestore_contract::api::FileView;
+use filestore_contract::domain::Tier;
 use time::OffsetDateTime;
 
 use super::Repo;
@@ -26,18 +27,50 @@ pub struct FileRecord {
     pub content_type: String,
     pub created_at: OffsetDateTime,
     pub object_key: String,
-    pub tier: String,
-    pub verified: bool,
     pub upload_id: String,
-    /// SHA-1 of the stored bytes, once the transfer has read them (the seed's content key).
-    pub sha1: Option<String>,
-    /// Where the verified copy sits in the cold store.
-    pub cold_key: Option<String>,
-    /// Whether the hot copy (`object_key`) still exists.
-    pub hot_present: bool,
+    pub copies: Copies,
+}
+
+/// Where a file's bytes are. One value, so a verified file always has its cold copy and an
+/// unverified one always its hot copy; the item's `verified`, `tier`, `sha1`, `cold_key` and
+/// `hot_present` attributes are all written from it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Copies {
+    /// Only the hot object (`object_key`), not yet read and hashed by the transfer.
+    Unverified,
+    /// The transfer read and hashed the bytes and they sit in the cold store.
+    Verified {
+        /// SHA-1 of the bytes (the seed's content key).
+        sha1: String,
+        /// The content's cold copy, shared by every file with these bytes.
+        cold_key: String,
+        /// Whether the hot copy is still kept (until the hot retention passes).
+        hot_kept: bool,
+    },
 }
 
 impl FileRecord {
+    pub fn verified(&self) -> bool {
+        matches!(self.copies, Copies::Verified { .. })
+    }
+
+    /// `cold` once verified: the bytes are then served from the cold copy when the hot one
+    /// is gone.
+    pub fn tier(&self) -> Tier {
+        match self.copies {
+            Copies::Unverified => Tier::Hot,
+            Copies::Verified { .. } => Tier::Cold,
+        }
+    }
+
+    /// Whether the hot object still exists.
+    pub fn hot_present(&self) -> bool {
+        match self.copies {
+            Copies::Unverified => true,
+            Copies::Verified { hot_kept, .. } => hot_kept,
+        }
+    }
+
     pub fn view(&self) -> FileView {
         FileView {
             file_id: self.file_id.clone(),
@@ -46,8 +79,8 @@ impl FileRecord {
             sha256: self.sha256.clone(),
             content_type: self.content_type.clone(),
             created_at: rfc3339(self.created_at),
-            tier: self.tier.clone(),
-            verified: self.verified,
+            tier: self.tier(),
+            verified: self.verified(),
             declared_sha256: self.declared_sha256.clone(),
         }
     }
@@ -65,8 +98,8 @@ impl Repo {
             ("content_type".into(), s(&f.content_type)),
             ("created_at".into(), s(rfc3339(f.created_at))),
             ("object_key".into(), s(&f.object_key)),
-            ("tier".into(), s(&f.tier)),
-            ("verified".into(), Av::Bool(f.verified)),
+            ("tier".into(), s(f.tier().as_str())),
+            ("verified".into(), Av::Bool(f.verified())),
             ("upload_id".into(), s(&f.upload_id)),
         ]);
         if let Some(h) = &f.sha256 {
@@ -75,13 +108,11 @@ impl Repo {
         if let Some(h) = &f.declared_sha256 {
             item.insert("declared_sha256".into(), s(h));
         }
-        if let Some(h) = &f.sha1 {
-            item.insert("sha1".into(), s(h));
+        if let Copies::Verified { sha1, cold_key, .. } = &f.copies {
+            item.insert("sha1".into(), s(sha1));
+            item.insert("cold_key".into(), s(cold_key));
         }
-        if let Some(k) = &f.cold_key {
-            item.insert("cold_key".into(), s(k));
-        }
-        item.insert("hot_present".into(), Av::Bool(f.hot_present));
+        item.insert("hot_present".into(), Av::Bool(f.hot_present()));
         item
     }
 
@@ -96,13 +127,17 @@ impl Repo {
             content_type: get_s(item, "content_type")?,
             created_at: get_time(item, "created_at")?,
             object_key: get_s(item, "object_key")?,
-            tier: get_s(item, "tier")?,
-            verified: get_bool(item, "verified"),
             upload_id: get_s(item, "upload_id")?,
-            sha1: opt_s(item, "sha1"),
-            cold_key: opt_s(item, "cold_key"),
-            // Written by every version of the code; absent only if a write was partial.
-            hot_present: !matches!(item.get("hot_present"), Some(Av::Bool(false))),
+            copies: if get_bool(item, "verified") {
+                Copies::Verified {
+                    sha1: get_s(item, "sha1")?,
+                    cold_key: get_s(item, "cold_key")?,
+                    // Written by every version of the code; absent only if a write was partial.
+                    hot_kept: !matches!(item.get("hot_present"), Some(Av::Bool(false))),
+                }
+            } else {
+                Copies::Unverified
+            },
         })
     }
 
@@ -240,9 +275,68 @@ impl Repo {
         ];
         // A verified file holds a reference on its content; the janitor collects content
         // whose count reaches zero.
-        if let (true, Some(sha256)) = (file.verified, &file.sha256) {
+        if let (true, Some(sha256)) = (file.verified(), &file.sha256) {
             items.push(self.reference_content(sha256, -1)?);
         }
         self.transact(items, "delete file").await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(copies: Copies) -> FileRecord {
+        FileRecord {
+            user_id: "u".into(),
+            file_id: "f".into(),
+            name: "n".into(),
+            size: 3,
+            sha256: None,
+            declared_sha256: None,
+            content_type: "text/plain".into(),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            object_key: "k".into(),
+            upload_id: "up".into(),
+            copies,
+        }
+    }
+
+    /// Every copy state is written and read back as itself, with the attributes older readers
+    /// (and the janitor's filters) look at.
+    #[test]
+    fn copy_states_round_trip_through_the_item() {
+        for copies in [
+            Copies::Unverified,
+            Copies::Verified {
+                sha1: "s1".into(),
+                cold_key: "blobs/f".into(),
+                hot_kept: true,
+            },
+            Copies::Verified {
+                sha1: "s1".into(),
+                cold_key: "blobs/f".into(),
+                hot_kept: false,
+            },
+        ] {
+            let record = file(copies.clone());
+            let item = Repo::file_item(&record);
+            assert_eq!(item["tier"], s(record.tier().as_str()));
+            assert_eq!(item["verified"], Av::Bool(record.verified()));
+            assert_eq!(item["hot_present"], Av::Bool(record.hot_present()));
+            assert_eq!(Repo::file_from(&item).unwrap().copies, copies);
+        }
+    }
+
+    /// An item that says verified but names no cold copy is refused, not served half-read.
+    #[test]
+    fn a_verified_item_without_its_cold_copy_is_refused() {
+        let mut item = Repo::file_item(&file(Copies::Verified {
+            sha1: "s1".into(),
+            cold_key: "blobs/f".into(),
+            hot_kept: true,
+        }));
+        item.remove("cold_key");
+        assert!(Repo::file_from(&item).is_err());
     }
 }

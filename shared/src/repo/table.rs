@@ -192,12 +192,9 @@ mod tests {
             content_type: "text/plain".into(),
             created_at: time::OffsetDateTime::UNIX_EPOCH,
             object_key: "k".into(),
-            tier: "hot".into(),
-            verified: false,
+
             upload_id: "up".into(),
-            sha1: None,
-            cold_key: None,
-            hot_present: true,
+            copies: crate::repo::Copies::Unverified,
         }
     }
 

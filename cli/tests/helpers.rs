@@ -1,75 +1,24 @@
-//! Harness: one local system per test binary (on a thread of its own, free ports, its own
-//! table and bucket), and [`Cli`], the built binary with a private config and work
-//! directory, its output captured.
+//! What only the CLI binary's tests need beside the shared harness (`filestore-testkit`,
+//! which starts one local system per test binary): [`Cli`], the built binary with a private
+//! config and work directory, its output captured.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, Ordering};
 
-use filestore_dev::{LocalSystem, Options};
 use serde_json::Value;
 
-pub const MIB: usize = 1024 * 1024;
+pub use filestore_testkit::{MIB, sha256_hex, test_bytes};
+
 pub const PASSWORD: &str = "correct horse battery";
 
-static SERVER: OnceLock<String> = OnceLock::new();
-
-/// The API's base URL, starting the system on first use. It runs on a thread of its own,
-/// because each test's runtime ends with the test; the emulator stops when the test
-/// process exits.
+/// The API's base URL, starting the system on first use.
 pub fn server() -> &'static str {
-    SERVER.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("test runtime");
-            runtime.block_on(async move {
-                match LocalSystem::start(Options::isolated()).await {
-                    Ok(sys) => {
-                        let _ = tx.send(Ok(sys.base_url()));
-                        std::future::pending::<()>().await;
-                        drop(sys);
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(format!("{e:#}")));
-                    }
-                }
-            });
-        });
-        match rx.recv() {
-            Ok(Ok(url)) => url,
-            Ok(Err(e)) => panic!("the local system did not start: {e}"),
-            Err(_) => panic!("the local system thread died"),
-        }
-    })
+    &filestore_testkit::system().base_url
 }
 
 /// A username no other test uses.
 pub fn unique_username() -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "cli_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// Deterministic, non-repeating test bytes (xorshift), so a shifted or swapped part shows.
-pub fn test_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
+    filestore_testkit::unique_name("cli_")
 }
 
 /// One finished run of the binary.

@@ -1,7 +1,7 @@
 //! Transfers: parallel multipart upload, listing, download byte for byte, directories,
 //! rename and delete, and resuming both directions after an interruption.
 
-use crate::helpers::{Cli, MIB, str_field, test_bytes};
+use crate::helpers::{Cli, MIB, sha256_hex, str_field, test_bytes};
 
 /// A 12 MiB file in three parts sent three at a time is listed and comes back byte for
 /// byte; the download checks the hash once the server has verified it, and says in one line
@@ -368,14 +368,6 @@ fn interrupted_download_resumes_from_the_partial_file() {
         "bytes differ"
     );
     assert!(!partial.exists(), "partial renamed into place");
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// `share` prints a link anyone can download from; `shares` lists it with its count;

@@ -1,0 +1,21 @@
+//! The end-to-end test harness both test binaries use (`tests/main.rs` of `filestore-dev`
+//! and `cli/tests/cli.rs`): one local system per test binary, an HTTP client of its API
+//! that answers in the contract's types, a fresh user per test, and test bytes.
+//!
+//! # Layout
+//! - [`system`]: the local system (emulator, provisioned resources, API), started once on a
+//!   thread of its own, and what tests need to know about it.
+//! - [`app`]: [`TestApp`], a client of the API logged in as a fresh user, with the upload
+//!   flow and the reads tests repeat; [`Resp`], a whole response; [`path`], a route's path.
+//! - [`content`]: deterministic test bytes, their hash, and the answer to an instant-upload
+//!   challenge.
+
+pub mod app;
+pub mod content;
+pub mod system;
+
+pub use app::{Resp, TestApp, eventually, http_client, unique_name};
+pub use content::{answer, sha256_hex, test_bytes};
+pub use system::{System, system};
+
+pub const MIB: usize = 1024 * 1024;

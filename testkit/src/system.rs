@@ -1,0 +1,72 @@
+//! One local system (emulator + provisioned resources + API) per test binary, on free ports
+//! and with its own table and buckets, so the suite runs beside a running `filestore-dev`
+//! and tests run in parallel.
+
+use std::sync::OnceLock;
+
+use filestore_dev::{LocalSystem, Options};
+
+/// What tests need to know about the running system.
+pub struct System {
+    pub base_url: String,
+    pub endpoint_url: String,
+    pub region: String,
+    pub table: String,
+    pub hot_bucket: String,
+    pub jwt_secret: String,
+    pub cold_endpoint_url: String,
+    pub cold_bucket: String,
+    pub queue_url: String,
+    pub dead_letter_queue_url: String,
+}
+
+static SYSTEM: OnceLock<System> = OnceLock::new();
+
+/// The shared system, started on first use. It runs on a thread of its own, because each
+/// test's runtime ends with the test; the emulator stops when the test process exits (it
+/// watches its stdin).
+pub fn system() -> &'static System {
+    SYSTEM.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("test runtime");
+            runtime.block_on(async move {
+                match LocalSystem::start(Options::isolated()).await {
+                    Ok(sys) => {
+                        let config = &sys.state.config;
+                        let cold = config
+                            .cold
+                            .as_ref()
+                            .expect("local systems have a cold store");
+                        let _ = tx.send(Ok(System {
+                            cold_endpoint_url: cold.endpoint_url.clone().unwrap_or_default(),
+                            cold_bucket: cold.bucket.clone(),
+                            queue_url: sys.queues.transfer_queue_url.clone(),
+                            dead_letter_queue_url: sys.queues.dead_letter_queue_url.clone(),
+                            base_url: sys.base_url(),
+                            endpoint_url: sys.endpoint_url(),
+                            region: config.region.clone(),
+                            table: config.table.clone(),
+                            hot_bucket: config.hot_bucket.clone(),
+                            jwt_secret: config.jwt_secret.expose().to_string(),
+                        }));
+                        std::future::pending::<()>().await;
+                        drop(sys);
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(format!("{e:#}")));
+                    }
+                }
+            });
+        });
+        match rx.recv() {
+            Ok(Ok(system)) => system,
+            Ok(Err(e)) => panic!("the local system did not start: {e}"),
+            Err(_) => panic!("the local system thread died"),
+        }
+    })
+}

@@ -4,10 +4,11 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
+use filestore_contract::api::CreateShareResponse;
 use filestore_contract::{RouteKey, resolve};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, system};
+use crate::helpers::{TestApp, path, system};
 
 /// The schemathesis we install and test with; bumped deliberately, never floating.
 const SCHEMATHESIS_REQUIREMENT: &str = "schemathesis==4.32.5";
@@ -35,21 +36,17 @@ async fn seed(app: &TestApp) -> Vec<(&'static str, String)> {
         .upload("kept.txt", b"the contract test's file", None)
         .await;
     let doomed = app.upload("doomed.txt", b"deleted by the run", None).await;
-    let file_id = file["file_id"].as_str().unwrap().to_string();
-    let share = app
+    let share: CreateShareResponse = app
         .post(
-            &format!("/v1/files/{file_id}/shares"),
+            &path(RouteKey::CreateShare, &file.file_id),
             json!({"expires_in": 3600}),
         )
         .await
-        .expect(201);
-    let token = share["url"].as_str().unwrap().rsplit('/').next().unwrap();
+        .expect_body(201);
+    let token = share.url.rsplit('/').next().unwrap();
     vec![
-        ("FILESTORE_FILE_ID", file_id.clone()),
-        (
-            "FILESTORE_DELETED_FILE_ID",
-            doomed["file_id"].as_str().unwrap().to_string(),
-        ),
+        ("FILESTORE_FILE_ID", file.file_id),
+        ("FILESTORE_DELETED_FILE_ID", doomed.file_id),
         ("FILESTORE_SHARE_TOKEN", token.to_string()),
     ]
 }

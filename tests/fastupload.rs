@@ -1,27 +1,24 @@
 //! Instant upload: a challenge always, a file only for a correct proof of possession of
 //! verified content, and the same `upload_required` for every failure.
 
-use serde_json::{Value, json};
+use filestore_contract::RouteKey::{DeleteFile, FastUploadProof};
+use filestore_contract::api::{ByteRange, ChallengeResponse, CreateUploadResponse, ProofResponse};
+use serde_json::json;
 
-use crate::helpers::{TestApp, answer, sha256_hex, test_bytes};
+use crate::helpers::{Resp, TestApp, answer, path, sha256_hex, test_bytes};
 
-async fn ask(app: &TestApp, name: &str, data: &[u8]) -> Value {
-    let challenge = app
-        .post(
-            "/v1/fast-upload",
-            json!({"name": name, "size": data.len(), "sha256": sha256_hex(data)}),
-        )
-        .await
-        .expect(200);
-    assert!(challenge["challenge_id"].is_string());
-    assert!(challenge["expires_at"].is_string());
-    challenge
+async fn ask(app: &TestApp, name: &str, data: &[u8]) -> ChallengeResponse {
+    app.post(
+        "/v1/fast-upload",
+        json!({"name": name, "size": data.len(), "sha256": sha256_hex(data)}),
+    )
+    .await
+    .expect_body(200)
 }
 
-async fn prove(app: &TestApp, challenge: &Value, proof: &str) -> crate::helpers::Resp {
-    let id = challenge["challenge_id"].as_str().unwrap();
+async fn prove(app: &TestApp, challenge: &ChallengeResponse, proof: &str) -> Resp {
     app.post(
-        &format!("/v1/fast-upload/{id}/proof"),
+        &path(FastUploadProof, &challenge.challenge_id),
         json!({"proof": proof}),
     )
     .await
@@ -31,7 +28,7 @@ async fn prove(app: &TestApp, challenge: &Value, proof: &str) -> crate::helpers:
 async fn stored(data: &[u8]) -> TestApp {
     let owner = TestApp::new().await;
     let file = owner.upload("original.bin", data, None).await;
-    owner.verified(file["file_id"].as_str().unwrap()).await;
+    owner.verified(&file.file_id).await;
     owner
 }
 
@@ -43,31 +40,26 @@ async fn a_holder_of_the_bytes_gets_an_instant_upload() {
     let owner = stored(&data).await;
     let bob = TestApp::new().await;
     let challenge = ask(&bob, "mine.bin", &data).await;
-    assert_eq!(challenge["ranges"].as_array().unwrap().len(), 3);
+    assert_eq!(challenge.ranges.len(), 3);
     let resp = prove(&bob, &challenge, &answer(&challenge, &data))
         .await
-        .expect(201);
-    assert_eq!(resp["status"], "complete");
-    let file = &resp["file"];
-    assert_eq!(file["name"], "mine.bin");
-    assert_eq!(file["size"], data.len());
-    assert_eq!(file["sha256"], sha256_hex(&data).as_str());
-    assert_eq!(file["verified"], true);
-    assert_eq!(file["tier"], "cold");
-    assert_eq!(bob.download(file["file_id"].as_str().unwrap()).await, data);
-    let me = bob.get("/v1/me").await.expect(200);
-    assert_eq!(
-        (me["used_bytes"].clone(), me["file_count"].clone()),
-        (json!(data.len()), json!(1))
-    );
+        .expect_body(201);
+    let ProofResponse::Complete { file } = resp else {
+        panic!("not complete: {resp:?}");
+    };
+    assert_eq!(file.name, "mine.bin");
+    assert_eq!(file.size, data.len() as u64);
+    assert_eq!(file.sha256, Some(sha256_hex(&data)));
+    assert!(file.verified);
+    assert_eq!(file.tier, "cold");
+    assert_eq!(bob.download(&file.file_id).await, data);
+    let me = bob.me().await;
+    assert_eq!((me.used_bytes, me.file_count), (data.len() as u64, 1));
 
     // The first owner deleting their file leaves Bob's intact.
-    let original = owner.get("/v1/files").await.expect(200)["files"][0]["file_id"].clone();
-    owner
-        .delete(&format!("/v1/files/{}", original.as_str().unwrap()))
-        .await
-        .expect(204);
-    assert_eq!(bob.download(file["file_id"].as_str().unwrap()).await, data);
+    let original = owner.list_files().await.files[0].file_id.clone();
+    owner.delete(&path(DeleteFile, &original)).await.expect(204);
+    assert_eq!(bob.download(&file.file_id).await, data);
 }
 
 /// Small files are challenged whole; an empty file works too once stored.
@@ -77,7 +69,13 @@ async fn small_files_are_challenged_whole() {
     let _owner = stored(&data).await;
     let bob = TestApp::new().await;
     let challenge = ask(&bob, "s.bin", &data).await;
-    assert_eq!(challenge["ranges"], json!([{"offset": 0, "length": 1000}]));
+    assert_eq!(
+        challenge.ranges,
+        [ByteRange {
+            offset: 0,
+            length: 1000
+        }]
+    );
     prove(&bob, &challenge, &answer(&challenge, &data))
         .await
         .expect(201);
@@ -91,6 +89,7 @@ async fn every_failure_is_the_same_upload_required() {
     let data = test_bytes(100_000, 33);
     let _owner = stored(&data).await;
     let mallory = TestApp::new().await;
+    // Raw bodies: every failure must be the very same answer on the wire.
     let expected = json!({"status": "upload_required"});
 
     let challenge = ask(&mallory, "x", &data).await;
@@ -121,13 +120,13 @@ async fn every_failure_is_the_same_upload_required() {
     assert_eq!(resp, expected, "unknown content");
 
     // The right hash with the wrong size names no content.
-    let challenge = mallory
+    let challenge: ChallengeResponse = mallory
         .post(
             "/v1/fast-upload",
             json!({"name": "x", "size": data.len() + 1, "sha256": sha256_hex(&data)}),
         )
         .await
-        .expect(200);
+        .expect_body(200);
     let mut padded = data.clone();
     padded.push(0);
     let resp = prove(&mallory, &challenge, &answer(&challenge, &padded))
@@ -138,18 +137,13 @@ async fn every_failure_is_the_same_upload_required() {
     let unknown_id = filestore_contract::domain::new_id();
     let resp = mallory
         .post(
-            &format!("/v1/fast-upload/{unknown_id}/proof"),
+            &path(FastUploadProof, &unknown_id),
             json!({"proof": sha256_hex(b"x")}),
         )
         .await
         .expect(200);
     assert_eq!(resp, expected, "unknown challenge");
-    assert!(
-        mallory.get("/v1/files").await.expect(200)["files"]
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
+    assert!(mallory.list_files().await.files.is_empty());
 }
 
 /// A file uploaded with a false declared hash never lets anyone claim the declared content:
@@ -160,26 +154,16 @@ async fn a_false_declared_hash_never_serves_the_attackers_bytes() {
     let victim_data = test_bytes(150_000, 35);
     let attacker_data = test_bytes(150_000, 36);
     let attacker = TestApp::new().await;
-    let upload = attacker
+    let upload: CreateUploadResponse = attacker
         .post(
             "/v1/uploads",
             json!({"name": "evil.bin", "size": attacker_data.len(), "sha256": sha256_hex(&victim_data)}),
         )
         .await
-        .expect(201);
+        .expect_body(201);
     attacker.send_parts(&upload, &attacker_data, &[1]).await;
-    let file = attacker
-        .post(
-            &format!(
-                "/v1/uploads/{}/complete",
-                upload["upload_id"].as_str().unwrap()
-            ),
-            json!({}),
-        )
-        .await
-        .expect(201)["file"]
-        .clone();
-    attacker.verified(file["file_id"].as_str().unwrap()).await;
+    let file = attacker.complete(&upload.upload_id).await;
+    attacker.verified(&file.file_id).await;
 
     let victim = TestApp::new().await;
     let challenge = ask(&victim, "mine.bin", &victim_data).await;
@@ -243,9 +227,6 @@ async fn instant_upload_respects_the_quota() {
     prove(&app, &challenge, &answer(&challenge, &data))
         .await
         .expect_error(413, "quota_exceeded");
-    let me = app.get("/v1/me").await.expect(200);
-    assert_eq!(
-        (me["used_bytes"].as_u64(), me["file_count"].as_u64()),
-        (Some(1001), Some(1))
-    );
+    let me = app.me().await;
+    assert_eq!((me.used_bytes, me.file_count), (1001, 1));
 }

@@ -1,8 +1,10 @@
 //! Files: cursor pagination, get, download URLs (name, redirect), rename, delete.
 
+use filestore_contract::RouteKey::{DeleteFile, DownloadFile, GetFile, RenameFile};
+use filestore_contract::api::{DownloadResponse, FileList, FileView};
 use serde_json::json;
 
-use crate::helpers::{TestApp, aws, system};
+use crate::helpers::{TestApp, aws, path, system};
 
 /// Listing walks every file exactly once, oldest first, in pages of `limit`, and the last
 /// page has no cursor.
@@ -12,35 +14,30 @@ async fn listing_paginates_with_an_opaque_cursor() {
     let mut uploaded = Vec::new();
     for i in 0..5u8 {
         let file = app.upload(&format!("f{i}.txt"), &[i], None).await;
-        uploaded.push(file["file_id"].as_str().unwrap().to_string());
+        uploaded.push(file.file_id);
     }
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     let mut pages = 0;
     loop {
-        let path = match &cursor {
+        let page_path = match &cursor {
             Some(c) => format!("/v1/files?limit=2&cursor={c}"),
             None => "/v1/files?limit=2".to_string(),
         };
-        let page = app.get(&path).await.expect(200);
+        let page: FileList = app.get(&page_path).await.expect_body(200);
         pages += 1;
-        let files = page["files"].as_array().unwrap();
-        assert!(files.len() <= 2);
-        seen.extend(
-            files
-                .iter()
-                .map(|f| f["file_id"].as_str().unwrap().to_string()),
-        );
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
+        assert!(page.files.len() <= 2);
+        seen.extend(page.files.into_iter().map(|f| f.file_id));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
             None => break,
         }
     }
     assert_eq!(pages, 3);
     assert_eq!(seen, uploaded);
-    let all = app.get("/v1/files").await.expect(200);
-    assert_eq!(all["files"].as_array().unwrap().len(), 5);
-    assert!(all["next_cursor"].is_null());
+    let all = app.list_files().await;
+    assert_eq!(all.files.len(), 5);
+    assert!(all.next_cursor.is_none());
 }
 
 /// `GET /v1/files/{id}` answers the same File that complete returned.
@@ -48,11 +45,12 @@ async fn listing_paginates_with_an_opaque_cursor() {
 async fn get_returns_the_file() {
     let app = TestApp::new().await;
     let file = app.upload("one.txt", b"hello", None).await;
-    let got = app
-        .get(&format!("/v1/files/{}", file["file_id"].as_str().unwrap()))
-        .await
-        .expect(200);
-    assert_eq!(got, file);
+    // Raw, to see every field of the wire shape is there.
+    let got = app.get(&path(GetFile, &file.file_id)).await.expect(200);
+    assert_eq!(
+        serde_json::from_value::<FileView>(got.clone()).unwrap(),
+        file
+    );
     for field in [
         "file_id",
         "name",
@@ -73,13 +71,10 @@ async fn get_returns_the_file() {
 async fn download_names_the_file_and_can_redirect() {
     let app = TestApp::new().await;
     let file = app.upload("résumé 2026.pdf", b"%PDF-1.7", None).await;
-    let file_id = file["file_id"].as_str().unwrap();
-    let body = app
-        .get(&format!("/v1/files/{file_id}/download"))
-        .await
-        .expect(200);
-    let url = body["url"].as_str().unwrap();
-    assert!(body["expires_at"].as_str().is_some());
+    let file_id = &file.file_id;
+    let body: DownloadResponse = app.get(&path(DownloadFile, file_id)).await.expect_body(200);
+    let url = &body.url;
+    assert!(!body.expires_at.is_empty());
     let disposition = url
         .split(['?', '&'])
         .find_map(|kv| kv.strip_prefix("response-content-disposition="))
@@ -92,7 +87,7 @@ async fn download_names_the_file_and_can_redirect() {
     );
 
     let resp = app
-        .get(&format!("/v1/files/{file_id}/download?redirect=true"))
+        .get(&format!("{}?redirect=true", path(DownloadFile, file_id)))
         .await;
     assert_eq!(resp.status, 302);
     let location = resp.headers["location"].to_str().unwrap();
@@ -129,29 +124,25 @@ fn percent_decode(s: &str) -> String {
 async fn rename_changes_only_the_name() {
     let app = TestApp::new().await;
     let file = app.upload("old.txt", b"abc", None).await;
-    let file_id = file["file_id"].as_str().unwrap();
-    let renamed = app
-        .patch(
-            &format!("/v1/files/{file_id}"),
-            json!({"name": "new name.txt"}),
-        )
+    let file_id = &file.file_id;
+    let renamed: FileView = app
+        .patch(&path(RenameFile, file_id), json!({"name": "new name.txt"}))
         .await
-        .expect(200);
-    assert_eq!(renamed["name"], "new name.txt");
+        .expect_body(200);
+    assert_eq!(renamed.name, "new name.txt");
     // The transfer may verify the file meanwhile; everything else must be as it was.
-    let settled = |mut f: serde_json::Value| {
-        for field in ["sha256", "tier", "verified"] {
-            f.as_object_mut().unwrap().remove(field);
-        }
-        f
+    let settled = |f: FileView| FileView {
+        sha256: None,
+        tier: String::new(),
+        verified: false,
+        ..f
     };
-    let mut expected = settled(file.clone());
-    expected["name"] = json!("new name.txt");
+    let expected = FileView {
+        name: "new name.txt".into(),
+        ..settled(file.clone())
+    };
     assert_eq!(settled(renamed), expected);
-    assert_eq!(
-        settled(app.get(&format!("/v1/files/{file_id}")).await.expect(200)),
-        expected
-    );
+    assert_eq!(settled(app.file(file_id).await), expected);
     assert_eq!(app.download(file_id).await, b"abc");
 }
 
@@ -161,30 +152,25 @@ async fn delete_removes_record_bytes_and_usage() {
     let app = TestApp::new().await;
     let keep = app.upload("keep.txt", b"keep", None).await;
     let file = app.upload("gone.txt", b"gone!", None).await;
-    let file_id = file["file_id"].as_str().unwrap();
-    assert_eq!(app.get("/v1/me").await.expect(200)["used_bytes"], 9);
+    let file_id = &file.file_id;
+    assert_eq!(app.me().await.used_bytes, 9);
 
-    app.delete(&format!("/v1/files/{file_id}"))
-        .await
-        .expect(204);
-    app.get(&format!("/v1/files/{file_id}"))
+    app.delete(&path(DeleteFile, file_id)).await.expect(204);
+    app.get(&path(GetFile, file_id))
         .await
         .expect_error(404, "not_found");
-    app.get(&format!("/v1/files/{file_id}/download"))
+    app.get(&path(DownloadFile, file_id))
         .await
         .expect_error(404, "not_found");
-    app.delete(&format!("/v1/files/{file_id}"))
+    app.delete(&path(DeleteFile, file_id))
         .await
         .expect_error(404, "not_found");
 
-    let me = app.get("/v1/me").await.expect(200);
-    assert_eq!(
-        (me["used_bytes"].clone(), me["file_count"].clone()),
-        (json!(4), json!(1))
-    );
-    let files = app.get("/v1/files").await.expect(200);
-    assert_eq!(files["files"].as_array().unwrap().len(), 1);
-    assert_eq!(files["files"][0]["file_id"], keep["file_id"]);
+    let me = app.me().await;
+    assert_eq!((me.used_bytes, me.file_count), (4, 1));
+    let files = app.list_files().await;
+    assert_eq!(files.files.len(), 1);
+    assert_eq!(files.files[0].file_id, keep.file_id);
 
     let (s3, _) = aws().await;
     let head = s3
@@ -194,8 +180,5 @@ async fn delete_removes_record_bytes_and_usage() {
         .send()
         .await;
     assert!(head.is_err(), "object still stored");
-    assert_eq!(
-        app.download(keep["file_id"].as_str().unwrap()).await,
-        b"keep"
-    );
+    assert_eq!(app.download(&keep.file_id).await, b"keep");
 }

@@ -6,13 +6,14 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use filestore_contract::RouteKey::{DeleteFile, DownloadFile};
+use filestore_contract::api::DownloadResponse;
 use filestore_dev::{LocalSystem, Options};
 use filestore_shared::repo::TransferCheckpoint;
-use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::helpers::{
-    MIB, TestApp, app_state, aws, cold_s3, expire_upload, open_multipart_uploads, s3_event,
+    MIB, TestApp, app_state, aws, cold_s3, expire_upload, open_multipart_uploads, path, s3_event,
     sha256_hex, sqs_batch, system, test_bytes,
 };
 
@@ -40,7 +41,7 @@ async fn expired_uploads_are_aborted_and_removed() {
     let live = app.create_upload("live.bin", 10, None).await;
     assert_eq!(open_multipart_uploads(&app.user_id).await, 2);
 
-    let stale_id = stale["upload_id"].as_str().unwrap();
+    let stale_id = &stale.upload_id;
     expire_upload(&app.user_id, stale_id).await;
 
     let report = filestore_janitor::sweep(&app_state().await, time::OffsetDateTime::now_utc())
@@ -58,8 +59,7 @@ async fn expired_uploads_are_aborted_and_removed() {
         .await
         .unwrap();
     assert!(record.item.is_none());
-    let live_id = live["upload_id"].as_str().unwrap();
-    app.get(&format!("/v1/uploads/{live_id}")).await.expect(200);
+    app.upload_status(&live.upload_id).await;
 }
 
 /// Content whose last File was deleted is collected from both the table and the cold store;
@@ -71,15 +71,10 @@ async fn unreferenced_content_is_collected_and_referenced_content_kept() {
     let kept = test_bytes(70_000, 43);
     let gone_file = app.upload("gone.bin", &gone, None).await;
     let kept_file = app.upload("kept.bin", &kept, None).await;
-    let (gone_id, kept_id) = (
-        gone_file["file_id"].as_str().unwrap(),
-        kept_file["file_id"].as_str().unwrap(),
-    );
+    let (gone_id, kept_id) = (&gone_file.file_id, &kept_file.file_id);
     app.verified(gone_id).await;
     app.verified(kept_id).await;
-    app.delete(&format!("/v1/files/{gone_id}"))
-        .await
-        .expect(204);
+    app.delete(&path(DeleteFile, gone_id)).await.expect(204);
     assert!(cold_has(&format!("blobs/{gone_id}")).await);
 
     let report = filestore_janitor::sweep(&app_state().await, time::OffsetDateTime::now_utc())
@@ -125,10 +120,7 @@ async fn hot_copies_are_removed_once_their_retention_has_passed() {
     let waiting = test_bytes(4000, 46);
     let file = app.upload("retained.bin", &data, Some(5 * MIB)).await;
     let other = app.upload("waiting.bin", &waiting, None).await;
-    let (file_id, other_id) = (
-        file["file_id"].as_str().unwrap(),
-        other["file_id"].as_str().unwrap(),
-    );
+    let (file_id, other_id) = (&file.file_id, &other.file_id);
     let (hot_key, other_key) = (
         format!("files/{}/{file_id}", app.user_id),
         format!("files/{}/{other_id}", app.user_id),
@@ -146,12 +138,10 @@ async fn hot_copies_are_removed_once_their_retention_has_passed() {
         .clone()
         .unwrap();
     let download_url = || async {
-        app.get(&format!("/v1/files/{file_id}/download"))
+        app.get(&path(DownloadFile, file_id))
             .await
-            .expect(200)["url"]
-            .as_str()
-            .unwrap()
-            .to_string()
+            .expect_body::<DownloadResponse>(200)
+            .url
     };
 
     let now = OffsetDateTime::now_utc();
@@ -199,15 +189,10 @@ async fn orphan_cold_blobs_are_removed_after_the_grace_period() {
     let (gone, kept) = (test_bytes(90_000, 47), test_bytes(90_000, 48));
     let gone_file = app.upload("gone.bin", &gone, None).await;
     let kept_file = app.upload("kept.bin", &kept, None).await;
-    let (gone_id, kept_id) = (
-        gone_file["file_id"].as_str().unwrap(),
-        kept_file["file_id"].as_str().unwrap(),
-    );
+    let (gone_id, kept_id) = (&gone_file.file_id, &kept_file.file_id);
     app.verified(gone_id).await;
     app.verified(kept_id).await;
-    app.delete(&format!("/v1/files/{gone_id}"))
-        .await
-        .expect(204);
+    app.delete(&path(DeleteFile, gone_id)).await.expect(204);
     // The first half of collecting it, then the janitor dies.
     let digest = sha256_hex(&gone);
     assert!(
@@ -330,22 +315,18 @@ async fn the_janitors_index_holds_only_what_it_will_act_on() {
     let user = |app: &TestApp| format!("USER#{}", app.user_id);
     let data = test_bytes(70_000, 49);
     let active = owner.create_upload("active.bin", 10, None).await;
-    let active_id = active["upload_id"].as_str().unwrap();
+    let active_id = &active.upload_id;
     let (pk, at) = due(user(&owner), format!("UPLOAD#{active_id}"))
         .await
         .unwrap();
     assert!(pk.starts_with("DUE#UPLOAD#"), "{pk}");
-    assert_eq!(at, active["expires_at"].as_str().unwrap());
+    assert_eq!(at, active.expires_at);
 
     let upload = owner.create_upload("kept.bin", data.len(), None).await;
     owner.send_parts(&upload, &data, &[1]).await;
-    let upload_id = upload["upload_id"].as_str().unwrap();
-    let file = owner
-        .post(&format!("/v1/uploads/{upload_id}/complete"), json!({}))
-        .await
-        .expect(201)["file"]
-        .clone();
-    let file_id = file["file_id"].as_str().unwrap();
+    let upload_id = &upload.upload_id;
+    let file = owner.complete(upload_id).await;
+    let file_id = &file.file_id;
     assert_eq!(due(user(&owner), format!("UPLOAD#{upload_id}")).await, None);
     owner.verified(file_id).await;
     let (pk, _) = due(user(&owner), format!("FILE#{file_id}")).await.unwrap();
@@ -354,11 +335,8 @@ async fn the_janitors_index_holds_only_what_it_will_act_on() {
     // A second holder of the content, then the first lets go: due, but still referenced.
     let holder = TestApp::new().await;
     let second = holder.upload("again.bin", &data, None).await;
-    holder.verified(second["file_id"].as_str().unwrap()).await;
-    owner
-        .delete(&format!("/v1/files/{file_id}"))
-        .await
-        .expect(204);
+    holder.verified(&second.file_id).await;
+    owner.delete(&path(DeleteFile, file_id)).await.expect(204);
     let content = format!("CONTENT#{}", sha256_hex(&data));
     let (pk, _) = due(content.clone(), "CONTENT".into()).await.unwrap();
     assert!(pk.starts_with("DUE#CONTENT#"), "{pk}");
@@ -366,8 +344,5 @@ async fn the_janitors_index_holds_only_what_it_will_act_on() {
         .await
         .unwrap();
     assert_eq!(due(content, "CONTENT".into()).await, None, "settled");
-    assert_eq!(
-        holder.download(second["file_id"].as_str().unwrap()).await,
-        data
-    );
+    assert_eq!(holder.download(&second.file_id).await, data);
 }

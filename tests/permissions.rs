@@ -19,6 +19,7 @@ use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterce
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
+use filestore_contract::api::{ChallengeResponse, CreateShareResponse, FileView};
 use filestore_contract::{Function, RouteKey};
 use filestore_dev::gateway::{self, Functions};
 use filestore_dev::{LocalSystem, Options};
@@ -30,7 +31,7 @@ use filestore_transfer::{Limits, Requeue};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::helpers::{MIB, TestApp, answer, s3_event, sha256_hex, sqs_batch, test_bytes};
+use crate::helpers::{MIB, TestApp, answer, path, s3_event, sha256_hex, sqs_batch, test_bytes};
 use crate::template::Template;
 
 /// Which of the system's stores a client talks to.
@@ -248,12 +249,6 @@ fn covers(granted: &str, wanted: &str) -> bool {
             .is_some_and(|prefix| wanted.starts_with(prefix))
 }
 
-fn id<'v>(value: &'v Value, field: &str) -> &'v str {
-    value[field]
-        .as_str()
-        .unwrap_or_else(|| panic!("no {field} in {value}"))
-}
-
 #[tokio::test]
 async fn every_function_is_allowed_every_call_it_makes() {
     let retention = Duration::from_secs(60);
@@ -286,8 +281,8 @@ async fn every_function_is_allowed_every_call_it_makes() {
     // With no hot retention, the transfer also removes the hot copy at once.
     let mut transfer_now = transfer.clone();
     transfer_now.config.hot_retention = Some(Duration::ZERO);
-    let transfer_with = |transfer: &AppState, app: &TestApp, file: &Value, len: usize| {
-        let key = format!("files/{}/{}", app.user_id, id(file, "file_id"));
+    let transfer_with = |transfer: &AppState, app: &TestApp, file: &FileView, len: usize| {
+        let key = format!("files/{}/{}", app.user_id, file.file_id);
         let event = s3_event(&hot_bucket, &key, len);
         let transfer = transfer.clone();
         async move {
@@ -327,13 +322,9 @@ async fn every_function_is_allowed_every_call_it_makes() {
         .send_parts(&aborted, &test_bytes(1000, 72), &[1])
         .await;
     owner.get("/v1/uploads").await.expect(200);
-    let aborted_id = id(&aborted, "upload_id");
+    owner.upload_status(&aborted.upload_id).await;
     owner
-        .get(&format!("/v1/uploads/{aborted_id}"))
-        .await
-        .expect(200);
-    owner
-        .delete(&format!("/v1/uploads/{aborted_id}"))
+        .delete(&path(RouteKey::AbortUpload, &aborted.upload_id))
         .await
         .expect(204);
     let abandoned = owner.create_upload("abandoned.bin", 1000, None).await;
@@ -353,7 +344,7 @@ async fn every_function_is_allowed_every_call_it_makes() {
     // sends a continuation, which resumes it.
     let long = test_bytes(11 * MIB, 75);
     let long_file = owner.upload("long.bin", &long, Some(5 * MIB)).await;
-    let key = format!("files/{}/{}", owner.user_id, id(&long_file, "file_id"));
+    let key = format!("files/{}/{}", owner.user_id, long_file.file_id);
     let every_part = Limits {
         stop_at: Some(std::time::Instant::now()),
         requeue: Some(Requeue::new(
@@ -368,62 +359,54 @@ async fn every_function_is_allowed_every_call_it_makes() {
         assert!(response.batch_item_failures.is_empty(), "a run of {key}");
         body = serde_json::from_str(&Requeue::body(&key)).unwrap();
     }
-    owner.verified(id(&long_file, "file_id")).await;
+    owner.verified(&long_file.file_id).await;
 
     // Files: list, look, download, rename, delete.
-    let file_id = id(&file, "file_id");
-    owner.get("/v1/files").await.expect(200);
-    owner.get(&format!("/v1/files/{file_id}")).await.expect(200);
+    let file_id = &file.file_id;
+    owner.list_files().await;
+    owner.file(file_id).await;
     assert!(owner.download(file_id).await == data);
     owner
         .patch(
-            &format!("/v1/files/{file_id}"),
+            &path(RouteKey::RenameFile, file_id),
             json!({"name": "renamed.bin"}),
         )
         .await
         .expect(200);
     other
-        .delete(&format!("/v1/files/{}", id(&lone_file, "file_id")))
+        .delete(&path(RouteKey::DeleteFile, &lone_file.file_id))
         .await
         .expect(204);
 
     // Instant upload: a challenge, answered.
-    let challenge = other
+    let challenge: ChallengeResponse = other
         .post(
             "/v1/fast-upload",
             json!({"name": "instant.bin", "size": data.len(), "sha256": sha256_hex(&data)}),
         )
         .await
-        .expect(200);
+        .expect_body(200);
     other
         .post(
-            &format!("/v1/fast-upload/{}/proof", id(&challenge, "challenge_id")),
+            &path(RouteKey::FastUploadProof, &challenge.challenge_id),
             json!({"proof": answer(&challenge, &data)}),
         )
         .await
         .expect(201);
 
     // Share links: create, list, open (again from the cold copy, after the sweep below).
-    let share = owner
+    let share: CreateShareResponse = owner
         .post(
-            &format!("/v1/files/{file_id}/shares"),
+            &path(RouteKey::CreateShare, file_id),
             json!({"expires_in": 3600, "max_downloads": 2}),
         )
         .await
-        .expect(201);
+        .expect_body(201);
     owner
-        .get(&format!("/v1/files/{file_id}/shares"))
+        .get(&path(RouteKey::ListShares, file_id))
         .await
         .expect(200);
-    let open_share = || async {
-        owner
-            .http
-            .get(id(&share, "url"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-    };
+    let open_share = || async { owner.http.get(&share.url).send().await.unwrap().status() };
     assert_eq!(open_share().await, 302);
 
     // A janitor sweep far enough ahead that there is work of every kind: the abandoned
@@ -455,12 +438,12 @@ async fn every_function_is_allowed_every_call_it_makes() {
     // From the cold copy now, then gone; the password changed last (it ends the tokens).
     assert_eq!(open_share().await, 302);
     owner
-        .delete(&format!("/v1/shares/{}", id(&share, "share_id")))
+        .delete(&path(RouteKey::RevokeShare, &share.share_id))
         .await
         .expect(204);
     assert!(owner.download(file_id).await == data);
     owner
-        .delete(&format!("/v1/files/{file_id}"))
+        .delete(&path(RouteKey::DeleteFile, file_id))
         .await
         .expect(204);
     owner

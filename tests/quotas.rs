@@ -2,24 +2,24 @@
 //! when it is created (declared size) and when it completes (stored size), and `used_bytes`
 //! stays exact under concurrent completes and deletes.
 
+use filestore_contract::RouteKey::{CompleteUpload, DeleteFile};
+use filestore_contract::api::FileList;
+use filestore_contract::domain::UploadState;
 use futures::future::join_all;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::{TestApp, aws, set_quota, system, test_bytes};
+use crate::helpers::{TestApp, aws, path, set_quota, system, test_bytes};
 
 async fn usage(app: &TestApp) -> (u64, u64) {
-    let me = app.get("/v1/me").await.expect(200);
-    (
-        me["used_bytes"].as_u64().unwrap(),
-        me["file_count"].as_u64().unwrap(),
-    )
+    let me = app.me().await;
+    (me.used_bytes, me.file_count)
 }
 
 /// Creates an upload of `data` and sends all its bytes, ready to complete.
 async fn ready(app: &TestApp, name: &str, data: &[u8]) -> String {
     let upload = app.create_upload(name, data.len(), None).await;
     app.send_parts(&upload, data, &[1]).await;
-    upload["upload_id"].as_str().unwrap().to_string()
+    upload.upload_id
 }
 
 /// The quota shown is the user's; a declared size past it is refused at create.
@@ -27,8 +27,7 @@ async fn ready(app: &TestApp, name: &str, data: &[u8]) -> String {
 async fn an_upload_past_the_quota_is_refused_at_create() {
     let app = TestApp::new().await;
     set_quota(&app.user_id, 1000).await;
-    let me = app.get("/v1/me").await.expect(200);
-    assert_eq!(me["quota_bytes"], 1000);
+    assert_eq!(app.me().await.quota_bytes, 1000);
     app.post("/v1/uploads", json!({"name": "a.bin", "size": 1001}))
         .await
         .expect_error(413, "quota_exceeded");
@@ -52,32 +51,19 @@ async fn a_complete_past_the_quota_is_refused_and_can_be_retried() {
     let second = test_bytes(1000, 3);
     let a = ready(&app, "a.bin", &first).await;
     let b = ready(&app, "b.bin", &second).await;
-    let file_a = app
-        .post(&format!("/v1/uploads/{a}/complete"), json!({}))
-        .await
-        .expect(201)["file"]["file_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    app.post(&format!("/v1/uploads/{b}/complete"), json!({}))
+    let file_a = app.complete(&a).await.file_id;
+    app.post(&path(CompleteUpload, &b), json!({}))
         .await
         .expect_error(413, "quota_exceeded");
-    let status = app.get(&format!("/v1/uploads/{b}")).await.expect(200);
-    assert_eq!(status["state"], "active");
-    assert_eq!(status["parts_done"].as_array().unwrap().len(), 1);
+    let status = app.upload_status(&b).await;
+    assert_eq!(status.state, UploadState::Active);
+    assert_eq!(status.parts_done.map(|p| p.len()), Some(1));
     assert_eq!(usage(&app).await, (1500, 1));
 
-    app.delete(&format!("/v1/files/{file_a}")).await.expect(204);
-    let file_b = app
-        .post(&format!("/v1/uploads/{b}/complete"), json!({}))
-        .await
-        .expect(201)["file"]
-        .clone();
+    app.delete(&path(DeleteFile, &file_a)).await.expect(204);
+    let file_b = app.complete(&b).await;
     assert_eq!(usage(&app).await, (1000, 1));
-    assert_eq!(
-        app.download(file_b["file_id"].as_str().unwrap()).await,
-        second
-    );
+    assert_eq!(app.download(&file_b.file_id).await, second);
 }
 
 /// 50 concurrent completes and 25 concurrent deletes of one user: the counters end exactly at
@@ -94,7 +80,7 @@ async fn used_bytes_is_exact_under_concurrent_completes_and_deletes() {
                 None,
             )
             .await;
-        old.push(file["file_id"].as_str().unwrap().to_string());
+        old.push(file.file_id);
     }
     let mut uploads = Vec::new();
     let mut expected = 0u64;
@@ -106,7 +92,7 @@ async fn used_bytes_is_exact_under_concurrent_completes_and_deletes() {
     let completes = uploads.iter().map(|id| {
         let app = &app;
         async move {
-            app.post(&format!("/v1/uploads/{id}/complete"), json!({}))
+            app.post(&path(CompleteUpload, id), json!({}))
                 .await
                 .status
                 .as_u16()
@@ -114,19 +100,14 @@ async fn used_bytes_is_exact_under_concurrent_completes_and_deletes() {
     });
     let deletes = old.iter().map(|id| {
         let app = &app;
-        async move { app.delete(&format!("/v1/files/{id}")).await.status.as_u16() }
+        async move { app.delete(&path(DeleteFile, id)).await.status.as_u16() }
     });
     let (completed, deleted) = tokio::join!(join_all(completes), join_all(deletes));
     assert!(completed.iter().all(|s| *s == 201), "{completed:?}");
     assert!(deleted.iter().all(|s| *s == 204), "{deleted:?}");
     assert_eq!(usage(&app).await, (expected, 50));
-    let listed: Value = app.get("/v1/files?limit=1000").await.expect(200);
-    let sum: u64 = listed["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["size"].as_u64().unwrap())
-        .sum();
+    let listed: FileList = app.get("/v1/files?limit=1000").await.expect_body(200);
+    let sum: u64 = listed.files.iter().map(|f| f.size).sum();
     assert_eq!(sum, expected);
 }
 
@@ -142,7 +123,7 @@ async fn concurrent_completes_never_pass_the_quota() {
     let statuses: Vec<u16> = join_all(uploads.iter().map(|id| {
         let app = &app;
         async move {
-            app.post(&format!("/v1/uploads/{id}/complete"), json!({}))
+            app.post(&path(CompleteUpload, id), json!({}))
                 .await
                 .status
                 .as_u16()

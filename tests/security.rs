@@ -3,11 +3,15 @@
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use filestore_contract::RouteKey;
+use filestore_contract::api::CreateShareResponse;
+use filestore_contract::domain::UploadState;
 use filestore_shared::http::MAX_BODY_BYTES;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{Resp, TestApp, http_client, set_quota, system, test_bytes, unique_name};
+use crate::helpers::{
+    Resp, TestApp, http_client, path, set_quota, system, test_bytes, unique_name,
+};
 
 /// One request that must be refused, and how.
 #[derive(Clone)]
@@ -148,29 +152,21 @@ async fn own_things(app: &TestApp, seed: u64) -> Owned {
     let name = unique_name("secret-");
     let done = app.create_upload(&name, data.len(), None).await;
     app.send_parts(&done, &data, &[1]).await;
-    let completed_upload_id = done["upload_id"].as_str().unwrap().to_string();
-    let file = app
-        .post(
-            &format!("/v1/uploads/{completed_upload_id}/complete"),
-            json!({}),
-        )
-        .await
-        .expect(201)["file"]
-        .clone();
+    let completed_upload_id = done.upload_id;
+    let file = app.complete(&completed_upload_id).await;
     let active = app.create_upload("pending.bin", data.len(), None).await;
     app.send_parts(&active, &data, &[1]).await;
-    let file_id = file["file_id"].as_str().unwrap();
-    let share = app
+    let share: CreateShareResponse = app
         .post(
-            &format!("/v1/files/{file_id}/shares"),
+            &path(RouteKey::CreateShare, &file.file_id),
             json!({"expires_in": 600}),
         )
         .await
-        .expect(201);
+        .expect_body(201);
     Owned {
-        share_id: share["share_id"].as_str().unwrap().to_string(),
-        file_id: file["file_id"].as_str().unwrap().to_string(),
-        active_upload_id: active["upload_id"].as_str().unwrap().to_string(),
+        share_id: share.share_id,
+        file_id: file.file_id,
+        active_upload_id: active.upload_id,
         completed_upload_id,
         data,
         name,
@@ -753,11 +749,8 @@ async fn presign_rejects_bad_part_numbers_and_checksums() {
     let upload = app
         .create_upload("p.bin", 12 * 1024 * 1024, Some(5 * 1024 * 1024))
         .await;
-    assert_eq!(upload["part_count"], 3);
-    let path = format!(
-        "/v1/uploads/{}/parts",
-        upload["upload_id"].as_str().unwrap()
-    );
+    assert_eq!(upload.part_count, 3);
+    let path = path(RouteKey::PresignParts, &upload.upload_id);
     let sum = STANDARD.encode([7u8; 32]);
     let numbers = |code: &'static str, part_numbers: Value| {
         Case::new(Method::POST, &path, 400, code).json(json!({ "part_numbers": part_numbers }))
@@ -1072,12 +1065,11 @@ async fn a_completed_upload_refuses_presign_and_abort_and_completes_to_the_same_
 async fn completing_with_parts_missing_is_409() {
     let app = TestApp::new().await;
     let upload = app.create_upload("gap.bin", 1024, None).await;
-    let id = upload["upload_id"].as_str().unwrap();
-    app.post(&format!("/v1/uploads/{id}/complete"), json!({}))
+    let id = &upload.upload_id;
+    app.post(&path(RouteKey::CompleteUpload, id), json!({}))
         .await
         .expect_error(409, "parts_missing");
-    let status = app.get(&format!("/v1/uploads/{id}")).await.expect(200);
-    assert_eq!(status["state"], "active");
+    assert_eq!(app.upload_status(id).await.state, UploadState::Active);
 }
 
 /// CORS comes from the allow-list only: a listed origin gets its own name back (never `*`,

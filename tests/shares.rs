@@ -1,10 +1,12 @@
 //! Share links: created by the owner, opened by anyone holding the link (a redirect to a
 //! presigned GET), limited in time and downloads, revocable; every dead link is the same 404.
 
+use filestore_contract::RouteKey::{CreateShare, DeleteFile, ListShares, RevokeShare};
+use filestore_contract::api::{CreateShareResponse, ShareList};
 use futures::future::join_all;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, aws, system, test_bytes};
+use crate::helpers::{TestApp, aws, path, system, test_bytes};
 
 /// An anonymous client that does not follow redirects.
 fn anyone() -> reqwest::Client {
@@ -27,10 +29,14 @@ async fn fetch(url: &str) -> Vec<u8> {
     resp.bytes().await.unwrap().to_vec()
 }
 
-async fn share(app: &TestApp, file_id: &str, body: Value) -> Value {
-    app.post(&format!("/v1/files/{file_id}/shares"), body)
+async fn share(app: &TestApp, file_id: &str, body: Value) -> CreateShareResponse {
+    app.post(&path(CreateShare, file_id), body)
         .await
-        .expect(201)
+        .expect_body(201)
+}
+
+async fn shares(app: &TestApp, file_id: &str) -> ShareList {
+    app.get(&path(ListShares, file_id)).await.expect_body(200)
 }
 
 /// The owner shares a file; anyone with the link is redirected to its bytes; the owner sees
@@ -40,49 +46,41 @@ async fn a_shared_link_serves_the_file_until_revoked() {
     let app = TestApp::new().await;
     let data = test_bytes(3000, 61);
     let file = app.upload("shared.bin", &data, None).await;
-    let file_id = file["file_id"].as_str().unwrap();
+    let file_id = &file.file_id;
 
     let created = share(&app, file_id, json!({"expires_in": 3600})).await;
-    let url = created["url"].as_str().unwrap();
+    let url = created.url.as_str();
     assert!(
         url.starts_with(&format!("{}/v1/s/", system().base_url)),
         "absolute link: {url}"
     );
     let token = url.rsplit('/').next().unwrap();
     assert!(token.len() >= 43, "at least 256 bits of token: {token}");
-    assert_eq!(created["max_downloads"], Value::Null);
+    assert_eq!(created.max_downloads, None);
 
     let (status, location) = open(url).await;
     assert_eq!(status, 302);
     assert_eq!(fetch(&location.unwrap()).await, data);
 
-    let listed = app
-        .get(&format!("/v1/files/{file_id}/shares"))
-        .await
-        .expect(200);
-    let shares = listed["shares"].as_array().unwrap();
-    assert_eq!(shares.len(), 1);
-    assert_eq!(shares[0]["share_id"], created["share_id"]);
-    assert_eq!(shares[0]["downloads"], 1);
-    assert_eq!(shares[0]["expires_at"], created["expires_at"]);
+    // Raw, to see the listing carries no link and no token anywhere.
+    let listed = app.get(&path(ListShares, file_id)).await.expect(200);
+    let typed: ShareList = serde_json::from_value(listed.clone()).unwrap();
+    assert_eq!(typed.shares.len(), 1);
+    assert_eq!(typed.shares[0].share_id, created.share_id);
+    assert_eq!(typed.shares[0].downloads, 1);
+    assert_eq!(typed.shares[0].expires_at, created.expires_at);
     assert!(
-        shares[0].get("url").is_none() && !listed.to_string().contains(token),
+        listed["shares"][0].get("url").is_none() && !listed.to_string().contains(token),
         "the token is shown once, never listed"
     );
 
-    let share_id = created["share_id"].as_str().unwrap();
-    app.delete(&format!("/v1/shares/{share_id}"))
-        .await
-        .expect(204);
+    let share_id = &created.share_id;
+    app.delete(&path(RevokeShare, share_id)).await.expect(204);
     assert_eq!(open(url).await.0, 404);
-    app.delete(&format!("/v1/shares/{share_id}"))
+    app.delete(&path(RevokeShare, share_id))
         .await
         .expect_error(404, "not_found");
-    let listed = app
-        .get(&format!("/v1/files/{file_id}/shares"))
-        .await
-        .expect(200);
-    assert_eq!(listed["shares"], json!([]));
+    assert!(shares(&app, file_id).await.shares.is_empty());
 }
 
 /// The token is stored only as its hash: the table holds no item naming it.
@@ -90,13 +88,8 @@ async fn a_shared_link_serves_the_file_until_revoked() {
 async fn share_tokens_are_stored_hashed() {
     let app = TestApp::new().await;
     let file = app.upload("h.bin", &test_bytes(10, 62), None).await;
-    let created = share(
-        &app,
-        file["file_id"].as_str().unwrap(),
-        json!({"expires_in": 60}),
-    )
-    .await;
-    let token = created["url"].as_str().unwrap().rsplit('/').next().unwrap();
+    let created = share(&app, &file.file_id, json!({"expires_in": 60})).await;
+    let token = created.url.rsplit('/').next().unwrap();
     let (_, ddb) = aws().await;
     let items = ddb.scan().table_name(&system().table).send().await.unwrap();
     let dump = format!("{:?}", items.items());
@@ -109,15 +102,15 @@ async fn share_tokens_are_stored_hashed() {
 async fn the_download_limit_is_exact_under_concurrency() {
     let app = TestApp::new().await;
     let file = app.upload("limited.bin", &test_bytes(100, 63), None).await;
-    let file_id = file["file_id"].as_str().unwrap();
+    let file_id = &file.file_id;
     let created = share(
         &app,
         file_id,
         json!({"expires_in": 600, "max_downloads": 3}),
     )
     .await;
-    assert_eq!(created["max_downloads"], 3);
-    let url = created["url"].as_str().unwrap().to_string();
+    assert_eq!(created.max_downloads, Some(3));
+    let url = created.url;
     let statuses: Vec<u16> = join_all((0..10).map(|_| {
         let url = url.clone();
         async move { open(&url).await.0 }
@@ -133,12 +126,9 @@ async fn the_download_limit_is_exact_under_concurrency() {
         7,
         "{statuses:?}"
     );
-    let listed = app
-        .get(&format!("/v1/files/{file_id}/shares"))
-        .await
-        .expect(200);
-    assert_eq!(listed["shares"][0]["downloads"], 3);
-    assert_eq!(listed["shares"][0]["max_downloads"], 3);
+    let listed = shares(&app, file_id).await;
+    assert_eq!(listed.shares[0].downloads, 3);
+    assert_eq!(listed.shares[0].max_downloads, Some(3));
 }
 
 /// Expired links, links to deleted files, unknown and malformed tokens: all the same 404.
@@ -146,14 +136,14 @@ async fn the_download_limit_is_exact_under_concurrency() {
 async fn dead_links_are_all_the_same_404() {
     let app = TestApp::new().await;
     let file = app.upload("gone.bin", &test_bytes(10, 64), None).await;
-    let file_id = file["file_id"].as_str().unwrap();
+    let file_id = &file.file_id;
 
     let expiring = share(&app, file_id, json!({"expires_in": 60})).await;
     // Move the expiry into the past, as if the minute had gone by.
     {
         use aws_sdk_dynamodb::types::AttributeValue;
         let (_, ddb) = aws().await;
-        let share_id = expiring["share_id"].as_str().unwrap();
+        let share_id = &expiring.share_id;
         ddb.update_item()
             .table_name(&system().table)
             .key("PK", AttributeValue::S(format!("USER#{}", app.user_id)))
@@ -165,24 +155,18 @@ async fn dead_links_are_all_the_same_404() {
             .unwrap();
     }
     let live = share(&app, file_id, json!({"expires_in": 600})).await;
-    assert_eq!(open(live["url"].as_str().unwrap()).await.0, 302);
-    let listed = app
-        .get(&format!("/v1/files/{file_id}/shares"))
-        .await
-        .expect(200);
+    assert_eq!(open(&live.url).await.0, 302);
     assert_eq!(
-        listed["shares"].as_array().unwrap().len(),
+        shares(&app, file_id).await.shares.len(),
         1,
         "expired links are not listed"
     );
-    app.delete(&format!("/v1/files/{file_id}"))
-        .await
-        .expect(204);
+    app.delete(&path(DeleteFile, file_id)).await.expect(204);
 
     let base = &system().base_url;
     let urls = [
-        expiring["url"].as_str().unwrap().to_string(),
-        live["url"].as_str().unwrap().to_string(),
+        expiring.url,
+        live.url,
         format!("{base}/v1/s/{}", "A".repeat(43)),
         format!("{base}/v1/s/short"),
         format!("{base}/v1/s/{}", "%00".repeat(10)),
@@ -203,7 +187,7 @@ async fn share_input_is_validated_and_scoped_to_the_owner() {
     let app = TestApp::new().await;
     let other = TestApp::new().await;
     let file = app.upload("mine.bin", &test_bytes(10, 65), None).await;
-    let path = format!("/v1/files/{}/shares", file["file_id"].as_str().unwrap());
+    let shares_path = path(CreateShare, &file.file_id);
     for body in [
         json!({}),
         json!({"expires_in": 59}),
@@ -214,19 +198,19 @@ async fn share_input_is_validated_and_scoped_to_the_owner() {
         json!({"expires_in": 60, "max_downloads": 1.5}),
         json!({"expires_in": 60, "public": true}),
     ] {
-        app.post(&path, body.clone())
+        app.post(&shares_path, body.clone())
             .await
             .expect_error(400, "invalid_request");
     }
-    app.post(&path, json!({"expires_in": 2_592_000}))
+    app.post(&shares_path, json!({"expires_in": 2_592_000}))
         .await
         .expect(201);
     other
-        .post(&path, json!({"expires_in": 60}))
+        .post(&shares_path, json!({"expires_in": 60}))
         .await
         .expect_error(404, "not_found");
-    other.get(&path).await.expect_error(404, "not_found");
-    let unknown = format!("/v1/files/{}/shares", uuid::Uuid::now_v7());
+    other.get(&shares_path).await.expect_error(404, "not_found");
+    let unknown = path(CreateShare, &uuid::Uuid::now_v7().to_string());
     app.post(&unknown, json!({"expires_in": 60}))
         .await
         .expect_error(404, "not_found");

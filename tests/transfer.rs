@@ -2,11 +2,13 @@
 //! endpoint), content dedup by reference counting, redelivery and poison messages.
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use filestore_contract::RouteKey::{DeleteFile, DownloadFile, GetFile};
+use filestore_contract::api::{CreateUploadResponse, DownloadResponse};
 use filestore_transfer::{CopyJob, Place, Progress};
 use serde_json::json;
 
 use crate::helpers::{
-    MIB, TestApp, app_state, aws, cold_s3, eventually, s3_event, sha256_hex, sqs, sqs_batch,
+    MIB, TestApp, app_state, aws, cold_s3, eventually, path, s3_event, sha256_hex, sqs, sqs_batch,
     system, test_bytes,
 };
 
@@ -47,13 +49,15 @@ async fn uploaded_file_is_verified_and_copied_to_the_cold_store() {
     let app = TestApp::new().await;
     let data = test_bytes(11 * MIB + 7, 21);
     let file = app.upload("cold.bin", &data, Some(5 * MIB)).await;
-    assert_eq!(file["verified"], false);
-    let file_id = file["file_id"].as_str().unwrap();
+    assert!(!file.verified);
+    let file_id = &file.file_id;
 
     let verified = app.verified(file_id).await;
-    assert_eq!(verified["sha256"], sha256_hex(&data).as_str());
-    assert_eq!(verified["tier"], "cold");
-    assert!(verified.get("declared_sha256").is_none());
+    assert_eq!(verified.sha256, Some(sha256_hex(&data)));
+    assert_eq!(verified.tier, "cold");
+    // Raw, to see the field is left out, not sent as null.
+    let raw = app.get(&path(GetFile, file_id)).await.expect(200);
+    assert!(raw.get("declared_sha256").is_none(), "{raw}");
     let stored = cold_object(&format!("blobs/{file_id}"))
         .await
         .expect("cold copy");
@@ -70,10 +74,7 @@ async fn same_content_is_stored_once_and_survives_one_delete() {
     let data = test_bytes(300_000, 22);
     let a = alice.upload("a.bin", &data, None).await;
     let b = bob.upload("b.bin", &data, None).await;
-    let (a_id, b_id) = (
-        a["file_id"].as_str().unwrap(),
-        b["file_id"].as_str().unwrap(),
-    );
+    let (a_id, b_id) = (&a.file_id, &b.file_id);
     alice.verified(a_id).await;
     bob.verified(b_id).await;
     let digest = sha256_hex(&data);
@@ -88,7 +89,7 @@ async fn same_content_is_stored_once_and_survives_one_delete() {
         "one cold copy"
     );
 
-    alice.delete(&format!("/v1/files/{a_id}")).await.expect(204);
+    alice.delete(&path(DeleteFile, a_id)).await.expect(204);
     assert_eq!(content_refs(&digest).await, Some(1));
     assert_eq!(bob.download(b_id).await, data);
 }
@@ -100,24 +101,19 @@ async fn a_false_declared_hash_is_replaced_by_the_computed_one() {
     let app = TestApp::new().await;
     let data = test_bytes(5000, 23);
     let claimed = sha256_hex(b"some other content");
-    let upload = app
+    let upload: CreateUploadResponse = app
         .post(
             "/v1/uploads",
             json!({"name": "lie.bin", "size": data.len(), "sha256": claimed}),
         )
         .await
-        .expect(201);
+        .expect_body(201);
     app.send_parts(&upload, &data, &[1]).await;
-    let upload_id = upload["upload_id"].as_str().unwrap();
-    let file = app
-        .post(&format!("/v1/uploads/{upload_id}/complete"), json!({}))
-        .await
-        .expect(201)["file"]
-        .clone();
-    assert_eq!(file["sha256"], claimed.as_str());
-    let verified = app.verified(file["file_id"].as_str().unwrap()).await;
-    assert_eq!(verified["sha256"], sha256_hex(&data).as_str());
-    assert_eq!(verified["declared_sha256"], claimed.as_str());
+    let file = app.complete(&upload.upload_id).await;
+    assert_eq!(file.sha256.as_ref(), Some(&claimed));
+    let verified = app.verified(&file.file_id).await;
+    assert_eq!(verified.sha256, Some(sha256_hex(&data)));
+    assert_eq!(verified.declared_sha256, Some(claimed.clone()));
     assert_eq!(
         content_refs(&claimed).await,
         None,
@@ -131,7 +127,7 @@ async fn duplicate_event_delivery_changes_nothing() {
     let app = TestApp::new().await;
     let data = test_bytes(4096, 24);
     let file = app.upload("dup.bin", &data, None).await;
-    let file_id = file["file_id"].as_str().unwrap();
+    let file_id = &file.file_id;
     app.verified(file_id).await;
     let digest = sha256_hex(&data);
     assert_eq!(content_refs(&digest).await, Some(1));
@@ -145,10 +141,7 @@ async fn duplicate_event_delivery_changes_nothing() {
         assert!(response.batch_item_failures.is_empty());
     }
     assert_eq!(content_refs(&digest).await, Some(1));
-    assert_eq!(
-        app.get(&format!("/v1/files/{file_id}")).await.expect(200)["verified"],
-        true
-    );
+    assert!(app.file(file_id).await.verified);
 }
 
 /// A message that can never be handled is retried, then parked in the dead-letter queue.
@@ -188,7 +181,7 @@ async fn with_zero_retention_downloads_come_from_the_cold_store() {
     let app = TestApp::new_at(&local.base_url()).await;
     let data = test_bytes(7 * MIB, 25);
     let file = app.upload("cold-only.bin", &data, Some(5 * MIB)).await;
-    let file_id = file["file_id"].as_str().unwrap();
+    let file_id = &file.file_id;
     app.verified(file_id).await;
 
     let hot_key = format!("files/{}/{file_id}", app.user_id);
@@ -204,12 +197,10 @@ async fn with_zero_retention_downloads_come_from_the_cold_store() {
     })
     .await;
     let url = app
-        .get(&format!("/v1/files/{file_id}/download"))
+        .get(&path(DownloadFile, file_id))
         .await
-        .expect(200)["url"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        .expect_body::<DownloadResponse>(200)
+        .url;
     let cold_endpoint = local
         .state
         .config
@@ -238,7 +229,7 @@ async fn a_crash_between_cold_copy_and_metadata_is_finished_by_the_retry() {
     let app = TestApp::new_at(&local.base_url()).await;
     let data = test_bytes(6 * MIB, 26);
     let file = app.upload("crash.bin", &data, Some(5 * MIB)).await;
-    let file_id = file["file_id"].as_str().unwrap();
+    let file_id = &file.file_id;
     let key = format!("files/{}/{file_id}", app.user_id);
     let state = &local.state;
     let cold = state.cold.as_ref().unwrap();
@@ -280,7 +271,7 @@ async fn a_crash_between_cold_copy_and_metadata_is_finished_by_the_retry() {
     .await;
     assert!(response.batch_item_failures.is_empty());
     let verified = app.verified(file_id).await;
-    assert_eq!(verified["sha256"], sha256_hex(&data).as_str());
+    assert_eq!(verified.sha256, Some(sha256_hex(&data)));
     let content = state
         .repo
         .get_content(&sha256_hex(&data))
@@ -306,7 +297,7 @@ async fn cold_store_down_ends_in_the_dead_letter_queue_and_verifies_nothing() {
     let app = TestApp::new_at(&local.base_url()).await;
     let data = test_bytes(3000, 27);
     let file = app.upload("down.bin", &data, None).await;
-    let file_id = file["file_id"].as_str().unwrap().to_string();
+    let file_id = file.file_id;
 
     let sqs = aws_sdk_sqs::Client::new(&local.sdk);
     let dlq = local.queues.dead_letter_queue_url.clone();
@@ -318,9 +309,9 @@ async fn cold_store_down_ends_in_the_dead_letter_queue_and_verifies_nothing() {
     })
     .await;
     assert!(parked.contains(&file_id), "{parked}");
-    let now = app.get(&format!("/v1/files/{file_id}")).await.expect(200);
-    assert_eq!(now["verified"], false);
-    assert_eq!(now["tier"], "hot");
+    let now = app.file(&file_id).await;
+    assert!(!now.verified);
+    assert_eq!(now.tier, "hot");
     assert_eq!(app.download(&file_id).await, data);
     local.stop().await;
 }

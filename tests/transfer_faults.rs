@@ -252,7 +252,7 @@ impl Staged {
         let app = TestApp::new_at(&local.base_url()).await;
         let data = test_bytes(size, seed);
         let file = app.upload("fault.bin", &data, Some(part_size)).await;
-        let file_id = file["file_id"].as_str().unwrap().to_string();
+        let file_id = file.file_id;
         let key = format!("files/{}/{file_id}", app.user_id);
         Self {
             local,

@@ -5,7 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::helpers::{TestApp, http_client, system};
+use filestore_contract::RouteKey;
+use filestore_contract::api::DownloadResponse;
+
+use crate::helpers::{TestApp, http_client, path, system};
 
 /// The page and its assets come with their content types and a policy that lets the page's
 /// own script reach the API and the S3 endpoint; API paths keep answering as the API.
@@ -58,10 +61,8 @@ async fn buckets_let_the_page_put_parts_and_read_the_etag() {
     let sys = system();
     let app = TestApp::new().await;
     let upload = app.create_upload("cors.bin", 3, None).await;
-    let part = &app
-        .presign(upload["upload_id"].as_str().unwrap(), &[1])
-        .await[0];
-    let url = part["url"].as_str().unwrap();
+    let part = &app.presign(&upload.upload_id, &[1]).await[0];
+    let url = part.url.as_str();
     let client = http_client();
     let origin = sys.base_url.as_str();
 
@@ -109,15 +110,12 @@ async fn buckets_let_the_page_put_parts_and_read_the_etag() {
 async fn download_url_answers_as_an_attachment_under_the_files_name() {
     let app = TestApp::new().await;
     let file = app.upload("notes ✓.txt", b"plain text", None).await;
-    let link = app
-        .get(&format!(
-            "/v1/files/{}/download",
-            file["file_id"].as_str().unwrap()
-        ))
+    let link: DownloadResponse = app
+        .get(&path(RouteKey::DownloadFile, &file.file_id))
         .await
-        .expect(200);
+        .expect_body(200);
     let resp = http_client()
-        .get(link["url"].as_str().unwrap())
+        .get(&link.url)
         .header("origin", system().base_url.as_str())
         .send()
         .await

@@ -1,7 +1,15 @@
 //! A client of the API as the tests use it: a fresh user per test, the upload flow in one
 //! call, whole responses with the contract's error shape checked.
 
+use filestore_contract::RouteKey;
+use filestore_contract::api::{
+    CreateUploadRequest, CreateUploadResponse, DownloadResponse, FileEnvelope, FileList, FileView,
+    LoginResponse, MeResponse, PART_METHOD, PresignPartsResponse, PresignedPart, SignupResponse,
+    UploadList, UploadView,
+};
+use filestore_contract::domain::{FileName, ObjectSize, PartSize};
 use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::system::system;
@@ -58,6 +66,14 @@ impl Resp {
         } else {
             self.json()
         }
+    }
+
+    /// Asserts the status and reads the body as a contract type.
+    #[track_caller]
+    pub fn expect_body<T: DeserializeOwned>(&self, status: u16) -> T {
+        let body = self.expect(status);
+        serde_json::from_value(body.clone())
+            .unwrap_or_else(|e| panic!("not the expected body ({e}): {body}"))
     }
 
     /// Asserts an error status and code, and that the body is exactly the error shape.
@@ -137,22 +153,17 @@ impl TestApp {
         let mut app = Self::anonymous_at(base);
         let username = unique_name("user_");
         let password = "correct horse battery".to_string();
-        let body = app
-            .post(
-                "/v1/auth/signup",
-                json!({"username": username, "password": password}),
-            )
+        let credentials = json!({"username": username, "password": password});
+        let signup: SignupResponse = app
+            .post(RouteKey::Signup.template(), credentials.clone())
             .await
-            .expect(201);
-        app.user_id = body["user_id"].as_str().unwrap().to_string();
-        let login = app
-            .post(
-                "/v1/auth/login",
-                json!({"username": username, "password": password}),
-            )
+            .expect_body(201);
+        app.user_id = signup.user_id;
+        let login: LoginResponse = app
+            .post(RouteKey::Login.template(), credentials)
             .await
-            .expect(200);
-        app.token = Some(login["token"].as_str().unwrap().to_string());
+            .expect_body(200);
+        app.token = Some(login.token);
         app.username = username;
         app.password = password;
         app
@@ -212,35 +223,43 @@ impl TestApp {
         .await
     }
 
-    /// Creates an upload and returns its JSON.
-    pub async fn create_upload(&self, name: &str, size: usize, part_size: Option<usize>) -> Value {
-        let mut body = json!({"name": name, "size": size});
-        if let Some(p) = part_size {
-            body["part_size"] = json!(p);
-        }
-        self.post("/v1/uploads", body).await.expect(201)
+    /// Creates an upload (201) and returns it.
+    pub async fn create_upload(
+        &self,
+        name: &str,
+        size: usize,
+        part_size: Option<usize>,
+    ) -> CreateUploadResponse {
+        let body = CreateUploadRequest {
+            name: FileName::parse(name).expect("a valid file name"),
+            size: ObjectSize::parse(size as u64).expect("a valid size"),
+            sha256: None,
+            content_type: None,
+            part_size: part_size.map(|p| PartSize::parse(p as u64).expect("a valid part size")),
+        };
+        self.post(RouteKey::CreateUpload.template(), json!(body))
+            .await
+            .expect_body(201)
     }
 
-    /// Presigns parts and returns the `parts` array.
-    pub async fn presign(&self, upload_id: &str, parts: &[u64]) -> Vec<Value> {
+    /// Presigns parts (200) and returns them.
+    pub async fn presign(&self, upload_id: &str, parts: &[u64]) -> Vec<PresignedPart> {
         self.post(
-            &format!("/v1/uploads/{upload_id}/parts"),
+            &path(RouteKey::PresignParts, upload_id),
             json!({"part_numbers": parts}),
         )
         .await
-        .expect(200)["parts"]
-            .as_array()
-            .unwrap()
-            .clone()
+        .expect_body::<PresignPartsResponse>(200)
+        .parts
     }
 
     /// PUTs bytes to a presigned part exactly as a client must: the URL, the method and the
     /// headers it came with. Returns the status.
-    pub async fn put_part(&self, part: &Value, bytes: Vec<u8>) -> u16 {
-        assert_eq!(part["method"], "PUT");
-        let mut req = self.http.put(part["url"].as_str().unwrap());
-        for (name, value) in part["headers"].as_object().unwrap() {
-            req = req.header(name, value.as_str().unwrap());
+    pub async fn put_part(&self, part: &PresignedPart, bytes: Vec<u8>) -> u16 {
+        assert_eq!(part.method, PART_METHOD);
+        let mut req = self.http.put(&part.url);
+        for (name, value) in &part.headers {
+            req = req.header(name, value);
         }
         req.body(bytes)
             .send()
@@ -251,35 +270,69 @@ impl TestApp {
     }
 
     /// Sends the given parts of `data` under the upload's plan.
-    pub async fn send_parts(&self, upload: &Value, data: &[u8], parts: &[u64]) {
-        let id = upload["upload_id"].as_str().unwrap();
-        let part_size = upload["part_size"].as_u64().unwrap() as usize;
-        for part in self.presign(id, parts).await {
-            let n = part["part_number"].as_u64().unwrap() as usize;
-            let start = (n - 1) * part_size;
+    pub async fn send_parts(&self, upload: &CreateUploadResponse, data: &[u8], parts: &[u64]) {
+        let part_size = upload.part_size as usize;
+        for part in self.presign(&upload.upload_id, parts).await {
+            let start = (part.part_number as usize - 1) * part_size;
             let end = (start + part_size).min(data.len());
             assert_eq!(self.put_part(&part, data[start..end].to_vec()).await, 200);
         }
     }
 
-    /// Uploads `data` through the whole flow and returns the File.
-    pub async fn upload(&self, name: &str, data: &[u8], part_size: Option<usize>) -> Value {
-        let upload = self.create_upload(name, data.len(), part_size).await;
-        let count = upload["part_count"].as_u64().unwrap();
-        let all: Vec<u64> = (1..=count).collect();
-        self.send_parts(&upload, data, &all).await;
-        let id = upload["upload_id"].as_str().unwrap();
-        self.post(&format!("/v1/uploads/{id}/complete"), json!({}))
+    /// Completes an upload (201) and returns the File it made.
+    pub async fn complete(&self, upload_id: &str) -> FileView {
+        self.post(&path(RouteKey::CompleteUpload, upload_id), json!({}))
             .await
-            .expect(201)["file"]
-            .clone()
+            .expect_body::<FileEnvelope>(201)
+            .file
+    }
+
+    /// Uploads `data` through the whole flow and returns the File.
+    pub async fn upload(&self, name: &str, data: &[u8], part_size: Option<usize>) -> FileView {
+        let upload = self.create_upload(name, data.len(), part_size).await;
+        let all: Vec<u64> = (1..=upload.part_count).collect();
+        self.send_parts(&upload, data, &all).await;
+        self.complete(&upload.upload_id).await
+    }
+
+    /// The File (200).
+    pub async fn file(&self, file_id: &str) -> FileView {
+        self.get(&path(RouteKey::GetFile, file_id))
+            .await
+            .expect_body(200)
+    }
+
+    /// The first page of the user's files (200).
+    pub async fn list_files(&self) -> FileList {
+        self.get(RouteKey::ListFiles.template())
+            .await
+            .expect_body(200)
+    }
+
+    /// The user's unfinished uploads (200).
+    pub async fn list_uploads(&self) -> UploadList {
+        self.get(RouteKey::ListUploads.template())
+            .await
+            .expect_body(200)
+    }
+
+    /// An upload with the parts S3 holds (200).
+    pub async fn upload_status(&self, upload_id: &str) -> UploadView {
+        self.get(&path(RouteKey::UploadStatus, upload_id))
+            .await
+            .expect_body(200)
+    }
+
+    /// The user's account and usage (200).
+    pub async fn me(&self) -> MeResponse {
+        self.get(RouteKey::Me.template()).await.expect_body(200)
     }
 
     /// Waits until the transfer has verified a file, and returns it.
-    pub async fn verified(&self, file_id: &str) -> Value {
+    pub async fn verified(&self, file_id: &str) -> FileView {
         eventually(60, "the file to be verified", || async {
-            let file = self.get(&format!("/v1/files/{file_id}")).await.expect(200);
-            (file["verified"] == true).then_some(file)
+            let file = self.file(file_id).await;
+            file.verified.then_some(file)
         })
         .await
     }
@@ -287,14 +340,19 @@ impl TestApp {
     /// Downloads a file's bytes through its presigned URL.
     pub async fn download(&self, file_id: &str) -> Vec<u8> {
         let url = self
-            .get(&format!("/v1/files/{file_id}/download"))
+            .get(&path(RouteKey::DownloadFile, file_id))
             .await
-            .expect(200)["url"]
-            .as_str()
-            .unwrap()
-            .to_string();
+            .expect_body::<DownloadResponse>(200)
+            .url;
         let resp = self.http.get(url).send().await.unwrap();
         assert_eq!(resp.status(), 200);
         resp.bytes().await.unwrap().to_vec()
     }
+}
+
+/// The path of a route with an `{id}`, e.g. `path(RouteKey::GetFile, id)` is `/v1/files/<id>`.
+pub fn path(route: RouteKey, id: &str) -> String {
+    let template = route.template();
+    assert!(template.contains("{id}"), "{template} takes no id");
+    template.replace("{id}", id)
 }

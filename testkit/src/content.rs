@@ -1,5 +1,6 @@
 //! Bytes to upload, their hash, and what an honest client proves about them.
 
+use filestore_contract::api::ChallengeResponse;
 use sha2::Digest;
 
 /// Deterministic, non-repeating test bytes (so a shifted or swapped part is caught).
@@ -16,14 +17,11 @@ pub fn sha256_hex(data: &[u8]) -> String {
 }
 
 /// Answers an instant-upload challenge from the bytes, as an honest client does.
-pub fn answer(challenge: &serde_json::Value, data: &[u8]) -> String {
+pub fn answer(challenge: &ChallengeResponse, data: &[u8]) -> String {
     let mut hasher = sha2::Sha256::new();
-    hasher.update(hex::decode(challenge["nonce"].as_str().unwrap()).unwrap());
-    for r in challenge["ranges"].as_array().unwrap() {
-        let (offset, length) = (
-            r["offset"].as_u64().unwrap() as usize,
-            r["length"].as_u64().unwrap() as usize,
-        );
+    hasher.update(hex::decode(&challenge.nonce).expect("the nonce is hex"));
+    for r in &challenge.ranges {
+        let (offset, length) = (r.offset as usize, r.length as usize);
         hasher.update(&data[offset..offset + length]);
     }
     hex::encode(hasher.finalize())

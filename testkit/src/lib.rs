@@ -14,7 +14,7 @@ pub mod app;
 pub mod content;
 pub mod system;
 
-pub use app::{Resp, TestApp, eventually, http_client, unique_name};
+pub use app::{Resp, TestApp, eventually, http_client, path, unique_name};
 pub use content::{answer, sha256_hex, test_bytes};
 pub use system::{System, system};
 

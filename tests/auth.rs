@@ -1,5 +1,6 @@
 //! Accounts: signup, login, `GET /v1/me`, and what tokens are accepted.
 
+use filestore_contract::api::LoginResponse;
 use serde_json::json;
 
 use crate::helpers::{TestApp, unique_name};
@@ -8,15 +9,15 @@ use crate::helpers::{TestApp, unique_name};
 #[tokio::test]
 async fn signup_login_and_me() {
     let app = TestApp::new().await;
-    let me = app.get("/v1/me").await.expect(200);
-    assert_eq!(me["user_id"], app.user_id.as_str());
-    assert_eq!(me["username"], app.username.as_str());
-    assert_eq!(me["used_bytes"], 0);
-    assert_eq!(me["file_count"], 0);
-    assert_eq!(me["quota_bytes"], 10u64 * 1024 * 1024 * 1024);
+    let me = app.me().await;
+    assert_eq!(me.user_id, app.user_id);
+    assert_eq!(me.username, app.username);
+    assert_eq!(me.used_bytes, 0);
+    assert_eq!(me.file_count, 0);
+    assert_eq!(me.quota_bytes, 10u64 * 1024 * 1024 * 1024);
     assert!(
         time::OffsetDateTime::parse(
-            me["created_at"].as_str().unwrap(),
+            &me.created_at,
             &time::format_description::well_known::Rfc3339
         )
         .is_ok()
@@ -76,10 +77,8 @@ async fn password_change_revokes_earlier_tokens() {
             json!({"username": app.username, "password": app.password}),
         )
         .await
-        .expect(200)["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        .expect_body::<LoginResponse>(200)
+        .token;
 
     app.post(
         "/v1/auth/password",
@@ -121,12 +120,10 @@ async fn password_change_revokes_earlier_tokens() {
             json!({"username": app.username, "password": "a new password"}),
         )
         .await
-        .expect(200)["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let me = app.with_token(Some(&fresh)).get("/v1/me").await.expect(200);
-    assert_eq!(me["user_id"], app.user_id.as_str());
+        .expect_body::<LoginResponse>(200)
+        .token;
+    let me = app.with_token(Some(&fresh)).me().await;
+    assert_eq!(me.user_id, app.user_id);
 }
 
 /// After 5 failed logins for one username within 15 minutes, login answers 429 with

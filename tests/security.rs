@@ -3,7 +3,9 @@
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use filestore_contract::RouteKey;
-use filestore_contract::api::CreateShareResponse;
+use filestore_contract::api::{
+    CreateShareResponse, FileList, PresignPartsResponse, ShareList, UploadList,
+};
 use filestore_contract::domain::UploadState;
 use filestore_shared::http::MAX_BODY_BYTES;
 use reqwest::Method;
@@ -32,6 +34,11 @@ impl Case {
             status,
             code,
         }
+    }
+
+    /// A route of the contract with its method, on `id`.
+    fn route(route: RouteKey, id: &str, status: u16, code: &'static str) -> Self {
+        Self::new(route.method(), path(route, id), status, code)
     }
 
     /// With a JSON body.
@@ -173,13 +180,12 @@ async fn own_things(app: &TestApp, seed: u64) -> Owned {
     }
 }
 
-fn ids_of(list: &Value, field: &str, id: &str) -> Vec<String> {
-    list[field]
-        .as_array()
-        .unwrap_or_else(|| panic!("no {field} array: {list}"))
-        .iter()
-        .map(|item| item[id].as_str().unwrap().to_string())
-        .collect()
+fn file_ids(list: &FileList) -> Vec<String> {
+    list.files.iter().map(|f| f.file_id.clone()).collect()
+}
+
+fn upload_ids(list: &UploadList) -> Vec<String> {
+    list.uploads.iter().map(|u| u.upload_id.clone()).collect()
 }
 
 /// Every route that takes an id answers 404 to another user, exactly as for an id that does
@@ -198,116 +204,59 @@ async fn another_users_ids_are_404_on_every_route_and_change_nothing() {
     let mut cases = Vec::new();
     for upload in [active, completed] {
         cases.extend([
-            Case::new(
-                Method::GET,
-                format!("/v1/uploads/{upload}"),
-                404,
-                "not_found",
-            ),
-            Case::new(
-                Method::POST,
-                format!("/v1/uploads/{upload}/parts"),
-                404,
-                "not_found",
-            )
-            .json(json!({"part_numbers": [1]})),
-            Case::new(
-                Method::POST,
-                format!("/v1/uploads/{upload}/complete"),
-                404,
-                "not_found",
-            )
-            .json(json!({})),
-            Case::new(
-                Method::DELETE,
-                format!("/v1/uploads/{upload}"),
-                404,
-                "not_found",
-            ),
+            Case::route(RouteKey::UploadStatus, upload, 404, "not_found"),
+            Case::route(RouteKey::PresignParts, upload, 404, "not_found")
+                .json(json!({"part_numbers": [1]})),
+            Case::route(RouteKey::CompleteUpload, upload, 404, "not_found").json(json!({})),
+            Case::route(RouteKey::AbortUpload, upload, 404, "not_found"),
         ]);
     }
     cases.extend([
-        Case::new(Method::GET, format!("/v1/files/{file}"), 404, "not_found"),
+        Case::route(RouteKey::GetFile, file, 404, "not_found"),
+        Case::route(RouteKey::DownloadFile, file, 404, "not_found"),
         Case::new(
             Method::GET,
-            format!("/v1/files/{file}/download"),
+            format!("{}?redirect=true", path(RouteKey::DownloadFile, file)),
             404,
             "not_found",
         ),
-        Case::new(
-            Method::GET,
-            format!("/v1/files/{file}/download?redirect=true"),
-            404,
-            "not_found",
-        ),
-        Case::new(Method::PATCH, format!("/v1/files/{file}"), 404, "not_found")
+        Case::route(RouteKey::RenameFile, file, 404, "not_found")
             .json(json!({"name": "pwned.txt"})),
-        Case::new(
-            Method::DELETE,
-            format!("/v1/files/{file}"),
-            404,
-            "not_found",
-        ),
-        Case::new(
-            Method::POST,
-            format!("/v1/files/{file}/shares"),
-            404,
-            "not_found",
-        )
-        .json(json!({"expires_in": 600})),
-        Case::new(
-            Method::GET,
-            format!("/v1/files/{file}/shares"),
-            404,
-            "not_found",
-        ),
-        Case::new(
-            Method::DELETE,
-            format!("/v1/shares/{}", owned.share_id),
-            404,
-            "not_found",
-        ),
+        Case::route(RouteKey::DeleteFile, file, 404, "not_found"),
+        Case::route(RouteKey::CreateShare, file, 404, "not_found").json(json!({"expires_in": 600})),
+        Case::route(RouteKey::ListShares, file, 404, "not_found"),
+        Case::route(RouteKey::RevokeShare, &owned.share_id, 404, "not_found"),
     ]);
     expect_all(&b, cases).await;
     // The owner's share link still works and was not counted.
-    let shares = a.get(&format!("/v1/files/{file}/shares")).await.expect(200);
-    assert_eq!(
-        ids_of(&shares, "shares", "share_id"),
-        vec![owned.share_id.clone()]
-    );
-    assert_eq!(shares["shares"][0]["downloads"], 0);
+    let shares: ShareList = a
+        .get(&path(RouteKey::ListShares, file))
+        .await
+        .expect_body(200);
+    let share_ids: Vec<&str> = shares.shares.iter().map(|s| s.share_id.as_str()).collect();
+    assert_eq!(share_ids, [owned.share_id.as_str()]);
+    assert_eq!(shares.shares[0].downloads, 0);
 
     // The owner's file: same name, same bytes, still counted.
-    let got = a.get(&format!("/v1/files/{file}")).await.expect(200);
-    assert_eq!(got["name"], owned.name.as_str());
+    assert_eq!(a.file(file).await.name, owned.name);
     assert_eq!(a.download(file).await, owned.data);
-    let me = a.get("/v1/me").await.expect(200);
-    assert_eq!(
-        (me["file_count"].as_u64(), me["used_bytes"].as_u64()),
-        (Some(1), Some(1024))
-    );
+    let me = a.me().await;
+    assert_eq!((me.file_count, me.used_bytes), (1, 1024));
 
     // The owner's uploads: the active one still listed with its part in S3, the completed
     // one still pointing at the file.
-    let uploads = a.get("/v1/uploads").await.expect(200);
-    assert_eq!(
-        ids_of(&uploads, "uploads", "upload_id"),
-        vec![active.clone()]
-    );
-    let status = a.get(&format!("/v1/uploads/{active}")).await.expect(200);
-    assert_eq!(status["state"], "active");
-    assert_eq!(status["parts_done"].as_array().map(Vec::len), Some(1));
-    let status = a.get(&format!("/v1/uploads/{completed}")).await.expect(200);
-    assert_eq!(status["state"], "completed");
-    assert_eq!(status["file_id"], file.as_str());
+    assert_eq!(upload_ids(&a.list_uploads().await), vec![active.clone()]);
+    let status = a.upload_status(active).await;
+    assert_eq!(status.state, UploadState::Active);
+    assert_eq!(status.parts_done.as_ref().map(Vec::len), Some(1));
+    let status = a.upload_status(completed).await;
+    assert_eq!(status.state, UploadState::Completed);
+    assert_eq!(status.file_id.as_ref(), Some(file));
 
     // Nothing leaked into the caller's own account either (a rename must not upsert).
-    let me = b.get("/v1/me").await.expect(200);
-    assert_eq!(
-        (me["file_count"].as_u64(), me["used_bytes"].as_u64()),
-        (Some(0), Some(0))
-    );
-    assert!(ids_of(&b.get("/v1/files").await.expect(200), "files", "file_id").is_empty());
+    let me = b.me().await;
+    assert_eq!((me.file_count, me.used_bytes), (0, 0));
+    assert!(file_ids(&b.list_files().await).is_empty());
 }
 
 /// Listings are scoped to the caller: B sees exactly B's files and uploads, never A's, even
@@ -319,25 +268,20 @@ async fn listings_show_only_the_callers_items() {
     let theirs = own_things(&a, 21).await;
     let mine = own_things(&b, 22).await;
 
-    let files = b.get("/v1/files").await.expect(200);
+    assert_eq!(file_ids(&b.list_files().await), vec![mine.file_id.clone()]);
     assert_eq!(
-        ids_of(&files, "files", "file_id"),
-        vec![mine.file_id.clone()]
-    );
-    let uploads = b.get("/v1/uploads").await.expect(200);
-    assert_eq!(
-        ids_of(&uploads, "uploads", "upload_id"),
+        upload_ids(&b.list_uploads().await),
         vec![mine.active_upload_id.clone()]
     );
 
     let forged = filestore_files::encode_cursor(&theirs.file_id);
-    let page = b
+    let page: FileList = b
         .get(&format!("/v1/files?cursor={forged}&limit=1000"))
         .await
-        .expect(200);
+        .expect_body(200);
     assert!(
-        !ids_of(&page, "files", "file_id").contains(&theirs.file_id),
-        "A's file listed to B: {page}"
+        !file_ids(&page).contains(&theirs.file_id),
+        "A's file listed to B: {page:?}"
     );
 }
 
@@ -454,7 +398,7 @@ async fn unauthorized_answers_carry_www_authenticate_bearer() {
 async fn malformed_bodies_are_400_on_every_route_with_a_body() {
     let app = TestApp::new().await;
     let owned = own_things(&app, 31).await;
-    let upload = format!("/v1/uploads/{}", owned.active_upload_id);
+    let upload = &owned.active_upload_id;
     let routes: Vec<(Method, String, Value)> = vec![
         (
             Method::POST,
@@ -473,13 +417,17 @@ async fn malformed_bodies_are_400_on_every_route_with_a_body() {
         ),
         (
             Method::POST,
-            format!("{upload}/parts"),
+            path(RouteKey::PresignParts, upload),
             json!({"part_numbers": [1]}),
         ),
-        (Method::POST, format!("{upload}/complete"), json!({})),
+        (
+            Method::POST,
+            path(RouteKey::CompleteUpload, upload),
+            json!({}),
+        ),
         (
             Method::PATCH,
-            format!("/v1/files/{}", owned.file_id),
+            path(RouteKey::RenameFile, &owned.file_id),
             json!({"name": "renamed.txt"}),
         ),
     ];
@@ -532,12 +480,12 @@ async fn malformed_bodies_are_400_on_every_route_with_a_body() {
         ),
         invalid(
             Method::POST,
-            &format!("{upload}/parts"),
+            &path(RouteKey::PresignParts, upload),
             json!({"part_numbers": "1"}),
         ),
         invalid(
             Method::POST,
-            &format!("{upload}/parts"),
+            &path(RouteKey::PresignParts, upload),
             json!({"part_numbers": ["1"]}),
         ),
         invalid(
@@ -549,19 +497,10 @@ async fn malformed_bodies_are_400_on_every_route_with_a_body() {
     expect_all(&app, cases).await;
 
     // Nothing above was taken as a valid request.
-    let file = app
-        .get(&format!("/v1/files/{}", owned.file_id))
-        .await
-        .expect(200);
-    assert_eq!(file["name"], owned.name.as_str());
-    let status = app.get(&upload).await.expect(200);
-    assert_eq!(status["state"], "active");
+    assert_eq!(app.file(&owned.file_id).await.name, owned.name);
+    assert_eq!(app.upload_status(upload).await.state, UploadState::Active);
     assert_eq!(
-        ids_of(
-            &app.get("/v1/uploads").await.expect(200),
-            "uploads",
-            "upload_id"
-        ),
+        upload_ids(&app.list_uploads().await),
         vec![owned.active_upload_id.clone()]
     );
 }
@@ -698,14 +637,7 @@ async fn create_upload_rejects_bad_names_sizes_part_sizes_hashes_and_content_typ
     expect_all(&app, cases).await;
 
     // The limits themselves are accepted, and nothing above left an upload behind.
-    assert!(
-        ids_of(
-            &app.get("/v1/uploads").await.expect(200),
-            "uploads",
-            "upload_id"
-        )
-        .is_empty()
-    );
+    assert!(upload_ids(&app.list_uploads().await).is_empty());
     for body in [
         json!({"name": "é".repeat(127) + "a", "size": 0}),
         json!({"name": "x", "size": 5 * TIB, "part_size": 5 * 1024 * MIB,
@@ -721,7 +653,7 @@ async fn create_upload_rejects_bad_names_sizes_part_sizes_hashes_and_content_typ
 async fn rename_rejects_bad_names_and_keeps_the_old_one() {
     let app = TestApp::new().await;
     let owned = own_things(&app, 41).await;
-    let path = format!("/v1/files/{}", owned.file_id);
+    let path = path(RouteKey::RenameFile, &owned.file_id);
     let cases = [
         String::new(),
         "a/b".into(),
@@ -735,8 +667,7 @@ async fn rename_rejects_bad_names_and_keeps_the_old_one() {
     .map(|name| invalid(Method::PATCH, &path, json!({ "name": name })))
     .collect();
     expect_all(&app, cases).await;
-    let file = app.get(&path).await.expect(200);
-    assert_eq!(file["name"], owned.name.as_str());
+    assert_eq!(app.file(&owned.file_id).await.name, owned.name);
 }
 
 /// Presign checks its list before signing anything: 1..1000 distinct part numbers within the
@@ -803,9 +734,9 @@ async fn presign_rejects_bad_part_numbers_and_checksums() {
             json!({"part_numbers": [1, 3], "checksums_sha256": {"3": sum}}),
         )
         .await
-        .expect(200)["parts"]
-        .clone();
-    assert_eq!(parts[1]["headers"]["x-amz-checksum-sha256"], sum.as_str());
+        .expect_body::<PresignPartsResponse>(200)
+        .parts;
+    assert_eq!(parts[1].headers.get("x-amz-checksum-sha256"), Some(&sum));
 }
 
 /// A SHA-256 written as hex: a digest, but not the base64 S3 wants.
@@ -850,7 +781,10 @@ async fn list_and_download_reject_bad_query_parameters() {
     for flag in ["yes", "TRUE", "2", ""] {
         cases.push(Case::new(
             Method::GET,
-            format!("/v1/files/{}/download?redirect={flag}", owned.file_id),
+            format!(
+                "{}?redirect={flag}",
+                path(RouteKey::DownloadFile, &owned.file_id)
+            ),
             400,
             "invalid_redirect",
         ));
@@ -859,14 +793,11 @@ async fn list_and_download_reject_bad_query_parameters() {
 
     // The bounds are accepted.
     for limit in [1, 1000] {
-        let page = app
+        let page: FileList = app
             .get(&format!("/v1/files?limit={limit}"))
             .await
-            .expect(200);
-        assert_eq!(
-            ids_of(&page, "files", "file_id"),
-            vec![owned.file_id.clone()]
-        );
+            .expect_body(200);
+        assert_eq!(file_ids(&page), vec![owned.file_id.clone()]);
     }
 }
 
@@ -990,14 +921,14 @@ async fn unknown_paths_are_404_and_wrong_methods_are_405() {
 async fn bodies_over_128_kib_are_413() {
     let app = TestApp::new().await;
     let owned = own_things(&app, 61).await;
-    let upload = format!("/v1/uploads/{}", owned.active_upload_id);
+    let upload = &owned.active_upload_id;
     let routes = [
         (Method::POST, "/v1/auth/signup".to_string()),
         (Method::POST, "/v1/auth/login".into()),
         (Method::POST, "/v1/uploads".into()),
-        (Method::POST, format!("{upload}/parts")),
-        (Method::POST, format!("{upload}/complete")),
-        (Method::PATCH, format!("/v1/files/{}", owned.file_id)),
+        (Method::POST, path(RouteKey::PresignParts, upload)),
+        (Method::POST, path(RouteKey::CompleteUpload, upload)),
+        (Method::PATCH, path(RouteKey::RenameFile, &owned.file_id)),
     ];
     let padded = |len: usize| {
         let head = r#"{"name":""#;
@@ -1018,11 +949,7 @@ async fn bodies_over_128_kib_are_413() {
         );
     }
     expect_all(&app, cases).await;
-    let file = app
-        .get(&format!("/v1/files/{}", owned.file_id))
-        .await
-        .expect(200);
-    assert_eq!(file["name"], owned.name.as_str());
+    assert_eq!(app.file(&owned.file_id).await.name, owned.name);
 }
 
 /// A completed upload cannot be presigned or aborted (409 `upload_completed`); completing it
@@ -1031,33 +958,23 @@ async fn bodies_over_128_kib_are_413() {
 async fn a_completed_upload_refuses_presign_and_abort_and_completes_to_the_same_file() {
     let app = TestApp::new().await;
     let owned = own_things(&app, 71).await;
-    let upload = format!("/v1/uploads/{}", owned.completed_upload_id);
+    let upload = &owned.completed_upload_id;
     expect_all(
         &app,
         vec![
-            Case::new(
-                Method::POST,
-                format!("{upload}/parts"),
-                409,
-                "upload_completed",
-            )
-            .json(json!({"part_numbers": [1]})),
-            Case::new(Method::DELETE, upload.clone(), 409, "upload_completed"),
+            Case::route(RouteKey::PresignParts, upload, 409, "upload_completed")
+                .json(json!({"part_numbers": [1]})),
+            Case::route(RouteKey::AbortUpload, upload, 409, "upload_completed"),
         ],
     )
     .await;
-    let again = app
-        .post(&format!("{upload}/complete"), json!({}))
-        .await
-        .expect(201);
-    assert_eq!(again["file"]["file_id"], owned.file_id.as_str());
-    let files = app.get("/v1/files").await.expect(200);
+    let again = app.complete(upload).await;
+    assert_eq!(again.file_id, owned.file_id);
     assert_eq!(
-        ids_of(&files, "files", "file_id"),
+        file_ids(&app.list_files().await),
         vec![owned.file_id.clone()]
     );
-    let me = app.get("/v1/me").await.expect(200);
-    assert_eq!(me["file_count"], 1);
+    assert_eq!(app.me().await.file_count, 1);
 }
 
 /// Completing before every part is in S3 is a 409 `parts_missing`, and the upload stays active.

@@ -106,6 +106,12 @@ pub async fn app_state() -> filestore_shared::AppState {
     )
 }
 
+/// The endpoint of a local system's cold store, where cold downloads point.
+pub fn cold_endpoint(local: &filestore_dev::LocalSystem) -> String {
+    let cold = local.state.config.cold.as_ref().expect("a cold store");
+    cold.endpoint_url.clone().expect("a cold endpoint")
+}
+
 /// An SQS client on the emulator.
 pub async fn sqs() -> aws_sdk_sqs::Client {
     let sys = system();

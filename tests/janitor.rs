@@ -6,15 +6,14 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use filestore_contract::RouteKey::{DeleteFile, DownloadFile};
-use filestore_contract::api::DownloadResponse;
+use filestore_contract::RouteKey::DeleteFile;
 use filestore_dev::{LocalSystem, Options};
 use filestore_shared::repo::TransferCheckpoint;
 use time::OffsetDateTime;
 
 use crate::helpers::{
-    MIB, TestApp, app_state, aws, cold_s3, expire_upload, open_multipart_uploads, path, s3_event,
-    sha256_hex, sqs_batch, system, test_bytes,
+    MIB, TestApp, app_state, aws, cold_endpoint, cold_s3, expire_upload, open_multipart_uploads,
+    path, s3_event, sha256_hex, sqs_batch, system, test_bytes,
 };
 
 async fn cold_has(key: &str) -> bool {
@@ -129,20 +128,8 @@ async fn hot_copies_are_removed_once_their_retention_has_passed() {
     let response = filestore_transfer::handler(state, sqs_batch(&event), &Default::default()).await;
     assert!(response.batch_item_failures.is_empty());
     app.verified(file_id).await;
-    let cold_endpoint = state
-        .config
-        .cold
-        .as_ref()
-        .unwrap()
-        .endpoint_url
-        .clone()
-        .unwrap();
-    let download_url = || async {
-        app.get(&path(DownloadFile, file_id))
-            .await
-            .expect_body::<DownloadResponse>(200)
-            .url
-    };
+    let cold_endpoint = cold_endpoint(&local);
+    let download_url = || app.download_url(file_id);
 
     let now = OffsetDateTime::now_utc();
     let report = filestore_janitor::sweep(state, now).await.unwrap();

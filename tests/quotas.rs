@@ -10,6 +10,14 @@ use serde_json::json;
 
 use crate::helpers::{TestApp, aws, path, set_quota, system, test_bytes};
 
+/// Completes an upload and returns only the status, for races.
+async fn complete_status(app: &TestApp, upload_id: &str) -> u16 {
+    app.post(&path(CompleteUpload, upload_id), json!({}))
+        .await
+        .status
+        .as_u16()
+}
+
 async fn usage(app: &TestApp) -> (u64, u64) {
     let me = app.me().await;
     (me.used_bytes, me.file_count)
@@ -89,15 +97,7 @@ async fn used_bytes_is_exact_under_concurrent_completes_and_deletes() {
         expected += size as u64;
         uploads.push(ready(&app, &format!("new-{i}.bin"), &test_bytes(size, 100 + i)).await);
     }
-    let completes = uploads.iter().map(|id| {
-        let app = &app;
-        async move {
-            app.post(&path(CompleteUpload, id), json!({}))
-                .await
-                .status
-                .as_u16()
-        }
-    });
+    let completes = uploads.iter().map(|id| complete_status(&app, id));
     let deletes = old.iter().map(|id| {
         let app = &app;
         async move { app.delete(&path(DeleteFile, id)).await.status.as_u16() }
@@ -120,16 +120,7 @@ async fn concurrent_completes_never_pass_the_quota() {
     for i in 0..50u64 {
         uploads.push(ready(&app, &format!("n-{i}.bin"), &test_bytes(100, 200 + i)).await);
     }
-    let statuses: Vec<u16> = join_all(uploads.iter().map(|id| {
-        let app = &app;
-        async move {
-            app.post(&path(CompleteUpload, id), json!({}))
-                .await
-                .status
-                .as_u16()
-        }
-    }))
-    .await;
+    let statuses: Vec<u16> = join_all(uploads.iter().map(|id| complete_status(&app, id))).await;
     assert_eq!(
         statuses.iter().filter(|s| **s == 201).count(),
         25,

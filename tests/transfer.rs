@@ -2,14 +2,14 @@
 //! endpoint), content dedup by reference counting, redelivery and poison messages.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use filestore_contract::RouteKey::{DeleteFile, DownloadFile, GetFile};
-use filestore_contract::api::{CreateUploadResponse, DownloadResponse};
+use filestore_contract::RouteKey::{DeleteFile, GetFile};
+use filestore_contract::api::CreateUploadResponse;
 use filestore_transfer::{CopyJob, Place, Progress};
 use serde_json::json;
 
 use crate::helpers::{
-    MIB, TestApp, app_state, aws, cold_s3, eventually, path, s3_event, sha256_hex, sqs, sqs_batch,
-    system, test_bytes,
+    MIB, TestApp, app_state, aws, cold_endpoint, cold_s3, eventually, path, s3_event, sha256_hex,
+    sqs, sqs_batch, system, test_bytes,
 };
 
 async fn cold_object(key: &str) -> Option<Vec<u8>> {
@@ -196,20 +196,8 @@ async fn with_zero_retention_downloads_come_from_the_cold_store() {
             .then_some(())
     })
     .await;
-    let url = app
-        .get(&path(DownloadFile, file_id))
-        .await
-        .expect_body::<DownloadResponse>(200)
-        .url;
-    let cold_endpoint = local
-        .state
-        .config
-        .cold
-        .as_ref()
-        .unwrap()
-        .endpoint_url
-        .clone()
-        .unwrap();
+    let url = app.download_url(file_id).await;
+    let cold_endpoint = cold_endpoint(&local);
     assert!(
         url.starts_with(&cold_endpoint),
         "{url} is not on {cold_endpoint}"

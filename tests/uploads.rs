@@ -1,12 +1,8 @@
 //! Uploads: multipart through presigned URLs, resume from S3's own part list, complete
 //! (missing parts, wrong sizes, retries, races), abort and expiry.
 
-use filestore_contract::RouteKey::{
-    AbortUpload, CompleteUpload, DownloadFile, PresignParts, UploadStatus,
-};
-use filestore_contract::api::{
-    CreateUploadResponse, DownloadResponse, FileEnvelope, PresignPartsResponse,
-};
+use filestore_contract::RouteKey::{AbortUpload, CompleteUpload, PresignParts, UploadStatus};
+use filestore_contract::api::{CreateUploadResponse, FileEnvelope, PresignPartsResponse};
 use filestore_contract::domain::UploadState;
 use serde_json::json;
 
@@ -37,11 +33,7 @@ async fn multipart_upload_round_trips_bytes_and_ranges() {
         "downloaded bytes differ"
     );
 
-    let url = app
-        .get(&path(DownloadFile, file_id))
-        .await
-        .expect_body::<DownloadResponse>(200)
-        .url;
+    let url = app.download_url(file_id).await;
     let start = 5 * MIB - 10;
     let ranged = app
         .http

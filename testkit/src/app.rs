@@ -337,13 +337,17 @@ impl TestApp {
         .await
     }
 
-    /// Downloads a file's bytes through its presigned URL.
-    pub async fn download(&self, file_id: &str) -> Vec<u8> {
-        let url = self
-            .get(&path(RouteKey::DownloadFile, file_id))
+    /// A file's presigned download URL (200).
+    pub async fn download_url(&self, file_id: &str) -> String {
+        self.get(&path(RouteKey::DownloadFile, file_id))
             .await
             .expect_body::<DownloadResponse>(200)
-            .url;
+            .url
+    }
+
+    /// Downloads a file's bytes through its presigned URL.
+    pub async fn download(&self, file_id: &str) -> Vec<u8> {
+        let url = self.download_url(file_id).await;
         let resp = self.http.get(url).send().await.unwrap();
         assert_eq!(resp.status(), 200);
         resp.bytes().await.unwrap().to_vec()

@@ -6,7 +6,9 @@ use filestore_contract::api::{CreateUploadResponse, FileEnvelope, PresignPartsRe
 use filestore_contract::domain::UploadState;
 use serde_json::json;
 
-use crate::helpers::{MIB, TestApp, expire_upload, open_multipart_uploads, path, test_bytes};
+use crate::helpers::{
+    MIB, TestApp, expire_upload, open_multipart_uploads, path, sha256_hex, test_bytes,
+};
 
 /// A 12 MiB file in three 5 MiB-planned parts, sent out of order, comes back byte for byte,
 /// whole and by Range, and counts once towards the owner's usage.
@@ -191,10 +193,9 @@ async fn complete_is_idempotent_under_retries_and_races() {
 /// A declared sha256 is kept as the unverified claim it is: shown, never marked verified.
 #[tokio::test]
 async fn declared_sha256_is_shown_but_not_verified() {
-    use sha2::Digest;
     let app = TestApp::new().await;
     let data = test_bytes(100, 6);
-    let digest = hex_lower(&sha2::Sha256::digest(&data));
+    let digest = sha256_hex(&data);
     let upload: CreateUploadResponse = app
         .post(
             "/v1/uploads",
@@ -207,10 +208,6 @@ async fn declared_sha256_is_shown_but_not_verified() {
     assert_eq!(file.sha256.as_deref(), Some(digest.as_str()));
     assert!(!file.verified);
     assert_eq!(file.content_type, "text/plain");
-}
-
-fn hex_lower(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// An aborted upload is gone: status, presign, complete and abort all answer 404, it leaves

@@ -3,6 +3,7 @@
 
 use filestore_contract::RouteKey::{DeleteFile, FastUploadProof};
 use filestore_contract::api::{ByteRange, ChallengeResponse, CreateUploadResponse, ProofResponse};
+use filestore_contract::domain::Tier;
 use serde_json::json;
 
 use crate::helpers::{Resp, TestApp, answer, path, sha256_hex, test_bytes};
@@ -51,7 +52,7 @@ async fn a_holder_of_the_bytes_gets_an_instant_upload() {
     assert_eq!(file.size, data.len() as u64);
     assert_eq!(file.sha256, Some(sha256_hex(&data)));
     assert!(file.verified);
-    assert_eq!(file.tier, "cold");
+    assert_eq!(file.tier, Tier::Cold);
     assert_eq!(bob.download(&file.file_id).await, data);
     let me = bob.me().await;
     assert_eq!((me.used_bytes, me.file_count), (data.len() as u64, 1));

@@ -2,6 +2,7 @@
 
 use filestore_contract::RouteKey::{DeleteFile, DownloadFile, GetFile, RenameFile};
 use filestore_contract::api::{DownloadResponse, FileList, FileView};
+use filestore_contract::domain::Tier;
 use serde_json::json;
 
 use crate::helpers::{TestApp, aws, path, system};
@@ -133,7 +134,7 @@ async fn rename_changes_only_the_name() {
     // The transfer may verify the file meanwhile; everything else must be as it was.
     let settled = |f: FileView| FileView {
         sha256: None,
-        tier: String::new(),
+        tier: Tier::Hot,
         verified: false,
         ..f
     };

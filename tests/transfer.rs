@@ -4,6 +4,7 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use filestore_contract::RouteKey::{DeleteFile, GetFile};
 use filestore_contract::api::CreateUploadResponse;
+use filestore_contract::domain::Tier;
 use filestore_transfer::{CopyJob, Place, Progress};
 use serde_json::json;
 
@@ -54,7 +55,7 @@ async fn uploaded_file_is_verified_and_copied_to_the_cold_store() {
 
     let verified = app.verified(file_id).await;
     assert_eq!(verified.sha256, Some(sha256_hex(&data)));
-    assert_eq!(verified.tier, "cold");
+    assert_eq!(verified.tier, Tier::Cold);
     // Raw, to see the field is left out, not sent as null.
     let raw = app.get(&path(GetFile, file_id)).await.expect(200);
     assert!(raw.get("declared_sha256").is_none(), "{raw}");
@@ -299,7 +300,7 @@ async fn cold_store_down_ends_in_the_dead_letter_queue_and_verifies_nothing() {
     assert!(parked.contains(&file_id), "{parked}");
     let now = app.file(&file_id).await;
     assert!(!now.verified);
-    assert_eq!(now.tier, "hot");
+    assert_eq!(now.tier, Tier::Hot);
     assert_eq!(app.download(&file_id).await, data);
     local.stop().await;
 }

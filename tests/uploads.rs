@@ -3,6 +3,7 @@
 
 use filestore_contract::RouteKey::{AbortUpload, CompleteUpload, PresignParts, UploadStatus};
 use filestore_contract::api::{CreateUploadResponse, FileEnvelope, PresignPartsResponse};
+use filestore_contract::domain::Tier;
 use filestore_contract::domain::UploadState;
 use serde_json::json;
 
@@ -25,7 +26,7 @@ async fn multipart_upload_round_trips_bytes_and_ranges() {
     let file = app.complete(&upload.upload_id).await;
     assert_eq!(file.name, "twelve.bin");
     assert_eq!(file.size, data.len() as u64);
-    assert_eq!(file.tier, "hot");
+    assert_eq!(file.tier, Tier::Hot);
     assert!(!file.verified);
     assert_eq!(file.content_type, "application/octet-stream");
 

@@ -3,9 +3,10 @@
 
 use std::collections::HashMap;
 
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::{AttributeValue as Av, Delete, ReturnValue, TransactWriteItem};
 use filestore_contract::api::FileView;
 use filestore_contract::domain::Tier;
@@ -193,24 +194,53 @@ impl Repo {
         file_id: &str,
         name: &str,
     ) -> anyhow::Result<Option<FileRecord>> {
-        let result = self
+        let update = self
             .client
             .update_item()
+            .update_expression("SET #name = :name")
+            .expression_attribute_names("#name", "name")
+            .expression_attribute_values(":name", s(name))
+            .return_values(ReturnValue::AllNew);
+        let Some(out) = self.update_file(user_id, file_id, update, "rename").await? else {
+            return Ok(None);
+        };
+        out.attributes
+            .map(|item| Self::file_from(&item))
+            .transpose()
+    }
+
+    /// Notes that a file's hot copy is gone; downloads then come from the cold copy.
+    ///
+    /// # Errors
+    /// DynamoDB failures.
+    pub async fn mark_hot_removed(&self, user_id: &str, file_id: &str) -> anyhow::Result<()> {
+        let update = self
+            .client
+            .update_item()
+            .update_expression("SET hot_present = :false REMOVE due_pk, due_at")
+            .expression_attribute_values(":false", Av::Bool(false));
+        self.update_file(user_id, file_id, update, "hot removed")
+            .await?;
+        Ok(())
+    }
+
+    /// Sends `update` to the caller's file on the condition that it exists; `None` if not.
+    async fn update_file(
+        &self,
+        user_id: &str,
+        file_id: &str,
+        update: UpdateItemFluentBuilder,
+        what: &str,
+    ) -> anyhow::Result<Option<UpdateItemOutput>> {
+        let result = update
             .table_name(&self.table)
             .key("PK", s(keys::user_pk(user_id)))
             .key("SK", s(keys::file_sk(file_id)))
-            .update_expression("SET #name = :name")
             .condition_expression("attribute_exists(PK)")
-            .expression_attribute_names("#name", "name")
-            .expression_attribute_values(":name", s(name))
-            .return_values(ReturnValue::AllNew)
             .send()
             .await;
         match result {
-            Ok(out) => out
-                .attributes
-                .map(|item| Self::file_from(&item))
-                .transpose(),
+            Ok(out) => Ok(Some(out)),
             Err(e)
                 if matches!(
                     e.as_service_error(),
@@ -220,40 +250,10 @@ impl Repo {
                 Ok(None)
             }
             Err(e) => Err(anyhow!(
-                "DynamoDB UpdateItem (rename): {}",
+                "DynamoDB UpdateItem ({what}): {}",
                 e.message().unwrap_or("no message")
             )
             .context(format!("{e:?}"))),
-        }
-    }
-
-    /// Notes that a file's hot copy is gone; downloads then come from the cold copy.
-    ///
-    /// # Errors
-    /// DynamoDB failures.
-    pub async fn mark_hot_removed(&self, user_id: &str, file_id: &str) -> anyhow::Result<()> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("PK", s(keys::user_pk(user_id)))
-            .key("SK", s(keys::file_sk(file_id)))
-            .update_expression("SET hot_present = :false REMOVE due_pk, due_at")
-            .condition_expression("attribute_exists(PK)")
-            .expression_attribute_values(":false", Av::Bool(false))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(UpdateItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(e).context("DynamoDB UpdateItem (hot removed)"),
         }
     }
 
@@ -282,25 +282,27 @@ impl Repo {
     }
 }
 
+/// A file record for unit tests, in the copy state given.
+#[cfg(test)]
+pub(super) fn fixture(copies: Copies) -> FileRecord {
+    FileRecord {
+        user_id: "u".into(),
+        file_id: "f".into(),
+        name: "n".into(),
+        size: 3,
+        sha256: None,
+        declared_sha256: None,
+        content_type: "text/plain".into(),
+        created_at: OffsetDateTime::UNIX_EPOCH,
+        object_key: "k".into(),
+        upload_id: "up".into(),
+        copies,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn file(copies: Copies) -> FileRecord {
-        FileRecord {
-            user_id: "u".into(),
-            file_id: "f".into(),
-            name: "n".into(),
-            size: 3,
-            sha256: None,
-            declared_sha256: None,
-            content_type: "text/plain".into(),
-            created_at: OffsetDateTime::UNIX_EPOCH,
-            object_key: "k".into(),
-            upload_id: "up".into(),
-            copies,
-        }
-    }
 
     /// Every copy state is written and read back as itself, with the attributes older readers
     /// (and the janitor's filters) look at.
@@ -319,7 +321,7 @@ mod tests {
                 hot_kept: false,
             },
         ] {
-            let record = file(copies.clone());
+            let record = fixture(copies.clone());
             let item = Repo::file_item(&record);
             assert_eq!(item["tier"], s(record.tier().as_str()));
             assert_eq!(item["verified"], Av::Bool(record.verified()));
@@ -331,7 +333,7 @@ mod tests {
     /// An item that says verified but names no cold copy is refused, not served half-read.
     #[test]
     fn a_verified_item_without_its_cold_copy_is_refused() {
-        let mut item = Repo::file_item(&file(Copies::Verified {
+        let mut item = Repo::file_item(&fixture(Copies::Verified {
             sha1: "s1".into(),
             cold_key: "blobs/f".into(),
             hot_kept: true,

@@ -182,20 +182,7 @@ mod tests {
     }
 
     fn file() -> FileRecord {
-        FileRecord {
-            user_id: "u".into(),
-            file_id: "f".into(),
-            name: "n".into(),
-            size: 3,
-            sha256: None,
-            declared_sha256: None,
-            content_type: "text/plain".into(),
-            created_at: time::OffsetDateTime::UNIX_EPOCH,
-            object_key: "k".into(),
-
-            upload_id: "up".into(),
-            copies: crate::repo::Copies::Unverified,
-        }
+        crate::repo::files::fixture(crate::repo::Copies::Unverified)
     }
 
     /// A transaction that meets a concurrent one is retried until it goes through.

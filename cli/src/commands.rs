@@ -22,8 +22,8 @@ pub async fn run(cli: Cli, settings: Settings, out: &Output) -> Result<()> {
     let server = cli.server.as_str();
     let sessions = Sessions::new(&settings.config_dir);
     match cli.command {
-        Command::Signup(args) => signup(server, &args, &settings, &sessions, out).await,
-        Command::Login(args) => login(server, &args, &settings, &sessions, out).await,
+        Command::Signup(args) => sign_in(server, &args, &settings, &sessions, out, true).await,
+        Command::Login(args) => sign_in(server, &args, &settings, &sessions, out, false).await,
         Command::Whoami => whoami(&authed(server, &sessions)?.0, out).await,
         Command::Ls => ls(&authed(server, &sessions)?.0, out).await,
         Command::Upload(args) => upload(server, &args, &settings, &sessions, out).await,
@@ -156,42 +156,37 @@ fn credentials(args: &CredentialArgs, settings: &Settings, confirm: bool) -> Res
     })
 }
 
-async fn signup(
+/// `signup` (which creates the account first) and `login`: both end with a saved session.
+async fn sign_in(
     server: &str,
     args: &CredentialArgs,
     settings: &Settings,
     sessions: &Sessions,
     out: &Output,
+    new_account: bool,
 ) -> Result<()> {
     let api = Api::new(server, None)?;
-    let credentials = credentials(args, settings, true)?;
-    let account = api.signup(&credentials).await?;
+    let credentials = credentials(args, settings, new_account)?;
+    let account = if new_account {
+        Some(api.signup(&credentials).await?)
+    } else {
+        None
+    };
     let session = log_in(&api, server, &credentials, sessions).await?;
-    out.result(
-        &json!({
-            "user_id": account.user_id,
-            "username": account.username,
-            "expires_at": session.expires_at,
-        }),
-        || format!("signed up and logged in as {}", account.username),
-    );
-    Ok(())
-}
-
-async fn login(
-    server: &str,
-    args: &CredentialArgs,
-    settings: &Settings,
-    sessions: &Sessions,
-    out: &Output,
-) -> Result<()> {
-    let api = Api::new(server, None)?;
-    let credentials = credentials(args, settings, false)?;
-    let session = log_in(&api, server, &credentials, sessions).await?;
-    out.result(
-        &json!({ "username": session.username, "expires_at": session.expires_at }),
-        || format!("logged in as {} on {server}", session.username),
-    );
+    match account {
+        Some(account) => out.result(
+            &json!({
+                "user_id": account.user_id,
+                "username": account.username,
+                "expires_at": session.expires_at,
+            }),
+            || format!("signed up and logged in as {}", account.username),
+        ),
+        None => out.result(
+            &json!({ "username": session.username, "expires_at": session.expires_at }),
+            || format!("logged in as {} on {server}", session.username),
+        ),
+    }
     Ok(())
 }
 

@@ -1,0 +1,268 @@
+//! What each route takes and answers, one arm of an exhaustive `match` per route, in the
+//! words the document shows; [`super`] adds what every route of a kind shares.
+
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+
+use super::{Schemas, integer};
+use crate::api::{
+    ChallengeResponse, CompleteUploadRequest, CreateShareRequest, CreateShareResponse,
+    CreateUploadRequest, CreateUploadResponse, Credentials, DownloadResponse, FastUploadRequest,
+    FileEnvelope, FileList, FileView, LoginResponse, MeResponse, PasswordChange,
+    PresignPartsRequest, PresignPartsResponse, ProofRequest, ProofResponse, RenameRequest,
+    ShareList, SignupResponse, UploadList, UploadView,
+};
+use crate::routes::RouteKey;
+
+/// One answer of an operation.
+pub(super) enum Answer {
+    /// A JSON body of this schema (boxed: schemas are large, the other answers small).
+    Json(u16, &'static str, Box<RefOr<Schema>>),
+    /// No body.
+    Empty(u16, &'static str),
+    /// `302` to the `Location` header.
+    Redirect(&'static str),
+    /// The error body, with what causes it.
+    Error(u16, &'static str),
+}
+
+/// A route as documented: what the `match` in [`describe`] states for each route.
+pub(super) struct Route {
+    pub(super) summary: &'static str,
+    pub(super) description: Option<&'static str>,
+    pub(super) body: Option<RefOr<Schema>>,
+    pub(super) query: Vec<(&'static str, &'static str, Schema)>,
+    pub(super) answers: Vec<Answer>,
+    /// Operations that can use this one's success answer: (name, operation, parameter value).
+    pub(super) links: Vec<(&'static str, RouteKey, &'static str)>,
+}
+
+impl Route {
+    fn new(summary: &'static str) -> Self {
+        Self {
+            summary,
+            description: None,
+            body: None,
+            query: Vec::new(),
+            answers: Vec::new(),
+            links: Vec::new(),
+        }
+    }
+    fn describe(mut self, description: &'static str) -> Self {
+        self.description = Some(description);
+        self
+    }
+    fn body(mut self, schema: RefOr<Schema>) -> Self {
+        self.body = Some(schema);
+        self
+    }
+    fn query(mut self, name: &'static str, description: &'static str, schema: Schema) -> Self {
+        self.query.push((name, description, schema));
+        self
+    }
+    fn json(mut self, status: u16, description: &'static str, schema: RefOr<Schema>) -> Self {
+        self.answers
+            .push(Answer::Json(status, description, Box::new(schema)));
+        self
+    }
+    fn empty(mut self, status: u16, description: &'static str) -> Self {
+        self.answers.push(Answer::Empty(status, description));
+        self
+    }
+    fn redirect(mut self, description: &'static str) -> Self {
+        self.answers.push(Answer::Redirect(description));
+        self
+    }
+    fn error(mut self, status: u16, description: &'static str) -> Self {
+        self.answers.push(Answer::Error(status, description));
+        self
+    }
+    /// 413 `quota_exceeded`, for routes that add to what the caller stores.
+    fn quota_exceeded(self) -> Self {
+        self.error(
+            413,
+            "`quota_exceeded`: the file would pass the caller's quota",
+        )
+    }
+    fn link(mut self, name: &'static str, to: RouteKey, id: &'static str) -> Self {
+        self.links.push((name, to, id));
+        self
+    }
+}
+
+/// Each route's inputs and answers. Statuses every route of a kind shares are added by
+/// [`operation`].
+pub(super) fn describe(key: RouteKey, s: &mut Schemas) -> Route {
+    use RouteKey::*;
+    let upload_id = "$response.body#/upload_id";
+    let file_id = "$response.body#/file/file_id";
+    match key {
+        Signup => Route::new("Create an account")
+            .body(s.of::<Credentials>())
+            .json(201, "The account", s.of::<SignupResponse>())
+            .error(409, "`username_taken`: the name is taken (ignoring case)"),
+        Login => Route::new("Log in: exchange a username and password for a token")
+            .body(s.of::<Credentials>())
+            .json(200, "A bearer token", s.of::<LoginResponse>())
+            .error(401, "`invalid_credentials`: wrong username or password")
+            .error(
+                429,
+                "`too_many_attempts`: 5 failed logins for this username within 15 minutes \
+                 (known or not); `Retry-After` says when to try again",
+            ),
+        Me => Route::new("The caller's account, usage and quota").json(
+            200,
+            "The caller's account",
+            s.of::<MeResponse>(),
+        ),
+        CreateUpload => Route::new("Start a multipart upload")
+            .describe(
+                "The server picks the part size (8 MiB unless asked, raised to fit 10,000 \
+                 parts). A given sha256 is recorded as declared and checked later.",
+            )
+            .body(s.of::<CreateUploadRequest>())
+            .json(
+                201,
+                "The upload and its part plan",
+                s.of::<CreateUploadResponse>(),
+            )
+            .quota_exceeded()
+            .link("presign", PresignParts, upload_id)
+            .link("status", UploadStatus, upload_id)
+            .link("complete", CompleteUpload, upload_id)
+            .link("abort", AbortUpload, upload_id),
+        ListUploads => Route::new("The caller's unfinished uploads").json(
+            200,
+            "Active uploads, without parts_done",
+            s.of::<UploadList>(),
+        ),
+        PresignParts => Route::new("Presign part uploads")
+            .describe("Each URL takes one `PUT` of that part's bytes with the given headers.")
+            .body(s.of::<PresignPartsRequest>())
+            .json(
+                200,
+                "One presigned request per part",
+                s.of::<PresignPartsResponse>(),
+            )
+            .error(409, "`upload_completed`: the upload is already completed"),
+        UploadStatus => Route::new("An upload and the parts storage already holds")
+            .describe("After a crash, send only the parts not in `parts_done`.")
+            .json(200, "The upload", s.of::<UploadView>()),
+        AbortUpload => Route::new("Abort an upload")
+            .empty(204, "Aborted; its parts are discarded")
+            .error(409, "`upload_completed`: the upload is already completed"),
+        CompleteUpload => Route::new("Complete an upload into a File")
+            .describe(
+                "The parts are read from storage, never from the client. Completing a \
+                 completed upload again answers the same File.",
+            )
+            .body(s.of::<CompleteUploadRequest>())
+            .json(201, "The File", s.of::<FileEnvelope>())
+            .error(
+                409,
+                "`parts_missing` or `parts_changed`: not every part is stored yet",
+            )
+            .quota_exceeded()
+            .error(
+                422,
+                "`size_mismatch`: the stored parts do not add up to the declared size",
+            )
+            .link("get", GetFile, file_id)
+            .link("download", DownloadFile, file_id)
+            .link("rename", RenameFile, file_id)
+            .link("share", CreateShare, file_id)
+            .link("shares", ListShares, file_id)
+            .link("delete", DeleteFile, file_id),
+        ListFiles => Route::new("The caller's files, oldest first")
+            .query(
+                "limit",
+                "Files per page (default 100).",
+                integer(1, u64::from(crate::api::MAX_LIST_LIMIT)),
+            )
+            .query(
+                "cursor",
+                "`next_cursor` of the previous page, as given (opaque base64url).",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .pattern(Some("^[A-Za-z0-9_-]+$"))
+                    .into(),
+            )
+            .json(200, "One page of files", s.of::<FileList>()),
+        GetFile => Route::new("A file").json(200, "The File", s.of::<FileView>()),
+        DownloadFile => Route::new("A presigned URL to download a file (Range works)")
+            .query(
+                "redirect",
+                "Answer `302` to the URL instead of JSON.",
+                ObjectBuilder::new().schema_type(Type::Boolean).into(),
+            )
+            .json(200, "The URL", s.of::<DownloadResponse>())
+            .redirect("With `redirect=true`: to the presigned URL"),
+        RenameFile => Route::new("Rename a file")
+            .body(s.of::<RenameRequest>())
+            .json(200, "The renamed File", s.of::<FileView>()),
+        DeleteFile => Route::new("Delete a file")
+            .describe("Its bytes go once no other File refers to the same content.")
+            .empty(204, "Deleted"),
+        FastUpload => Route::new("Instant upload, step 1: ask for a challenge")
+            .describe(
+                "Always a challenge, whether or not the content is stored: the answer says \
+                 nothing about other users' files.",
+            )
+            .body(s.of::<FastUploadRequest>())
+            .json(200, "A challenge", s.of::<ChallengeResponse>())
+            .quota_exceeded()
+            .link("prove", FastUploadProof, "$response.body#/challenge_id"),
+        FastUploadProof => Route::new("Instant upload, step 2: prove possession")
+            .describe(
+                "`proof` is the lowercase hex SHA-256 of the nonce's bytes followed by the \
+                 challenged ranges of the file, in order. A wrong proof, unknown or \
+                 unverified content, and a used, expired or unknown challenge all answer \
+                 `upload_required`.",
+            )
+            .body(s.of::<ProofRequest>())
+            .json(
+                201,
+                "`complete`: the File exists now",
+                s.of::<ProofResponse>(),
+            )
+            .json(
+                200,
+                "`upload_required`: send the bytes with an upload",
+                s.of::<ProofResponse>(),
+            )
+            .quota_exceeded(),
+        OpenApi => Route::new("This document").json(
+            200,
+            "The OpenAPI 3.1 document of the whole contract",
+            ObjectBuilder::new().schema_type(Type::Object).into(),
+        ),
+        ChangePassword => Route::new("Change the caller's password")
+            .body(s.of::<PasswordChange>())
+            .empty(
+                204,
+                "Changed; every token issued before is rejected from now on",
+            )
+            .error(
+                403,
+                "`wrong_password`: old_password is not this account's password",
+            ),
+        CreateShare => Route::new("Create a share link to a file")
+            .body(s.of::<CreateShareRequest>())
+            .json(
+                201,
+                "The link; its token is shown only here",
+                s.of::<CreateShareResponse>(),
+            )
+            .link("revoke", RevokeShare, "$response.body#/share_id"),
+        ListShares => Route::new("A file's live share links").json(
+            200,
+            "Unexpired links",
+            s.of::<ShareList>(),
+        ),
+        RevokeShare => Route::new("Revoke a share link").empty(204, "Revoked"),
+        OpenShare => Route::new("Open a share link")
+            .describe("Expired, revoked, exhausted and unknown links are all the same 404.")
+            .redirect("To a presigned GET of the file"),
+    }
+}

@@ -76,10 +76,11 @@ async fn unreferenced_content_is_collected_and_referenced_content_kept() {
     app.delete(&path(DeleteFile, gone_id)).await.expect(204);
     assert!(cold_has(&format!("blobs/{gone_id}")).await);
 
-    let report = filestore_janitor::sweep(&app_state().await, time::OffsetDateTime::now_utc())
+    // Other tests sweep the same table at the same time, so which sweep collects the content
+    // is not known; that it is gone, from the table and the cold store, after this one is.
+    filestore_janitor::sweep(&app_state().await, time::OffsetDateTime::now_utc())
         .await
         .unwrap();
-    assert!(report.collected_contents >= 1, "{report:?}");
     assert!(
         !cold_has(&format!("blobs/{gone_id}")).await,
         "cold bytes left"

@@ -230,11 +230,10 @@ impl LocalSystem {
                 .context("provisioning the cold bucket")?;
         }
         let queues = provision(
-            state.repo.client(),
+            &state.repo,
             &state.storage,
             &aws_sdk_sqs::Client::new(&sdk),
             &Resources {
-                table: options.config.table.clone(),
                 transfer_queue: options.transfer_queue.clone(),
             },
         )

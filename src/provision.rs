@@ -4,19 +4,13 @@
 //! provisioned resources changes nothing.
 
 use anyhow::Context;
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
-};
 use aws_sdk_sqs::types::QueueAttributeName as Attr;
-use filestore_shared::repo::DUE_INDEX;
+use filestore_shared::repo::Repo;
 use filestore_shared::storage::Storage;
 
 /// Names of what to create.
 #[derive(Clone, Debug)]
 pub struct Resources {
-    pub table: String,
     /// The queue S3 events reach the transfer function through; `<name>-dlq` is its DLQ.
     pub transfer_queue: String,
 }
@@ -40,12 +34,12 @@ pub const VISIBILITY_TIMEOUT_SECS: u32 = 900;
 /// # Errors
 /// Any failure other than "already exists".
 pub async fn provision(
-    ddb: &aws_sdk_dynamodb::Client,
+    repo: &Repo,
     hot: &Storage,
     sqs: &aws_sdk_sqs::Client,
     resources: &Resources,
 ) -> anyhow::Result<Provisioned> {
-    create_table(ddb, &resources.table).await?;
+    repo.create_table().await?;
     hot.create_bucket().await?;
     let queues = create_queues(sqs, &resources.transfer_queue).await?;
     hot.notify_created(&queues.transfer_queue_arn).await?;
@@ -92,62 +86,6 @@ async fn create_queues(sqs: &aws_sdk_sqs::Client, name: &str) -> anyhow::Result<
         transfer_queue_arn: queue_arn,
         dead_letter_queue_url: dlq_url,
     })
-}
-
-async fn create_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> anyhow::Result<()> {
-    let key = |name: &str, kind| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-    };
-    let attr = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-    };
-    let created = ddb
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(key("PK", KeyType::Hash)?)
-        .key_schema(key("SK", KeyType::Range)?)
-        .attribute_definitions(attr("PK")?)
-        .attribute_definitions(attr("SK")?)
-        .attribute_definitions(attr("due_pk")?)
-        .attribute_definitions(attr("due_at")?)
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(DUE_INDEX)
-                .key_schema(key("due_pk", KeyType::Hash)?)
-                .key_schema(key("due_at", KeyType::Range)?)
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
-                .build()?,
-        )
-        .send()
-        .await;
-    match created {
-        Ok(_) => {}
-        Err(e) if e.code() == Some("ResourceInUseException") => return Ok(()),
-        Err(e) => return Err(e).context(format!("creating table {table}")),
-    }
-    ddb.update_time_to_live()
-        .table_name(table)
-        .time_to_live_specification(
-            TimeToLiveSpecification::builder()
-                .attribute_name("ttl")
-                .enabled(true)
-                .build()?,
-        )
-        .send()
-        .await
-        .context("enabling TTL")?;
-    Ok(())
 }
 
 /// The ARN of a queue, which SQS gives only as an attribute.

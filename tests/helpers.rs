@@ -5,6 +5,7 @@
 pub use filestore_testkit::*;
 
 use filestore_dev::local_sdk_config;
+use filestore_shared::keys;
 use serde_json::json;
 
 /// The SDK configuration of the system's emulator.
@@ -32,8 +33,8 @@ pub async fn expire_upload(user_id: &str, upload_id: &str) {
     let (_, ddb) = aws().await;
     ddb.update_item()
         .table_name(&system().table)
-        .key("PK", AttributeValue::S(format!("USER#{user_id}")))
-        .key("SK", AttributeValue::S(format!("UPLOAD#{upload_id}")))
+        .key("PK", AttributeValue::S(keys::user_pk(user_id)))
+        .key("SK", AttributeValue::S(keys::upload_sk(upload_id)))
         // Both the expiry and when the janitor's index says it is due, as at creation.
         .update_expression("SET expires_at = :past, due_at = :past")
         .expression_attribute_values(":past", AttributeValue::S("2020-01-01T00:00:00Z".into()))
@@ -49,7 +50,7 @@ pub async fn set_quota(user_id: &str, bytes: u64) {
     let (_, ddb) = aws().await;
     ddb.update_item()
         .table_name(&system().table)
-        .key("PK", AttributeValue::S(format!("USER#{user_id}")))
+        .key("PK", AttributeValue::S(keys::user_pk(user_id)))
         .key("SK", AttributeValue::S("PROFILE".into()))
         .update_expression("SET quota_bytes = :q")
         .expression_attribute_values(":q", AttributeValue::N(bytes.to_string()))

@@ -25,7 +25,6 @@ use filestore_dev::gateway::{self, Functions};
 use filestore_dev::{LocalSystem, Options};
 use filestore_shared::AppState;
 use filestore_shared::keys::COLD_BLOB_PREFIX;
-use filestore_shared::repo::Repo;
 use filestore_shared::storage::Storage;
 use filestore_transfer::{Limits, Requeue};
 use serde_json::{Value, json};
@@ -207,17 +206,7 @@ fn recorded(state: &AppState, function: &'static str, seen: &Seen) -> AppState {
     };
     let s3 = |storage: &Storage, store| storage.with_interceptor(recorder(store));
     let mut state = state.clone();
-    let ddb = state
-        .repo
-        .client()
-        .config()
-        .to_builder()
-        .interceptor(recorder(Store::Table))
-        .build();
-    state.repo = Repo::new(
-        aws_sdk_dynamodb::Client::from_conf(ddb),
-        state.config.table.clone(),
-    );
+    state.repo = state.repo.with_interceptor(recorder(Store::Table));
     state.storage = s3(&state.storage, Store::Hot);
     state.cold = state.cold.as_ref().map(|cold| s3(cold, Store::Cold));
     state

@@ -319,9 +319,9 @@ impl Staged {
             filestore_shared::repo::Copies::Unverified,
             "wrongly verified: {file:?}"
         );
-        let contents = state
-            .repo
-            .client()
+        let sdk =
+            filestore_dev::local_sdk_config(&self.local.endpoint_url(), &state.config.region).await;
+        let contents = aws_sdk_dynamodb::Client::new(&sdk)
             .scan()
             .table_name(&state.config.table)
             .filter_expression("SK = :content")

@@ -26,6 +26,7 @@
 //! Each module adds one `impl Repo` block for its kind of item, and the records it reads.
 //! - `item`: the `Item` map and conversions between attributes and Rust values.
 //! - `table`: reads by key and by prefix, and write transactions with their retries.
+//! - `schema`: the table's keys, index and TTL, created by the local runner.
 //! - `users`: profiles, signup, and the counters and quota every file write moves.
 //! - `accounts`: password changes and the failed-login counter.
 //! - `uploads`: multipart upload records, and completing one into a File.
@@ -44,6 +45,7 @@ mod content;
 mod files;
 mod item;
 mod janitor;
+mod schema;
 mod shares;
 mod table;
 mod transfers;
@@ -78,8 +80,19 @@ impl Repo {
         }
     }
 
-    pub fn client(&self) -> &Client {
-        &self.client
+    /// The same repository with `interceptor` on its client: tests record or fail calls
+    /// through it.
+    pub fn with_interceptor(
+        &self,
+        interceptor: impl aws_sdk_dynamodb::config::Intercept + 'static,
+    ) -> Self {
+        let config = self
+            .client
+            .config()
+            .to_builder()
+            .interceptor(interceptor)
+            .build();
+        Self::new(Client::from_conf(config), self.table.clone())
     }
 
     pub fn table(&self) -> &str {

@@ -1,20 +1,36 @@
 //! End-to-end tests: real HTTP against the local system, real presigned S3 URLs on the
 //! emulator, real bytes. One binary, so the system starts once per run.
 
+/// SDK clients behind the API, handler state, AWS events; the rest is `filestore-testkit`.
 mod helpers;
+/// The SAM template parsed, shared with the `infra` binary.
 mod template;
 
+/// Signup, login, `/v1/me`, password change, throttling, which tokens count.
 mod auth;
+/// How many AWS calls a request costs.
 mod calls;
+/// The served OpenAPI document, and schemathesis against it.
 mod contract;
+/// Instant upload: challenge, proof, the same answer for every failure.
 mod fastupload;
+/// List pages, get, download URLs, rename, delete.
 mod files;
+/// Expired uploads, unreferenced content, hot retention, orphan cold blobs.
 mod janitor;
+/// Every AWS call each function makes is allowed by its IAM policy, and no more.
 mod permissions;
+/// 413 at create and at complete, exact usage under concurrency.
 mod quotas;
+/// Other users' ids, bad input and forged tokens on every route.
 mod security;
+/// Share links: create, open, limits, revoke.
 mod shares;
+/// S3 event -> SQS -> verified cold copy, dedup, redelivery.
 mod transfer;
+/// Cut, corrupted and failed exchanges mid-copy; copies over several runs.
 mod transfer_faults;
+/// Multipart upload, resume, complete, abort, expiry, races.
 mod uploads;
+/// The web page, its headers, and a real session in headless Chromium.
 mod web;

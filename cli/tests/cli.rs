@@ -2,10 +2,16 @@
 //! would, against a local system (emulator + API) started once for this test binary, with a
 //! config directory of its own.
 
+/// The built binary with its own config and work directory; the rest is `filestore-testkit`.
 mod helpers;
 
+/// Sign up, log in, who am I, where the token is kept.
 mod accounts;
+/// User mistakes and server refusals: one line, a non-zero exit, no panic.
 mod errors;
+/// An expired part URL and a storage error from a scripted stand-in.
 mod faults;
+/// Instant upload of content the server already verified.
 mod instant;
+/// Parallel upload, list, download, directories, rename, delete, resume.
 mod transfers;

@@ -34,7 +34,7 @@ pub async fn handler(state: &AppState, req: Request) -> Result<Response<Body>, I
 
 async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiError> {
     let route = state.route(req).await?;
-    let user = route.caller()?.user_id.clone();
+    let user = route.caller()?.user_id.as_str();
     let id = || route.id_of("file");
     match route.key() {
         RouteKey::ListFiles => {
@@ -42,18 +42,18 @@ async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiErr
             let after = query_param(req, "cursor")
                 .map(|c| decode_cursor(&c))
                 .transpose()?;
-            list(state, &user, limit, after.as_deref()).await
+            list(state, user, limit, after.as_deref()).await
         }
-        RouteKey::GetFile => get(state, &user, &id()?).await,
+        RouteKey::GetFile => get(state, user, &id()?).await,
         RouteKey::DownloadFile => {
             let redirect = parse_redirect(query_param(req, "redirect").as_deref())?;
-            download(state, &user, &id()?, redirect).await
+            download(state, user, &id()?, redirect).await
         }
         RouteKey::RenameFile => {
             let id = id()?;
-            rename(state, &user, &id, json_body(req)?).await
+            rename(state, user, &id, json_body(req)?).await
         }
-        RouteKey::DeleteFile => delete(state, &user, &id()?).await,
+        RouteKey::DeleteFile => delete(state, user, &id()?).await,
         _ => Err(ApiError::NotFound("route")),
     }
 }

@@ -136,9 +136,8 @@ async fn complete(
             .complete_multipart(&upload.object_key, &upload.s3_upload_id, &parts)
             .await?
         {
-            Joined::Done => {}
-            // A concurrent complete joined the parts first; the size check decides.
-            Joined::UploadGone => {}
+            // Gone: a concurrent complete joined the parts first; the size check decides.
+            Joined::Done | Joined::UploadGone => {}
             Joined::PartsChanged => {
                 return Err(ApiError::conflict(
                     "parts_changed",

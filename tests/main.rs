@@ -18,6 +18,8 @@ mod fastupload;
 mod files;
 /// Expired uploads, unreferenced content, hot retention, orphan cold blobs.
 mod janitor;
+/// File names: NFC on input, no dot, blank or disguised names, on every route that takes one.
+mod names;
 /// Every AWS call each function makes is allowed by its IAM policy, and no more.
 mod permissions;
 /// 413 at create and at complete, exact usage under concurrency.

@@ -105,7 +105,9 @@ impl fmt::Debug for Password {
     }
 }
 
-/// 1..255 bytes of UTF-8, no `/`, no control characters.
+/// 1..255 bytes of UTF-8 once NFC-normalized (and kept normalized), no `/`, no control
+/// characters; not `.` or `..`, not only whitespace, and none of the invisible characters
+/// that make a name read as another ([`FileName::is_deceptive`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct FileName(String);
@@ -115,19 +117,29 @@ string_newtype!(FileName, "file name");
 schema!(
     FileName,
     string_schema(
-        "1 to 255 bytes of UTF-8; no '/', no control characters, not '.' or '..'.",
+        "1 to 255 bytes of UTF-8, NFC-normalized on input and stored normalized; no '/', no \
+         control characters, not '.' or '..', not only whitespace, no bidirectional controls \
+         (U+202A..U+202E, U+2066..U+2069), zero-width characters (U+200B..U+200D, U+2060) or \
+         U+FEFF.",
         1,
         FileName::MAX_BYTES,
-        Some(r"^(?!\.\.?$)[^/\x00-\x1F\x7F-\x9F]+$"),
+        Some(
+            r"^(?!\.\.?$)(?!\s+$)[^/\x00-\x1F\x7F-\x9F\u200B-\u200D\u2060\uFEFF\u202A-\u202E\u2066-\u2069]+$"
+        ),
     )
 );
 
 impl FileName {
     pub const MAX_BYTES: usize = 255;
 
+    /// Parses a name as the client sent it into its NFC form, so `é` typed as `e` and a
+    /// combining accent is the same name as a precomposed `é`.
+    ///
     /// # Errors
     /// Says which rule the value breaks.
     pub fn parse(s: &str) -> Result<Self, String> {
+        use unicode_normalization::UnicodeNormalization;
+        let s: String = s.nfc().collect();
         if s.is_empty() || s.len() > Self::MAX_BYTES {
             return Err("name must be 1 to 255 bytes".into());
         }
@@ -140,7 +152,24 @@ impl FileName {
         if s == "." || s == ".." {
             return Err("name must not be '.' or '..'".into());
         }
-        Ok(Self(s.to_string()))
+        if s.chars().all(char::is_whitespace) {
+            return Err("name must not be only whitespace".into());
+        }
+        if let Some(c) = s.chars().find(|c| Self::is_deceptive(*c)) {
+            return Err(format!(
+                "name must not contain U+{:04X} (bidirectional controls, zero-width characters \
+                 and U+FEFF make a name read as another)",
+                u32::from(c)
+            ));
+        }
+        Ok(Self(s))
+    }
+
+    /// Invisible characters that change how a name reads: bidirectional embeddings,
+    /// overrides and isolates (`invoice\u{202E}fdp.exe` shows as `invoiceexe.pdf`),
+    /// zero-width spaces and joiners, the word joiner and the byte order mark.
+    pub fn is_deceptive(c: char) -> bool {
+        matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}')
     }
 }
 
@@ -269,6 +298,48 @@ mod tests {
         assert!(FileName::parse(&"é".repeat(127)).is_ok());
         assert!(FileName::parse(&"é".repeat(128)).is_err());
         assert!(FileName::parse("report (final).pdf").is_ok());
+    }
+
+    /// Names are stored in NFC: the decomposed and the precomposed spelling are one name,
+    /// and the byte limit applies to the normalized form.
+    #[test]
+    fn file_names_are_nfc_normalized() {
+        let decomposed = FileName::parse("cafe\u{301}.txt").unwrap();
+        assert_eq!(decomposed.as_str(), "caf\u{e9}.txt");
+        assert_eq!(decomposed, FileName::parse("caf\u{e9}.txt").unwrap());
+        // 128 decomposed é are 384 bytes as sent, 256 once composed: still too long.
+        assert!(FileName::parse(&"e\u{301}".repeat(127)).is_ok());
+        assert!(FileName::parse(&"e\u{301}".repeat(128)).is_err());
+        // Hangul jamo compose into syllables.
+        assert_eq!(
+            FileName::parse("\u{1100}\u{1161}").unwrap().as_str(),
+            "\u{AC00}"
+        );
+    }
+
+    /// Dot names, whitespace-only names and invisible characters that disguise a name
+    /// are refused, each with a message naming the rule.
+    #[test]
+    fn file_names_reject_dots_blanks_and_invisible_characters() {
+        for name in [".", "..", " ", "   ", "\u{3000}", " \u{2003} "] {
+            assert!(FileName::parse(name).is_err(), "{name:?}");
+        }
+        assert!(FileName::parse("...").is_ok());
+        assert!(FileName::parse(".hidden").is_ok());
+        assert!(FileName::parse(" padded ").is_ok());
+        for c in ('\u{202A}'..='\u{202E}')
+            .chain('\u{2066}'..='\u{2069}')
+            .chain('\u{200B}'..='\u{200D}')
+            .chain(['\u{2060}', '\u{FEFF}'])
+        {
+            let err = FileName::parse(&format!("invoice{c}fdp.exe")).unwrap_err();
+            assert!(err.contains(&format!("U+{:04X}", u32::from(c))), "{err}");
+            assert!(FileName::parse(&c.to_string()).is_err());
+        }
+        // Their neighbours are ordinary characters.
+        for c in ['\u{2029}', '\u{202F}', '\u{2065}', '\u{206A}', '\u{200A}', '\u{2061}'] {
+            assert!(!FileName::is_deceptive(c), "U+{:04X}", u32::from(c));
+        }
     }
 
     #[test]

@@ -2,6 +2,12 @@
 //! the JSON event API Gateway would send, lets `lambda_http` parse it exactly as in Lambda,
 //! and calls the function the route belongs to (what no route matches goes to the auth
 //! function, as API Gateway's `$default` route does; it also serves the web page).
+//!
+//! As API Gateway does, the event says who called from the TCP connection itself:
+//! `requestContext.http.sourceIp` is the peer address and `domainName` the address the
+//! runner listens on. Headers a client could forge to say otherwise (`X-Forwarded-*`,
+//! `Forwarded`) are dropped, and `X-Forwarded-For`, `-Proto` and `-Port` are set from the
+//! connection.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -47,6 +53,15 @@ impl Functions {
     }
 }
 
+/// Both ends of a client's TCP connection: all the event trusts about who called and how.
+#[derive(Clone, Copy, Debug)]
+pub struct Connection {
+    /// The client: `requestContext.http.sourceIp`.
+    pub peer: SocketAddr,
+    /// The runner's own address: `requestContext.domainName`.
+    pub local: SocketAddr,
+}
+
 /// Serves every route on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, functions: Functions, cors: Arc<Cors>) {
     loop {
@@ -57,9 +72,18 @@ pub async fn serve(listener: TcpListener, functions: Functions, cors: Arc<Cors>)
                 continue;
             }
         };
+        let local = match stream.local_addr() {
+            Ok(local) => local,
+            Err(e) => {
+                tracing::warn!(error = %e, "connection without a local address");
+                continue;
+            }
+        };
+        let connection = Connection { peer, local };
         let (functions, cors) = (functions.clone(), cors.clone());
         tokio::spawn(async move {
-            let service = service_fn(move |req| handle(functions.clone(), cors.clone(), peer, req));
+            let service =
+                service_fn(move |req| handle(functions.clone(), cors.clone(), connection, req));
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
@@ -70,7 +94,7 @@ pub async fn serve(listener: TcpListener, functions: Functions, cors: Arc<Cors>)
 async fn handle(
     functions: Functions,
     cors: Arc<Cors>,
-    peer: SocketAddr,
+    connection: Connection,
     req: hyper::Request<Incoming>,
 ) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
     let started = Instant::now();
@@ -80,7 +104,7 @@ async fn handle(
         return Ok(into_hyper(preflight));
     }
     let request_headers = req.headers().clone();
-    let mut resp = dispatch(&functions, peer, req).await;
+    let mut resp = dispatch(&functions, connection, req).await;
     cors.decorate(&request_headers, resp.headers_mut());
     tracing::info!(
         %method,
@@ -94,7 +118,7 @@ async fn handle(
 
 async fn dispatch(
     functions: &Functions,
-    peer: SocketAddr,
+    connection: Connection,
     req: hyper::Request<Incoming>,
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
@@ -108,7 +132,7 @@ async fn dispatch(
         Ok(b) => b,
         Err(e) => return respond(Err(e)),
     };
-    let event = api_gateway_event(&parts, &body, peer, route_key, id.as_deref());
+    let event = api_gateway_event(&parts, &body, connection, route_key, id.as_deref());
     let request: Request = match lambda_http::request::from_str(&event.to_string()) {
         Ok(r) => r,
         Err(e) => {
@@ -172,17 +196,26 @@ fn decode_component(s: &str) -> String {
         .into_owned()
 }
 
+/// Headers that say who the client is or how it connected. A client can send any of them,
+/// so the event never carries the client's own.
+fn is_forwarding_header(name: &str) -> bool {
+    name.starts_with("x-forwarded-") || name == "forwarded"
+}
+
 /// The API Gateway HTTP API (payload format 2.0) event for a request.
 pub fn api_gateway_event(
     parts: &http::request::Parts,
     body: &[u8],
-    peer: SocketAddr,
+    connection: Connection,
     route_key: String,
     id: Option<&str>,
 ) -> Value {
     // API Gateway joins repeated headers and query parameters with commas.
     let mut headers = Map::new();
     for (name, value) in &parts.headers {
+        if is_forwarding_header(name.as_str()) {
+            continue;
+        }
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
         let joined = match headers.get(name.as_str()) {
             Some(Value::String(prev)) => format!("{prev},{value}"),
@@ -190,10 +223,15 @@ pub fn api_gateway_event(
         };
         headers.insert(name.as_str().to_string(), Value::String(joined));
     }
-    // API Gateway tells the function how the client reached it.
-    headers
-        .entry("x-forwarded-proto")
-        .or_insert_with(|| Value::String("http".into()));
+    // API Gateway tells the function how the client reached it, from the connection.
+    let source_ip = connection.peer.ip().to_string();
+    for (name, value) in [
+        ("x-forwarded-for", source_ip.clone()),
+        ("x-forwarded-proto", "http".to_string()),
+        ("x-forwarded-port", connection.local.port().to_string()),
+    ] {
+        headers.insert(name.into(), Value::String(value));
+    }
     let raw_query = parts.uri.query().unwrap_or("");
     let mut query = Map::new();
     for pair in raw_query.split('&').filter(|p| !p.is_empty()) {
@@ -216,11 +254,6 @@ pub fn api_gateway_event(
         .get(http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let host = parts
-        .headers
-        .get(http::header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("127.0.0.1");
     json!({
         "version": "2.0",
         "routeKey": route_key,
@@ -232,13 +265,13 @@ pub fn api_gateway_event(
         "requestContext": {
             "accountId": "000000000000",
             "apiId": "local",
-            "domainName": host,
+            "domainName": connection.local.to_string(),
             "domainPrefix": "local",
             "http": {
                 "method": parts.method.as_str(),
                 "path": parts.uri.path(),
                 "protocol": "HTTP/1.1",
-                "sourceIp": peer.ip().to_string(),
+                "sourceIp": source_ip,
                 "userAgent": user_agent,
             },
             "requestId": uuid::Uuid::new_v4().to_string(),
@@ -268,25 +301,67 @@ mod tests {
     use lambda_http::RequestExt;
     use lambda_http::request::RequestContext;
 
-    fn event(method: &str, uri: &str, body: &[u8]) -> Request {
-        let req = http::Request::builder()
+    fn event_with(method: &str, uri: &str, body: &[u8], headers: &[(&str, &str)]) -> Request {
+        let mut req = http::Request::builder()
             .method(method)
             .uri(uri)
             .header("content-type", "application/json")
             .header("x-multi", "a")
-            .header("x-multi", "b")
-            .body(())
-            .unwrap();
-        let (parts, ()) = req.into_parts();
+            .header("x-multi", "b");
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let (parts, ()) = req.body(()).unwrap().into_parts();
         let matched = resolve(&parts.method, parts.uri.path()).unwrap();
+        let connection = Connection {
+            peer: "127.0.0.7:50000".parse().unwrap(),
+            local: "127.0.0.1:8080".parse().unwrap(),
+        };
         let value = api_gateway_event(
             &parts,
             body,
-            "127.0.0.1:9".parse().unwrap(),
+            connection,
             matched.key.route_key(),
             matched.id.as_deref(),
         );
         lambda_http::request::from_str(&value.to_string()).unwrap()
+    }
+
+    fn event(method: &str, uri: &str, body: &[u8]) -> Request {
+        event_with(method, uri, body, &[])
+    }
+
+    /// Who called comes from the connection: a client's `X-Forwarded-For`, `-Proto`,
+    /// `-Host` or `Forwarded` never reaches the function, and `Host` does not become the
+    /// domain.
+    #[test]
+    fn forged_forwarding_headers_are_replaced_by_the_connection() {
+        let req = event_with(
+            "POST",
+            "/v1/auth/login",
+            b"{}",
+            &[
+                ("host", "evil.example"),
+                ("x-forwarded-for", "203.0.113.9"),
+                ("x-forwarded-proto", "javascript"),
+                ("x-forwarded-host", "evil.example"),
+                ("x-forwarded-port", "1"),
+                ("forwarded", "for=203.0.113.9;proto=javascript"),
+            ],
+        );
+        let headers = req.headers();
+        assert_eq!(headers["x-forwarded-for"], "127.0.0.7");
+        assert_eq!(headers["x-forwarded-proto"], "http");
+        assert_eq!(headers["x-forwarded-port"], "8080");
+        assert!(headers.get("x-forwarded-host").is_none());
+        assert!(headers.get("forwarded").is_none());
+        match req.request_context() {
+            RequestContext::ApiGatewayV2(ctx) => {
+                assert_eq!(ctx.http.source_ip.as_deref(), Some("127.0.0.7"));
+                assert_eq!(ctx.domain_name.as_deref(), Some("127.0.0.1:8080"));
+            }
+            other => panic!("unexpected context {other:?}"),
+        }
     }
 
     /// The event parses as lambda_http parses API Gateway's own: path parameters, decoded

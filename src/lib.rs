@@ -222,6 +222,21 @@ impl LocalSystem {
                 .get_or_insert_with(|| ("cold".into(), Secret::new("cold-secret")));
             cold_emulator = Some(emulator);
         }
+        // Bound first: share links are built from the runner's own address unless
+        // FILESTORE_PUBLIC_URL names another.
+        let listener = TcpListener::bind(("127.0.0.1", options.port))
+            .await
+            .with_context(|| {
+                format!(
+                    "binding 127.0.0.1:{} (set FILESTORE_PORT to use another)",
+                    options.port
+                )
+            })?;
+        let addr = listener.local_addr()?;
+        options
+            .config
+            .public_url
+            .get_or_insert_with(|| format!("http://{addr}"));
         let sdk = local_sdk_config(&endpoint, &options.config.region).await;
         let state = AppState::new(options.config.clone(), &sdk);
         if let Some(cold) = &state.cold {
@@ -239,15 +254,6 @@ impl LocalSystem {
         )
         .await
         .context("provisioning the table, bucket and queues")?;
-        let listener = TcpListener::bind(("127.0.0.1", options.port))
-            .await
-            .with_context(|| {
-                format!(
-                    "binding 127.0.0.1:{} (set FILESTORE_PORT to use another)",
-                    options.port
-                )
-            })?;
-        let addr = listener.local_addr()?;
         let state = Arc::new(state);
         let server = tokio::spawn(gateway::serve(
             listener,

@@ -248,17 +248,20 @@ async fn every_function_is_allowed_every_call_it_makes() {
     let cors = Arc::new(options.cors.clone());
     let local = LocalSystem::start(options).await.unwrap();
     let seen = Seen::default();
+    // Share links point at the recording gateway, so opening one is recorded too.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
     let mut by_function = HashMap::new();
     for key in RouteKey::ALL {
         let f = key.function();
-        by_function
-            .entry(f)
-            .or_insert_with(|| Arc::new(recorded(&local.state, f.name(), &seen)));
+        by_function.entry(f).or_insert_with(|| {
+            let mut state = recorded(&local.state, f.name(), &seen);
+            state.config.public_url = Some(format!("http://{addr}"));
+            Arc::new(state)
+        });
     }
     let transfer = recorded(&local.state, "transfer", &seen);
     let janitor = recorded(&local.state, "janitor", &seen);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
     let states = by_function.clone();
     let server = tokio::spawn(gateway::serve(
         listener,

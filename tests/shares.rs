@@ -215,3 +215,49 @@ async fn share_input_is_validated_and_scoped_to_the_owner() {
         .await
         .expect_error(404, "not_found");
 }
+
+/// A share link is built from the deployment's public URL, never from the request: a
+/// client sending `Host: evil.example` and `X-Forwarded-Proto: javascript` (or
+/// `X-Forwarded-Host`, `Forwarded`) still gets a link to the API itself, which works.
+#[tokio::test]
+async fn share_links_ignore_forged_host_and_forwarding_headers() {
+    let app = TestApp::new().await;
+    let data = test_bytes(1000, 68);
+    let file = app.upload("forged.bin", &data, None).await;
+    let forgeries: [&[(&str, &str)]; 4] = [
+        &[
+            ("host", "evil.example"),
+            ("x-forwarded-proto", "javascript"),
+        ],
+        &[
+            ("x-forwarded-host", "evil.example"),
+            ("x-forwarded-proto", "javascript"),
+        ],
+        &[("forwarded", "host=evil.example;proto=javascript")],
+        &[("host", "evil.example:443"), ("x-forwarded-port", "443")],
+    ];
+    for headers in forgeries {
+        let mut req = app
+            .http
+            .post(format!("{}{}", app.base, path(CreateShare, &file.file_id)))
+            .bearer_auth(app.token.as_deref().unwrap())
+            .header("content-type", "application/json")
+            .body(json!({"expires_in": 600}).to_string());
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 201, "{headers:?}");
+        let created: CreateShareResponse = resp.json().await.unwrap();
+        assert!(
+            created
+                .url
+                .starts_with(&format!("{}/v1/s/", system().base_url)),
+            "{headers:?} made {}",
+            created.url
+        );
+        let (status, location) = open(&created.url).await;
+        assert_eq!(status, 302);
+        assert_eq!(fetch(&location.unwrap()).await, data);
+    }
+}

@@ -72,6 +72,9 @@ pub struct Config {
     /// `FILESTORE_TRANSFER_QUEUE_URL`: the transfer queue, where a transfer too large for one
     /// run sends the message that continues it.
     pub transfer_queue_url: Option<String>,
+    /// `FILESTORE_PUBLIC_URL`: where clients reach the API (`https://files.example.com`, no
+    /// trailing `/`), the base of share links. `None` uses the domain API Gateway reports.
+    pub public_url: Option<String>,
 }
 
 /// A missing or malformed environment variable, named so the operator can fix it.
@@ -111,6 +114,7 @@ impl Config {
         "FILESTORE_COLD_PATH_STYLE",
         "FILESTORE_HOT_RETENTION_SECS",
         "FILESTORE_TRANSFER_QUEUE_URL",
+        "FILESTORE_PUBLIC_URL",
     ];
 
     /// Loads the configuration through `lookup`, so tests need not touch the process environment.
@@ -202,8 +206,32 @@ impl Config {
             cold,
             hot_retention,
             transfer_queue_url: optional("FILESTORE_TRANSFER_QUEUE_URL"),
+            public_url: optional("FILESTORE_PUBLIC_URL")
+                .map(|url| public_url(&url))
+                .transpose()?,
         })
     }
+}
+
+/// `FILESTORE_PUBLIC_URL` as links are built from it: an `http` or `https` URL with a host,
+/// maybe a path (a stage), no query or fragment, without its trailing `/`.
+fn public_url(value: &str) -> Result<String, ConfigError> {
+    let invalid = |reason: &str| ConfigError::Invalid {
+        name: "FILESTORE_PUBLIC_URL",
+        reason: format!("{value:?} {reason}"),
+    };
+    let uri: http::Uri = value.trim().parse().map_err(|_| invalid("is not a URL"))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(invalid("must start with https:// or http://"));
+    }
+    match uri.authority() {
+        Some(a) if !a.host().is_empty() && !a.as_str().contains('@') => {}
+        _ => return Err(invalid("must name a host (and no user info)")),
+    }
+    if uri.query().is_some() || value.contains('#') {
+        return Err(invalid("must not have a query or a fragment"));
+    }
+    Ok(value.trim().trim_end_matches('/').to_string())
 }
 
 #[cfg(test)]
@@ -257,6 +285,42 @@ mod tests {
         assert!(Config::from_lookup(env(BASE)).unwrap().cold.is_none());
         pairs.retain(|(k, _)| *k != "FILESTORE_COLD_SECRET_ACCESS_KEY");
         assert!(Config::from_lookup(env(&pairs)).is_err());
+    }
+
+    #[test]
+    fn the_public_url_is_an_http_base_without_its_trailing_slash() {
+        let with = |url: &str| {
+            let mut pairs = BASE.to_vec();
+            pairs.push(("FILESTORE_PUBLIC_URL", url));
+            Config::from_lookup(env(&pairs)).map(|c| c.public_url)
+        };
+        assert_eq!(Config::from_lookup(env(BASE)).unwrap().public_url, None);
+        assert_eq!(
+            with("https://files.example.com/").unwrap().as_deref(),
+            Some("https://files.example.com")
+        );
+        assert_eq!(
+            with("http://127.0.0.1:8080").unwrap().as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+        assert_eq!(
+            with("https://x.execute-api.us-east-1.amazonaws.com/prod/")
+                .unwrap()
+                .as_deref(),
+            Some("https://x.execute-api.us-east-1.amazonaws.com/prod")
+        );
+        for bad in [
+            "files.example.com",
+            "javascript://evil.example",
+            "ftp://files.example.com",
+            "https://user@files.example.com",
+            "https://files.example.com/?a=b",
+            "https://files.example.com/#x",
+            "https://",
+        ] {
+            let err = with(bad).unwrap_err().to_string();
+            assert!(err.contains("FILESTORE_PUBLIC_URL"), "{bad}: {err}");
+        }
     }
 
     #[test]

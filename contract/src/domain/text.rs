@@ -337,7 +337,9 @@ mod tests {
             assert!(FileName::parse(&c.to_string()).is_err());
         }
         // Their neighbours are ordinary characters.
-        for c in ['\u{2029}', '\u{202F}', '\u{2065}', '\u{206A}', '\u{200A}', '\u{2061}'] {
+        for c in [
+            '\u{2029}', '\u{202F}', '\u{2065}', '\u{206A}', '\u{200A}', '\u{2061}',
+        ] {
             assert!(!FileName::is_deceptive(c), "U+{:04X}", u32::from(c));
         }
     }

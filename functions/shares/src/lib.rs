@@ -16,8 +16,9 @@ use filestore_contract::domain::new_id;
 use filestore_shared::http::{json, json_body, no_content, redirect, respond};
 use filestore_shared::repo::{ShareRecord, rfc3339};
 use filestore_shared::{ApiError, AppState};
-use lambda_http::http::{StatusCode, header};
-use lambda_http::{Body, Request, Response};
+use lambda_http::http::StatusCode;
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -40,7 +41,7 @@ async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiErr
     match route.key() {
         RouteKey::CreateShare => {
             let file_id = route.id_of("file")?;
-            let base = public_base(req);
+            let base = public_base(state, req)?;
             create(state, user, &file_id, &base, json_body(req)?).await
         }
         RouteKey::ListShares => list(state, user, &route.id_of("file")?).await,
@@ -70,17 +71,36 @@ fn well_formed(token: &str) -> bool {
         .is_ok_and(|b| b.len() == TOKEN_BYTES)
 }
 
-/// Where clients reached the API, as API Gateway reports it, so links are absolute.
-fn public_base(req: &Request) -> String {
-    let header = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
+/// The base of share links: the configured `FILESTORE_PUBLIC_URL`, else the domain API
+/// Gateway says the API was reached on (over https). Never a header the client sent: `Host`
+/// and `X-Forwarded-*` are the client's to choose, and a link built from them would point
+/// wherever the client likes (`javascript://evil.example/...`).
+///
+/// # Errors
+/// A server fault when neither is known (a deployment without either is misconfigured).
+fn public_base(state: &AppState, req: &Request) -> Result<String, ApiError> {
+    if let Some(url) = &state.config.public_url {
+        return Ok(url.clone());
+    }
+    let domain = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.domain_name.clone(),
+        _ => None,
     };
-    let proto = header("x-forwarded-proto").unwrap_or_else(|| "https".into());
-    let host = header(header::HOST.as_str()).unwrap_or_else(|| "localhost".into());
-    format!("{proto}://{host}")
+    match domain {
+        Some(domain) if is_host(&domain) => Ok(format!("https://{domain}")),
+        _ => Err(anyhow::anyhow!(
+            "no public URL for share links: set FILESTORE_PUBLIC_URL (API Gateway reported no domain)"
+        )
+        .into()),
+    }
+}
+
+/// A DNS name or an address with an optional port, as API Gateway reports a domain.
+fn is_host(domain: &str) -> bool {
+    !domain.is_empty()
+        && domain
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
 }
 
 #[instrument(skip(state, base, input))]
@@ -191,6 +211,15 @@ mod tests {
         assert_eq!(hash.len(), 64);
         let (other, _) = new_token();
         assert_ne!(token, other);
+    }
+
+    #[test]
+    fn only_host_names_make_a_link_base() {
+        assert!(is_host("abc123.execute-api.eu-west-1.amazonaws.com"));
+        assert!(is_host("127.0.0.1:8080"));
+        assert!(!is_host(""));
+        assert!(!is_host("evil.example/path"));
+        assert!(!is_host("evil.example@x"));
     }
 
     #[test]

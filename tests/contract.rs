@@ -45,8 +45,8 @@ async fn seed(app: &TestApp) -> Vec<(&'static str, String)> {
         .expect_body(201);
     let token = share.url.rsplit('/').next().unwrap();
     vec![
-        ("FILESTORE_FILE_ID", file.file_id),
-        ("FILESTORE_DELETED_FILE_ID", doomed.file_id),
+        ("FILESTORE_FILE_ID", file.file_id.to_string()),
+        ("FILESTORE_DELETED_FILE_ID", doomed.file_id.to_string()),
         ("FILESTORE_SHARE_TOKEN", token.to_string()),
     ]
 }

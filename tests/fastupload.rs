@@ -135,7 +135,7 @@ async fn every_failure_is_the_same_upload_required() {
         .expect(200);
     assert_eq!(resp, expected, "wrong size");
 
-    let unknown_id = filestore_contract::domain::new_id();
+    let unknown_id = filestore_contract::domain::ChallengeId::generate();
     let resp = mallory
         .post(
             &path(FastUploadProof, &unknown_id),

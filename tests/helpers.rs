@@ -4,6 +4,7 @@
 
 pub use filestore_testkit::*;
 
+use filestore_contract::domain::{UploadId, UserId};
 use filestore_dev::local_sdk_config;
 use filestore_shared::keys;
 use serde_json::json;
@@ -28,7 +29,7 @@ pub async fn aws() -> (aws_sdk_s3::Client, aws_sdk_dynamodb::Client) {
 
 /// Moves an upload's expiry into the past, as if it had been abandoned long ago (DynamoDB's
 /// TTL sweep being lazy, the record itself stays).
-pub async fn expire_upload(user_id: &str, upload_id: &str) {
+pub async fn expire_upload(user_id: &UserId, upload_id: &UploadId) {
     use aws_sdk_dynamodb::types::AttributeValue;
     let (_, ddb) = aws().await;
     ddb.update_item()
@@ -45,7 +46,7 @@ pub async fn expire_upload(user_id: &str, upload_id: &str) {
 
 /// Gives a user a quota of their own, as an operator would (the default is
 /// `FILESTORE_QUOTA_BYTES`).
-pub async fn set_quota(user_id: &str, bytes: u64) {
+pub async fn set_quota(user_id: &UserId, bytes: u64) {
     use aws_sdk_dynamodb::types::AttributeValue;
     let (_, ddb) = aws().await;
     ddb.update_item()
@@ -60,7 +61,7 @@ pub async fn set_quota(user_id: &str, bytes: u64) {
 }
 
 /// How many multipart uploads S3 still holds open under a user's prefix.
-pub async fn open_multipart_uploads(user_id: &str) -> usize {
+pub async fn open_multipart_uploads(user_id: &UserId) -> usize {
     let (s3, _) = aws().await;
     s3.list_multipart_uploads()
         .bucket(&system().hot_bucket)

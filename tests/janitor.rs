@@ -214,7 +214,7 @@ async fn orphan_cold_blobs_are_removed_after_the_grace_period() {
     let later = now + filestore_janitor::ORPHAN_GRACE + Duration::from_secs(60);
     let mut spanning = Vec::new();
     for updated_at in [later - Duration::from_secs(3600), now] {
-        let file_id = filestore_contract::domain::new_id();
+        let file_id = filestore_contract::domain::FileId::generate();
         let upload_id = cold
             .create_multipart(
                 &format!("blobs/{file_id}"),

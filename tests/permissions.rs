@@ -32,6 +32,7 @@ use time::OffsetDateTime;
 
 use crate::helpers::{MIB, TestApp, answer, path, s3_event, sha256_hex, sqs_batch, test_bytes};
 use crate::template::Template;
+use filestore_contract::domain::FileId;
 
 /// Which of the system's stores a client talks to.
 #[derive(Clone, Copy, Debug)]
@@ -416,7 +417,7 @@ async fn every_function_is_allowed_every_call_it_makes() {
     // A stopped transfer's upload sits at its file's cold key, so the janitor reads the
     // file's checkpoint before it aborts the upload.
     cold.create_multipart(
-        &filestore_shared::keys::cold_key(&uuid::Uuid::new_v4().to_string()),
+        &filestore_shared::keys::cold_key(&FileId::generate()),
         Some("application/octet-stream"),
     )
     .await

@@ -9,9 +9,10 @@ use futures::future::join_all;
 use serde_json::json;
 
 use crate::helpers::{TestApp, aws, path, set_quota, system, test_bytes};
+use filestore_contract::domain::UploadId;
 
 /// Completes an upload and returns only the status, for races.
-async fn complete_status(app: &TestApp, upload_id: &str) -> u16 {
+async fn complete_status(app: &TestApp, upload_id: &UploadId) -> u16 {
     app.post(&path(CompleteUpload, upload_id), json!({}))
         .await
         .status
@@ -24,7 +25,7 @@ async fn usage(app: &TestApp) -> (u64, u64) {
 }
 
 /// Creates an upload of `data` and sends all its bytes, ready to complete.
-async fn ready(app: &TestApp, name: &str, data: &[u8]) -> String {
+async fn ready(app: &TestApp, name: &str, data: &[u8]) -> UploadId {
     let upload = app.create_upload(name, data.len(), None).await;
     app.send_parts(&upload, data, &[1]).await;
     upload.upload_id

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use crate::helpers::{
     Resp, TestApp, http_client, path, set_quota, system, test_bytes, unique_name,
 };
+use filestore_contract::domain::{FileId, ShareId, UploadId};
 
 /// One request that must be refused, and how.
 #[derive(Clone)]
@@ -37,7 +38,7 @@ impl Case {
     }
 
     /// A route of the contract with its method, on `id`.
-    fn route(route: RouteKey, id: &str, status: u16, code: &'static str) -> Self {
+    fn route(route: RouteKey, id: impl AsRef<str>, status: u16, code: &'static str) -> Self {
         Self::new(route.method(), path(route, id), status, code)
     }
 
@@ -148,10 +149,10 @@ fn sign(alg: jsonwebtoken::Algorithm, claims: &Value, secret: &[u8]) -> String {
 struct Owned {
     data: Vec<u8>,
     name: String,
-    file_id: String,
-    completed_upload_id: String,
-    active_upload_id: String,
-    share_id: String,
+    file_id: FileId,
+    completed_upload_id: UploadId,
+    active_upload_id: UploadId,
+    share_id: ShareId,
 }
 
 async fn own_things(app: &TestApp, seed: u64) -> Owned {
@@ -180,11 +181,11 @@ async fn own_things(app: &TestApp, seed: u64) -> Owned {
     }
 }
 
-fn file_ids(list: &FileList) -> Vec<String> {
+fn file_ids(list: &FileList) -> Vec<FileId> {
     list.files.iter().map(|f| f.file_id.clone()).collect()
 }
 
-fn upload_ids(list: &UploadList) -> Vec<String> {
+fn upload_ids(list: &UploadList) -> Vec<UploadId> {
     list.uploads.iter().map(|u| u.upload_id.clone()).collect()
 }
 
@@ -766,9 +767,9 @@ async fn list_and_download_reject_bad_query_parameters() {
         URL_SAFE_NO_PAD.encode("f1:not-a-uuid"),
         URL_SAFE_NO_PAD.encode("f1:../../x"),
         URL_SAFE_NO_PAD.encode(format!("f2:{}", owned.file_id)),
-        URL_SAFE_NO_PAD.encode(owned.file_id.as_bytes()),
+        URL_SAFE_NO_PAD.encode(owned.file_id.as_str()),
         STANDARD.encode(format!("f1:{}{{", owned.file_id)),
-        owned.file_id.clone(),
+        owned.file_id.to_string(),
     ];
     for cursor in &garbage {
         cases.push(Case::new(

@@ -7,6 +7,7 @@ use futures::future::join_all;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, aws, path, system, test_bytes};
+use filestore_contract::domain::FileId;
 
 /// An anonymous client that does not follow redirects.
 fn anyone() -> reqwest::Client {
@@ -29,13 +30,13 @@ async fn fetch(url: &str) -> Vec<u8> {
     resp.bytes().await.unwrap().to_vec()
 }
 
-async fn share(app: &TestApp, file_id: &str, body: Value) -> CreateShareResponse {
+async fn share(app: &TestApp, file_id: &FileId, body: Value) -> CreateShareResponse {
     app.post(&path(CreateShare, file_id), body)
         .await
         .expect_body(201)
 }
 
-async fn shares(app: &TestApp, file_id: &str) -> ShareList {
+async fn shares(app: &TestApp, file_id: &FileId) -> ShareList {
     app.get(&path(ListShares, file_id)).await.expect_body(200)
 }
 
@@ -210,7 +211,7 @@ async fn share_input_is_validated_and_scoped_to_the_owner() {
         .await
         .expect_error(404, "not_found");
     other.get(&shares_path).await.expect_error(404, "not_found");
-    let unknown = path(CreateShare, &uuid::Uuid::now_v7().to_string());
+    let unknown = path(CreateShare, uuid::Uuid::now_v7().to_string());
     app.post(&unknown, json!({"expires_in": 60}))
         .await
         .expect_error(404, "not_found");

@@ -297,7 +297,7 @@ async fn cold_store_down_ends_in_the_dead_letter_queue_and_verifies_nothing() {
             .and_then(|m| m.body().map(str::to_string))
     })
     .await;
-    assert!(parked.contains(&file_id), "{parked}");
+    assert!(parked.contains(file_id.as_str()), "{parked}");
     let now = app.file(&file_id).await;
     assert!(!now.verified);
     assert_eq!(now.tier, Tier::Hot);

@@ -25,6 +25,7 @@ use filestore_transfer::{Limits, Requeue};
 use http_body::Frame;
 
 use crate::helpers::{MIB, TestApp, s3_event, sha256_hex, sqs_batch, test_bytes};
+use filestore_contract::domain::FileId;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -239,7 +240,7 @@ struct Staged {
     local: LocalSystem,
     app: TestApp,
     data: Vec<u8>,
-    file_id: String,
+    file_id: FileId,
     key: String,
 }
 
@@ -497,10 +498,7 @@ impl Continuations {
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let url = sqs
             .create_queue()
-            .queue_name(format!(
-                "continuations-{}",
-                filestore_contract::domain::new_id()
-            ))
+            .queue_name(format!("continuations-{}", uuid::Uuid::now_v7()))
             .send()
             .await
             .unwrap()

@@ -177,7 +177,7 @@ async fn complete_is_idempotent_under_retries_and_races() {
     app.send_parts(&upload, &data, &[1]).await;
     let complete = path(CompleteUpload, &upload.upload_id);
     let racers = (0..8).map(|_| app.post(&complete, json!({})));
-    let ids: Vec<String> = futures::future::join_all(racers)
+    let ids: Vec<_> = futures::future::join_all(racers)
         .await
         .iter()
         .map(|r| r.expect_body::<FileEnvelope>(201).file.file_id)

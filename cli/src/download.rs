@@ -134,7 +134,7 @@ pub async fn download(
             target.display()
         )));
     }
-    let temp = temp_path(&target, &file.file_id);
+    let temp = temp_path(&target, file.file_id.as_str());
     let have = std::fs::metadata(&temp).map(|m| m.len()).unwrap_or(0);
     let resumed_from = if have <= file.size { have } else { 0 };
 
@@ -218,7 +218,7 @@ async fn fetch(
     let mut attempt = 0u32;
     // A zero-byte file still needs its (empty) temp file created once.
     while progress.have < file.size || !temp.exists() {
-        let url = api.download_url(&file.file_id).await?.url;
+        let url = api.download_url(file.file_id.as_str()).await?.url;
         let why = match fetch_once(api, hooks, file, temp, &url, &mut progress, bar).await {
             Ok(()) if progress.have >= file.size => continue,
             Ok(()) => format!(
@@ -386,7 +386,7 @@ mod tests {
 
     fn file(name: &str) -> File {
         File::from(FileView {
-            file_id: "0190-id".into(),
+            file_id: filestore_contract::domain::FileId::generate(),
             name: name.into(),
             size: 10,
             sha256: None,

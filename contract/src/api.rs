@@ -11,8 +11,9 @@ use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, SchemaType, T
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::domain::{
-    ContentType, DownloadLimit, FileName, ObjectSize, PartChecksum, PartNumber, PartSize, Password,
-    Sha256Hex, ShareLifetime, Tier, UploadState, Username,
+    ChallengeId, ContentType, DownloadLimit, FileId, FileName, ObjectSize, PartChecksum,
+    PartNumber, PartSize, Password, Sha256Hex, ShareId, ShareLifetime, Tier, UploadId, UploadState,
+    UserId, Username,
 };
 
 /// Most part numbers one presign call takes.
@@ -51,8 +52,8 @@ pub struct PasswordChange {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SignupResponse {
-    #[schema(format = Uuid)]
-    pub user_id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub user_id: UserId,
     pub username: String,
 }
 
@@ -72,8 +73,8 @@ pub struct LoginResponse {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct MeResponse {
-    #[schema(format = Uuid)]
-    pub user_id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub user_id: UserId,
     pub username: String,
     #[schema(format = DateTime)]
     pub created_at: String,
@@ -100,8 +101,8 @@ pub struct CreateUploadRequest {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CreateUploadResponse {
-    #[schema(format = Uuid)]
-    pub upload_id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub upload_id: UploadId,
     pub part_size: u64,
     pub part_count: u64,
     #[schema(format = DateTime)]
@@ -181,8 +182,8 @@ pub struct PartDone {
 /// An upload as clients see it. `parts_done` is only present on the single-upload view.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct UploadView {
-    #[schema(format = Uuid)]
-    pub upload_id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub upload_id: UploadId,
     pub name: String,
     pub size: u64,
     /// The declared SHA-256, if one was given.
@@ -196,8 +197,8 @@ pub struct UploadView {
     pub state: UploadState,
     /// The File this upload became, once completed.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(format = Uuid)]
-    pub file_id: Option<String>,
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub file_id: Option<FileId>,
     #[schema(format = DateTime)]
     pub created_at: String,
     #[schema(format = DateTime)]
@@ -227,8 +228,8 @@ fn tier_schema() -> Schema {
 /// The File object of the contract.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct FileView {
-    #[schema(format = Uuid)]
-    pub file_id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub file_id: FileId,
     pub name: String,
     pub size: u64,
     /// The computed SHA-256 once verified; before that the declared one, or null.
@@ -288,8 +289,8 @@ pub struct ByteRange {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ChallengeResponse {
-    #[schema(format = Uuid)]
-    pub challenge_id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub challenge_id: ChallengeId,
     /// Hex; its raw bytes start the proof's input.
     #[schema(pattern = "^([0-9a-f]{2})+$")]
     pub nonce: String,
@@ -326,8 +327,8 @@ pub struct CreateShareRequest {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CreateShareResponse {
-    #[schema(format = Uuid)]
-    pub share_id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub share_id: ShareId,
     /// Absolute: `<api>/v1/s/<token>`. The token is shown once; only its hash is stored.
     #[schema(format = Uri)]
     pub url: String,
@@ -339,8 +340,8 @@ pub struct CreateShareResponse {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ShareView {
-    #[schema(format = Uuid)]
-    pub share_id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub share_id: ShareId,
     #[schema(format = DateTime)]
     pub expires_at: String,
     #[schema(required = true)]

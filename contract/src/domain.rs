@@ -7,7 +7,8 @@
 //! - `text`: usernames, passwords, file names, hashes, content types, part checksums.
 //! - `numbers`: part numbers, sizes, share lifetimes and limits, whole numbers.
 //! - `parts`: how an object is cut into parts ([`PartPlan`]).
-//! - here: the limits S3 sets, upload states, tiers and ids.
+//! - `ids`: the server-made ids of users, uploads, files, challenges and share links.
+//! - here: the limits S3 sets, upload states and tiers.
 
 use std::fmt;
 
@@ -77,6 +78,11 @@ macro_rules! string_newtype {
                 &self.0
             }
         }
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(&self.0)
@@ -123,10 +129,12 @@ macro_rules! number_newtype {
     };
 }
 
+mod ids;
 mod numbers;
 mod parts;
 mod text;
 
+pub use ids::{ChallengeId, FileId, ShareId, UploadId, UserId};
 pub use numbers::{DownloadLimit, ObjectSize, PartNumber, PartSize, ShareLifetime, WholeNumber};
 pub use parts::PartPlan;
 pub use text::{ContentType, FileName, PartChecksum, Password, Sha256Hex, Username};
@@ -170,33 +178,5 @@ impl Tier {
 impl fmt::Display for Tier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// A server-made identifier (UUID, hyphenated lowercase). Path ids that do not parse cannot
-/// exist, so handlers answer 404 for them.
-pub fn parse_id(s: &str) -> Option<String> {
-    uuid::Uuid::try_parse(s)
-        .ok()
-        .filter(|u| u.hyphenated().to_string() == s)
-        .map(|u| u.to_string())
-}
-
-/// A new time-ordered identifier, so listings come back oldest first.
-pub fn new_id() -> String {
-    uuid::Uuid::now_v7().to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_must_be_canonical_uuids() {
-        let id = new_id();
-        assert_eq!(parse_id(&id).as_deref(), Some(id.as_str()));
-        assert_eq!(parse_id("nope"), None);
-        assert_eq!(parse_id(&id.to_uppercase()), None);
-        assert_eq!(parse_id(&id.replace('-', "")), None);
     }
 }

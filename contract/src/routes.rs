@@ -205,10 +205,10 @@ impl Matched {
     ///
     /// # Errors
     /// 404 when the route has no id or it is malformed.
-    pub fn id_of(&self, what: &'static str) -> Result<String, RouteError> {
+    pub fn id_of<T: TryFrom<String>>(&self, what: &'static str) -> Result<T, RouteError> {
         self.id
-            .as_deref()
-            .and_then(crate::domain::parse_id)
+            .clone()
+            .and_then(|id| T::try_from(id).ok())
             .ok_or(RouteError::NotFound(what))
     }
 }

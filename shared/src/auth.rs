@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Secret;
 use crate::error::ApiError;
-use filestore_contract::domain::Password;
+use filestore_contract::domain::{Password, UserId};
 
 /// Hashes a password into a PHC string (`$argon2id$v=19$...`) with a fresh random salt.
 ///
@@ -70,7 +70,7 @@ pub async fn verify_password(password: &Password, stored: Option<String>) -> any
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Claims {
     /// The user id.
-    pub sub: String,
+    pub sub: UserId,
     /// The username, for logs and `whoami` without a read.
     pub usr: String,
     /// Issued at (seconds since the epoch).
@@ -107,10 +107,10 @@ impl TokenKeys {
     ///
     /// # Errors
     /// Only if signing fails, a server fault.
-    pub fn issue(&self, user_id: &str, username: &str, version: u64) -> anyhow::Result<String> {
+    pub fn issue(&self, user_id: &UserId, username: &str, version: u64) -> anyhow::Result<String> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64;
         let claims = Claims {
-            sub: user_id.to_string(),
+            sub: user_id.clone(),
             usr: username.to_string(),
             iat: now,
             exp: now + self.ttl.as_secs(),
@@ -166,11 +166,12 @@ mod tests {
     #[test]
     fn tokens_round_trip_and_reject_other_keys() {
         let k = keys("0123456789abcdef0123456789abcdef");
-        let token = k.issue("u1", "alice", 3).unwrap();
+        let user = UserId::generate();
+        let token = k.issue(&user, "alice", 3).unwrap();
         let claims = k.verify(&token).unwrap();
         assert_eq!(
-            (claims.sub.as_str(), claims.usr.as_str(), claims.ver),
-            ("u1", "alice", 3)
+            (&claims.sub, claims.usr.as_str(), claims.ver),
+            (&user, "alice", 3)
         );
         let other = keys("fedcba9876543210fedcba9876543210");
         assert_eq!(other.verify(&token).unwrap_err().status(), 401);
@@ -182,14 +183,17 @@ mod tests {
         use base64::Engine;
         let k = keys("0123456789abcdef0123456789abcdef");
         let b64 = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        let user = UserId::generate();
         let none = format!(
             "{}.{}.",
             b64(r#"{"alg":"none","typ":"JWT"}"#),
-            b64(r#"{"sub":"u1","usr":"a","iat":0,"exp":99999999999}"#)
+            b64(&format!(
+                r#"{{"sub":"{user}","usr":"a","iat":0,"exp":99999999999}}"#
+            ))
         );
         assert_eq!(k.verify(&none).unwrap_err().status(), 401);
         let claims = Claims {
-            sub: "u1".into(),
+            sub: user,
             usr: "a".into(),
             iat: 0,
             exp: 1000,

@@ -32,7 +32,7 @@ impl Routed {
     ///
     /// # Errors
     /// 404 for `what` when it is missing or malformed (no such id can exist).
-    pub fn id_of(&self, what: &'static str) -> Result<String, ApiError> {
+    pub fn id_of<T: TryFrom<String>>(&self, what: &'static str) -> Result<T, ApiError> {
         Ok(self.matched.id_of(what)?)
     }
 

@@ -16,7 +16,7 @@
 //! - The `due` index: [`Due`], [`DUE_SHARDS`].
 //! - S3: [`object_key`] / [`parse_object_key`] (hot), [`cold_key`] / [`parse_cold_key`] (cold).
 
-use filestore_contract::domain::parse_id;
+use filestore_contract::domain::{ChallengeId, FileId, ShareId, UploadId, UserId};
 
 /// The partition of a username: its claim and its failed logins.
 pub fn username_pk(canonical_name: &str) -> String {
@@ -29,7 +29,7 @@ pub const USERNAME_SK: &str = "USERNAME";
 pub const LOGIN_FAILURES_SK: &str = "LOGINFAIL";
 
 /// The partition of everything a user owns.
-pub fn user_pk(user_id: &str) -> String {
+pub fn user_pk(user_id: &UserId) -> String {
     format!("USER#{user_id}")
 }
 
@@ -40,7 +40,7 @@ pub const PROFILE_SK: &str = "PROFILE";
 pub const UPLOAD_PREFIX: &str = "UPLOAD#";
 
 /// An upload, in its owner's [`user_pk`].
-pub fn upload_sk(upload_id: &str) -> String {
+pub fn upload_sk(upload_id: &UploadId) -> String {
     format!("{UPLOAD_PREFIX}{upload_id}")
 }
 
@@ -48,12 +48,12 @@ pub fn upload_sk(upload_id: &str) -> String {
 pub const FILE_PREFIX: &str = "FILE#";
 
 /// A file, in its owner's [`user_pk`].
-pub fn file_sk(file_id: &str) -> String {
+pub fn file_sk(file_id: &FileId) -> String {
     format!("{FILE_PREFIX}{file_id}")
 }
 
 /// An instant-upload challenge, in the [`user_pk`] of the user it was issued to.
-pub fn challenge_sk(challenge_id: &str) -> String {
+pub fn challenge_sk(challenge_id: &ChallengeId) -> String {
     format!("CHALLENGE#{challenge_id}")
 }
 
@@ -61,7 +61,7 @@ pub fn challenge_sk(challenge_id: &str) -> String {
 pub const SHARE_PREFIX: &str = "SHARE#";
 
 /// A share link, in its owner's [`user_pk`].
-pub fn share_sk(share_id: &str) -> String {
+pub fn share_sk(share_id: &ShareId) -> String {
     format!("{SHARE_PREFIX}{share_id}")
 }
 
@@ -91,13 +91,13 @@ pub fn job_sk(job: &str) -> String {
 
 /// The checkpoint of a file's transfer. Keyed by the file alone, so the janitor can find it
 /// from a cold key.
-pub fn transfer_pk(file_id: &str) -> String {
+pub fn transfer_pk(file_id: &FileId) -> String {
     format!("TRANSFER#{file_id}")
 }
 
 /// [`transfer_pk`] -> the file.
-pub fn parse_transfer_pk(pk: &str) -> Option<&str> {
-    pk.strip_prefix("TRANSFER#")
+pub fn parse_transfer_pk(pk: &str) -> Option<FileId> {
+    FileId::parse(pk.strip_prefix("TRANSFER#")?).ok()
 }
 
 /// The only item in [`transfer_pk`].
@@ -139,15 +139,17 @@ impl Due {
 
 /// The S3 key of a file's bytes. It names the owner and the file, so an S3 event alone tells
 /// which File an object belongs to.
-pub fn object_key(user_id: &str, file_id: &str) -> String {
+pub fn object_key(user_id: &UserId, file_id: &FileId) -> String {
     format!("files/{user_id}/{file_id}")
 }
 
 /// `files/<user_id>/<file_id>` -> the owner and the file.
-pub fn parse_object_key(key: &str) -> Option<(String, String)> {
+pub fn parse_object_key(key: &str) -> Option<(UserId, FileId)> {
     let mut parts = key.split('/');
     match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some("files"), Some(user), Some(file), None) => Some((parse_id(user)?, parse_id(file)?)),
+        (Some("files"), Some(user), Some(file), None) => {
+            Some((UserId::parse(user).ok()?, FileId::parse(file).ok()?))
+        }
         _ => None,
     }
 }
@@ -157,13 +159,13 @@ pub const COLD_BLOB_PREFIX: &str = "blobs/";
 
 /// The cold-store key of a file's copy. Derived from the file, so every delivery for one
 /// file writes the same key and nothing piles up.
-pub fn cold_key(file_id: &str) -> String {
+pub fn cold_key(file_id: &FileId) -> String {
     format!("{COLD_BLOB_PREFIX}{file_id}")
 }
 
 /// [`cold_key`] -> the file; `None` for anything else in the cold store.
-pub fn parse_cold_key(key: &str) -> Option<String> {
-    parse_id(key.strip_prefix(COLD_BLOB_PREFIX)?)
+pub fn parse_cold_key(key: &str) -> Option<FileId> {
+    FileId::parse(key.strip_prefix(COLD_BLOB_PREFIX)?).ok()
 }
 
 #[cfg(test)]
@@ -171,41 +173,42 @@ mod tests {
     use std::collections::HashSet;
 
     use super::*;
-    use filestore_contract::domain::new_id;
 
     /// The strings already stored: a change here is a data migration, not a refactor.
     #[test]
     fn keys_keep_their_stored_format() {
+        let (u, up, f) = (UserId::generate(), UploadId::generate(), FileId::generate());
+        let (c, sh) = (ChallengeId::generate(), ShareId::generate());
         assert_eq!(username_pk("alice"), "USERNAME#alice");
-        assert_eq!(user_pk("u"), "USER#u");
-        assert_eq!(upload_sk("up"), "UPLOAD#up");
-        assert_eq!(file_sk("f"), "FILE#f");
-        assert_eq!(challenge_sk("c"), "CHALLENGE#c");
-        assert_eq!(share_sk("s"), "SHARE#s");
+        assert_eq!(user_pk(&u), format!("USER#{u}"));
+        assert_eq!(upload_sk(&up), format!("UPLOAD#{up}"));
+        assert_eq!(file_sk(&f), format!("FILE#{f}"));
+        assert_eq!(challenge_sk(&c), format!("CHALLENGE#{c}"));
+        assert_eq!(share_sk(&sh), format!("SHARE#{sh}"));
         assert_eq!(share_token_pk("ab"), "SHARETOKEN#ab");
         assert_eq!(content_pk("cd"), "CONTENT#cd");
         assert_eq!(job_sk("orphan-sweep"), "JOB#orphan-sweep");
-        assert_eq!(transfer_pk("f"), "TRANSFER#f");
+        assert_eq!(transfer_pk(&f), format!("TRANSFER#{f}"));
         assert_eq!(Due::Upload.partition(10), "DUE#UPLOAD#a");
         assert_eq!(Due::HotCopy.partition(0), "DUE#HOT#0");
         assert_eq!(Due::Content.partition(15), "DUE#CONTENT#f");
-        assert_eq!(object_key("u", "f"), "files/u/f");
-        assert_eq!(cold_key("f"), "blobs/f");
-        assert!(upload_sk("x").starts_with(UPLOAD_PREFIX));
-        assert!(file_sk("x").starts_with(FILE_PREFIX));
-        assert!(share_sk("x").starts_with(SHARE_PREFIX));
+        assert_eq!(object_key(&u, &f), format!("files/{u}/{f}"));
+        assert_eq!(cold_key(&f), format!("blobs/{f}"));
+        assert!(upload_sk(&up).starts_with(UPLOAD_PREFIX));
+        assert!(file_sk(&f).starts_with(FILE_PREFIX));
+        assert!(share_sk(&sh).starts_with(SHARE_PREFIX));
     }
 
     #[test]
     fn transfer_keys_parse_back_to_their_file() {
-        let file = new_id();
-        assert_eq!(parse_transfer_pk(&transfer_pk(&file)), Some(file.as_str()));
-        assert_eq!(parse_transfer_pk(&content_pk(&file)), None);
+        let file = FileId::generate();
+        assert_eq!(parse_transfer_pk(&transfer_pk(&file)), Some(file.clone()));
+        assert_eq!(parse_transfer_pk(&content_pk(file.as_str())), None);
     }
 
     #[test]
     fn only_file_keys_are_ours() {
-        let (u, f) = (new_id(), new_id());
+        let (u, f) = (UserId::generate(), FileId::generate());
         assert_eq!(
             parse_object_key(&object_key(&u, &f)),
             Some((u.clone(), f.clone()))
@@ -217,10 +220,10 @@ mod tests {
 
     #[test]
     fn cold_keys_parse_back_to_their_file() {
-        let f = new_id();
+        let f = FileId::generate();
         assert_eq!(parse_cold_key(&cold_key(&f)), Some(f.clone()));
         assert_eq!(parse_cold_key("blobs/stopped-transfer"), None);
-        assert_eq!(parse_cold_key(&object_key(&new_id(), &f)), None);
+        assert_eq!(parse_cold_key(&object_key(&UserId::generate(), &f)), None);
     }
 
     #[test]

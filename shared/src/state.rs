@@ -2,6 +2,8 @@
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
+use filestore_contract::domain::{UploadId, UserId};
+
 use crate::auth::TokenKeys;
 use crate::config::{ColdConfig, Config};
 use crate::repo::{Copies, Repo};
@@ -188,8 +190,8 @@ impl AppState {
     /// 404, or a repository failure.
     pub async fn live_upload(
         &self,
-        user_id: &str,
-        upload_id: &str,
+        user_id: &UserId,
+        upload_id: &UploadId,
     ) -> Result<crate::repo::UploadRecord, crate::ApiError> {
         match self.repo.get_upload(user_id, upload_id).await? {
             Some(u) if !u.is_expired(time::OffsetDateTime::now_utc()) => Ok(u),

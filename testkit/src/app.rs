@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::system::system;
+use filestore_contract::domain::UserId;
 
 /// Polls `check` every 200 ms until it returns `Some`, for at most `secs` seconds.
 pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
@@ -106,7 +107,8 @@ pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub token: Option<String>,
-    pub user_id: String,
+    /// The user's id; for a client with no account, an id no account has.
+    pub user_id: UserId,
     pub username: String,
     pub password: String,
 }
@@ -137,7 +139,7 @@ impl TestApp {
             base: base.to_string(),
             http: http_client(),
             token: None,
-            user_id: String::new(),
+            user_id: UserId::generate(),
             username: String::new(),
             password: String::new(),
         }
@@ -243,7 +245,7 @@ impl TestApp {
     }
 
     /// Presigns parts (200) and returns them.
-    pub async fn presign(&self, upload_id: &str, parts: &[u64]) -> Vec<PresignedPart> {
+    pub async fn presign(&self, upload_id: impl AsRef<str>, parts: &[u64]) -> Vec<PresignedPart> {
         self.post(
             &path(RouteKey::PresignParts, upload_id),
             json!({"part_numbers": parts}),
@@ -280,7 +282,7 @@ impl TestApp {
     }
 
     /// Completes an upload (201) and returns the File it made.
-    pub async fn complete(&self, upload_id: &str) -> FileView {
+    pub async fn complete(&self, upload_id: impl AsRef<str>) -> FileView {
         self.post(&path(RouteKey::CompleteUpload, upload_id), json!({}))
             .await
             .expect_body::<FileEnvelope>(201)
@@ -296,7 +298,7 @@ impl TestApp {
     }
 
     /// The File (200).
-    pub async fn file(&self, file_id: &str) -> FileView {
+    pub async fn file(&self, file_id: impl AsRef<str>) -> FileView {
         self.get(&path(RouteKey::GetFile, file_id))
             .await
             .expect_body(200)
@@ -317,7 +319,7 @@ impl TestApp {
     }
 
     /// An upload with the parts S3 holds (200).
-    pub async fn upload_status(&self, upload_id: &str) -> UploadView {
+    pub async fn upload_status(&self, upload_id: impl AsRef<str>) -> UploadView {
         self.get(&path(RouteKey::UploadStatus, upload_id))
             .await
             .expect_body(200)
@@ -329,7 +331,8 @@ impl TestApp {
     }
 
     /// Waits until the transfer has verified a file, and returns it.
-    pub async fn verified(&self, file_id: &str) -> FileView {
+    pub async fn verified(&self, file_id: impl AsRef<str>) -> FileView {
+        let file_id = file_id.as_ref();
         eventually(60, "the file to be verified", || async {
             let file = self.file(file_id).await;
             file.verified.then_some(file)
@@ -338,7 +341,7 @@ impl TestApp {
     }
 
     /// A file's presigned download URL (200).
-    pub async fn download_url(&self, file_id: &str) -> String {
+    pub async fn download_url(&self, file_id: impl AsRef<str>) -> String {
         self.get(&path(RouteKey::DownloadFile, file_id))
             .await
             .expect_body::<DownloadResponse>(200)
@@ -346,7 +349,7 @@ impl TestApp {
     }
 
     /// Downloads a file's bytes through its presigned URL.
-    pub async fn download(&self, file_id: &str) -> Vec<u8> {
+    pub async fn download(&self, file_id: impl AsRef<str>) -> Vec<u8> {
         let url = self.download_url(file_id).await;
         let resp = self.http.get(url).send().await.unwrap();
         assert_eq!(resp.status(), 200);
@@ -355,8 +358,8 @@ impl TestApp {
 }
 
 /// The path of a route with an `{id}`, e.g. `path(RouteKey::GetFile, id)` is `/v1/files/<id>`.
-pub fn path(route: RouteKey, id: &str) -> String {
+pub fn path(route: RouteKey, id: impl AsRef<str>) -> String {
     let template = route.template();
     assert!(template.contains("{id}"), "{template} takes no id");
-    template.replace("{id}", id)
+    template.replace("{id}", id.as_ref())
 }

@@ -79,7 +79,7 @@ async fn instant_upload(
             .await
             .map_err(|e| Error::Failed(format!("reading the challenged ranges stopped: {e}")))??
     };
-    api.prove(&challenge.challenge_id, proof).await
+    api.prove(challenge.challenge_id.as_str(), proof).await
 }
 
 #[cfg(test)]

@@ -235,7 +235,7 @@ impl Uploader<'_> {
                     })
                     .await?;
                 let state = ResumeState {
-                    upload_id: Some(created.upload_id.clone()),
+                    upload_id: Some(created.upload_id.to_string()),
                     path: absolute,
                     name: name.to_string(),
                     size,
@@ -252,7 +252,7 @@ impl Uploader<'_> {
                         .note(&format!("note: this upload cannot resume if stopped ({e})"));
                 }
                 Plan {
-                    upload_id: created.upload_id,
+                    upload_id: created.upload_id.into(),
                     parts: PartPlan {
                         part_size: created.part_size,
                         part_count: created.part_count,

@@ -61,7 +61,7 @@ impl Uploader<'_> {
 
     /// Records that `key`'s file is now `file`, so a re-run skips it.
     pub(super) fn remember(&self, key: &ResumeKey, upload_id: Option<String>, file: &File) {
-        let state = ResumeState::completed(key, upload_id, &file.file_id);
+        let state = ResumeState::completed(key, upload_id, file.file_id.as_str());
         if let Err(e) = self.store.save(key, &state) {
             self.out.note(&format!(
                 "note: a re-run will upload {} again ({e})",
@@ -94,7 +94,7 @@ impl Uploader<'_> {
         if status.state == UploadState::Completed
             && let Some(file_id) = &status.file_id
         {
-            let file = self.api.file(file_id).await?;
+            let file = self.api.file(file_id.as_str()).await?;
             return Ok(Resume::Finished(upload_id, Box::new(file)));
         }
         if status.state != UploadState::Active || status.size != key.size {

@@ -15,7 +15,7 @@ use filestore_contract::RouteKey;
 use filestore_contract::api::{
     Credentials, LoginResponse, MeResponse, PasswordChange, SignupResponse, TOKEN_TYPE,
 };
-use filestore_contract::domain::new_id;
+use filestore_contract::domain::UserId;
 use filestore_shared::auth::{hash_password, verify_password};
 use filestore_shared::http::{json, json_body, no_content, respond};
 use filestore_shared::repo::{UserRecord, rfc3339};
@@ -66,7 +66,7 @@ fn openapi_document() -> Response<Body> {
 #[instrument(skip_all, fields(username = %input.username))]
 async fn signup(state: &AppState, input: Credentials) -> Result<Response<Body>, ApiError> {
     let user = UserRecord {
-        user_id: new_id(),
+        user_id: UserId::generate(),
         username: input.username.to_string(),
         password_hash: hash_password(&input.password).await?,
         created_at: time::OffsetDateTime::now_utc(),

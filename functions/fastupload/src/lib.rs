@@ -16,7 +16,7 @@ use filestore_contract::RouteKey;
 use filestore_contract::api::{
     ByteRange, ChallengeResponse, FastUploadRequest, ProofRequest, ProofResponse,
 };
-use filestore_contract::domain::{ContentType, new_id};
+use filestore_contract::domain::{ChallengeId, ContentType, FileId};
 use filestore_shared::http::{json, json_body, respond};
 use filestore_shared::keys::object_key;
 use filestore_shared::repo::{AddFile, ChallengeRecord, Copies, FileRecord, UserRecord, rfc3339};
@@ -109,7 +109,7 @@ async fn challenge(
 ) -> Result<Response<Body>, ApiError> {
     // Judged on the declared size alone, so it says nothing about whether the content exists.
     state.check_quota(user, input.size.get())?;
-    let user_id = user.user_id.as_str();
+    let user_id = &user.user_id;
     let (nonce, ranges) = {
         let mut rng = rand::thread_rng();
         let nonce: [u8; 16] = rng.r#gen();
@@ -119,8 +119,8 @@ async fn challenge(
         )
     };
     let record = ChallengeRecord {
-        user_id: user_id.to_string(),
-        challenge_id: new_id(),
+        user_id: user_id.clone(),
+        challenge_id: ChallengeId::generate(),
         name: input.name.to_string(),
         size: input.size.get(),
         sha256: input.sha256.to_string(),
@@ -169,10 +169,10 @@ async fn read_ranges(
 async fn prove(
     state: &AppState,
     user: &UserRecord,
-    challenge_id: &str,
+    challenge_id: &ChallengeId,
     input: ProofRequest,
 ) -> Result<Response<Body>, ApiError> {
-    let user_id = user.user_id.as_str();
+    let user_id = &user.user_id;
     let Some(challenge) = state.repo.take_challenge(user_id, challenge_id).await? else {
         return upload_required();
     };
@@ -198,9 +198,9 @@ async fn prove(
         tracing::info!("wrong proof");
         return upload_required();
     }
-    let file_id = new_id();
+    let file_id = FileId::generate();
     let file = FileRecord {
-        user_id: user_id.to_string(),
+        user_id: user_id.clone(),
         file_id: file_id.clone(),
         name: challenge.name,
         size: content.size,
@@ -209,7 +209,7 @@ async fn prove(
         content_type: challenge.content_type,
         created_at: OffsetDateTime::now_utc(),
         object_key: object_key(user_id, &file_id),
-        upload_id: String::new(),
+        upload_id: None,
         copies: Copies::Verified {
             sha1: content.sha1.clone(),
             cold_key: content.cold_key.clone(),

@@ -11,7 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use filestore_contract::RouteKey;
 use filestore_contract::api::{DownloadResponse, FileList, RenameRequest};
-use filestore_contract::domain::parse_id;
+use filestore_contract::domain::{FileId, UserId};
 use filestore_shared::http::{json, json_body, no_content, query_param, redirect, respond};
 use filestore_shared::repo::rfc3339;
 use filestore_shared::{ApiError, AppState};
@@ -34,7 +34,7 @@ pub async fn handler(state: &AppState, req: Request) -> Result<Response<Body>, I
 
 async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiError> {
     let route = state.route(req).await?;
-    let user = route.caller()?.user_id.as_str();
+    let user = &route.caller()?.user_id;
     let id = || route.id_of("file");
     match route.key() {
         RouteKey::ListFiles => {
@@ -42,7 +42,7 @@ async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiErr
             let after = query_param(req, "cursor")
                 .map(|c| decode_cursor(&c))
                 .transpose()?;
-            list(state, user, limit, after.as_deref()).await
+            list(state, user, limit, after.as_ref()).await
         }
         RouteKey::GetFile => get(state, user, &id()?).await,
         RouteKey::DownloadFile => {
@@ -94,7 +94,7 @@ pub fn parse_redirect(raw: Option<&str>) -> Result<bool, ApiError> {
 }
 
 /// The opaque cursor that resumes a listing after `file_id`.
-pub fn encode_cursor(file_id: &str) -> String {
+pub fn encode_cursor(file_id: &FileId) -> String {
     URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{file_id}"))
 }
 
@@ -102,21 +102,21 @@ pub fn encode_cursor(file_id: &str) -> String {
 ///
 /// # Errors
 /// 400 for a cursor this server did not make.
-pub fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
+pub fn decode_cursor(cursor: &str) -> Result<FileId, ApiError> {
     URL_SAFE_NO_PAD
         .decode(cursor)
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|s| s.strip_prefix(CURSOR_PREFIX).and_then(parse_id))
+        .and_then(|s| FileId::parse(s.strip_prefix(CURSOR_PREFIX)?).ok())
         .ok_or_else(|| ApiError::bad_input("invalid_cursor", "cursor is not valid"))
 }
 
 #[instrument(skip(state))]
 async fn list(
     state: &AppState,
-    user_id: &str,
+    user_id: &UserId,
     limit: u32,
-    after: Option<&str>,
+    after: Option<&FileId>,
 ) -> Result<Response<Body>, ApiError> {
     let (files, more) = state.repo.list_files(user_id, limit, after).await?;
     let next_cursor = more
@@ -133,8 +133,8 @@ async fn list(
 
 async fn owned(
     state: &AppState,
-    user_id: &str,
-    file_id: &str,
+    user_id: &UserId,
+    file_id: &FileId,
 ) -> Result<filestore_shared::repo::FileRecord, ApiError> {
     state
         .repo
@@ -144,7 +144,11 @@ async fn owned(
 }
 
 #[instrument(skip(state))]
-async fn get(state: &AppState, user_id: &str, file_id: &str) -> Result<Response<Body>, ApiError> {
+async fn get(
+    state: &AppState,
+    user_id: &UserId,
+    file_id: &FileId,
+) -> Result<Response<Body>, ApiError> {
     json(
         StatusCode::OK,
         &owned(state, user_id, file_id).await?.view(),
@@ -154,8 +158,8 @@ async fn get(state: &AppState, user_id: &str, file_id: &str) -> Result<Response<
 #[instrument(skip(state))]
 async fn download(
     state: &AppState,
-    user_id: &str,
-    file_id: &str,
+    user_id: &UserId,
+    file_id: &FileId,
     redirect_to: bool,
 ) -> Result<Response<Body>, ApiError> {
     let file = owned(state, user_id, file_id).await?;
@@ -176,8 +180,8 @@ async fn download(
 #[instrument(skip(state, input))]
 async fn rename(
     state: &AppState,
-    user_id: &str,
-    file_id: &str,
+    user_id: &UserId,
+    file_id: &FileId,
     input: RenameRequest,
 ) -> Result<Response<Body>, ApiError> {
     let file = state
@@ -191,8 +195,8 @@ async fn rename(
 #[instrument(skip(state))]
 async fn delete(
     state: &AppState,
-    user_id: &str,
-    file_id: &str,
+    user_id: &UserId,
+    file_id: &FileId,
 ) -> Result<Response<Body>, ApiError> {
     let file = owned(state, user_id, file_id).await?;
     if !state.repo.delete_file(&file).await? {
@@ -222,7 +226,7 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_forgeries_are_400() {
-        let id = filestore_contract::domain::new_id();
+        let id = FileId::generate();
         assert_eq!(decode_cursor(&encode_cursor(&id)).unwrap(), id);
         for bad in ["", "!!!", "Zm9v", &URL_SAFE_NO_PAD.encode("f1:../../x")] {
             assert_eq!(decode_cursor(bad).unwrap_err().status(), 400, "{bad}");

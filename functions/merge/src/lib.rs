@@ -10,7 +10,7 @@ use std::convert::Infallible;
 
 use filestore_contract::RouteKey;
 use filestore_contract::api::{CompleteUploadRequest, FileEnvelope, PartDone};
-use filestore_contract::domain::{ObjectSize, PartNumber, PartPlan};
+use filestore_contract::domain::{ObjectSize, PartNumber, PartPlan, UploadId};
 use filestore_shared::http::{json, json_body, respond};
 use filestore_shared::repo::{AddFile, Copies, FileRecord, UploadRecord, UploadState, UserRecord};
 use filestore_shared::storage::{Joined, UploadedPart};
@@ -102,9 +102,9 @@ pub fn check_parts(upload: &UploadRecord, parts: &[PartDone]) -> Result<Vec<Part
 async fn complete(
     state: &AppState,
     user: &UserRecord,
-    upload_id: &str,
+    upload_id: &UploadId,
 ) -> Result<Response<Body>, ApiError> {
-    let user_id = user.user_id.as_str();
+    let user_id = &user.user_id;
     let upload = state.live_upload(user_id, upload_id).await?;
     if upload.state == UploadState::Completed {
         return existing_file(state, &upload).await;
@@ -178,7 +178,7 @@ async fn complete(
     }
 
     let file = FileRecord {
-        user_id: user_id.to_string(),
+        user_id: user_id.clone(),
         file_id: upload.file_id.clone(),
         name: upload.name.clone(),
         size: upload.size,
@@ -187,7 +187,7 @@ async fn complete(
         content_type: upload.content_type.clone(),
         created_at: time::OffsetDateTime::now_utc(),
         object_key: upload.object_key.clone(),
-        upload_id: upload.upload_id.clone(),
+        upload_id: Some(upload.upload_id.clone()),
         copies: Copies::Unverified,
     };
     match state.repo.complete_upload(&upload, &file, quota).await? {
@@ -225,15 +225,16 @@ async fn complete(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use filestore_contract::domain::{FileId, UserId};
     use time::OffsetDateTime;
 
     const MIB: u64 = 1024 * 1024;
 
     fn upload(size: u64, part_size: u64, part_count: u64) -> UploadRecord {
         UploadRecord {
-            user_id: "u".into(),
-            upload_id: "up".into(),
-            file_id: "f".into(),
+            user_id: UserId::generate(),
+            upload_id: UploadId::generate(),
+            file_id: FileId::generate(),
             name: "n".into(),
             size,
             sha256: None,

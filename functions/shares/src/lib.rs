@@ -12,7 +12,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use filestore_contract::RouteKey;
 use filestore_contract::api::{CreateShareRequest, CreateShareResponse, ShareList};
-use filestore_contract::domain::new_id;
+use filestore_contract::domain::{FileId, ShareId, UserId};
 use filestore_shared::http::{json, json_body, no_content, redirect, respond};
 use filestore_shared::repo::{ShareRecord, rfc3339};
 use filestore_shared::{ApiError, AppState};
@@ -106,8 +106,8 @@ fn is_host(domain: &str) -> bool {
 #[instrument(skip(state, base, input))]
 async fn create(
     state: &AppState,
-    user_id: &str,
-    file_id: &str,
+    user_id: &UserId,
+    file_id: &FileId,
     base: &str,
     input: CreateShareRequest,
 ) -> Result<Response<Body>, ApiError> {
@@ -119,9 +119,9 @@ async fn create(
     let (token, token_hash) = new_token();
     let now = OffsetDateTime::now_utc();
     let share = ShareRecord {
-        user_id: user_id.to_string(),
-        share_id: new_id(),
-        file_id: file_id.to_string(),
+        user_id: user_id.clone(),
+        share_id: ShareId::generate(),
+        file_id: file_id.clone(),
         token_hash,
         created_at: now,
         expires_at: now + std::time::Duration::from_secs(input.expires_in.get()),
@@ -142,7 +142,11 @@ async fn create(
 }
 
 #[instrument(skip(state))]
-async fn list(state: &AppState, user_id: &str, file_id: &str) -> Result<Response<Body>, ApiError> {
+async fn list(
+    state: &AppState,
+    user_id: &UserId,
+    file_id: &FileId,
+) -> Result<Response<Body>, ApiError> {
     state
         .repo
         .get_file(user_id, file_id)
@@ -163,8 +167,8 @@ async fn list(state: &AppState, user_id: &str, file_id: &str) -> Result<Response
 #[instrument(skip(state))]
 async fn revoke(
     state: &AppState,
-    user_id: &str,
-    share_id: &str,
+    user_id: &UserId,
+    share_id: &ShareId,
 ) -> Result<Response<Body>, ApiError> {
     let share = state
         .repo

@@ -43,6 +43,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsMessage};
+use filestore_contract::domain::{FileId, UserId};
 use filestore_shared::AppState;
 use filestore_shared::keys::{cold_key, parse_object_key};
 use filestore_shared::repo::{FileRecord, TransferCheckpoint, Verified, VerifyOutcome};
@@ -171,8 +172,8 @@ async fn process_message(
 
 async fn wait_for_file(
     state: &AppState,
-    user_id: &str,
-    file_id: &str,
+    user_id: &UserId,
+    file_id: &FileId,
 ) -> anyhow::Result<Option<FileRecord>> {
     let started = std::time::Instant::now();
     loop {
@@ -296,7 +297,7 @@ async fn transfer_object(state: &AppState, key: &str, limits: &Limits) -> anyhow
 /// A checkpoint left for a file already verified: a run that paused while a duplicate
 /// delivery finished the copy. Its cold upload is nobody's (the verified copy is a completed
 /// object under the same key, which aborting an upload leaves alone).
-async fn drop_stale_checkpoint(state: &AppState, file_id: &str) -> anyhow::Result<()> {
+async fn drop_stale_checkpoint(state: &AppState, file_id: &FileId) -> anyhow::Result<()> {
     let Some(saved) = state.repo.get_transfer(file_id).await? else {
         return Ok(());
     };

@@ -13,7 +13,7 @@ use filestore_contract::api::{
     CreateUploadRequest, CreateUploadResponse, PART_METHOD, PresignPartsRequest,
     PresignPartsResponse, PresignedPart, UploadList,
 };
-use filestore_contract::domain::{ContentType, PartPlan, new_id};
+use filestore_contract::domain::{ContentType, FileId, PartPlan, UploadId, UserId};
 use filestore_shared::http::{json, json_body, no_content, respond};
 use filestore_shared::keys::object_key;
 use filestore_shared::repo::{UploadRecord, UploadState, UserRecord, rfc3339};
@@ -65,10 +65,10 @@ async fn create(
     // again, atomically, when the upload completes.
     let size = input.size.get();
     state.check_quota(user, size)?;
-    let user_id = user.user_id.as_str();
+    let user_id = &user.user_id;
     let plan = PartPlan::new(input.size, input.part_size);
-    let upload_id = new_id();
-    let file_id = new_id();
+    let upload_id = UploadId::generate();
+    let file_id = FileId::generate();
     tracing::Span::current().record("upload_id", upload_id.as_str());
     let key = object_key(user_id, &file_id);
     let content_type = input.content_type.unwrap_or_else(ContentType::octet_stream);
@@ -78,7 +78,7 @@ async fn create(
         .await?;
     let now = OffsetDateTime::now_utc();
     let upload = UploadRecord {
-        user_id: user_id.to_string(),
+        user_id: user_id.clone(),
         upload_id: upload_id.clone(),
         file_id,
         name: input.name.to_string(),
@@ -108,8 +108,8 @@ async fn create(
 #[instrument(skip(state, input))]
 async fn presign(
     state: &AppState,
-    user_id: &str,
-    upload_id: &str,
+    user_id: &UserId,
+    upload_id: &UploadId,
     input: PresignPartsRequest,
 ) -> Result<Response<Body>, ApiError> {
     let upload = state.live_upload(user_id, upload_id).await?;
@@ -178,8 +178,8 @@ async fn presign(
 #[instrument(skip(state))]
 async fn status(
     state: &AppState,
-    user_id: &str,
-    upload_id: &str,
+    user_id: &UserId,
+    upload_id: &UploadId,
 ) -> Result<Response<Body>, ApiError> {
     let upload = state.live_upload(user_id, upload_id).await?;
     let parts_done = match upload.state {
@@ -195,7 +195,7 @@ async fn status(
 }
 
 #[instrument(skip(state))]
-async fn list(state: &AppState, user_id: &str) -> Result<Response<Body>, ApiError> {
+async fn list(state: &AppState, user_id: &UserId) -> Result<Response<Body>, ApiError> {
     let now = OffsetDateTime::now_utc();
     let uploads = state
         .repo
@@ -211,8 +211,8 @@ async fn list(state: &AppState, user_id: &str) -> Result<Response<Body>, ApiErro
 #[instrument(skip(state))]
 async fn abort(
     state: &AppState,
-    user_id: &str,
-    upload_id: &str,
+    user_id: &UserId,
+    upload_id: &UploadId,
 ) -> Result<Response<Body>, ApiError> {
     let upload = state.live_upload(user_id, upload_id).await?;
     require_active(&upload)?;

@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use aws_sdk_dynamodb::types::AttributeValue as Av;
+use filestore_contract::domain::UserId;
 
 use super::Repo;
-use super::item::{Item, get_s, get_u64, is_condition_failure, n, s};
+use super::item::{Item, get_parsed, get_u64, is_condition_failure, n, s};
 use crate::keys;
 
 /// Failed logins for one username since `window_start` (Unix seconds).
@@ -30,7 +31,7 @@ impl Repo {
     pub async fn login_lookup(
         &self,
         canonical_name: &str,
-    ) -> anyhow::Result<(Option<String>, Option<LoginFailures>)> {
+    ) -> anyhow::Result<(Option<UserId>, Option<LoginFailures>)> {
         let out = self
             .client
             .query()
@@ -45,7 +46,7 @@ impl Repo {
         for item in out.items() {
             match item.get("SK") {
                 Some(Av::S(sk)) if sk == keys::USERNAME_SK => {
-                    user_id = Some(get_s(item, "user_id")?)
+                    user_id = Some(get_parsed(item, "user_id")?)
                 }
                 Some(Av::S(sk)) if sk == keys::LOGIN_FAILURES_SK => {
                     failures = Some(LoginFailures {
@@ -141,7 +142,7 @@ impl Repo {
     /// DynamoDB failures.
     pub async fn change_password(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         new_hash: &str,
         expected_version: u64,
     ) -> anyhow::Result<bool> {

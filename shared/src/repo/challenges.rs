@@ -5,18 +5,19 @@ use std::collections::HashMap;
 
 use anyhow::Context;
 use aws_sdk_dynamodb::types::ReturnValue;
+use filestore_contract::domain::{ChallengeId, UserId};
 use time::OffsetDateTime;
 
 use super::Repo;
-use super::item::{Item, get_s, get_time, get_u64, n, rfc3339, s};
+use super::item::{Item, get_parsed, get_s, get_time, get_u64, n, rfc3339, s};
 use crate::keys;
 
 /// A proof-of-possession challenge for instant upload: single use, short-lived, bound to the
 /// user it was issued to (it lives in their partition).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChallengeRecord {
-    pub user_id: String,
-    pub challenge_id: String,
+    pub user_id: UserId,
+    pub challenge_id: ChallengeId,
     pub name: String,
     pub size: u64,
     pub sha256: String,
@@ -60,8 +61,8 @@ impl Repo {
     /// DynamoDB failures or a malformed item.
     pub async fn take_challenge(
         &self,
-        user_id: &str,
-        challenge_id: &str,
+        user_id: &UserId,
+        challenge_id: &ChallengeId,
     ) -> anyhow::Result<Option<ChallengeRecord>> {
         let out = self
             .client
@@ -78,8 +79,8 @@ impl Repo {
             return Ok(None);
         };
         Ok(Some(ChallengeRecord {
-            user_id: user_id.to_string(),
-            challenge_id: get_s(&item, "challenge_id")?,
+            user_id: user_id.clone(),
+            challenge_id: get_parsed(&item, "challenge_id")?,
             name: get_s(&item, "name")?,
             size: get_u64(&item, "size")?,
             sha256: get_s(&item, "sha256")?,

@@ -152,7 +152,7 @@ impl Repo {
                 .expression_attribute_values(":cold_key", s(&cold_key))
                 .expression_attribute_values(":now", s(rfc3339(OffsetDateTime::now_utc())))
                 // Its hot copy is now the janitor's, once the hot retention has passed.
-                .expression_attribute_values(":due", s(Due::HotCopy.key(&file.file_id)));
+                .expression_attribute_values(":due", s(Due::HotCopy.key(file.file_id.as_str())));
             if declared_differs {
                 update = update.expression_attribute_values(
                     ":declared",

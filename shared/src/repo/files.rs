@@ -9,18 +9,18 @@ use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::{AttributeValue as Av, Delete, ReturnValue, TransactWriteItem};
 use filestore_contract::api::FileView;
-use filestore_contract::domain::Tier;
+use filestore_contract::domain::{FileId, Tier, UploadId, UserId};
 use time::OffsetDateTime;
 
 use super::Repo;
-use super::item::{Item, get_bool, get_s, get_time, get_u64, n, opt_s, rfc3339, s};
+use super::item::{Item, get_bool, get_parsed, get_s, get_time, get_u64, n, opt_s, rfc3339, s};
 use crate::keys;
 
 /// A user's file.
 #[derive(Clone, Debug)]
 pub struct FileRecord {
-    pub user_id: String,
-    pub file_id: String,
+    pub user_id: UserId,
+    pub file_id: FileId,
     pub name: String,
     pub size: u64,
     pub sha256: Option<String>,
@@ -28,7 +28,8 @@ pub struct FileRecord {
     pub content_type: String,
     pub created_at: OffsetDateTime,
     pub object_key: String,
-    pub upload_id: String,
+    /// The upload the file came from; `None` for an instant upload.
+    pub upload_id: Option<UploadId>,
     pub copies: Copies,
 }
 
@@ -101,7 +102,11 @@ impl Repo {
             ("object_key".into(), s(&f.object_key)),
             ("tier".into(), s(f.tier().as_str())),
             ("verified".into(), Av::Bool(f.verified())),
-            ("upload_id".into(), s(&f.upload_id)),
+            // An instant upload's file has none: stored as an empty string.
+            (
+                "upload_id".into(),
+                s(f.upload_id.as_ref().map_or("", UploadId::as_str)),
+            ),
         ]);
         if let Some(h) = &f.sha256 {
             item.insert("sha256".into(), s(h));
@@ -119,8 +124,8 @@ impl Repo {
 
     pub(super) fn file_from(item: &Item) -> anyhow::Result<FileRecord> {
         Ok(FileRecord {
-            user_id: get_s(item, "user_id")?,
-            file_id: get_s(item, "file_id")?,
+            user_id: get_parsed(item, "user_id")?,
+            file_id: get_parsed(item, "file_id")?,
             name: get_s(item, "name")?,
             size: get_u64(item, "size")?,
             sha256: opt_s(item, "sha256"),
@@ -128,7 +133,12 @@ impl Repo {
             content_type: get_s(item, "content_type")?,
             created_at: get_time(item, "created_at")?,
             object_key: get_s(item, "object_key")?,
-            upload_id: get_s(item, "upload_id")?,
+            upload_id: match get_s(item, "upload_id")?.as_str() {
+                "" => None,
+                id => Some(
+                    UploadId::parse(id).map_err(|e| anyhow!("item attribute upload_id: {e}"))?,
+                ),
+            },
             copies: if get_bool(item, "verified") {
                 Copies::Verified {
                     sha1: get_s(item, "sha1")?,
@@ -146,8 +156,8 @@ impl Repo {
     /// DynamoDB failures or a malformed item.
     pub async fn get_file(
         &self,
-        user_id: &str,
-        file_id: &str,
+        user_id: &UserId,
+        file_id: &FileId,
     ) -> anyhow::Result<Option<FileRecord>> {
         self.get(keys::user_pk(user_id), &keys::file_sk(file_id))
             .await?
@@ -161,9 +171,9 @@ impl Repo {
     /// DynamoDB failures or a malformed item.
     pub async fn list_files(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         limit: u32,
-        after_file_id: Option<&str>,
+        after_file_id: Option<&FileId>,
     ) -> anyhow::Result<(Vec<FileRecord>, bool)> {
         // One extra item tells whether another page exists, so the last page has no cursor.
         let want = limit as i32 + 1;
@@ -190,8 +200,8 @@ impl Repo {
     /// DynamoDB failures or a malformed item.
     pub async fn rename_file(
         &self,
-        user_id: &str,
-        file_id: &str,
+        user_id: &UserId,
+        file_id: &FileId,
         name: &str,
     ) -> anyhow::Result<Option<FileRecord>> {
         let update = self
@@ -213,7 +223,7 @@ impl Repo {
     ///
     /// # Errors
     /// DynamoDB failures.
-    pub async fn mark_hot_removed(&self, user_id: &str, file_id: &str) -> anyhow::Result<()> {
+    pub async fn mark_hot_removed(&self, user_id: &UserId, file_id: &FileId) -> anyhow::Result<()> {
         let update = self
             .client
             .update_item()
@@ -227,8 +237,8 @@ impl Repo {
     /// Sends `update` to the caller's file on the condition that it exists; `None` if not.
     async fn update_file(
         &self,
-        user_id: &str,
-        file_id: &str,
+        user_id: &UserId,
+        file_id: &FileId,
         update: UpdateItemFluentBuilder,
         what: &str,
     ) -> anyhow::Result<Option<UpdateItemOutput>> {
@@ -286,8 +296,8 @@ impl Repo {
 #[cfg(test)]
 pub(super) fn fixture(copies: Copies) -> FileRecord {
     FileRecord {
-        user_id: "u".into(),
-        file_id: "f".into(),
+        user_id: UserId::generate(),
+        file_id: FileId::generate(),
         name: "n".into(),
         size: 3,
         sha256: None,
@@ -295,7 +305,7 @@ pub(super) fn fixture(copies: Copies) -> FileRecord {
         content_type: "text/plain".into(),
         created_at: OffsetDateTime::UNIX_EPOCH,
         object_key: "k".into(),
-        upload_id: "up".into(),
+        upload_id: Some(UploadId::generate()),
         copies,
     }
 }

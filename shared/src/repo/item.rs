@@ -19,8 +19,8 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-pub(super) fn s(v: impl Into<String>) -> Av {
-    Av::S(v.into())
+pub(super) fn s(v: impl AsRef<str>) -> Av {
+    Av::S(v.as_ref().to_owned())
 }
 
 pub(super) fn n(v: impl ToString) -> Av {
@@ -38,6 +38,14 @@ pub(super) fn get_s(item: &Item, key: &str) -> anyhow::Result<String> {
         Some(Av::S(v)) => Ok(v.clone()),
         _ => Err(anyhow!("item attribute {key} is missing or not a string")),
     }
+}
+
+/// A string attribute read into the domain type it was written from (an id, a hash...).
+pub(super) fn get_parsed<T: TryFrom<String, Error = String>>(
+    item: &Item,
+    key: &str,
+) -> anyhow::Result<T> {
+    T::try_from(get_s(item, key)?).map_err(|e| anyhow!("item attribute {key}: {e}"))
 }
 
 pub(super) fn opt_s(item: &Item, key: &str) -> Option<String> {

@@ -15,10 +15,10 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use anyhow::Context;
-use filestore_contract::domain::UploadState;
+use filestore_contract::domain::{FileId, UploadState, UserId};
 use time::OffsetDateTime;
 
-use super::item::{Item, get_bool, get_s, is_condition_failure, n, rfc3339, s};
+use super::item::{Item, get_bool, get_parsed, get_s, is_condition_failure, n, rfc3339, s};
 use super::{ContentRecord, Repo, UploadRecord};
 use crate::keys::{self, DUE_SHARDS, Due};
 
@@ -28,8 +28,8 @@ pub const DUE_INDEX: &str = "due";
 /// A verified file's hot copy, kept for the hot retention after verification.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HotCopy {
-    pub user_id: String,
-    pub file_id: String,
+    pub user_id: UserId,
+    pub file_id: FileId,
     pub object_key: String,
 }
 
@@ -87,8 +87,8 @@ impl Repo {
             .filter(|item| get_bool(item, "verified") && get_bool(item, "hot_present"))
             .map(|item| {
                 Ok(HotCopy {
-                    user_id: get_s(item, "user_id")?,
-                    file_id: get_s(item, "file_id")?,
+                    user_id: get_parsed(item, "user_id")?,
+                    file_id: get_parsed(item, "file_id")?,
                     object_key: get_s(item, "object_key")?,
                 })
             })

@@ -7,18 +7,21 @@ use std::collections::HashMap;
 
 use anyhow::Context;
 use aws_sdk_dynamodb::types::{Delete, ReturnValue, TransactWriteItem};
+use filestore_contract::domain::{FileId, ShareId, UserId};
 use time::OffsetDateTime;
 
 use super::Repo;
-use super::item::{Item, get_s, get_time, get_u64, is_condition_failure, n, rfc3339, s};
+use super::item::{
+    Item, get_parsed, get_s, get_time, get_u64, is_condition_failure, n, rfc3339, s,
+};
 use crate::keys;
 
 /// A share link of one file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ShareRecord {
-    pub user_id: String,
-    pub share_id: String,
-    pub file_id: String,
+    pub user_id: UserId,
+    pub share_id: ShareId,
+    pub file_id: FileId,
     /// Lowercase hex SHA-256 of the token.
     pub token_hash: String,
     pub created_at: OffsetDateTime,
@@ -40,9 +43,9 @@ impl ShareRecord {
 
 fn share_from(item: &Item) -> anyhow::Result<ShareRecord> {
     Ok(ShareRecord {
-        user_id: get_s(item, "user_id")?,
-        share_id: get_s(item, "share_id")?,
-        file_id: get_s(item, "file_id")?,
+        user_id: get_parsed(item, "user_id")?,
+        share_id: get_parsed(item, "share_id")?,
+        file_id: get_parsed(item, "file_id")?,
         token_hash: get_s(item, "token_hash")?,
         created_at: get_time(item, "created_at")?,
         expires_at: OffsetDateTime::from_unix_timestamp(get_u64(item, "expires_epoch")? as i64)?,
@@ -103,8 +106,8 @@ impl Repo {
     /// DynamoDB failures or a malformed item.
     pub async fn list_shares(
         &self,
-        user_id: &str,
-        file_id: &str,
+        user_id: &UserId,
+        file_id: &FileId,
     ) -> anyhow::Result<Vec<ShareRecord>> {
         let items: Vec<Item> = self
             .client
@@ -131,8 +134,8 @@ impl Repo {
     /// DynamoDB failures or a malformed item.
     pub async fn get_share(
         &self,
-        user_id: &str,
-        share_id: &str,
+        user_id: &UserId,
+        share_id: &ShareId,
     ) -> anyhow::Result<Option<ShareRecord>> {
         self.get(keys::user_pk(user_id), &keys::share_sk(share_id))
             .await?
@@ -183,7 +186,8 @@ impl Repo {
         else {
             return Ok(None);
         };
-        let (user_id, share_id) = (get_s(&pointer, "user_id")?, get_s(&pointer, "share_id")?);
+        let user_id: UserId = get_parsed(&pointer, "user_id")?;
+        let share_id: ShareId = get_parsed(&pointer, "share_id")?;
         let result = self
             .client
             .update_item()

@@ -8,6 +8,8 @@ use anyhow::Context;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 
+use filestore_contract::domain::UserId;
+
 use super::Repo;
 use super::item::{Item, s};
 use crate::keys;
@@ -125,7 +127,7 @@ impl Repo {
 
     pub(super) async fn query_prefix(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         prefix: &str,
         limit: Option<i32>,
         start_after: Option<String>,

@@ -10,10 +10,13 @@
 use anyhow::Context;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue as Av;
+use filestore_contract::domain::{FileId, UserId};
 use time::OffsetDateTime;
 
 use super::Repo;
-use super::item::{Item, get_s, get_time, get_u64, is_condition_failure, n, rfc3339, s};
+use super::item::{
+    Item, get_parsed, get_s, get_time, get_u64, is_condition_failure, n, rfc3339, s,
+};
 use crate::keys;
 
 /// How long a checkpoint nobody moves on is kept (DynamoDB's TTL removes it).
@@ -22,8 +25,8 @@ pub const CHECKPOINT_TTL: time::Duration = time::Duration::days(3);
 /// A saved transfer checkpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TransferCheckpoint {
-    pub file_id: String,
-    pub user_id: String,
+    pub file_id: FileId,
+    pub user_id: UserId,
     /// Starts at 1; each save adds one.
     pub version: u64,
     /// The cold multipart upload the transfer writes to.
@@ -35,7 +38,7 @@ pub struct TransferCheckpoint {
     pub updated_at: OffsetDateTime,
 }
 
-fn key(file_id: &str) -> [(String, Av); 2] {
+fn key(file_id: &FileId) -> [(String, Av); 2] {
     [
         ("PK".into(), s(keys::transfer_pk(file_id))),
         ("SK".into(), s(keys::TRANSFER_SK)),
@@ -47,9 +50,8 @@ impl TransferCheckpoint {
         let pk = get_s(item, "PK")?;
         Ok(Self {
             file_id: keys::parse_transfer_pk(&pk)
-                .with_context(|| format!("checkpoint key {pk:?}"))?
-                .to_string(),
-            user_id: get_s(item, "user_id")?,
+                .with_context(|| format!("checkpoint key {pk:?}"))?,
+            user_id: get_parsed(item, "user_id")?,
             version: get_u64(item, "version")?,
             cold_upload_id: get_s(item, "cold_upload_id")?,
             state: get_s(item, "state")?,
@@ -67,7 +69,10 @@ impl Repo {
     ///
     /// # Errors
     /// DynamoDB failures, or an item that does not parse.
-    pub async fn get_transfer(&self, file_id: &str) -> anyhow::Result<Option<TransferCheckpoint>> {
+    pub async fn get_transfer(
+        &self,
+        file_id: &FileId,
+    ) -> anyhow::Result<Option<TransferCheckpoint>> {
         let out = self
             .client
             .get_item()
@@ -126,7 +131,7 @@ impl Repo {
     ///
     /// # Errors
     /// DynamoDB failures.
-    pub async fn delete_transfer(&self, file_id: &str) -> anyhow::Result<()> {
+    pub async fn delete_transfer(&self, file_id: &FileId) -> anyhow::Result<()> {
         self.client
             .delete_item()
             .table_name(&self.table)

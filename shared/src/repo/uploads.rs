@@ -6,20 +6,22 @@ use std::collections::HashMap;
 use anyhow::{Context, anyhow};
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use filestore_contract::api::UploadView;
-use filestore_contract::domain::UploadState;
+use filestore_contract::domain::{FileId, UploadId, UploadState, UserId};
 use time::OffsetDateTime;
 
-use super::item::{Item, get_s, get_time, get_u64, is_condition_failure, n, opt_s, rfc3339, s};
+use super::item::{
+    Item, get_parsed, get_s, get_time, get_u64, is_condition_failure, n, opt_s, rfc3339, s,
+};
 use super::{AddFile, FileRecord, Repo};
 use crate::keys::{self, Due};
 
 /// A multipart upload in progress (or completed, until its record expires).
 #[derive(Clone, Debug)]
 pub struct UploadRecord {
-    pub user_id: String,
-    pub upload_id: String,
+    pub user_id: UserId,
+    pub upload_id: UploadId,
     /// Chosen up front, so retries of complete always name the same File.
-    pub file_id: String,
+    pub file_id: FileId,
     pub name: String,
     pub size: u64,
     pub sha256: Option<String>,
@@ -80,7 +82,7 @@ impl Repo {
             item.insert("sha256".into(), s(h));
         }
         if u.state == UploadState::Active {
-            item.insert("due_pk".into(), s(Due::Upload.key(&u.upload_id)));
+            item.insert("due_pk".into(), s(Due::Upload.key(u.upload_id.as_str())));
             item.insert("due_at".into(), s(rfc3339(u.expires_at)));
         }
         item
@@ -93,9 +95,9 @@ impl Repo {
             other => return Err(anyhow!("unknown upload state {other:?}")),
         };
         Ok(UploadRecord {
-            user_id: get_s(item, "user_id")?,
-            upload_id: get_s(item, "upload_id")?,
-            file_id: get_s(item, "file_id")?,
+            user_id: get_parsed(item, "user_id")?,
+            upload_id: get_parsed(item, "upload_id")?,
+            file_id: get_parsed(item, "file_id")?,
             name: get_s(item, "name")?,
             size: get_u64(item, "size")?,
             sha256: opt_s(item, "sha256"),
@@ -130,8 +132,8 @@ impl Repo {
     /// DynamoDB failures or a malformed item.
     pub async fn get_upload(
         &self,
-        user_id: &str,
-        upload_id: &str,
+        user_id: &UserId,
+        upload_id: &UploadId,
     ) -> anyhow::Result<Option<UploadRecord>> {
         self.get(keys::user_pk(user_id), &keys::upload_sk(upload_id))
             .await?
@@ -143,7 +145,7 @@ impl Repo {
     ///
     /// # Errors
     /// DynamoDB failures or a malformed item.
-    pub async fn list_uploads(&self, user_id: &str) -> anyhow::Result<Vec<UploadRecord>> {
+    pub async fn list_uploads(&self, user_id: &UserId) -> anyhow::Result<Vec<UploadRecord>> {
         let (items, _) = self
             .query_prefix(user_id, keys::UPLOAD_PREFIX, None, None)
             .await?;
@@ -152,7 +154,11 @@ impl Repo {
 
     /// # Errors
     /// DynamoDB failures.
-    pub async fn delete_upload(&self, user_id: &str, upload_id: &str) -> anyhow::Result<()> {
+    pub async fn delete_upload(
+        &self,
+        user_id: &UserId,
+        upload_id: &UploadId,
+    ) -> anyhow::Result<()> {
         self.client
             .delete_item()
             .table_name(&self.table)
@@ -171,8 +177,8 @@ impl Repo {
     /// DynamoDB failures.
     pub async fn delete_active_upload(
         &self,
-        user_id: &str,
-        upload_id: &str,
+        user_id: &UserId,
+        upload_id: &UploadId,
     ) -> anyhow::Result<bool> {
         let result = self
             .client

@@ -5,17 +5,18 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+use filestore_contract::domain::UserId;
 use time::OffsetDateTime;
 
 use super::Repo;
-use super::item::{Item, get_s, get_time, get_u64, n, rfc3339, s};
+use super::item::{Item, get_parsed, get_s, get_time, get_u64, n, rfc3339, s};
 use super::table::Tx;
 use crate::keys;
 
 /// A user's profile.
 #[derive(Clone, Debug)]
 pub struct UserRecord {
-    pub user_id: String,
+    pub user_id: UserId,
     pub username: String,
     pub password_hash: String,
     pub created_at: OffsetDateTime,
@@ -50,7 +51,7 @@ impl Repo {
     /// Adds `bytes` and `files` to a user's counters (negative to take away).
     pub(super) fn count_files(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         bytes: i128,
         files: i64,
     ) -> anyhow::Result<TransactWriteItem> {
@@ -62,7 +63,7 @@ impl Repo {
     /// makes the check and the addition one atomic step under concurrent writes.
     pub(super) fn count_files_within(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         bytes: i128,
         files: i64,
         quota: Option<u64>,
@@ -123,21 +124,21 @@ impl Repo {
     ///
     /// # Errors
     /// DynamoDB failures.
-    pub async fn user_id_by_name(&self, canonical_name: &str) -> anyhow::Result<Option<String>> {
+    pub async fn user_id_by_name(&self, canonical_name: &str) -> anyhow::Result<Option<UserId>> {
         self.get(keys::username_pk(canonical_name), keys::USERNAME_SK)
             .await?
-            .map(|item| get_s(&item, "user_id"))
+            .map(|item| get_parsed(&item, "user_id"))
             .transpose()
     }
 
     /// # Errors
     /// DynamoDB failures or a malformed item.
-    pub async fn get_user(&self, user_id: &str) -> anyhow::Result<Option<UserRecord>> {
+    pub async fn get_user(&self, user_id: &UserId) -> anyhow::Result<Option<UserRecord>> {
         let Some(item) = self.get(keys::user_pk(user_id), keys::PROFILE_SK).await? else {
             return Ok(None);
         };
         Ok(Some(UserRecord {
-            user_id: get_s(&item, "user_id")?,
+            user_id: get_parsed(&item, "user_id")?,
             username: get_s(&item, "username")?,
             password_hash: get_s(&item, "password_hash")?,
             created_at: get_time(&item, "created_at")?,

@@ -24,6 +24,8 @@ mod names;
 mod permissions;
 /// 413 at create and at complete, exact usage under concurrency.
 mod quotas;
+/// Writers racing over the same records: delete against verification.
+mod races;
 /// Other users' ids, bad input and forged tokens on every route.
 mod security;
 /// Share links: create, open, limits, revoke.

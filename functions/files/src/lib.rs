@@ -198,10 +198,11 @@ async fn delete(
     user_id: &UserId,
     file_id: &FileId,
 ) -> Result<Response<Body>, ApiError> {
-    let file = owned(state, user_id, file_id).await?;
-    if !state.repo.delete_file(&file).await? {
-        return Err(ApiError::NotFound("file"));
-    }
+    let file = state
+        .repo
+        .remove_file(user_id, file_id)
+        .await?
+        .ok_or(ApiError::NotFound("file"))?;
     // The record is gone, so the bytes are unreachable; a failed delete only leaks storage.
     if let Err(e) = state.storage.delete_object(&file.object_key).await {
         tracing::warn!(error = format!("{e:#}"), key = %file.object_key, "object left behind");

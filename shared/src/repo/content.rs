@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{AttributeValue as Av, TransactWriteItem, Update};
 use time::OffsetDateTime;
 
 use super::item::{Item, get_s, get_time, get_u64, n, rfc3339, s};
-use super::{AddFile, FileRecord, Repo};
+use super::{AddFile, Copies, FileRecord, Repo};
 use crate::keys::{self, Due};
 
 /// Verified content: bytes the transfer function has read and hashed, stored once in the
@@ -46,29 +46,44 @@ pub enum VerifyOutcome {
 }
 
 impl Repo {
-    /// Adds `delta` to existing content's references; the condition makes a transaction fail
-    /// rather than resurrect content the janitor collected. Releasing one puts the content in
-    /// the janitor's index, which collects it if nothing references it any more.
-    pub(super) fn reference_content(
+    /// One more reference on content, on the condition that it is still the content that was
+    /// read (the one whose cold copy is `cold_key`): the transaction fails rather than
+    /// resurrect content the janitor collected, or point a file at a cold copy that content
+    /// collected and stored again no longer has.
+    pub(super) fn take_reference(
         &self,
         sha256: &str,
-        delta: i64,
+        cold_key: &str,
     ) -> anyhow::Result<TransactWriteItem> {
-        let mut update = Update::builder()
+        let update = Update::builder()
             .table_name(&self.table)
             .key("PK", s(keys::content_pk(sha256)))
             .key("SK", s(keys::CONTENT_SK))
+            .update_expression("ADD refs :one SET changed_at = :now")
+            .condition_expression("cold_key = :cold_key")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now", s(rfc3339(OffsetDateTime::now_utc())))
+            .expression_attribute_values(":cold_key", s(cold_key))
+            .build()?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// One reference less on existing content. It puts the content in the janitor's index,
+    /// which collects it if nothing references it any more.
+    pub(super) fn release_reference(&self, sha256: &str) -> anyhow::Result<TransactWriteItem> {
+        let now = s(rfc3339(OffsetDateTime::now_utc()));
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("PK", s(keys::content_pk(sha256)))
+            .key("SK", s(keys::CONTENT_SK))
+            .update_expression(
+                "ADD refs :minus_one SET changed_at = :now, due_pk = :due, due_at = :now",
+            )
             .condition_expression("attribute_exists(PK)")
-            .expression_attribute_values(":delta", n(delta));
-        update = if delta < 0 {
-            update
-                .update_expression("ADD refs :delta SET due_pk = :due, due_at = :now")
-                .expression_attribute_values(":due", s(Due::Content.key(sha256)))
-                .expression_attribute_values(":now", s(rfc3339(OffsetDateTime::now_utc())))
-        } else {
-            update.update_expression("ADD refs :delta")
-        };
-        let update = update.build()?;
+            .expression_attribute_values(":minus_one", n(-1))
+            .expression_attribute_values(":now", now)
+            .expression_attribute_values(":due", s(Due::Content.key(sha256)))
+            .build()?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
@@ -111,7 +126,7 @@ impl Repo {
             let existing = self.get_content(&found.sha256).await?;
             let (content_write, cold_key) = match &existing {
                 Some(content) => (
-                    self.reference_content(&found.sha256, 1)?,
+                    self.take_reference(&found.sha256, &content.cold_key)?,
                     content.cold_key.clone(),
                 ),
                 None => {
@@ -124,6 +139,7 @@ impl Repo {
                         ("cold_key".into(), s(&found.cold_key)),
                         ("refs".into(), n(1)),
                         ("created_at".into(), s(rfc3339(OffsetDateTime::now_utc()))),
+                        ("changed_at".into(), s(rfc3339(OffsetDateTime::now_utc()))),
                     ]);
                     (
                         self.put(item, "attribute_not_exists(PK)")?,
@@ -184,7 +200,8 @@ impl Repo {
 
     /// Records a File on existing verified content (instant upload): the file, a reference on
     /// the content and the owner's counters within `quota`, all or nothing. [`AddFile::Refused`]
-    /// if the content vanished (collected) in the meantime.
+    /// if the content is no longer the one read (collected, or collected and stored again
+    /// with another cold copy) in the meantime.
     ///
     /// # Errors
     /// DynamoDB failures.
@@ -194,6 +211,9 @@ impl Repo {
         quota: u64,
     ) -> anyhow::Result<AddFile> {
         let sha256 = file.sha256.as_deref().context("a shared file has a hash")?;
+        let Copies::Verified { cold_key, .. } = &file.copies else {
+            anyhow::bail!("a shared file is verified");
+        };
         if file.size > quota {
             return Ok(AddFile::OverQuota);
         }
@@ -201,7 +221,7 @@ impl Repo {
             .transact_items(
                 vec![
                     self.put(Self::file_item(file), "attribute_not_exists(PK)")?,
-                    self.reference_content(sha256, 1)?,
+                    self.take_reference(sha256, cold_key)?,
                     self.count_files_within(&file.user_id, file.size.into(), 1, Some(quota))?,
                 ],
                 "instant upload",

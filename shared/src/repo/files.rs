@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use anyhow::anyhow;
+use anyhow::{Context, anyhow};
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 
 use super::Repo;
 use super::item::{Item, get_bool, get_parsed, get_s, get_time, get_u64, n, opt_s, rfc3339, s};
+use super::table::Tx;
 use crate::keys;
 
 /// A user's file.
@@ -267,17 +268,21 @@ impl Repo {
         }
     }
 
-    /// Deletes the caller's file record and takes it off their counters, all or nothing.
-    /// Returns `false` if it was already gone.
+    /// Deletes the caller's file record and takes it off their counters, all or nothing,
+    /// releasing its content reference if it holds one. The delete is conditioned on the copy
+    /// state read (`verified` as in `file`), since whether a reference is released depends on
+    /// it: a verification that committed since the read refuses it. Returns `false` if the
+    /// file is gone or no longer as read; [`Repo::remove_file`] reads it again and retries.
     ///
     /// # Errors
     /// DynamoDB failures.
-    pub async fn delete_file(&self, file: &FileRecord) -> anyhow::Result<bool> {
+    pub(super) async fn delete_file(&self, file: &FileRecord) -> anyhow::Result<bool> {
         let delete = Delete::builder()
             .table_name(&self.table)
             .key("PK", s(keys::user_pk(&file.user_id)))
             .key("SK", s(keys::file_sk(&file.file_id)))
-            .condition_expression("attribute_exists(PK)")
+            .condition_expression("attribute_exists(PK) AND verified = :verified")
+            .expression_attribute_values(":verified", Av::Bool(file.verified()))
             .build()?;
         let mut items = vec![
             TransactWriteItem::builder().delete(delete).build(),
@@ -285,10 +290,49 @@ impl Repo {
         ];
         // A verified file holds a reference on its content; the janitor collects content
         // whose count reaches zero.
-        if let (true, Some(sha256)) = (file.verified(), &file.sha256) {
-            items.push(self.reference_content(sha256, -1)?);
+        let Copies::Verified { .. } = file.copies else {
+            return self.transact(items, "delete file").await;
+        };
+        let sha256 = file
+            .sha256
+            .as_deref()
+            .context("a verified file has a hash")?;
+        items.push(self.release_reference(sha256)?);
+        match self.transact_items(items.clone(), "delete file").await? {
+            Tx::Done => Ok(true),
+            Tx::Refused(2) => {
+                // The content it references is gone (collected while this file pointed to
+                // it): there is nothing left to release, and the file must still go.
+                tracing::warn!(sha256, file_id = %file.file_id, "a verified file's content was missing");
+                items.pop();
+                self.transact(items, "delete file").await
+            }
+            Tx::Refused(_) => Ok(false),
         }
-        self.transact(items, "delete file").await
+    }
+
+    /// Deletes the caller's file as [`Repo::delete_file`] does, reading it again when it
+    /// changed between the read and the delete (a verification that committed in between),
+    /// so its reference is released exactly when it held one. The deleted record, or `None`
+    /// if there was none.
+    ///
+    /// # Errors
+    /// DynamoDB failures, or a file that kept changing under every attempt.
+    pub async fn remove_file(
+        &self,
+        user_id: &UserId,
+        file_id: &FileId,
+    ) -> anyhow::Result<Option<FileRecord>> {
+        // A file changes copy state once (verification); a third read sees it settled.
+        for _ in 0..3 {
+            let Some(file) = self.get_file(user_id, file_id).await? else {
+                return Ok(None);
+            };
+            if self.delete_file(&file).await? {
+                return Ok(Some(file));
+            }
+        }
+        Err(anyhow!("file {file_id} kept changing while deleting it"))
     }
 }
 

@@ -24,7 +24,7 @@ mod names;
 mod permissions;
 /// 413 at create and at complete, exact usage under concurrency.
 mod quotas;
-/// Writers racing over the same records: delete against verification.
+/// Writers racing over the same records: delete against verification, complete against abort.
 mod races;
 /// Other users' ids, bad input and forged tokens on every route.
 mod security;

@@ -180,7 +180,7 @@ impl Intercept for Recorder {
 }
 
 /// Grants for paths the walk cannot take without injecting a fault: (function, action, why).
-const UNEXERCISED: [(&str, &str, &str); 3] = [
+const UNEXERCISED: [(&str, &str, &str); 4] = [
     (
         "merge",
         "dynamodb:DeleteItem",
@@ -190,6 +190,11 @@ const UNEXERCISED: [(&str, &str, &str); 3] = [
         "merge",
         "s3:DeleteObject",
         "... and the object S3 has just joined, which no File will own",
+    ),
+    (
+        "merge",
+        "s3:AbortMultipartUpload",
+        "... and its multipart upload, in case S3 had not joined it",
     ),
     (
         "transfer",

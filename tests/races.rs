@@ -1,18 +1,22 @@
 //! Writers racing each other over the same records, as races: many trials of concurrent
 //! calls, then the invariants checked on what is left. Nothing is lost and nothing is
 //! counted twice: a delete racing the transfer's verification releases the content reference
-//! exactly when the file held one.
+//! exactly when the file held one, and of a complete and an abort of one upload exactly one
+//! wins, leaving either a File or nothing (no object, no upload) behind.
 
 use std::time::Duration;
 
-use filestore_contract::RouteKey::DeleteFile;
+use filestore_contract::RouteKey::{AbortUpload, CompleteUpload, DeleteFile};
+use filestore_contract::api::FileEnvelope;
+use filestore_contract::domain::UserId;
 use filestore_dev::{LocalSystem, Options};
 use filestore_shared::keys;
 use filestore_shared::repo::{Verified, VerifyOutcome};
 use filestore_transfer::{CopyJob, Place, Progress};
+use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::helpers::{TestApp, path, test_bytes};
+use crate::helpers::{TestApp, aws, open_multipart_uploads, path, system, test_bytes};
 
 /// Trials per race: enough for every interleaving the two sides can take to come up.
 const TRIALS: usize = 30;
@@ -110,4 +114,66 @@ async fn a_delete_racing_verification_releases_the_reference_it_holds() {
         );
     }
     local.stop().await;
+}
+
+/// Objects left under a user's prefix in the hot bucket.
+async fn hot_objects(user_id: &UserId) -> usize {
+    let (s3, _) = aws().await;
+    s3.list_objects_v2()
+        .bucket(&system().hot_bucket)
+        .prefix(format!("files/{user_id}/"))
+        .send()
+        .await
+        .unwrap()
+        .contents()
+        .len()
+}
+
+/// A complete and an abort of the same upload, sent together: exactly one wins. Either the
+/// complete answers 201 and the abort `409 upload_completed` (the File is kept, its bytes
+/// download), or the abort answers 204 and the complete 404 (no File, no object, no open
+/// multipart upload). Never both, never neither, never a 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_complete_racing_an_abort_has_exactly_one_winner() {
+    let app = TestApp::new().await;
+    let (mut completed, mut aborted, mut wrong) = (Vec::new(), 0, Vec::new());
+    for trial in 0..TRIALS {
+        let data = test_bytes(1000 + trial, 800 + trial as u64);
+        let upload = app
+            .create_upload(&format!("race-{trial}.bin"), data.len(), None)
+            .await;
+        app.send_parts(&upload, &data, &[1]).await;
+        let id = &upload.upload_id;
+        let abort = async {
+            stagger(trial, 15).await;
+            app.delete(&path(AbortUpload, id)).await
+        };
+        let complete = path(CompleteUpload, id);
+        let (complete, abort) = tokio::join!(app.post(&complete, json!({})), abort);
+        match (complete.status.as_u16(), abort.status.as_u16()) {
+            (201, 409) => {
+                abort.expect_error(409, "upload_completed");
+                let file = complete.expect_body::<FileEnvelope>(201).file;
+                completed.push((file.file_id, data));
+            }
+            (404, 204) => {
+                complete.expect_error(404, "not_found");
+                aborted += 1;
+            }
+            statuses => wrong.push((trial, statuses)),
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {TRIALS} races had no single winner (trial, (complete, abort)): {wrong:?}",
+        wrong.len()
+    );
+    assert_eq!(completed.len() + aborted, TRIALS);
+    assert_eq!(app.list_files().await.files.len(), completed.len());
+    assert!(app.list_uploads().await.uploads.is_empty());
+    assert_eq!(open_multipart_uploads(&app.user_id).await, 0);
+    assert_eq!(hot_objects(&app.user_id).await, completed.len());
+    for (file_id, data) in &completed {
+        assert!(app.download(file_id).await == *data, "{file_id} differs");
+    }
 }

@@ -184,6 +184,30 @@ impl AppState {
             .await?)
     }
 
+    /// Ends an active upload that will never become a File (aborted, expired, or joined into
+    /// an object that cannot be one). The record goes first, and only while still active:
+    /// that write decides a race with a complete, which either committed first (and keeps
+    /// everything: `false`) or will find the upload gone. Then the multipart upload goes, and
+    /// the object its parts may already have been joined into, which no File will ever name.
+    ///
+    /// # Errors
+    /// DynamoDB or S3 failures; after the record is gone, S3's lifecycle rule for incomplete
+    /// multipart uploads is the backstop.
+    pub async fn drop_upload(&self, upload: &crate::repo::UploadRecord) -> anyhow::Result<bool> {
+        if !self
+            .repo
+            .delete_active_upload(&upload.user_id, &upload.upload_id)
+            .await?
+        {
+            return Ok(false);
+        }
+        self.storage
+            .abort_multipart(&upload.object_key, &upload.s3_upload_id)
+            .await?;
+        self.storage.delete_object(&upload.object_key).await?;
+        Ok(true)
+    }
+
     /// The caller's upload if it exists and has not expired; anything else is a 404.
     ///
     /// # Errors

@@ -149,7 +149,14 @@ pub(super) fn describe(key: RouteKey, s: &mut Schemas) -> Route {
             .describe("After a crash, send only the parts not in `parts_done`.")
             .json(200, "The upload", s.of::<UploadView>()),
         AbortUpload => Route::new("Abort an upload")
-            .empty(204, "Aborted; its parts are discarded")
+            .describe(
+                "An abort racing a complete of the same upload is safe: exactly one wins. \
+                 After a complete the abort is a 409; after an abort the complete is a 404.",
+            )
+            .empty(
+                204,
+                "Aborted; its parts, and any object they were joined into, are discarded",
+            )
             .error(409, "`upload_completed`: the upload is already completed"),
         CompleteUpload => Route::new("Complete an upload into a File")
             .describe(

@@ -62,18 +62,7 @@ async fn abort_expired_uploads(
     report: &mut Report,
 ) -> anyhow::Result<()> {
     for upload in state.repo.expired_uploads(now).await? {
-        let aborted = async {
-            state
-                .storage
-                .abort_multipart(&upload.object_key, &upload.s3_upload_id)
-                .await?;
-            state
-                .repo
-                .delete_active_upload(&upload.user_id, &upload.upload_id)
-                .await
-        }
-        .await;
-        match aborted {
+        match state.drop_upload(&upload).await {
             Ok(true) => report.aborted_uploads += 1,
             Ok(false) => {} // completed or removed meanwhile
             Err(e) => {

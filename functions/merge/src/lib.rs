@@ -157,8 +157,7 @@ async fn complete(
         Some(size) if size == upload.size => {}
         Some(size) => {
             // The object can never become a valid File; drop it and the upload.
-            state.storage.delete_object(&upload.object_key).await?;
-            state.repo.delete_upload(user_id, upload_id).await?;
+            state.drop_upload(&upload).await?;
             return Err(ApiError::unprocessable(
                 "size_mismatch",
                 format!(
@@ -200,9 +199,7 @@ async fn complete(
             // the parts. An object without a File would never be transferred (S3 announced
             // it already), so it goes, with its upload; the upload record first and only
             // while still active, so a concurrent complete that won keeps its bytes.
-            if state.repo.delete_active_upload(user_id, upload_id).await? {
-                state.storage.delete_object(&upload.object_key).await?;
-            }
+            state.drop_upload(&upload).await?;
             return Err(ApiError::TooLarge {
                 code: "quota_exceeded",
                 message: format!(
@@ -215,11 +212,27 @@ async fn complete(
         AddFile::Refused => {}
     }
     // Lost the race to a concurrent complete of the same upload: answer with its File.
-    let again = state.live_upload(user_id, upload_id).await?;
-    if again.state == UploadState::Completed {
-        return existing_file(state, &again).await;
+    match state.repo.get_upload(user_id, upload_id).await? {
+        Some(again) if again.state == UploadState::Completed => existing_file(state, &again).await,
+        Some(_) => Err(anyhow::anyhow!(
+            "complete transaction refused but the upload is still active"
+        )
+        .into()),
+        None => {
+            // Lost it to an abort, which removed the record first and then dropped the
+            // object; parts this call joined after that drop are dropped here, unless a File
+            // owns them.
+            if state
+                .repo
+                .get_file(user_id, &upload.file_id)
+                .await?
+                .is_none()
+            {
+                state.storage.delete_object(&upload.object_key).await?;
+            }
+            Err(ApiError::NotFound("upload"))
+        }
     }
-    Err(anyhow::anyhow!("complete transaction refused but the upload is still active").into())
 }
 
 #[cfg(test)]

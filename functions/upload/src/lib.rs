@@ -216,11 +216,11 @@ async fn abort(
 ) -> Result<Response<Body>, ApiError> {
     let upload = state.live_upload(user_id, upload_id).await?;
     require_active(&upload)?;
-    state
-        .storage
-        .abort_multipart(&upload.object_key, &upload.s3_upload_id)
-        .await?;
-    state.repo.delete_upload(user_id, upload_id).await?;
+    if !state.drop_upload(&upload).await? {
+        // A concurrent complete (409) or abort (404) settled it first.
+        require_active(&state.live_upload(user_id, upload_id).await?)?;
+        return Err(anyhow::anyhow!("abort refused but the upload is still active").into());
+    }
     tracing::info!("upload aborted");
     Ok(no_content())
 }

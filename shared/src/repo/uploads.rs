@@ -152,24 +152,6 @@ impl Repo {
         items.iter().map(Self::upload_from).collect()
     }
 
-    /// # Errors
-    /// DynamoDB failures.
-    pub async fn delete_upload(
-        &self,
-        user_id: &UserId,
-        upload_id: &UploadId,
-    ) -> anyhow::Result<()> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .key("PK", s(keys::user_pk(user_id)))
-            .key("SK", s(keys::upload_sk(upload_id)))
-            .send()
-            .await
-            .context("DynamoDB DeleteItem (upload)")?;
-        Ok(())
-    }
-
     /// Deletes an upload record only while it is still active, so it never removes one a
     /// concurrent complete has just recorded. `false` if it was not active (or gone).
     ///

@@ -3,6 +3,7 @@
 //! are still open.
 
 use anyhow::Context;
+use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::upload_part::UploadPartError;
 use aws_sdk_s3::operation::upload_part::builders::UploadPartFluentBuilder;
@@ -51,6 +52,15 @@ pub enum Joined {
     PartsChanged,
     /// A part other than the last is smaller than the store's minimum (5 MiB on S3).
     PartTooSmall,
+}
+
+/// Whether the store answered that it does not know the upload: S3's `NoSuchUpload`, or a
+/// 404 that names no error code at all (a store may send it with an empty body).
+fn is_no_such_upload<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
+    match e.code() {
+        Some(code) => code == "NoSuchUpload",
+        None => e.raw_response().is_some_and(|r| r.status().as_u16() == 404),
+    }
 }
 
 /// A request body of a length known up front, fed as it is produced.
@@ -176,9 +186,7 @@ impl Storage {
                 .await;
             let out = match result {
                 Ok(out) => out,
-                Err(e) if e.as_service_error().and_then(|se| se.code()) == Some("NoSuchUpload") => {
-                    return Ok(None);
-                }
+                Err(e) if is_no_such_upload(&e) => return Ok(None),
                 Err(e) => return Err(e).context("S3 ListParts"),
             };
             for p in out.parts() {
@@ -232,10 +240,16 @@ impl Storage {
         let Err(e) = result else {
             return Ok(Joined::Done);
         };
+        if is_no_such_upload(&e) {
+            return Ok(Joined::UploadGone);
+        }
         match e.code() {
-            Some("NoSuchUpload") => Ok(Joined::UploadGone),
             Some("InvalidPart") | Some("InvalidPartOrder") => Ok(Joined::PartsChanged),
             Some("EntityTooSmall") => Ok(Joined::PartTooSmall),
+            // No code: the answer said nothing readable (a store failing mid-call, as moto
+            // does when an abort removes the upload under it, answers 500 with an HTML
+            // body). Whether the store still holds the upload open tells what happened.
+            None if self.list_parts(key, upload_id).await?.is_none() => Ok(Joined::UploadGone),
             _ => Err(e).context("S3 CompleteMultipartUpload"),
         }
     }
@@ -255,9 +269,7 @@ impl Storage {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().and_then(|se| se.code()) == Some("NoSuchUpload") => {
-                Ok(())
-            }
+            Err(e) if is_no_such_upload(&e) => Ok(()),
             Err(e) => Err(e).context("S3 AbortMultipartUpload"),
         }
     }

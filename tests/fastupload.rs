@@ -231,3 +231,31 @@ async fn instant_upload_respects_the_quota() {
     let me = app.me().await;
     assert_eq!((me.used_bytes, me.file_count), (1001, 1));
 }
+
+/// With the cold store down, a proof cannot be checked against the stored bytes: it answers
+/// `upload_required` like any other failure (never a 500), records no file, and the client
+/// can still upload the bytes normally.
+#[tokio::test]
+async fn a_proof_during_a_cold_store_outage_is_upload_required() {
+    let mut local = filestore_dev::LocalSystem::start(filestore_dev::Options::isolated())
+        .await
+        .unwrap();
+    let owner = TestApp::new_at(&local.base_url()).await;
+    let data = test_bytes(200_000, 39);
+    let file = owner.upload("original.bin", &data, None).await;
+    owner.verified(&file.file_id).await;
+    let challenge = ask(&owner, "again.bin", &data).await;
+
+    local.cold_emulator.take().unwrap().stop().await;
+    let resp = prove(&owner, &challenge, &answer(&challenge, &data))
+        .await
+        .expect_body(200);
+    assert!(
+        matches!(resp, ProofResponse::UploadRequired),
+        "not upload_required: {resp:?}"
+    );
+    assert_eq!(owner.list_files().await.files.len(), 1);
+    let again = owner.upload("again.bin", &data, None).await;
+    assert_eq!(owner.download(&again.file_id).await, data);
+    local.stop().await;
+}

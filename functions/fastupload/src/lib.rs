@@ -7,7 +7,8 @@
 //! verified copy in the cold store with ranged GETs. A challenge is always issued, whether or
 //! not the content exists; it is single-use (taken by a conditional delete), expires, and
 //! lives in the caller's partition. Every failure (wrong proof, unknown or unverified content,
-//! expired, reused or someone else's challenge) is the same `200 {"status":"upload_required"}`.
+//! expired, reused or someone else's challenge, a cold store that cannot be read) is the same
+//! `200 {"status":"upload_required"}`.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -188,9 +189,18 @@ async fn prove(
     let Some(cold) = state.cold.as_ref() else {
         return upload_required();
     };
-    let Some(ranges) = read_ranges(cold, &content.cold_key, &challenge.ranges).await? else {
-        tracing::warn!(sha256 = %content.sha256, "content record without readable bytes");
-        return upload_required();
+    // A cold store that cannot be read (down, or the bytes missing) answers like any other
+    // failed proof: the client uploads the bytes instead.
+    let ranges = match read_ranges(cold, &content.cold_key, &challenge.ranges).await {
+        Ok(Some(ranges)) => ranges,
+        Ok(None) => {
+            tracing::warn!(sha256 = %content.sha256, "content record without readable bytes");
+            return upload_required();
+        }
+        Err(e) => {
+            tracing::warn!(sha256 = %content.sha256, error = format!("{e:#}"), "cold store unreadable; proof not checked");
+            return upload_required();
+        }
     };
     let slices: Vec<&[u8]> = ranges.iter().map(Vec::as_slice).collect();
     let expected = proof_of(&challenge.nonce, &slices)?;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use filestore_contract::RouteKey::DeleteFile;
 use filestore_dev::{LocalSystem, Options};
+use filestore_shared::keys;
 use filestore_shared::repo::TransferCheckpoint;
 use time::OffsetDateTime;
 
@@ -186,7 +187,7 @@ async fn orphan_cold_blobs_are_removed_after_the_grace_period() {
     assert!(
         state
             .repo
-            .delete_unreferenced_content(&digest)
+            .delete_unreferenced_content(&digest, &keys::cold_key(gone_id))
             .await
             .unwrap()
     );
@@ -333,4 +334,75 @@ async fn the_janitors_index_holds_only_what_it_will_act_on() {
         .unwrap();
     assert_eq!(due(content, "CONTENT".into()).await, None, "settled");
     assert_eq!(holder.download(&second.file_id).await, data);
+}
+
+/// A content reference count that lost track of its files, broken here directly in the
+/// table as a write that skipped its release (or its reference) would leave it, is found by
+/// the janitor's reference check and set right: counted too high with no file left, the
+/// content and its cold copy are collected; too high or too low with files left, it is set
+/// to their number and their bytes stay. Counts that are right are left alone, and a second
+/// check finds nothing.
+#[tokio::test]
+async fn the_reference_check_repairs_counts_that_lost_track_of_their_files() {
+    // Its own system: the check runs once a day per table, whichever sweep claims it.
+    let local = LocalSystem::start(Options::isolated()).await.unwrap();
+    let state = &local.state;
+    let cold = state.cold.as_ref().unwrap();
+    let ddb = aws_sdk_dynamodb::Client::new(&local.sdk);
+    let app = TestApp::new_at(&local.base_url()).await;
+    let set_refs = |sha256: String, refs: u64| {
+        let ddb = ddb.clone();
+        async move {
+            ddb.update_item()
+                .table_name(&state.config.table)
+                .key("PK", AttributeValue::S(keys::content_pk(&sha256)))
+                .key("SK", AttributeValue::S(keys::CONTENT_SK.into()))
+                .update_expression("SET refs = :refs")
+                .expression_attribute_values(":refs", AttributeValue::N(refs.to_string()))
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    let mut stored = Vec::new();
+    for seed in 0..4 {
+        let data = test_bytes(50_000, 60 + seed);
+        let file = app.upload(&format!("f{seed}.bin"), &data, None).await;
+        app.verified(&file.file_id).await;
+        stored.push((sha256_hex(&data), file.file_id, data));
+    }
+    let [high, low, orphaned, right] = &stored[..] else {
+        unreachable!()
+    };
+    set_refs(high.0.clone(), 3).await;
+    set_refs(low.0.clone(), 0).await;
+    // Its file goes behind the counters' back, as a delete that skipped its release would.
+    ddb.delete_item()
+        .table_name(&state.config.table)
+        .key("PK", AttributeValue::S(keys::user_pk(&app.user_id)))
+        .key("SK", AttributeValue::S(keys::file_sk(&orphaned.1)))
+        .send()
+        .await
+        .unwrap();
+
+    // The check runs once a day, on counts that have stood still for a while: a sweep two
+    // days on runs it, whatever sweep the system ran before.
+    let later = OffsetDateTime::now_utc() + filestore_janitor::REFS_CHECK_EVERY * 2;
+    let report = filestore_janitor::sweep(state, later).await.unwrap();
+    assert_eq!(report.repaired_refs, 3, "{report:?}");
+    for (sha256, _, _) in [high, low, right] {
+        let content = state.repo.get_content(sha256).await.unwrap().unwrap();
+        assert_eq!(content.refs, 1, "{sha256}");
+    }
+    assert_eq!(state.repo.get_content(&orphaned.0).await.unwrap(), None);
+    let orphan_blob = keys::cold_key(&orphaned.1);
+    assert_eq!(cold.object_size(&orphan_blob).await.unwrap(), None);
+    for (_, file_id, data) in [high, low, right] {
+        assert!(app.download(file_id).await == *data, "{file_id} differs");
+    }
+
+    let next_day = later + filestore_janitor::REFS_CHECK_EVERY;
+    let report = filestore_janitor::sweep(state, next_day).await.unwrap();
+    assert_eq!(report.repaired_refs, 0, "{report:?}");
+    local.stop().await;
 }

@@ -35,7 +35,8 @@
 //! - `challenges`: instant upload's proof-of-possession challenges.
 //! - `shares`: share links and their token pointers.
 //! - `transfers`: checkpoints of transfers that take more than one run.
-//! - `janitor`: the `due` index and the janitor's periodic jobs.
+//! - `janitor`: the `due` index, the reference check's reads and repair, and the janitor's
+//!   periodic jobs.
 
 use aws_sdk_dynamodb::Client;
 
@@ -57,7 +58,7 @@ pub use challenges::ChallengeRecord;
 pub use content::{ContentRecord, Verified, VerifyOutcome};
 pub use files::{Copies, FileRecord};
 pub use item::rfc3339;
-pub use janitor::{DUE_INDEX, HotCopy};
+pub use janitor::{DUE_INDEX, HotCopy, SHA256_INDEX, ScanCursor};
 pub use shares::ShareRecord;
 pub use transfers::{CHECKPOINT_TTL, TransferCheckpoint};
 pub use uploads::UploadRecord;

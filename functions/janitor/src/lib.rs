@@ -1,13 +1,15 @@
 //! The janitor, run on a schedule: aborts multipart uploads abandoned past their expiry
-//! (S3's `AbortIncompleteMultipartUpload` lifecycle rule is the backstop), collects content no
-//! File references any more from the table and the cold store, removes hot copies of verified
-//! files once their retention (`FILESTORE_HOT_RETENTION_SECS`) has passed, and removes cold
-//! blobs that no content record points to and cold multipart uploads a stopped transfer left
-//! open.
+//! (S3's `AbortIncompleteMultipartUpload` lifecycle rule is the backstop), checks that each
+//! content's reference count matches the verified files holding it (and repairs it),
+//! collects content no File references any more from the table and the cold store, removes
+//! hot copies of verified files once their retention (`FILESTORE_HOT_RETENTION_SECS`) has
+//! passed, and removes cold blobs that no content record points to and cold multipart
+//! uploads a stopped transfer left open.
 //!
 //! Collection is safe against a concurrent instant upload or transfer of the same content:
-//! the content record is deleted only on the condition `refs <= 0`, and whoever adds a
-//! reference does so on the condition that the record exists, so exactly one of the two wins.
+//! the content record is deleted only on the condition `refs <= 0` (and that it still names
+//! the cold copy read), and whoever adds a reference does so on the condition that the
+//! record read still exists (the same cold copy), so exactly one of the two wins.
 //! The cold bytes go only after their record is gone. A janitor that dies between the two
 //! leaves a blob no record points to: the orphan sweep removes such blobs once they are older
 //! than [`ORPHAN_GRACE`], which no transfer takes between writing its copy and recording it.
@@ -16,6 +18,8 @@
 //! due for the janitor (see `filestore_shared::repo::DUE_INDEX`), so a sweep reads what it
 //! acts on. The orphan sweep lists the cold bucket and scans the content records, so it runs
 //! at most once per [`ORPHAN_SWEEP_EVERY`]; S3 Inventory would replace the listing at scale.
+//! The reference check scans the content records a page at a time and queries the hash
+//! index once per content, so it too runs at most once per [`REFS_CHECK_EVERY`].
 
 use std::time::Duration;
 
@@ -31,6 +35,13 @@ use time::OffsetDateTime;
 pub const ORPHAN_GRACE: Duration = Duration::from_secs(24 * 3600);
 /// How often the orphan sweep runs, whatever the janitor's schedule.
 pub const ORPHAN_SWEEP_EVERY: Duration = Duration::from_secs(24 * 3600);
+/// How often the reference check runs, whatever the janitor's schedule: it scans the table
+/// for content records, as the orphan sweep does.
+pub const REFS_CHECK_EVERY: Duration = Duration::from_secs(24 * 3600);
+/// How long content's references must have stood still before the check counts them: far
+/// longer than the hash index can lag the table, so the count sees every file whose
+/// verification or delete last moved them.
+pub const REFS_SETTLE: Duration = Duration::from_secs(15 * 60);
 
 /// What one sweep did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -40,6 +51,8 @@ pub struct Report {
     pub removed_hot_copies: u64,
     pub removed_orphan_blobs: u64,
     pub aborted_cold_uploads: u64,
+    /// Content whose reference count differed from the verified files holding it, set right.
+    pub repaired_refs: u64,
 }
 
 /// Runs one sweep as of `now`.
@@ -49,6 +62,7 @@ pub struct Report {
 pub async fn sweep(state: &AppState, now: OffsetDateTime) -> anyhow::Result<Report> {
     let mut report = Report::default();
     abort_expired_uploads(state, now, &mut report).await?;
+    check_references(state, now, &mut report).await?;
     collect_unreferenced_content(state, now, &mut report).await?;
     remove_retained_hot_copies(state, now, &mut report).await?;
     remove_orphan_blobs(state, now, &mut report).await?;
@@ -73,6 +87,56 @@ async fn abort_expired_uploads(
     Ok(())
 }
 
+/// Finds content whose reference count differs from the number of verified files holding
+/// it and sets it right, at most once per [`REFS_CHECK_EVERY`]: one page of content records
+/// at a time, each counted through the hash index once its references have stood still for
+/// [`REFS_SETTLE`], each repair conditional on none having moved since the read. A count
+/// repaired to zero is collected by the step after this one. Every repair is logged: it is
+/// the trace of a write that lost track of a reference.
+async fn check_references(
+    state: &AppState,
+    now: OffsetDateTime,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    if !state
+        .repo
+        .claim_job("refs-check", now, REFS_CHECK_EVERY)
+        .await?
+    {
+        return Ok(());
+    }
+    let settled = now - REFS_SETTLE;
+    let mut from = None;
+    loop {
+        let (page, next) = state.repo.content_page(from).await?;
+        for content in page.iter().filter(|c| c.changed_at <= settled) {
+            let repaired = async {
+                let counted = state.repo.count_verified_files(&content.sha256).await?;
+                if counted == content.refs {
+                    return Ok(None);
+                }
+                let done = state.repo.repair_refs(content, counted).await?;
+                Ok::<_, anyhow::Error>(done.then_some(counted))
+            }
+            .await;
+            match repaired {
+                Ok(None) => {}
+                Ok(Some(counted)) => {
+                    tracing::warn!(sha256 = %content.sha256, refs = content.refs, counted, "repaired a content reference count");
+                    report.repaired_refs += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(sha256 = %content.sha256, error = format!("{e:#}"), "could not check a content reference count")
+                }
+            }
+        }
+        match next {
+            Some(cursor) => from = Some(cursor),
+            None => return Ok(()),
+        }
+    }
+}
+
 async fn collect_unreferenced_content(
     state: &AppState,
     now: OffsetDateTime,
@@ -81,7 +145,7 @@ async fn collect_unreferenced_content(
     for content in state.repo.unreferenced_contents(now).await? {
         match state
             .repo
-            .delete_unreferenced_content(&content.sha256)
+            .delete_unreferenced_content(&content.sha256, &content.cold_key)
             .await
         {
             Ok(true) => {}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates on LocalStack what src/provision.rs creates on the embedded emulator: the table
-# (PK/SK, TTL on `ttl`, the janitor's sparse index `due`), the hot bucket (CORS for browser PUTs that read ETag) announcing every
+# (PK/SK, TTL on `ttl`, the janitor's sparse index `due` and its hash index `by_sha256`), the hot bucket (CORS for browser PUTs that read ETag) announcing every
 # new object to the transfer queue, the transfer queue (15-minute visibility, redrive to its
 # dead-letter queue after 5 receives), and the cold bucket the transfer function copies to.
 # Idempotent, like provisioning: what exists is left as it is.
@@ -16,12 +16,17 @@ if ! awslocal dynamodb describe-table --table-name "$table" >/dev/null 2>&1; the
         --billing-mode PAY_PER_REQUEST \
         --attribute-definitions AttributeName=PK,AttributeType=S AttributeName=SK,AttributeType=S \
         AttributeName=due_pk,AttributeType=S AttributeName=due_at,AttributeType=S \
+        AttributeName=sha256,AttributeType=S \
         --key-schema AttributeName=PK,KeyType=HASH AttributeName=SK,KeyType=RANGE \
         --global-secondary-indexes '[{
           "IndexName": "due",
           "KeySchema": [{"AttributeName": "due_pk", "KeyType": "HASH"},
                         {"AttributeName": "due_at", "KeyType": "RANGE"}],
           "Projection": {"ProjectionType": "ALL"}
+        }, {
+          "IndexName": "by_sha256",
+          "KeySchema": [{"AttributeName": "sha256", "KeyType": "HASH"}],
+          "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["verified"]}
         }]' >/dev/null
     awslocal dynamodb wait table-exists --table-name "$table"
     awslocal dynamodb update-time-to-live --table-name "$table" \

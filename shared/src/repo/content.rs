@@ -22,6 +22,8 @@ pub struct ContentRecord {
     pub cold_key: String,
     pub refs: u64,
     pub created_at: OffsetDateTime,
+    /// When `refs` last changed (its creation for content written before this was kept).
+    pub changed_at: OffsetDateTime,
 }
 
 /// What the transfer learned about a file's bytes.
@@ -106,6 +108,10 @@ impl Repo {
             cold_key: get_s(item, "cold_key")?,
             refs: get_u64(item, "refs")?,
             created_at: get_time(item, "created_at")?,
+            changed_at: match item.get("changed_at") {
+                Some(_) => get_time(item, "changed_at")?,
+                None => get_time(item, "created_at")?,
+            },
         })
     }
 
@@ -230,19 +236,26 @@ impl Repo {
         Ok(AddFile::from_tx(tx, 2))
     }
 
-    /// Deletes a content record if nothing references it; `false` if something does again.
+    /// Deletes a content record if nothing references it and it is still the one read (its
+    /// cold copy `cold_key`, which the caller deletes next); `false` if something references
+    /// it again, or it was collected and stored again meanwhile.
     ///
     /// # Errors
     /// DynamoDB failures.
-    pub async fn delete_unreferenced_content(&self, sha256: &str) -> anyhow::Result<bool> {
+    pub async fn delete_unreferenced_content(
+        &self,
+        sha256: &str,
+        cold_key: &str,
+    ) -> anyhow::Result<bool> {
         let result = self
             .client
             .delete_item()
             .table_name(&self.table)
             .key("PK", s(keys::content_pk(sha256)))
             .key("SK", s(keys::CONTENT_SK))
-            .condition_expression("refs <= :zero")
+            .condition_expression("refs <= :zero AND cold_key = :cold_key")
             .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":cold_key", s(cold_key))
             .send()
             .await;
         match result {

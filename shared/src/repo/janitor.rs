@@ -10,11 +10,16 @@
 //!
 //! The index is eventually consistent, so what it returns is a candidate: every action the
 //! janitor takes is conditional on the table's own item.
+//!
+//! The reference check pages through the content records and counts, for each, the verified
+//! files holding it through a second index (`by_sha256`); a count that differs is repaired
+//! on the condition that no reference moved since the content was read.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use anyhow::Context;
+use aws_sdk_dynamodb::types::{AttributeValue as Av, Select};
 use filestore_contract::domain::{FileId, UploadState, UserId};
 use time::OffsetDateTime;
 
@@ -24,6 +29,15 @@ use crate::keys::{self, DUE_SHARDS, Due};
 
 /// The sparse index of items the janitor will act on.
 pub const DUE_INDEX: &str = "due";
+
+/// The index of every item with a `sha256` (files, verified or with a declared hash,
+/// uploads and challenges with one, content) by that hash, projecting `verified`: through
+/// it, the verified files holding a content are counted.
+pub const SHA256_INDEX: &str = "by_sha256";
+
+/// Where a paged scan goes on.
+#[derive(Clone, Debug)]
+pub struct ScanCursor(Item);
 
 /// A verified file's hot copy, kept for the hot retention after verification.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -156,6 +170,101 @@ impl Repo {
             .await
             .context("DynamoDB Scan (content)")?;
         items.iter().map(|item| get_s(item, "cold_key")).collect()
+    }
+
+    /// One page of the content records, from a scan of the table that starts at `from` (the
+    /// last page's cursor, `None` for the first), and the cursor of the next page (`None`
+    /// after the last), so a pass over all content holds one page at a time.
+    ///
+    /// # Errors
+    /// DynamoDB failures or a malformed item.
+    pub async fn content_page(
+        &self,
+        from: Option<ScanCursor>,
+    ) -> anyhow::Result<(Vec<ContentRecord>, Option<ScanCursor>)> {
+        let out = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("SK = :content")
+            .expression_attribute_values(":content", s(keys::CONTENT_SK))
+            .set_exclusive_start_key(from.map(|c| c.0))
+            .send()
+            .await
+            .context("DynamoDB Scan (content page)")?;
+        let page = out
+            .items()
+            .iter()
+            .map(Self::content_from)
+            .collect::<anyhow::Result<_>>()?;
+        Ok((page, out.last_evaluated_key.map(ScanCursor)))
+    }
+
+    /// How many verified files hold the content `sha256`, counted through the
+    /// [`SHA256_INDEX`]. The index is eventually consistent: a file written or deleted in
+    /// the last moments may be missed or still counted.
+    ///
+    /// # Errors
+    /// DynamoDB failures.
+    pub async fn count_verified_files(&self, sha256: &str) -> anyhow::Result<u64> {
+        let (mut count, mut from) = (0, None);
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(SHA256_INDEX)
+                .key_condition_expression("sha256 = :sha256")
+                .filter_expression("verified = :true")
+                .expression_attribute_values(":sha256", s(sha256))
+                .expression_attribute_values(":true", Av::Bool(true))
+                .select(Select::Count)
+                .set_exclusive_start_key(from)
+                .send()
+                .await
+                .context("DynamoDB Query (by_sha256)")?;
+            count += out.count().max(0) as u64;
+            from = out.last_evaluated_key;
+            if from.is_none() {
+                return Ok(count);
+            }
+        }
+    }
+
+    /// Sets content's reference count to `counted`, if no reference moved since `content`
+    /// was read (`refs` and `changed_at` as read). Counted zero puts it in the janitor's
+    /// index, to be collected. `false` if it changed meanwhile.
+    ///
+    /// # Errors
+    /// DynamoDB failures.
+    pub async fn repair_refs(&self, content: &ContentRecord, counted: u64) -> anyhow::Result<bool> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("PK", s(keys::content_pk(&content.sha256)))
+            .key("SK", s(keys::CONTENT_SK))
+            .condition_expression(
+                "refs = :seen AND (changed_at = :changed OR attribute_not_exists(changed_at))",
+            )
+            .expression_attribute_values(":seen", n(content.refs))
+            .expression_attribute_values(":changed", s(rfc3339(content.changed_at)))
+            .expression_attribute_values(":counted", n(counted))
+            .expression_attribute_values(":now", s(rfc3339(OffsetDateTime::now_utc())));
+        update = if counted == 0 {
+            update
+                .update_expression(
+                    "SET refs = :counted, changed_at = :now, due_pk = :due, due_at = :now",
+                )
+                .expression_attribute_values(":due", s(Due::Content.key(&content.sha256)))
+        } else {
+            update.update_expression("SET refs = :counted, changed_at = :now")
+        };
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(false),
+            Err(e) => Err(e).context("DynamoDB UpdateItem (content refs repaired)"),
+        }
     }
 
     /// Claims a periodic job for the run at `now`: `true` for the first claim, or if the

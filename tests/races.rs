@@ -21,10 +21,10 @@ use crate::helpers::{TestApp, aws, open_multipart_uploads, path, system, test_by
 /// Trials per race: enough for every interleaving the two sides can take to come up.
 const TRIALS: usize = 30;
 
-/// A delay of up to `steps` milliseconds, different from one trial to the next, so the
-/// trials spread one side of a race over the other's reads and writes.
-async fn stagger(trial: usize, steps: usize) {
-    tokio::time::sleep(Duration::from_millis((trial % steps) as u64)).await;
+/// A delay of 0 to 9 steps of `step_ms` milliseconds, different from one trial to the next,
+/// so the trials spread one side of a race over the other's reads and writes.
+async fn stagger(trial: usize, step_ms: u64) {
+    tokio::time::sleep(Duration::from_millis((trial % 10) as u64 * step_ms)).await;
 }
 
 /// The delete handler reads a file, then deletes it; the transfer's verification (one more
@@ -80,7 +80,7 @@ async fn a_delete_racing_verification_releases_the_reference_it_holds() {
             cold_key: cold_key.clone(),
         };
         let verify = async {
-            stagger(trial, 10).await;
+            stagger(trial, 1).await;
             let outcome = state.repo.record_verified(&record, &found).await.unwrap();
             // As the transfer does: a copy recorded for no file is dropped.
             if outcome == VerifyOutcome::Stale {
@@ -147,7 +147,7 @@ async fn a_complete_racing_an_abort_has_exactly_one_winner() {
         app.send_parts(&upload, &data, &[1]).await;
         let id = &upload.upload_id;
         let abort = async {
-            stagger(trial, 15).await;
+            stagger(trial, 10).await;
             app.delete(&path(AbortUpload, id)).await
         };
         let complete = path(CompleteUpload, id);

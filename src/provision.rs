@@ -46,12 +46,14 @@ pub async fn provision(
     Ok(queues)
 }
 
-/// Creates the cold bucket on the cold store's endpoint.
+/// Creates the cold bucket on the cold store's endpoint, with instant upload's proof decoy in it.
 ///
 /// # Errors
 /// Any failure other than "already exists".
 pub async fn provision_cold(cold: &Storage) -> anyhow::Result<()> {
-    cold.create_bucket().await
+    cold.create_bucket().await?;
+    cold.ensure_decoy().await?;
+    Ok(())
 }
 
 async fn create_queues(sqs: &aws_sdk_sqs::Client, name: &str) -> anyhow::Result<Provisioned> {

@@ -1,12 +1,23 @@
 //! Instant upload: a challenge always, a file only for a correct proof of possession of
-//! verified content, and the same `upload_required` for every failure.
+//! verified content, and the same `upload_required` for every failure. Attacks: guessing a
+//! small file's secret, flooding challenges, telling stored content by the proof's cost, and
+//! a cold store that is down.
 
-use filestore_contract::RouteKey::{DeleteFile, FastUploadProof};
+use std::sync::{Arc, Mutex};
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use filestore_contract::RouteKey::{DeleteFile, FastUpload, FastUploadProof};
 use filestore_contract::api::{ByteRange, ChallengeResponse, CreateUploadResponse, ProofResponse};
 use filestore_contract::domain::Tier;
-use serde_json::json;
+use filestore_fastupload::CHALLENGES_PER_HOUR;
+use lambda_http::{Body, Request};
+use serde_json::{Value, json};
 
-use crate::helpers::{Resp, TestApp, answer, path, sha256_hex, test_bytes};
+use crate::helpers::{MIB, Resp, TestApp, answer, app_state, path, sha256_hex, test_bytes};
 
 async fn ask(app: &TestApp, name: &str, data: &[u8]) -> ChallengeResponse {
     app.post(
@@ -33,11 +44,11 @@ async fn stored(data: &[u8]) -> TestApp {
     owner
 }
 
-/// A second user who holds the bytes gets the file without uploading: verified, cold, and
-/// downloadable byte for byte; both users are charged for it.
+/// A second user who holds the bytes of content of 1 MiB or more gets the file without
+/// uploading: verified, cold, and downloadable byte for byte; both users are charged for it.
 #[tokio::test]
 async fn a_holder_of_the_bytes_gets_an_instant_upload() {
-    let data = test_bytes(200_000, 31);
+    let data = test_bytes(MIB + 200_000, 31);
     let owner = stored(&data).await;
     let bob = TestApp::new().await;
     let challenge = ask(&bob, "mine.bin", &data).await;
@@ -63,23 +74,286 @@ async fn a_holder_of_the_bytes_gets_an_instant_upload() {
     assert_eq!(bob.download(&file.file_id).await, data);
 }
 
-/// Small files are challenged whole; an empty file works too once stored.
+/// Small files are challenged whole; their owner instant-uploads them again, an empty file
+/// too.
 #[tokio::test]
-async fn small_files_are_challenged_whole() {
-    let data = test_bytes(1000, 32);
-    let _owner = stored(&data).await;
-    let bob = TestApp::new().await;
-    let challenge = ask(&bob, "s.bin", &data).await;
-    assert_eq!(
-        challenge.ranges,
-        [ByteRange {
-            offset: 0,
-            length: 1000
-        }]
-    );
-    prove(&bob, &challenge, &answer(&challenge, &data))
+async fn small_files_are_challenged_whole_and_work_for_their_owner() {
+    for (size, seed) in [(1000, 32), (0, 0)] {
+        let data = test_bytes(size, seed);
+        let owner = stored(&data).await;
+        let challenge = ask(&owner, "again.bin", &data).await;
+        assert_eq!(
+            challenge.ranges,
+            [ByteRange {
+                offset: 0,
+                length: size as u64
+            }]
+        );
+        prove(&owner, &challenge, &answer(&challenge, &data))
+            .await
+            .expect(201);
+        assert_eq!(owner.list_files().await.files.len(), 2);
+    }
+}
+
+/// Small content is never shared across users: another user with the right bytes and the
+/// right proof is told to upload, while the owner's own proof works. Once the owner has
+/// deleted every copy, they do not hold it any more either.
+#[tokio::test]
+async fn small_content_is_never_shared_across_users() {
+    let data = test_bytes(MIB - 1, 38);
+    let owner = stored(&data).await;
+    let mallory = TestApp::new().await;
+    let challenge = ask(&mallory, "x", &data).await;
+    let resp = prove(&mallory, &challenge, &answer(&challenge, &data))
         .await
-        .expect(201);
+        .expect(200);
+    assert_eq!(resp, json!({"status": "upload_required"}));
+    assert!(mallory.list_files().await.files.is_empty());
+
+    let challenge = ask(&owner, "copy.bin", &data).await;
+    let copy = prove(&owner, &challenge, &answer(&challenge, &data))
+        .await
+        .expect_body::<ProofResponse>(201);
+    let ProofResponse::Complete { file: copy } = copy else {
+        panic!("not complete: {copy:?}");
+    };
+    assert_eq!(owner.download(&copy.file_id).await, data);
+
+    for file in owner.list_files().await.files {
+        owner
+            .delete(&path(DeleteFile, &file.file_id))
+            .await
+            .expect(204);
+    }
+    let challenge = ask(&owner, "gone.bin", &data).await;
+    let resp = prove(&owner, &challenge, &answer(&challenge, &data))
+        .await
+        .expect(200);
+    assert_eq!(resp, json!({"status": "upload_required"}));
+}
+
+/// The attack that found the hole: a 56-byte letter whose only secret is a 4-digit PIN.
+/// Mallory hashes every candidate letter and proves each as if she held it. The right
+/// guess never yields the file (small content is not shared), and after
+/// [`CHALLENGES_PER_HOUR`] challenges she gets `429` with `Retry-After` instead.
+#[tokio::test]
+async fn guessing_a_small_files_pin_never_succeeds() {
+    let letter = |pin: u32| {
+        format!("Dear Bob, the door code is {pin:04}. Burn this now. -- Alice").into_bytes()
+    };
+    let secret = letter(71);
+    assert_eq!(secret.len(), 56);
+    let _alice = stored(&secret).await;
+    let mallory = TestApp::new().await;
+    let mut throttled = Vec::new();
+    for pin in 0..=CHALLENGES_PER_HOUR as u32 + 5 {
+        let guess = letter(pin);
+        let resp = mallory
+            .post(
+                FastUpload.template(),
+                json!({"name": "letter.txt", "size": guess.len(), "sha256": sha256_hex(&guess)}),
+            )
+            .await;
+        if resp.status == 429 {
+            throttled.push(pin);
+            resp.expect_error(429, "too_many_attempts");
+            let retry_after: u64 = resp.headers["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=3600).contains(&retry_after), "{retry_after}");
+            continue;
+        }
+        let challenge: ChallengeResponse = resp.expect_body(200);
+        let resp = prove(&mallory, &challenge, &answer(&challenge, &guess))
+            .await
+            .expect(200);
+        assert_eq!(resp, json!({"status": "upload_required"}), "pin {pin:04}");
+    }
+    let limit = CHALLENGES_PER_HOUR as u32;
+    assert_eq!(throttled, (limit..=limit + 5).collect::<Vec<_>>());
+    assert!(mallory.list_files().await.files.is_empty());
+}
+
+/// A flood of concurrent challenges: the count is one conditional write, so exactly
+/// [`CHALLENGES_PER_HOUR`] are issued and every other one is a `429` with `Retry-After`;
+/// another user is not affected.
+#[tokio::test]
+async fn challenges_past_the_hourly_limit_are_refused_even_concurrently() {
+    let flooder = Arc::new(TestApp::new().await);
+    let extra = 15;
+    let tasks: Vec<_> = (0..CHALLENGES_PER_HOUR + extra)
+        .map(|i| {
+            let app = flooder.clone();
+            tokio::spawn(async move {
+                let data = test_bytes(10, i);
+                app.post(
+                    FastUpload.template(),
+                    json!({"name": "f", "size": data.len(), "sha256": sha256_hex(&data)}),
+                )
+                .await
+            })
+        })
+        .collect();
+    let (mut issued, mut refused) = (0, 0);
+    for task in tasks {
+        let resp = task.await.unwrap();
+        match resp.status.as_u16() {
+            200 => issued += 1,
+            _ => {
+                resp.expect_error(429, "too_many_attempts");
+                assert!(resp.headers.contains_key("retry-after"));
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!((issued, refused), (CHALLENGES_PER_HOUR, extra));
+    flooder
+        .post(
+            FastUpload.template(),
+            json!({"name": "f", "size": 1, "sha256": sha256_hex(b"x")}),
+        )
+        .await
+        .expect_error(429, "too_many_attempts");
+    let other = TestApp::new().await;
+    ask(&other, "f", b"x").await;
+}
+
+/// Records the cold store's reads: the object read and the length of the range asked.
+#[derive(Clone, Debug, Default)]
+struct ColdReads(Arc<Mutex<Vec<(String, u64)>>>);
+
+impl Intercept for ColdReads {
+    fn name(&self) -> &'static str {
+        "ColdReads"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let request = context.request();
+        let range = request.headers().get("range").unwrap_or("none");
+        let length = range
+            .strip_prefix("bytes=")
+            .and_then(|r| r.split_once('-'))
+            .and_then(|(a, b)| Some(b.parse::<u64>().ok()? + 1 - a.parse::<u64>().ok()?))
+            .unwrap_or(0);
+        let what = format!(
+            "{} {}",
+            request.method(),
+            request.uri().rsplit('/').next().unwrap_or("")
+        );
+        self.0.lock().unwrap().push((what, length));
+        Ok(())
+    }
+}
+
+/// Fails every request before it is sent: the cold store is down.
+#[derive(Debug)]
+struct Outage;
+
+impl Intercept for Outage {
+    fn name(&self) -> &'static str {
+        "Outage"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        Err("the cold store is unreachable".into())
+    }
+}
+
+/// A proof sent straight to the fastupload function, with `state` behind it.
+async fn prove_with(
+    state: &filestore_shared::AppState,
+    app: &TestApp,
+    challenge: &ChallengeResponse,
+    proof: &str,
+) -> (u16, Value) {
+    let req: Request = http::Request::builder()
+        .method("POST")
+        .uri(path(FastUploadProof, &challenge.challenge_id))
+        .header(
+            "authorization",
+            format!("Bearer {}", app.token.clone().unwrap()),
+        )
+        .header("content-type", "application/json")
+        .body(Body::Text(json!({ "proof": proof }).to_string()))
+        .unwrap();
+    let resp = filestore_fastupload::handler(state, req).await.unwrap();
+    let body = match resp.body() {
+        Body::Text(text) => serde_json::from_str(text).unwrap(),
+        Body::Binary(bytes) => serde_json::from_slice(bytes).unwrap(),
+        Body::Empty => Value::Null,
+        _ => unreachable!("a handler answers with text, bytes or nothing"),
+    };
+    (resp.status().as_u16(), body)
+}
+
+/// A wrong proof costs the same whether the content is stored or not: the same number of
+/// cold-store reads of the same lengths (the decoy's, when nothing is stored), for large
+/// content and for another user's small content alike. Timing is measured by
+/// `examples/proof_timing.rs`; this shows the work behind it is the same.
+#[tokio::test]
+async fn a_wrong_proof_reads_the_same_whether_or_not_the_content_exists() {
+    let large = test_bytes(MIB + 1000, 39);
+    let small = test_bytes(40_000, 40);
+    stored(&large).await;
+    stored(&small).await;
+    let reads = ColdReads::default();
+    let mut state = app_state().await;
+    state.cold = state
+        .cold
+        .as_ref()
+        .map(|c| c.with_interceptor(reads.clone()));
+    let mallory = TestApp::new().await;
+    for (data, unknown) in [
+        (&large, test_bytes(large.len(), 41)),
+        (&small, test_bytes(small.len(), 42)),
+    ] {
+        let mut seen = Vec::new();
+        for bytes in [data, &unknown] {
+            let challenge = ask(&mallory, "x", bytes).await;
+            let wrong = sha256_hex(challenge.nonce.as_bytes());
+            let answer = prove_with(&state, &mallory, &challenge, &wrong).await;
+            assert_eq!(answer, (200, json!({"status": "upload_required"})));
+            let lengths: Vec<(String, u64)> = std::mem::take(&mut *reads.0.lock().unwrap())
+                .into_iter()
+                .map(|(what, length)| (what.split(' ').next().unwrap().to_string(), length))
+                .collect();
+            seen.push(lengths);
+        }
+        println!("{} bytes, stored then unknown: {seen:?}", data.len());
+        assert!(!seen[0].is_empty());
+        assert_eq!(seen[0], seen[1], "{} bytes", data.len());
+    }
+}
+
+/// With every cold-store call failing, a proof, right or wrong, for stored content or for
+/// unknown content (the decoy's reads fail too), answers like any other failure:
+/// `200 upload_required`, never a 5xx; no file is made.
+#[tokio::test]
+async fn a_proof_while_every_cold_read_fails_is_upload_required() {
+    let data = test_bytes(MIB + 3000, 43);
+    stored(&data).await;
+    let mut state = app_state().await;
+    state.cold = state.cold.as_ref().map(|c| c.with_interceptor(Outage));
+    let bob = TestApp::new().await;
+    for bytes in [data.clone(), test_bytes(data.len(), 44)] {
+        let challenge = ask(&bob, "x", &bytes).await;
+        let answer = prove_with(&state, &bob, &challenge, &answer(&challenge, &bytes)).await;
+        assert_eq!(answer, (200, json!({"status": "upload_required"})));
+    }
+    assert!(bob.list_files().await.files.is_empty());
 }
 
 /// Knowing the hash is not enough: a wrong proof, a reused challenge, someone else's
@@ -87,7 +361,7 @@ async fn small_files_are_challenged_whole() {
 /// `upload_required`, and no file appears.
 #[tokio::test]
 async fn every_failure_is_the_same_upload_required() {
-    let data = test_bytes(100_000, 33);
+    let data = test_bytes(MIB + 100_000, 33);
     let _owner = stored(&data).await;
     let mallory = TestApp::new().await;
     // Raw bodies: every failure must be the very same answer on the wire.
@@ -113,7 +387,7 @@ async fn every_failure_is_the_same_upload_required() {
     // Bob's own challenge is still good: Mallory's attempt did not consume it.
     prove(&bob, &bobs, &answer(&bobs, &data)).await.expect(201);
 
-    let unknown = test_bytes(100_000, 34);
+    let unknown = test_bytes(data.len(), 34);
     let challenge = ask(&mallory, "x", &unknown).await;
     let resp = prove(&mallory, &challenge, &answer(&challenge, &unknown))
         .await
@@ -212,9 +486,8 @@ async fn malformed_requests_are_rejected() {
 #[tokio::test]
 async fn instant_upload_respects_the_quota() {
     let data = test_bytes(4000, 77);
-    stored(&data).await;
-    let app = TestApp::new().await;
-    crate::helpers::set_quota(&app.user_id, 3999).await;
+    let app = stored(&data).await;
+    crate::helpers::set_quota(&app.user_id, 7999).await;
     app.post(
         "/v1/fast-upload",
         json!({"name": "big.bin", "size": data.len(), "sha256": sha256_hex(&data)}),
@@ -222,14 +495,14 @@ async fn instant_upload_respects_the_quota() {
     .await
     .expect_error(413, "quota_exceeded");
 
-    crate::helpers::set_quota(&app.user_id, 5000).await;
+    crate::helpers::set_quota(&app.user_id, 9000).await;
     let challenge = ask(&app, "copy.bin", &data).await;
     app.upload("filler.bin", &test_bytes(1001, 78), None).await;
     prove(&app, &challenge, &answer(&challenge, &data))
         .await
         .expect_error(413, "quota_exceeded");
     let me = app.me().await;
-    assert_eq!((me.used_bytes, me.file_count), (1001, 1));
+    assert_eq!((me.used_bytes, me.file_count), (5001, 2));
 }
 
 /// With the cold store down, a proof cannot be checked against the stored bytes: it answers

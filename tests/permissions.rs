@@ -24,8 +24,8 @@ use filestore_contract::{Function, RouteKey};
 use filestore_dev::gateway::{self, Functions};
 use filestore_dev::{LocalSystem, Options};
 use filestore_shared::AppState;
-use filestore_shared::keys::COLD_BLOB_PREFIX;
-use filestore_shared::storage::Storage;
+use filestore_shared::keys::{COLD_BLOB_PREFIX, PROOF_DECOY_KEY};
+use filestore_shared::storage::{DECOY_SIZE, Storage};
 use filestore_transfer::{Limits, Requeue};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -331,8 +331,16 @@ async fn every_function_is_allowed_every_call_it_makes() {
         .await;
 
     // The transfer: a first copy, then the same bytes again as another user's file (the
-    // duplicate copy is dropped), and content that will lose its last reference.
+    // duplicate copy is dropped), and content that will lose its last reference. The first
+    // content puts back instant upload's proof decoy, which a store provisioned by other means
+    // may lack.
+    let cold = local.state.cold.as_ref().unwrap();
+    cold.delete_object(PROOF_DECOY_KEY).await.unwrap();
     transfer_with(&transfer, &owner, &file, data.len()).await;
+    assert_eq!(
+        cold.object_size(PROOF_DECOY_KEY).await.unwrap(),
+        Some(DECOY_SIZE)
+    );
     let copy = other.upload("copy.bin", &data, None).await;
     transfer_with(&transfer, &other, &copy, data.len()).await;
     let lone = test_bytes(3000, 74);
@@ -411,7 +419,6 @@ async fn every_function_is_allowed_every_call_it_makes() {
     // upload has expired, hot copies are past their retention, the lone content has no
     // reference, and a cold blob nothing points to and a cold upload a stopped transfer
     // left open are past their grace.
-    let cold = local.state.cold.as_ref().unwrap();
     cold.put_object(
         &format!("{COLD_BLOB_PREFIX}orphan-{}", uuid::Uuid::new_v4()),
         b"orphan".to_vec().into(),

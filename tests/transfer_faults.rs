@@ -19,6 +19,7 @@ use aws_smithy_types::config_bag::{Storable, StoreReplace};
 use bytes::Bytes;
 use filestore_dev::{LocalSystem, Options};
 use filestore_shared::AppState;
+use filestore_shared::keys::PROOF_DECOY_KEY;
 use filestore_shared::repo::TransferCheckpoint;
 use filestore_transfer::{Checkpoint, Tuning};
 use filestore_transfer::{Limits, Requeue};
@@ -349,7 +350,9 @@ impl Staged {
         assert!(hot == self.data, "hot bytes changed");
 
         let cold = state.cold.as_ref().unwrap();
-        let objects = cold.list("").await.unwrap();
+        // Only instant upload's proof decoy, which provisioning put there.
+        let mut objects = cold.list("").await.unwrap();
+        objects.retain(|o| o.key != PROOF_DECOY_KEY);
         assert!(objects.is_empty(), "cold objects left: {objects:?}");
         let uploads = cold.open_uploads("").await.unwrap();
         assert!(

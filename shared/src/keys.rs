@@ -9,12 +9,13 @@
 //! # Layout
 //! - Accounts: [`username_pk`] ([`USERNAME_SK`], [`LOGIN_FAILURES_SK`]), [`user_pk`]
 //!   ([`PROFILE_SK`]).
-//! - A user's partition: [`upload_sk`], [`file_sk`], [`challenge_sk`], [`share_sk`], and the
-//!   prefixes that list them.
+//! - A user's partition: [`upload_sk`], [`file_sk`], [`challenge_sk`],
+//!   [`challenge_count_sk`], [`holding_sk`], [`share_sk`], and the prefixes that list them.
 //! - Elsewhere in the table: [`share_token_pk`], [`content_pk`], [`job_sk`],
 //!   [`transfer_pk`] / [`parse_transfer_pk`].
 //! - The `due` index: [`Due`], [`DUE_SHARDS`].
-//! - S3: [`object_key`] / [`parse_object_key`] (hot), [`cold_key`] / [`parse_cold_key`] (cold).
+//! - S3: [`object_key`] / [`parse_object_key`] (hot), [`cold_key`] / [`parse_cold_key`] (cold),
+//!   [`PROOF_DECOY_KEY`] (cold).
 
 use filestore_contract::domain::{ChallengeId, FileId, ShareId, UploadId, UserId};
 
@@ -55,6 +56,19 @@ pub fn file_sk(file_id: &FileId) -> String {
 /// An instant-upload challenge, in the [`user_pk`] of the user it was issued to.
 pub fn challenge_sk(challenge_id: &ChallengeId) -> String {
     format!("CHALLENGE#{challenge_id}")
+}
+
+/// The count of instant-upload challenges issued to a user in the hour-long window that
+/// starts at `window_start` (Unix seconds), in their [`user_pk`]. One item per window, so a
+/// single conditional update counts a challenge; `ttl` sweeps past windows.
+pub fn challenge_count_sk(window_start: i64) -> String {
+    format!("CHALLENGECOUNT#{window_start}")
+}
+
+/// That a user holds verified content of this SHA-256 (a count of their files on it), in
+/// their [`user_pk`]. Small content is only ever instant-uploaded by a user who holds it.
+pub fn holding_sk(sha256: &str) -> String {
+    format!("HOLDING#{sha256}")
 }
 
 /// What every share link's sort key starts with, in [`user_pk`].
@@ -157,6 +171,11 @@ pub fn parse_object_key(key: &str) -> Option<(UserId, FileId)> {
 /// Where the transfer puts verified copies in the cold store.
 pub const COLD_BLOB_PREFIX: &str = "blobs/";
 
+/// The decoy in the cold store: a proof for content that is not stored (or not eligible)
+/// reads its ranges here instead, so it costs what a real proof costs. Outside
+/// [`COLD_BLOB_PREFIX`], so the orphan sweep leaves it alone.
+pub const PROOF_DECOY_KEY: &str = "decoy/proof-of-possession";
+
 /// The cold-store key of a file's copy. Derived from the file, so every delivery for one
 /// file writes the same key and nothing piles up.
 pub fn cold_key(file_id: &FileId) -> String {
@@ -184,6 +203,8 @@ mod tests {
         assert_eq!(upload_sk(&up), format!("UPLOAD#{up}"));
         assert_eq!(file_sk(&f), format!("FILE#{f}"));
         assert_eq!(challenge_sk(&c), format!("CHALLENGE#{c}"));
+        assert_eq!(challenge_count_sk(3600), "CHALLENGECOUNT#3600");
+        assert_eq!(holding_sk("ab"), "HOLDING#ab");
         assert_eq!(share_sk(&sh), format!("SHARE#{sh}"));
         assert_eq!(share_token_pk("ab"), "SHARETOKEN#ab");
         assert_eq!(content_pk("cd"), "CONTENT#cd");
@@ -194,6 +215,8 @@ mod tests {
         assert_eq!(Due::Content.partition(15), "DUE#CONTENT#f");
         assert_eq!(object_key(&u, &f), format!("files/{u}/{f}"));
         assert_eq!(cold_key(&f), format!("blobs/{f}"));
+        assert_eq!(PROOF_DECOY_KEY, "decoy/proof-of-possession");
+        assert!(!PROOF_DECOY_KEY.starts_with(COLD_BLOB_PREFIX));
         assert!(upload_sk(&up).starts_with(UPLOAD_PREFIX));
         assert!(file_sk(&f).starts_with(FILE_PREFIX));
         assert!(share_sk(&sh).starts_with(SHARE_PREFIX));

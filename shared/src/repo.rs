@@ -10,6 +10,8 @@
 //! | upload | `USER#<user_id>` | `UPLOAD#<upload_id>` |
 //! | file | `USER#<user_id>` | `FILE#<file_id>` |
 //! | challenge | `USER#<user_id>` | `CHALLENGE#<challenge_id>` |
+//! | challenges issued in an hour | `USER#<user_id>` | `CHALLENGECOUNT#<window start>` |
+//! | small content held | `USER#<user_id>` | `HOLDING#<sha256>` |
 //! | content | `CONTENT#<sha256>` | `CONTENT` |
 //! | share link | `USER#<user_id>` | `SHARE#<share_id>` |
 //! | share token | `SHARETOKEN#<token_hash>` | `SHARETOKEN` |
@@ -54,8 +56,8 @@ mod uploads;
 mod users;
 
 pub use accounts::LoginFailures;
-pub use challenges::ChallengeRecord;
-pub use content::{ContentRecord, Verified, VerifyOutcome};
+pub use challenges::{CHALLENGE_WINDOW, ChallengeCount, ChallengeRecord};
+pub use content::{ContentRecord, UNSHARED_BELOW, Verified, VerifyOutcome};
 pub use files::{Copies, FileRecord};
 pub use item::rfc3339;
 pub use janitor::{DUE_INDEX, HotCopy, SHA256_INDEX, ScanCursor};

@@ -9,8 +9,10 @@
 //! - `multipart`: multipart uploads, their parts, joining ([`Joined`]) and aborting.
 //! - `presign`: presigned part uploads and downloads.
 //! - `bucket`: creating a bucket and its event notifications (the local runner).
+//! - `decoy`: the cold store's proof decoy, which instant upload reads when there is no content.
 
 mod bucket;
+mod decoy;
 mod multipart;
 mod objects;
 mod presign;
@@ -18,6 +20,7 @@ mod presign;
 use aws_sdk_s3::Client;
 use base64::Engine;
 
+pub use decoy::DECOY_SIZE;
 pub use multipart::{Joined, OpenUpload, StreamedBody, UploadedPart};
 pub use objects::{Listed, ObjectBody, ObjectHead, ObjectRead};
 pub use presign::{Presigned, content_disposition};

@@ -219,13 +219,18 @@ pub(super) fn describe(key: RouteKey, s: &mut Schemas) -> Route {
             .body(s.of::<FastUploadRequest>())
             .json(200, "A challenge", s.of::<ChallengeResponse>())
             .quota_exceeded()
+            .error(
+                429,
+                "`too_many_attempts`: 120 challenges for this user in this clock hour;                  `Retry-After` says when the hour ends. Upload the bytes instead.",
+            )
             .link("prove", FastUploadProof, "$response.body#/challenge_id"),
         FastUploadProof => Route::new("Instant upload, step 2: prove possession")
             .describe(
                 "`proof` is the lowercase hex SHA-256 of the nonce's bytes followed by the \
                  challenged ranges of the file, in order. A wrong proof, unknown or \
-                 unverified content, and a used, expired or unknown challenge all answer \
-                 `upload_required`.",
+                 unverified content, another user's content under 1 MiB, a cold store that \
+                 cannot be read, and a used, expired or unknown challenge all answer \
+                 `upload_required`, after the same work.",
             )
             .body(s.of::<ProofRequest>())
             .json(

@@ -9,6 +9,18 @@
 //! lives in the caller's partition. Every failure (wrong proof, unknown or unverified content,
 //! expired, reused or someone else's challenge, a cold store that cannot be read) is the same
 //! `200 {"status":"upload_required"}`.
+//!
+//! What an attacker can learn from it is bounded three ways:
+//! - **Time.** A proof for content that is not stored, or that the caller may not have, reads
+//!   the same number of ranges of the same sizes from the cold store's decoy
+//!   ([`filestore_shared::keys::PROOF_DECOY_KEY`]), hashes them and compares in constant
+//!   time, so it costs what a real proof costs.
+//! - **Rate.** At most [`CHALLENGES_PER_HOUR`] challenges per user per hour, counted by one
+//!   conditional update before the challenge is issued; then `429 too_many_attempts` with
+//!   `Retry-After`, and clients upload normally.
+//! - **Small content.** Content under [`UNSHARED_BELOW`] is cheap to guess and cheap to send,
+//!   so it is only ever given to a user who holds it already; for anyone else the proof is
+//!   checked against the decoy and answers `upload_required`.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -19,14 +31,18 @@ use filestore_contract::api::{
 };
 use filestore_contract::domain::{ChallengeId, ContentType, FileId};
 use filestore_shared::http::{json, json_body, respond};
-use filestore_shared::keys::object_key;
-use filestore_shared::repo::{AddFile, ChallengeRecord, Copies, FileRecord, UserRecord, rfc3339};
-use filestore_shared::storage::Storage;
+use filestore_shared::keys::{PROOF_DECOY_KEY, object_key};
+use filestore_shared::repo::{
+    AddFile, ChallengeCount, ChallengeRecord, ContentRecord, Copies, FileRecord, UNSHARED_BELOW,
+    UserRecord, rfc3339,
+};
+use filestore_shared::storage::{DECOY_SIZE, Storage};
 use filestore_shared::{ApiError, AppState};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use rand::Rng;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use tracing::instrument;
 
@@ -38,6 +54,8 @@ pub const SMALL_FILE: u64 = 64 * 1024;
 pub const RANGE_COUNT: usize = 3;
 /// Length of each range of a larger file.
 pub const RANGE_LENGTH: u64 = 8 * 1024;
+/// Challenges issued to one user per hour at most.
+pub const CHALLENGES_PER_HOUR: u64 = 120;
 
 /// Serves one API Gateway request.
 pub async fn handler(state: &AppState, req: Request) -> Result<Response<Body>, Infallible> {
@@ -91,11 +109,17 @@ pub fn proof_of(nonce_hex: &str, ranges: &[&[u8]]) -> anyhow::Result<String> {
 
 /// Equal strings, compared in time independent of where they differ.
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// Where in the decoy a challenged range is read: the same length, at an offset that fits
+/// (ranges of small files start at 0 and are shorter than the decoy).
+pub fn decoy_range(range: &ByteRange) -> ByteRange {
+    let span = DECOY_SIZE.saturating_sub(range.length) + 1;
+    ByteRange {
+        offset: range.offset % span,
+        length: range.length.min(DECOY_SIZE),
+    }
 }
 
 fn upload_required() -> Result<Response<Body>, ApiError> {
@@ -108,9 +132,20 @@ async fn challenge(
     user: &UserRecord,
     input: FastUploadRequest,
 ) -> Result<Response<Body>, ApiError> {
+    let user_id = &user.user_id;
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    if let ChallengeCount::Exhausted { window_end } = state
+        .repo
+        .count_challenge(user_id, now, CHALLENGES_PER_HOUR)
+        .await?
+    {
+        tracing::info!("challenge limit reached");
+        return Err(ApiError::Throttled {
+            retry_after: (window_end - now).max(1) as u64,
+        });
+    }
     // Judged on the declared size alone, so it says nothing about whether the content exists.
     state.check_quota(user, input.size.get())?;
-    let user_id = &user.user_id;
     let (nonce, ranges) = {
         let mut rng = rand::thread_rng();
         let nonce: [u8; 16] = rng.r#gen();
@@ -143,7 +178,10 @@ async fn challenge(
     )
 }
 
-/// Reads the challenged ranges of stored content. `None` if the object is missing.
+/// Reads the challenged ranges of an object. `None` if it is missing or shorter.
+///
+/// # Errors
+/// S3 failures.
 async fn read_ranges(
     store: &Storage,
     key: &str,
@@ -166,6 +204,40 @@ async fn read_ranges(
     Ok(Some(out))
 }
 
+/// The proof `challenge` expects of `content`'s bytes, or, with no content, of the decoy's:
+/// the same reads and the same hashing either way. `None` when the bytes cannot be read (a
+/// missing object, or the cold store down): the proof then fails like any other.
+async fn expected_proof(
+    cold: &Storage,
+    content: Option<&ContentRecord>,
+    challenge: &ChallengeRecord,
+) -> Option<String> {
+    let (key, ranges) = match content {
+        Some(content) => (content.cold_key.as_str(), challenge.ranges.clone()),
+        None => (
+            PROOF_DECOY_KEY,
+            challenge.ranges.iter().map(decoy_range).collect(),
+        ),
+    };
+    let read = match read_ranges(cold, key, &ranges).await {
+        Ok(Some(read)) => read,
+        Ok(None) => {
+            tracing::warn!(key, "no readable bytes to check a proof against");
+            return None;
+        }
+        Err(e) => {
+            tracing::warn!(
+                key,
+                error = format!("{e:#}"),
+                "cold store unreadable; the proof fails"
+            );
+            return None;
+        }
+    };
+    let slices: Vec<&[u8]> = read.iter().map(Vec::as_slice).collect();
+    proof_of(&challenge.nonce, &slices).ok()
+}
+
 #[instrument(skip(state, user, input), fields(user_id = %user.user_id))]
 async fn prove(
     state: &AppState,
@@ -174,40 +246,32 @@ async fn prove(
     input: ProofRequest,
 ) -> Result<Response<Body>, ApiError> {
     let user_id = &user.user_id;
+    // Whether a challenge exists, and when it expires, the caller knows already.
     let Some(challenge) = state.repo.take_challenge(user_id, challenge_id).await? else {
         return upload_required();
     };
     if challenge.expires_at <= OffsetDateTime::now_utc() {
         return upload_required();
     }
-    let Some(content) = state.repo.get_content(&challenge.sha256).await? else {
-        return upload_required();
-    };
-    if content.size != challenge.size {
-        return upload_required();
-    }
+    // From here on, every path does the same work whether or not the content exists.
+    let small = challenge.size < UNSHARED_BELOW;
+    let (content, held) = tokio::try_join!(state.repo.get_content(&challenge.sha256), async {
+        if small {
+            state.repo.holds_content(user_id, &challenge.sha256).await
+        } else {
+            Ok(true)
+        }
+    })?;
+    let content = content.filter(|c| c.size == challenge.size && held);
     let Some(cold) = state.cold.as_ref() else {
         return upload_required();
     };
-    // A cold store that cannot be read (down, or the bytes missing) answers like any other
-    // failed proof: the client uploads the bytes instead.
-    let ranges = match read_ranges(cold, &content.cold_key, &challenge.ranges).await {
-        Ok(Some(ranges)) => ranges,
-        Ok(None) => {
-            tracing::warn!(sha256 = %content.sha256, "content record without readable bytes");
-            return upload_required();
-        }
-        Err(e) => {
-            tracing::warn!(sha256 = %content.sha256, error = format!("{e:#}"), "cold store unreadable; proof not checked");
-            return upload_required();
-        }
-    };
-    let slices: Vec<&[u8]> = ranges.iter().map(Vec::as_slice).collect();
-    let expected = proof_of(&challenge.nonce, &slices)?;
-    if !same(&expected, input.proof.as_str()) {
-        tracing::info!("wrong proof");
+    let expected = expected_proof(cold, content.as_ref(), &challenge).await;
+    let proven = expected.is_some_and(|e| same(&e, input.proof.as_str()));
+    let Some(content) = content.filter(|_| proven) else {
+        tracing::info!("proof not accepted");
         return upload_required();
-    }
+    };
     let file_id = FileId::generate();
     let file = FileRecord {
         user_id: user_id.clone(),
@@ -288,5 +352,19 @@ mod tests {
         assert!(proof_of("zz", &[]).is_err());
         assert!(same(&a, &a.clone()));
         assert!(!same(&a, &a[1..]));
+    }
+
+    /// A proof with no content reads the decoy as often and as much as it would read the
+    /// content: every range keeps its length and lands inside the decoy.
+    #[test]
+    fn decoy_ranges_keep_their_lengths_and_fit() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+        for size in [0, 1, SMALL_FILE - 1, SMALL_FILE, 3 << 20, 5 << 40] {
+            for r in choose_ranges(size, &mut rng) {
+                let d = decoy_range(&r);
+                assert_eq!(d.length, r.length);
+                assert!(d.offset + d.length <= DECOY_SIZE, "{r:?} -> {d:?}");
+            }
+        }
     }
 }

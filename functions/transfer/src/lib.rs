@@ -262,7 +262,14 @@ async fn transfer_object(state: &AppState, key: &str, limits: &Limits) -> anyhow
     };
     let outcome = state.repo.record_verified(&file, &found).await?;
     match &outcome {
-        VerifyOutcome::NewContent => {}
+        VerifyOutcome::NewContent => {
+            // Instant upload answers for missing content by reading the decoy: it must exist
+            // before any content can be proven. Without it proofs still fail safely, so a
+            // failure here is only logged.
+            if let Err(e) = cold.ensure_decoy().await {
+                tracing::warn!(error = ?e, "could not write the proof decoy");
+            }
+        }
         VerifyOutcome::Shared { cold_key } if *cold_key != target => {
             // The same content is already stored: ours is a duplicate.
             cold.delete_object(&target).await?;

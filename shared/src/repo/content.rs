@@ -1,16 +1,26 @@
 //! Verified content, stored once per SHA-256 and referenced by every File with those bytes:
 //! recording a transfer's verification, instant upload onto existing content, and the
 //! conditional delete that collects content nothing references.
+//!
+//! Small content (under [`UNSHARED_BELOW`]) is cheap to guess, so instant upload only ever
+//! gives it to a user who holds it already: each user's holdings of small content are
+//! counted in their own partition (`HOLDING#<sha256>`), in the same transactions that add and
+//! release their files' references on the content.
 
 use std::collections::HashMap;
 
 use anyhow::{Context, anyhow};
 use aws_sdk_dynamodb::types::{AttributeValue as Av, TransactWriteItem, Update};
+use filestore_contract::domain::UserId;
 use time::OffsetDateTime;
 
 use super::item::{Item, get_s, get_time, get_u64, n, rfc3339, s};
 use super::{AddFile, Copies, FileRecord, Repo};
 use crate::keys::{self, Due};
+
+/// Content smaller than this is never shared across users by instant upload: only a user
+/// who holds it (has a verified file with these bytes) can instant-upload it again.
+pub const UNSHARED_BELOW: u64 = 1024 * 1024;
 
 /// Verified content: bytes the transfer function has read and hashed, stored once in the
 /// cold store and shared by every File with that SHA-256.
@@ -87,6 +97,38 @@ impl Repo {
             .expression_attribute_values(":due", s(Due::Content.key(sha256)))
             .build()?;
         Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Adds `delta` to the count of `user_id`'s verified files on the content `sha256`.
+    pub(super) fn hold_content(
+        &self,
+        user_id: &UserId,
+        sha256: &str,
+        delta: i64,
+    ) -> anyhow::Result<TransactWriteItem> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("PK", s(keys::user_pk(user_id)))
+            .key("SK", s(keys::holding_sk(sha256)))
+            .update_expression("ADD files :delta")
+            .expression_attribute_values(":delta", n(delta))
+            .build()?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Whether `user_id` has a verified file on the content `sha256` (counted for content
+    /// under [`UNSHARED_BELOW`] only).
+    ///
+    /// # Errors
+    /// DynamoDB failures or a malformed item.
+    pub async fn holds_content(&self, user_id: &UserId, sha256: &str) -> anyhow::Result<bool> {
+        match self
+            .get(keys::user_pk(user_id), &keys::holding_sk(sha256))
+            .await?
+        {
+            Some(item) => Ok(get_u64(&item, "files")? > 0),
+            None => Ok(false),
+        }
     }
 
     /// Verified content by hash.
@@ -181,10 +223,13 @@ impl Repo {
                     s(file.sha256.clone().unwrap_or_default()),
                 );
             }
-            let items = vec![
+            let mut items = vec![
                 content_write,
                 TransactWriteItem::builder().update(update.build()?).build(),
             ];
+            if found.size < UNSHARED_BELOW {
+                items.push(self.hold_content(&file.user_id, &found.sha256, 1)?);
+            }
             if self.transact(items, "record verified").await? {
                 return Ok(match existing {
                     None => VerifyOutcome::NewContent,
@@ -223,16 +268,15 @@ impl Repo {
         if file.size > quota {
             return Ok(AddFile::OverQuota);
         }
-        let tx = self
-            .transact_items(
-                vec![
-                    self.put(Self::file_item(file), "attribute_not_exists(PK)")?,
-                    self.take_reference(sha256, cold_key)?,
-                    self.count_files_within(&file.user_id, file.size.into(), 1, Some(quota))?,
-                ],
-                "instant upload",
-            )
-            .await?;
+        let mut items = vec![
+            self.put(Self::file_item(file), "attribute_not_exists(PK)")?,
+            self.take_reference(sha256, cold_key)?,
+            self.count_files_within(&file.user_id, file.size.into(), 1, Some(quota))?,
+        ];
+        if file.size < UNSHARED_BELOW {
+            items.push(self.hold_content(&file.user_id, sha256, 1)?);
+        }
+        let tx = self.transact_items(items, "instant upload").await?;
         Ok(AddFile::from_tx(tx, 2))
     }
 

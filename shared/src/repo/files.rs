@@ -298,13 +298,16 @@ impl Repo {
             .as_deref()
             .context("a verified file has a hash")?;
         items.push(self.release_reference(sha256)?);
+        if file.size < super::content::UNSHARED_BELOW {
+            items.push(self.hold_content(&file.user_id, sha256, -1)?);
+        }
         match self.transact_items(items.clone(), "delete file").await? {
             Tx::Done => Ok(true),
             Tx::Refused(2) => {
                 // The content it references is gone (collected while this file pointed to
                 // it): there is nothing left to release, and the file must still go.
                 tracing::warn!(sha256, file_id = %file.file_id, "a verified file's content was missing");
-                items.pop();
+                items.remove(2);
                 self.transact(items, "delete file").await
             }
             Tx::Refused(_) => Ok(false),

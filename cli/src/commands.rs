@@ -1,6 +1,7 @@
 //! One function per command: gather input, call the API, print the result.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::sync::atomic::AtomicBool;
 
 use filestore_contract::api::{CreateShareRequest, Credentials, PasswordChange};
 use filestore_contract::domain::{Password, Username};
@@ -322,6 +323,7 @@ async fn upload(
             concurrency: usize::from(args.concurrency),
             part_size: args.part_size,
         },
+        instant_refused: AtomicBool::new(false),
     };
     let (uploaded, outcome) = uploader.upload_all(&files).await;
     // Files uploaded before a failure are reported too (with `--json`, the failure itself

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::{Cli, str_field, test_bytes};
+use crate::helpers::{Cli, PASSWORD, str_field, test_bytes};
 
 /// Waits (up to 60 s) until the server reports the file verified by its transfer.
 #[track_caller]
@@ -86,4 +86,59 @@ fn verified_content_uploads_instantly_for_another_user() {
     let run = b.run(&["upload", "third.bin"]);
     run.success();
     assert!(!run.stdout().contains("instant"), "{}", run.stdout());
+}
+
+/// A user who has used up the hour's challenges (the server answers `429`) still uploads:
+/// the CLI says so in one note, sends the bytes, and does not ask again for the next file of
+/// the same run.
+#[test]
+fn a_refused_instant_upload_falls_back_to_sending_the_bytes() {
+    let cli = Cli::logged_in();
+    let http = reqwest::blocking::Client::new();
+    let token = http
+        .post(format!("{}/v1/auth/login", cli.server))
+        .json(&serde_json::json!({"username": cli.username, "password": PASSWORD}))
+        .send()
+        .unwrap()
+        .json::<serde_json::Value>()
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Use up the hour's challenges, then one more to see the refusal.
+    let mut refused = false;
+    for i in 0..=120 {
+        let status = http
+            .post(format!("{}/v1/fast-upload", cli.server))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({
+                "name": "x",
+                "size": 1,
+                "sha256": format!("{i:064x}"),
+            }))
+            .send()
+            .unwrap()
+            .status();
+        refused = status == 429;
+    }
+    assert!(refused, "the 121st challenge of the hour is refused");
+
+    cli.write("dir/a.bin", &test_bytes(2000, 45));
+    cli.write("dir/b.bin", &test_bytes(3000, 46));
+    let run = cli.run(&["upload", "dir", "--json"]);
+    run.success();
+    let notes: Vec<String> = run.stderr().lines().map(str::to_string).collect();
+    assert_eq!(notes.len(), 1, "one note for the run: {notes:?}");
+    assert!(
+        notes[0].contains("instant upload") && notes[0].contains("too many attempts"),
+        "{notes:?}"
+    );
+    let out = run.json();
+    let uploads = out["uploads"].as_array().unwrap();
+    assert_eq!(uploads.len(), 2);
+    for up in uploads {
+        assert_eq!(up["instant"], false, "{up}");
+        assert!(up["bytes_sent"].as_u64().unwrap() > 0, "{up}");
+    }
+    assert_eq!(cli.files().len(), 2);
 }

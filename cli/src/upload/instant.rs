@@ -1,9 +1,13 @@
 //! Instant upload (`POST /v1/fast-upload`, DESIGN.md): when the server already holds
 //! verified bytes of this content, a proof of possession over challenged byte ranges of the
-//! local file stores it without sending it.
+//! local file stores it without sending it. The server answers `upload_required` when it
+//! cannot (or will not: another user's content under 1 MiB), and `429` once a user has asked
+//! 120 times in an hour; either way the bytes are uploaded as usual, and after a `429` the
+//! rest of the run does not ask again.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use filestore_contract::api::{ByteRange, FastUploadRequest};
 use filestore_contract::domain::Sha256Hex;
@@ -12,6 +16,7 @@ use sha2::{Digest, Sha256};
 use super::hash::hex_digest;
 use crate::api::{Api, File};
 use crate::error::{Error, Result};
+use crate::output::Output;
 
 /// Read buffer for the ranges of a proof of possession.
 const PROOF_BUFFER: usize = 64 * 1024;
@@ -52,15 +57,29 @@ pub fn proof_of_possession(
 /// Instant upload (`POST /v1/fast-upload` and its proof of possession, DESIGN.md): asks for
 /// a challenge, answers it from the local file, and returns the new file when the server
 /// already holds verified bytes of this content (`None`: send the bytes). Anything but a 401
-/// going wrong here is `None` too, so the normal upload still runs.
+/// going wrong here is `None` too, so the normal upload still runs. A `429` (too many
+/// challenges this hour) sets `refused`, says so in one note, and no later file of the run
+/// asks again.
 pub(super) async fn try_instant_upload(
     api: &Api,
+    out: &Output,
+    refused: &AtomicBool,
     path: &Path,
     request: &FastUploadRequest,
 ) -> Result<Option<File>> {
+    if refused.load(Ordering::Relaxed) {
+        return Ok(None);
+    }
     match instant_upload(api, path, request).await {
         Ok(file) => Ok(file),
         Err(e @ Error::Api { status: 401, .. }) => Err(e),
+        Err(Error::Api { status: 429, .. }) => {
+            refused.store(true, Ordering::Relaxed);
+            out.note(
+                "note: instant upload is refused for now (too many attempts this hour); uploading the bytes instead",
+            );
+            Ok(None)
+        }
         Err(_) => Ok(None),
     }
 }

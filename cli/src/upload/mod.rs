@@ -24,6 +24,7 @@ mod resume;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::time::{Instant, UNIX_EPOCH};
 
 use filestore_contract::api::{CreateUploadRequest, FastUploadRequest};
@@ -59,6 +60,9 @@ pub struct Uploader<'a> {
     pub out: &'a Output,
     pub hooks: TestHooks,
     pub options: UploadOptions,
+    /// Set once the server refused an instant upload with `429`: the rest of the run sends
+    /// the bytes without asking.
+    pub instant_refused: AtomicBool,
 }
 
 /// The result of uploading one file.
@@ -192,7 +196,7 @@ impl Uploader<'_> {
                 size: object_size,
                 sha256: sha256.clone(),
             };
-            try_instant_upload(self.api, path, &request).await?
+            try_instant_upload(self.api, self.out, &self.instant_refused, path, &request).await?
         };
         if let Some(file) = instant {
             self.remember(&key, None, &file);

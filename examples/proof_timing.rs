@@ -2,8 +2,8 @@
 //! The contract says a failed proof is indistinguishable from "not stored"; this measures the
 //! side channel an attacker would use.
 //!
-//! One user stores content and waits until it is verified; another user then sends pairs of
-//! wrong proofs, one for that stored content and one for unknown content of the same size,
+//! One user stores content and waits until it is verified; another user (a fresh one every
+//! 60 pairs, within the 120 challenges a user gets per hour) then sends pairs of wrong proofs, one for that stored content and one for unknown content of the same size,
 //! interleaved (the order inside each pair alternates, so drift on a noisy machine hits both
 //! sides alike). Prints how often the stored side was slower, and the medians. With no
 //! channel the sign count sits near half the pairs (a binomial at p = 0.5: 13..27 of 40 is the
@@ -72,10 +72,14 @@ async fn main() {
     owner.verified(&file.file_id).await;
     eprintln!("stored {size} bytes, verified; {pairs} interleaved pairs of wrong proofs");
 
-    let attacker = TestApp::new().await;
+    // A user gets 120 challenges an hour; each pair takes two.
+    let mut attacker = TestApp::new().await;
     let (mut stored_ms, mut unknown_ms, mut stored_slower) = (Vec::new(), Vec::new(), 0);
     let mut diffs = Vec::new();
     for i in 0..pairs {
+        if i > 0 && i % 60 == 0 {
+            attacker = TestApp::new().await;
+        }
         let unknown = sha256_hex(format!("not stored {i}").as_bytes());
         let (s, u) = if i.is_multiple_of(2) {
             let s = wrong_proof(&attacker, size, &stored).await;

@@ -3,9 +3,10 @@
 use filestore_contract::RouteKey::{DeleteFile, DownloadFile, GetFile, RenameFile};
 use filestore_contract::api::{DownloadResponse, FileList, FileView};
 use filestore_contract::domain::Tier;
+use filestore_shared::keys;
 use serde_json::json;
 
-use crate::helpers::{TestApp, aws, path, system};
+use crate::helpers::{TestApp, aws, path, sha256_hex, system, test_bytes};
 
 /// Listing walks every file exactly once, oldest first, in pages of `limit`, and the last
 /// page has no cursor.
@@ -182,4 +183,36 @@ async fn delete_removes_record_bytes_and_usage() {
         .await;
     assert!(head.is_err(), "object still stored");
     assert_eq!(app.download(&keep.file_id).await, b"keep");
+}
+
+/// A verified file whose content record is gone (collected while a count that lost track of
+/// it said nothing held it) can still be deleted: 204, its usage freed, rather than a delete
+/// refused forever.
+#[tokio::test]
+async fn a_verified_file_whose_content_is_gone_can_still_be_deleted() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let app = TestApp::new().await;
+    let data = test_bytes(3000, 9101);
+    let file = app.upload("lost.bin", &data, None).await;
+    app.verified(&file.file_id).await;
+    let (_, ddb) = aws().await;
+    ddb.delete_item()
+        .table_name(&system().table)
+        .key(
+            "PK",
+            AttributeValue::S(keys::content_pk(&sha256_hex(&data))),
+        )
+        .key("SK", AttributeValue::S(keys::CONTENT_SK.into()))
+        .send()
+        .await
+        .unwrap();
+
+    app.delete(&path(DeleteFile, &file.file_id))
+        .await
+        .expect(204);
+    app.get(&path(GetFile, &file.file_id))
+        .await
+        .expect_error(404, "not_found");
+    let me = app.me().await;
+    assert_eq!((me.used_bytes, me.file_count), (0, 0));
 }

@@ -301,7 +301,7 @@ async fn every_function_is_allowed_every_call_it_makes() {
         )
         .await
         .expect_error(401, "invalid_credentials");
-    // A success clears the failures.
+    // A success gives its places in the failure counters back.
     TestApp::anonymous_at(&base)
         .post(
             "/v1/auth/login",

@@ -203,7 +203,7 @@ fn operation(key: RouteKey, s: &mut Schemas) -> utoipa::openapi::path::Operation
                         "Retry-After",
                         HeaderBuilder::new()
                             .schema(Some(integer(1, u64::from(u32::MAX))))
-                            .description(Some("Seconds until logins for this name are let through"))
+                            .description(Some("Seconds until attempts are let through again"))
                             .build(),
                     );
                 }

@@ -6,6 +6,10 @@ use std::time::Duration;
 /// Default per-user quota when `FILESTORE_QUOTA_BYTES` is unset: 10 GiB.
 pub const DEFAULT_QUOTA_BYTES: u64 = 10 * 1024 * 1024 * 1024;
 
+/// Default signups per source address per hour when `FILESTORE_SIGNUPS_PER_ADDRESS_PER_HOUR`
+/// is unset.
+pub const DEFAULT_SIGNUPS_PER_ADDRESS_PER_HOUR: u64 = 10;
+
 /// A value that must never appear in logs or debug output.
 #[derive(Clone)]
 pub struct Secret(String);
@@ -75,6 +79,9 @@ pub struct Config {
     /// `FILESTORE_PUBLIC_URL`: where clients reach the API (`https://files.example.com`, no
     /// trailing `/`), the base of share links. `None` uses the domain API Gateway reports.
     pub public_url: Option<String>,
+    /// `FILESTORE_SIGNUPS_PER_ADDRESS_PER_HOUR` (default 10): signups one source address may
+    /// attempt in an hour.
+    pub signups_per_address_per_hour: u64,
 }
 
 /// A missing or malformed environment variable, named so the operator can fix it.
@@ -115,6 +122,7 @@ impl Config {
         "FILESTORE_HOT_RETENTION_SECS",
         "FILESTORE_TRANSFER_QUEUE_URL",
         "FILESTORE_PUBLIC_URL",
+        "FILESTORE_SIGNUPS_PER_ADDRESS_PER_HOUR",
     ];
 
     /// Loads the configuration through `lookup`, so tests need not touch the process environment.
@@ -209,6 +217,10 @@ impl Config {
             public_url: optional("FILESTORE_PUBLIC_URL")
                 .map(|url| public_url(&url))
                 .transpose()?,
+            signups_per_address_per_hour: positive(
+                "FILESTORE_SIGNUPS_PER_ADDRESS_PER_HOUR",
+                DEFAULT_SIGNUPS_PER_ADDRESS_PER_HOUR,
+            )?,
         })
     }
 }
@@ -321,6 +333,15 @@ mod tests {
             let err = with(bad).unwrap_err().to_string();
             assert!(err.contains("FILESTORE_PUBLIC_URL"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn signups_per_address_default_to_ten_and_must_be_positive() {
+        let c = Config::from_lookup(env(BASE)).unwrap();
+        assert_eq!(c.signups_per_address_per_hour, 10);
+        let mut pairs = BASE.to_vec();
+        pairs.push(("FILESTORE_SIGNUPS_PER_ADDRESS_PER_HOUR", "0"));
+        assert!(Config::from_lookup(env(&pairs)).is_err());
     }
 
     #[test]

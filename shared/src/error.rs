@@ -34,7 +34,7 @@ pub enum ApiError {
     #[error("{message}")]
     Forbidden { code: &'static str, message: String },
     /// 429: too many attempts; try again after this many seconds.
-    #[error("too many failed attempts; try again after the Retry-After delay")]
+    #[error("too many attempts; try again after the Retry-After delay")]
     Throttled { retry_after: u64 },
     /// 422: well-formed, but semantically wrong.
     #[error("{message}")]

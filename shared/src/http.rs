@@ -1,7 +1,10 @@
 //! The HTTP edge of a function: JSON bodies in and out, bearer tokens, the headers every
 //! answer carries. Which route a request is comes from `filestore_contract::routes`.
 
+use std::net::{IpAddr, Ipv6Addr};
+
 use http::{HeaderValue, StatusCode, header};
+use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -105,6 +108,27 @@ pub fn bearer_token(req: &Request) -> Result<&str, ApiError> {
     }
 }
 
+/// Who sent a request, as throttling counts it: API Gateway's
+/// `requestContext.http.sourceIp` (the TCP peer it saw, never a header the client sent). An
+/// IPv4 address counts alone; an IPv6 address counts as its /64, since one host commonly
+/// holds a whole /64. `"unknown"` when there is no such address (not an API Gateway event),
+/// so every such request shares one count.
+pub fn source_address(req: &Request) -> String {
+    let ip = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.http.source_ip.as_deref(),
+        _ => None,
+    }
+    .and_then(|ip| ip.parse::<IpAddr>().ok());
+    match ip.map(|ip| ip.to_canonical()) {
+        Some(IpAddr::V4(v4)) => v4.to_string(),
+        Some(IpAddr::V6(v6)) => {
+            let network = u128::from(v6) & !((1u128 << 64) - 1);
+            format!("{}/64", Ipv6Addr::from(network))
+        }
+        None => "unknown".into(),
+    }
+}
+
 /// The first value of a query parameter.
 pub fn query_param(req: &Request, name: &str) -> Option<String> {
     req.query_string_parameters_ref()
@@ -180,6 +204,34 @@ mod tests {
         assert!(json_body::<T>(&request(" \n{\"a\":1}")).is_ok());
         let big = format!(r#"{{"a":1,"pad":"{}"}}"#, "x".repeat(MAX_BODY_BYTES));
         assert_eq!(json_body::<T>(&request(&big)).unwrap_err().status(), 413);
+    }
+
+    #[test]
+    fn source_addresses_come_from_the_request_context_and_ipv6_counts_by_64() {
+        let from = |ip: &str| {
+            let event = serde_json::json!({
+                "version": "2.0",
+                "routeKey": "POST /v1/auth/login",
+                "rawPath": "/v1/auth/login",
+                "rawQueryString": "",
+                "headers": {"x-forwarded-for": "203.0.113.9"},
+                "requestContext": {
+                    "accountId": "1", "apiId": "a", "domainName": "d", "domainPrefix": "d",
+                    "http": {"method": "POST", "path": "/v1/auth/login", "protocol": "HTTP/1.1",
+                             "sourceIp": ip, "userAgent": "t"},
+                    "requestId": "r", "routeKey": "POST /v1/auth/login", "stage": "$default",
+                    "time": "t", "timeEpoch": 0
+                },
+                "isBase64Encoded": false
+            });
+            source_address(&lambda_http::request::from_str(&event.to_string()).unwrap())
+        };
+        assert_eq!(from("192.0.2.7"), "192.0.2.7");
+        assert_eq!(from("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(from("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+        assert_eq!(from("2001:db8:1:2:ffff::1"), "2001:db8:1:2::/64");
+        assert_eq!(from("not an address"), "unknown");
+        assert_eq!(source_address(&request("{}")), "unknown");
     }
 
     #[test]

@@ -7,8 +7,9 @@
 //! stored under the old one.
 //!
 //! # Layout
-//! - Accounts: [`username_pk`] ([`USERNAME_SK`], [`LOGIN_FAILURES_SK`]), [`user_pk`]
-//!   ([`PROFILE_SK`]).
+//! - Accounts: [`username_pk`] ([`USERNAME_SK`], [`LOGIN_FAILURES_SK`],
+//!   [`login_failures_from_sk`]), [`user_pk`] ([`PROFILE_SK`]), [`signups_pk`]
+//!   ([`SIGNUPS_SK`]).
 //! - A user's partition: [`upload_sk`], [`file_sk`], [`challenge_sk`],
 //!   [`challenge_count_sk`], [`holding_sk`], [`share_sk`], and the prefixes that list them.
 //! - Elsewhere in the table: [`share_token_pk`], [`content_pk`], [`job_sk`],
@@ -26,8 +27,21 @@ pub fn username_pk(canonical_name: &str) -> String {
 
 /// The username claim, in [`username_pk`]: which user owns the name.
 pub const USERNAME_SK: &str = "USERNAME";
-/// The failed-login counter, in [`username_pk`].
+/// The failed-login counter of a username over every address, in [`username_pk`].
 pub const LOGIN_FAILURES_SK: &str = "LOGINFAIL";
+
+/// The failed-login counter of a username from one source address, in [`username_pk`].
+pub fn login_failures_from_sk(address: &str) -> String {
+    format!("{LOGIN_FAILURES_SK}#{address}")
+}
+
+/// The partition of a source address's signup counter.
+pub fn signups_pk(address: &str) -> String {
+    format!("SIGNUPS#{address}")
+}
+
+/// The only item in [`signups_pk`].
+pub const SIGNUPS_SK: &str = "SIGNUPS";
 
 /// The partition of everything a user owns.
 pub fn user_pk(user_id: &UserId) -> String {
@@ -199,6 +213,9 @@ mod tests {
         let (u, up, f) = (UserId::generate(), UploadId::generate(), FileId::generate());
         let (c, sh) = (ChallengeId::generate(), ShareId::generate());
         assert_eq!(username_pk("alice"), "USERNAME#alice");
+        assert_eq!(LOGIN_FAILURES_SK, "LOGINFAIL");
+        assert_eq!(login_failures_from_sk("192.0.2.7"), "LOGINFAIL#192.0.2.7");
+        assert_eq!(signups_pk("2001:db8::/64"), "SIGNUPS#2001:db8::/64");
         assert_eq!(user_pk(&u), format!("USER#{u}"));
         assert_eq!(upload_sk(&up), format!("UPLOAD#{up}"));
         assert_eq!(file_sk(&f), format!("FILE#{f}"));

@@ -5,7 +5,9 @@
 //! | item | PK | SK |
 //! |---|---|---|
 //! | username claim | `USERNAME#<lowercased name>` | `USERNAME` |
-//! | failed logins | `USERNAME#<lowercased name>` | `LOGINFAIL` |
+//! | failed logins of a name | `USERNAME#<lowercased name>` | `LOGINFAIL` |
+//! | failed logins of a name from an address | `USERNAME#<lowercased name>` | `LOGINFAIL#<address>` |
+//! | signups from an address | `SIGNUPS#<address>` | `SIGNUPS` |
 //! | user | `USER#<user_id>` | `PROFILE` |
 //! | upload | `USER#<user_id>` | `UPLOAD#<upload_id>` |
 //! | file | `USER#<user_id>` | `FILE#<file_id>` |
@@ -30,7 +32,8 @@
 //! - `table`: reads by key and by prefix, and write transactions with their retries.
 //! - `schema`: the table's keys, index and TTL, created by the local runner.
 //! - `users`: profiles, signup, and the counters and quota every file write moves.
-//! - `accounts`: password changes and the failed-login counter.
+//! - `accounts`: password changes.
+//! - `limits`: the counters that throttle failed logins and signups, taken before the attempt.
 //! - `uploads`: multipart upload records, and completing one into a File.
 //! - `files`: file records: reads, rename, delete.
 //! - `content`: verified content, verification, instant upload, collection.
@@ -48,6 +51,7 @@ mod content;
 mod files;
 mod item;
 mod janitor;
+mod limits;
 mod schema;
 mod shares;
 mod table;
@@ -55,12 +59,12 @@ mod transfers;
 mod uploads;
 mod users;
 
-pub use accounts::LoginFailures;
 pub use challenges::{CHALLENGE_WINDOW, ChallengeCount, ChallengeRecord};
 pub use content::{ContentRecord, UNSHARED_BELOW, Verified, VerifyOutcome};
 pub use files::{Copies, FileRecord};
 pub use item::rfc3339;
 pub use janitor::{DUE_INDEX, HotCopy, SHA256_INDEX, ScanCursor};
+pub use limits::{Counter, Limit, Taken};
 pub use shares::ShareRecord;
 pub use transfers::{CHECKPOINT_TTL, TransferCheckpoint};
 pub use uploads::UploadRecord;

@@ -100,15 +100,23 @@ pub(super) fn describe(key: RouteKey, s: &mut Schemas) -> Route {
         Signup => Route::new("Create an account")
             .body(s.of::<Credentials>())
             .json(201, "The account", s.of::<SignupResponse>())
-            .error(409, "`username_taken`: the name is taken (ignoring case)"),
+            .error(409, "`username_taken`: the name is taken (ignoring case)")
+            .error(
+                429,
+                "`too_many_attempts`: too many signups from this source address within an hour \
+                 (`FILESTORE_SIGNUPS_PER_ADDRESS_PER_HOUR`, 10 by default, taken names \
+                 included); `Retry-After` says when to try again",
+            ),
         Login => Route::new("Log in: exchange a username and password for a token")
             .body(s.of::<Credentials>())
             .json(200, "A bearer token", s.of::<LoginResponse>())
             .error(401, "`invalid_credentials`: wrong username or password")
             .error(
                 429,
-                "`too_many_attempts`: 5 failed logins for this username within 15 minutes \
-                 (known or not); `Retry-After` says when to try again",
+                "`too_many_attempts`: 5 failed logins for this username from this source \
+                 address within 15 minutes, or 100 from any addresses within an hour (known \
+                 name or not; failures are counted before the password is checked, so \
+                 concurrent attempts get no more); `Retry-After` says when to try again",
             ),
         Me => Route::new("The caller's account, usage and quota").json(
             200,
@@ -258,6 +266,11 @@ pub(super) fn describe(key: RouteKey, s: &mut Schemas) -> Route {
             .error(
                 403,
                 "`wrong_password`: old_password is not this account's password",
+            )
+            .error(
+                429,
+                "`too_many_attempts`: a wrong old_password counts as a failed login of this \
+                 user, under login's limits; `Retry-After` says when to try again",
             ),
         CreateShare => Route::new("Create a share link to a file")
             .body(s.of::<CreateShareRequest>())

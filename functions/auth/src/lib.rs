@@ -3,13 +3,21 @@
 //!
 //! Passwords are stored as argon2id PHC strings; usernames are unique case-insensitively
 //! through a conditional DynamoDB write. Login answers the same error, in about the same time,
-//! for an unknown user and for a wrong password, and throttles both alike: after
-//! [`MAX_FAILED_LOGINS`] failures for one name within [`FAILED_LOGIN_WINDOW`], every login
-//! for that name answers 429 until the window ends. A password change bumps the user's token
-//! version, which every authenticated request checks, so earlier tokens stop working at once.
+//! for an unknown user and for a wrong password, and throttles both alike ([`throttle`]):
+//! every password check, at login or as a password change's `old_password`, is counted
+//! before it runs, per username and source address and per username. Signups are counted
+//! per source address (`FILESTORE_SIGNUPS_PER_ADDRESS_PER_HOUR`), also before any work. A
+//! password change bumps the user's token version, which every authenticated request
+//! checks, so earlier tokens stop working at once.
+//!
+//! # Layout
+//! - [`throttle`]: the password-guessing limits.
+//! - [`web`]: the web page.
 
 use std::convert::Infallible;
 use std::time::Duration;
+
+use filestore_contract::domain::Username;
 
 use filestore_contract::RouteKey;
 use filestore_contract::api::{
@@ -17,19 +25,20 @@ use filestore_contract::api::{
 };
 use filestore_contract::domain::UserId;
 use filestore_shared::auth::{hash_password, verify_password};
-use filestore_shared::http::{json, json_body, no_content, respond};
-use filestore_shared::repo::{UserRecord, rfc3339};
+use filestore_shared::http::{json, json_body, no_content, respond, source_address};
+use filestore_shared::repo::{Counter, Limit, Taken, UserRecord, rfc3339};
 use filestore_shared::{ApiError, AppState};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use tracing::instrument;
 
+pub mod throttle;
 pub mod web;
 
-/// Failed logins for one username that start throttling.
-pub const MAX_FAILED_LOGINS: u64 = 5;
-/// How long failed logins are remembered, from the first of a series.
-pub const FAILED_LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
+use throttle::Attempt;
+
+/// How long signups from one address are counted, from the first of a series.
+pub const SIGNUP_WINDOW: Duration = Duration::from_secs(60 * 60);
 
 /// Serves one API Gateway request.
 pub async fn handler(state: &AppState, req: Request) -> Result<Response<Body>, Infallible> {
@@ -42,10 +51,13 @@ pub async fn handler(state: &AppState, req: Request) -> Result<Response<Body>, I
 async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiError> {
     let route = state.route(req).await?;
     match route.key() {
-        RouteKey::Signup => signup(state, json_body(req)?).await,
-        RouteKey::Login => login(state, json_body(req)?).await,
+        RouteKey::Signup => signup(state, &source_address(req), json_body(req)?).await,
+        RouteKey::Login => login(state, &source_address(req), json_body(req)?).await,
         RouteKey::Me => me(state, route.caller()?),
-        RouteKey::ChangePassword => change_password(state, route.caller()?, json_body(req)?).await,
+        RouteKey::ChangePassword => {
+            let input = json_body(req)?;
+            change_password(state, route.caller()?, &source_address(req), input).await
+        }
         RouteKey::OpenApi => Ok(openapi_document()),
         _ => Err(ApiError::NotFound("route")),
     }
@@ -63,8 +75,27 @@ fn openapi_document() -> Response<Body> {
     resp
 }
 
-#[instrument(skip_all, fields(username = %input.username))]
-async fn signup(state: &AppState, input: Credentials) -> Result<Response<Body>, ApiError> {
+#[instrument(skip_all, fields(username = %input.username, address = %address))]
+async fn signup(
+    state: &AppState,
+    address: &str,
+    input: Credentials,
+) -> Result<Response<Body>, ApiError> {
+    // Counted before the password is hashed, and whether or not the name is free: a taken
+    // name's 409 is what the limit keeps from being asked at scale.
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let limit = Limit {
+        max: state.config.signups_per_address_per_hour,
+        window: SIGNUP_WINDOW,
+    };
+    if let Taken::Refused { retry_after } = state
+        .repo
+        .take(&Counter::signups(address), limit, now)
+        .await?
+    {
+        tracing::warn!(address, "signups throttled");
+        return Err(ApiError::Throttled { retry_after });
+    }
     let user = UserRecord {
         user_id: UserId::generate(),
         username: input.username.to_string(),
@@ -95,41 +126,30 @@ async fn signup(state: &AppState, input: Credentials) -> Result<Response<Body>, 
     )
 }
 
-#[instrument(skip_all, fields(username = %input.username))]
-async fn login(state: &AppState, input: Credentials) -> Result<Response<Body>, ApiError> {
+#[instrument(skip_all, fields(username = %input.username, address = %address))]
+async fn login(
+    state: &AppState,
+    address: &str,
+    input: Credentials,
+) -> Result<Response<Body>, ApiError> {
     let name = input.username.canonical();
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let (user_id, failures) = state.repo.login_lookup(&name).await?;
-    if let Some(f) = failures {
-        let ends = f.window_start + FAILED_LOGIN_WINDOW.as_secs() as i64;
-        if f.count >= MAX_FAILED_LOGINS && ends > now {
-            tracing::warn!(failures = f.count, "login throttled");
-            return Err(ApiError::Throttled {
-                retry_after: (ends - now) as u64,
-            });
-        }
-    }
-    let user = match user_id {
+    let attempt = Attempt::begin(state, &name, address).await?;
+    let user = match state.repo.user_id_by_name(&name).await? {
         Some(user_id) => state.repo.get_user(&user_id).await?,
         None => None,
     };
     let stored = user.as_ref().map(|u| u.password_hash.clone());
     let user = match (verify_password(&input.password, stored).await?, user) {
         (true, Some(user)) => user,
+        // The attempt keeps its places: a counted failure.
         _ => {
-            state
-                .repo
-                .record_login_failure(&name, now, FAILED_LOGIN_WINDOW)
-                .await?;
             return Err(ApiError::Unauthorized {
                 code: "invalid_credentials",
                 message: "wrong username or password".into(),
             });
         }
     };
-    if failures.is_some() {
-        state.repo.clear_login_failures(&name).await?;
-    }
+    attempt.succeeded(state).await;
     let token = state
         .tokens
         .issue(&user.user_id, &user.username, user.token_version)?;
@@ -158,18 +178,26 @@ fn me(state: &AppState, user: &UserRecord) -> Result<Response<Body>, ApiError> {
     )
 }
 
-#[instrument(skip_all, fields(user_id = %user.user_id))]
+#[instrument(skip_all, fields(user_id = %user.user_id, address = %address))]
 async fn change_password(
     state: &AppState,
     user: &UserRecord,
+    address: &str,
     input: PasswordChange,
 ) -> Result<Response<Body>, ApiError> {
+    // A stolen token must not be a way around login's limits: a wrong old_password is a
+    // failed login of this user.
+    let name = Username::parse(&user.username)
+        .map_err(|e| anyhow::anyhow!("stored username {:?}: {e}", user.username))?
+        .canonical();
+    let attempt = Attempt::begin(state, &name, address).await?;
     if !verify_password(&input.old_password, Some(user.password_hash.clone())).await? {
         return Err(ApiError::Forbidden {
             code: "wrong_password",
             message: "old_password is not this account's password".into(),
         });
     }
+    attempt.succeeded(state).await;
     let hash = hash_password(&input.new_password).await?;
     if !state
         .repo

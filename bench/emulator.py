@@ -13,6 +13,12 @@ Their S3 objects are not written (seeding 100k through the API would take hours 
 emulator), so the RSS is the table's, not the objects'. At the end the seeded records are
 deleted again and the RSS measured once more (is the memory given back?).
 
+With `--keep DIR`, the system keeps its data in DIR (FILESTORE_DATA_DIR) instead, and the
+seeded records stay: at the end it is stopped (Ctrl-C: the emulators write their last
+snapshot) and started again, and the script prints how long each took, the size of the
+saved state and the RSS after the restart. A periodic snapshot holds requests back for
+about as long as the stop's save takes.
+
 A watcher stops everything if the emulator grows past BENCH_MAX_RSS_MIB (default 8192).
 """
 
@@ -78,7 +84,7 @@ def pct(values: list[float], p: float) -> float:
 
 
 class Bench:
-    def __init__(self, args):
+    def __init__(self, args, fresh=True):
         self.args = args
         self.api = f"http://127.0.0.1:{args.port}"
         self.endpoint = f"http://127.0.0.1:{args.emulator_port}"
@@ -91,11 +97,11 @@ class Bench:
             FILESTORE_HOT_BUCKET="filestore-bench-hot",
             FILESTORE_COLD_BUCKET="filestore-bench-cold",
             FILESTORE_TRANSFER_QUEUE="filestore-bench-transfer",
-            FILESTORE_DATA_DIR="",
+            FILESTORE_DATA_DIR=args.keep or "",
             RUST_LOG="warn",
         )
         self.system = subprocess.Popen(
-            [args.binary],
+            [args.binary] + (["--fresh"] if args.keep and fresh else []),
             env=env,
             stdout=subprocess.PIPE,
             text=True,
@@ -272,6 +278,7 @@ def main():
     )
     parser.add_argument("--uploads", type=int, default=5)
     parser.add_argument("--list-rounds", type=int, default=10)
+    parser.add_argument("--keep", metavar="DIR", help="keep the data in DIR; time a restart")
     args = parser.parse_intermixed_args()
 
     bench = Bench(args)
@@ -300,6 +307,9 @@ def main():
                 flush=True,
             )
             bench.level(target, session)
+        if args.keep:
+            restart(bench, args, len(seeded))
+            return
         started = time.perf_counter()
         bench.batch_write([{"DeleteRequest": {"Key": k}} for k in seeded])
         time.sleep(2)
@@ -309,6 +319,32 @@ def main():
         )
     finally:
         bench.stop()
+
+
+def restart(bench, args, seeded):
+    started = time.perf_counter()
+    bench.stop()
+    stopped = time.perf_counter() - started
+    size = sum(
+        os.path.getsize(os.path.join(root, name))
+        for root, _, names in os.walk(args.keep)
+        for name in names
+    )
+    started = time.perf_counter()
+    again = Bench(args, fresh=False)
+    ready = time.perf_counter() - started
+    try:
+        headers = bench.headers
+        first = requests.get(f"{again.api}/v1/files?limit=1000", headers=headers)
+        first.raise_for_status()
+        print(
+            f"{seeded} seeded records kept in {args.keep}: {size / MIB:.1f} MiB on disk; "
+            f"clean stop (last snapshot) {stopped:.1f} s, start again {ready:.1f} s, "
+            f"emulator RSS after the restart {rss_mib(again.emulator):.0f} MiB, "
+            f"first page after it: {len(first.json()['files'])} files"
+        )
+    finally:
+        again.stop()
 
 
 if __name__ == "__main__":

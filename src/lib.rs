@@ -5,8 +5,13 @@
 //! The end-to-end tests start the same [`LocalSystem`] on free ports, so they run beside a
 //! running local system and in parallel with each other.
 //!
+//! It keeps its data across restarts in [`Options::data_dir`] (the emulators' state and the
+//! JWT key; the tests keep none), and [`LocalSystem::died`] tells when an emulator it started
+//! exits unasked.
+//!
 //! # Layout
-//! - [`emulator`]: install (project-local venv) and run moto's server.
+//! - [`emulator`]: install (project-local venv) and run moto's server, keeping its state in a
+//!   directory if given, and watch it.
 //! - [`provision`]: idempotent creation of the table and buckets.
 //! - [`gateway`]: HTTP -> API Gateway v2 event -> handler -> HTTP.
 //! - [`worker`]: SQS -> Lambda SQS event -> transfer handler, as the event source mapping does.
@@ -22,6 +27,7 @@ pub mod venv;
 pub mod worker;
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -58,6 +64,14 @@ pub struct Options {
     /// Origins allowed to call the API from a browser (`FILESTORE_CORS_ORIGINS`,
     /// comma-separated; default none: the page the runner serves is same-origin).
     pub cors: cors::Cors,
+    /// Where the emulators keep their state and the JWT key lives, so that a restart finds
+    /// every account, file and byte, and saved sessions stay valid (`FILESTORE_DATA_DIR`,
+    /// default `.local/data`; empty: nothing is kept, everything is in memory).
+    pub data_dir: Option<PathBuf>,
+    /// Start from a clean slate: forget what `data_dir` holds (`--fresh`).
+    pub fresh: bool,
+    /// Whether `FILESTORE_JWT_SECRET` was given; if not, the key is kept in `data_dir`.
+    pub jwt_secret_given: bool,
     pub config: Config,
 }
 
@@ -104,7 +118,15 @@ impl Options {
                 _ => None,
             })
         })?;
+        let data_dir = match lookup("FILESTORE_DATA_DIR") {
+            None => Some(emulator::local_dir().join("data")),
+            Some(dir) if dir.is_empty() => None,
+            Some(dir) => Some(PathBuf::from(dir)),
+        };
         Ok(Self {
+            data_dir,
+            fresh: false,
+            jwt_secret_given: lookup("FILESTORE_JWT_SECRET").is_some(),
             port: port("FILESTORE_PORT", 8080)?,
             emulator_port: port("FILESTORE_EMULATOR_PORT", 4566)?,
             cold_emulator_port: port("FILESTORE_COLD_EMULATOR_PORT", 4567)?,
@@ -149,6 +171,7 @@ impl Options {
         options.config.hot_bucket = format!("filestore-hot-{suffix}");
         options.transfer_queue = format!("filestore-transfer-{suffix}");
         options.config.jwt_secret = Secret::new(random_secret());
+        options.data_dir = None;
         options.cors = cors::Cors::parse(TEST_ORIGIN).expect("a valid origin");
         // Every test signs its users up from 127.0.0.1; the test of the limit itself runs a
         // gateway of its own with the default.
@@ -193,10 +216,18 @@ impl LocalSystem {
     /// # Errors
     /// When the emulator cannot start, provisioning fails or the port is taken.
     pub async fn start(mut options: Options) -> anyhow::Result<Self> {
+        if let Some(dir) = &options.data_dir {
+            prepare_data_dir(dir, options.fresh)?;
+            if !options.jwt_secret_given {
+                options.config.jwt_secret = kept_jwt_secret(dir)?;
+            }
+        }
+        let hot_state = options.data_dir.as_ref().map(|d| d.join("hot"));
+        let cold_state = options.data_dir.as_ref().map(|d| d.join("cold"));
         let (emulator, endpoint) = match options.emulator_url.clone() {
             Some(url) => (None, url),
             None => {
-                let emulator = Emulator::start(options.emulator_port).await.with_context(|| {
+                let emulator = Emulator::start(options.emulator_port, hot_state.as_deref(), "emulator").await.with_context(|| {
                     format!(
                         "starting the emulator on port {} (set FILESTORE_EMULATOR_PORT to use another)",
                         options.emulator_port
@@ -213,7 +244,7 @@ impl LocalSystem {
         if let Some(cold) = options.config.cold.as_mut()
             && cold.endpoint_url.is_none()
         {
-            let emulator = Emulator::start(options.cold_emulator_port).await.with_context(|| {
+            let emulator = Emulator::start(options.cold_emulator_port, cold_state.as_deref(), "cold-store emulator").await.with_context(|| {
                     format!(
                         "starting the cold-store emulator on port {} (set FILESTORE_COLD_EMULATOR_PORT to use another)",
                         options.cold_emulator_port
@@ -307,13 +338,87 @@ impl LocalSystem {
         self.state.config.endpoint_url.clone().unwrap_or_default()
     }
 
-    /// Stops the API and the emulator we started.
+    /// Resolves when an emulator we started exits without being asked to, with a one-line
+    /// account of which and how; never if we started none.
+    pub async fn died(&self) -> String {
+        async fn died(emulator: Option<&Emulator>) -> String {
+            match emulator {
+                Some(emulator) => emulator.died().await,
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            account = died(self.emulator.as_ref()) => account,
+            account = died(self.cold_emulator.as_ref()) => account,
+        }
+    }
+
+    /// Stops the API, then the emulators we started (which save their state, if they keep one).
     pub async fn stop(self) {
         self.server.abort();
         self.worker.abort();
         self.janitor.abort();
-        for emulator in [self.emulator, self.cold_emulator].into_iter().flatten() {
-            emulator.stop().await;
+        let _ = tokio::join!(self.server, self.worker, self.janitor);
+        let stop = |emulator: Option<Emulator>| async move {
+            if let Some(emulator) = emulator {
+                emulator.stop().await;
+            }
+        };
+        tokio::join!(stop(self.emulator), stop(self.cold_emulator));
+    }
+}
+
+/// Creates the data directory; with `fresh`, first forgets what it holds (the emulators'
+/// state and the JWT key).
+fn prepare_data_dir(dir: &Path, fresh: bool) -> anyhow::Result<()> {
+    if fresh {
+        for state in ["hot", "cold"] {
+            match std::fs::remove_dir_all(dir.join(state)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e)
+                        .with_context(|| format!("emptying {}", dir.join(state).display()));
+                }
+                _ => {}
+            }
+        }
+        match std::fs::remove_file(dir.join(JWT_KEY_FILE)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).context("removing the kept JWT key");
+            }
+            _ => {}
         }
     }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
+}
+
+/// The file in the data directory that holds the JWT key.
+pub const JWT_KEY_FILE: &str = "jwt-secret";
+
+/// The JWT key kept in the data directory, made (random, readable by the owner only) on
+/// first use, so tokens a client saved stay valid across restarts.
+fn kept_jwt_secret(dir: &Path) -> anyhow::Result<Secret> {
+    let path = dir.join(JWT_KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(key) if key.trim().len() >= 32 => return Ok(Secret::new(key.trim().to_string())),
+        Ok(_) => anyhow::bail!("{} holds no key of 32 bytes or more", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    let key = random_secret();
+    let tmp = dir.join(format!("{JWT_KEY_FILE}.tmp"));
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        file.write_all(key.as_bytes())?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(Secret::new(key))
 }

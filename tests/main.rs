@@ -26,6 +26,9 @@ mod permissions;
 mod quotas;
 /// Writers racing over the same records: delete against verification, complete against abort.
 mod races;
+/// The runner's binary: a restart keeps the data, `--fresh` forgets it, a dead emulator
+/// stops it.
+mod restart;
 /// Other users' ids, bad input and forged tokens on every route.
 mod security;
 /// Share links: create, open, limits, revoke.

@@ -82,6 +82,10 @@ export const api = {
     request('POST', `/v1/uploads/${enc(uploadId)}/complete`, {}, opts),
   abortUpload: (uploadId, opts) => request('DELETE', `/v1/uploads/${enc(uploadId)}`, undefined, opts),
 
+  fastUpload: (input) => request('POST', '/v1/fast-upload', input),
+  prove: (challengeId, proof) =>
+    request('POST', `/v1/fast-upload/${enc(challengeId)}/proof`, { proof }),
+
   listFiles: (cursor) =>
     request('GET', `/v1/files?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`),
   downloadUrl: (fileId) => request('GET', `/v1/files/${enc(fileId)}/download`),

@@ -1,11 +1,13 @@
 // Uppy wired to the filestore API: the server creates, presigns, lists, completes and aborts
-// each S3 multipart upload; the browser only PUTs part bytes to the presigned URLs.
+// each S3 multipart upload; the browser only PUTs part bytes to the presigned URLs. Before
+// that, each file is tried as an instant upload (a proof of possession, DESIGN.md); when the
+// server answers `upload_required` or `429`, the file is uploaded as usual, with a note.
 
 import Uppy from '@uppy/core'
 import Dashboard from '@uppy/dashboard'
 import AwsS3 from '@uppy/aws-s3'
 
-import { api } from './api.js'
+import { ApiError, api } from './api.js'
 
 const MIB = 1024 * 1024
 /** The server's default part size (DESIGN.md, "Part sizing"). */
@@ -22,6 +24,42 @@ const MAX_FILE_SIZE = 5 * 1024 * 1024 * MIB
 export function partSizeFor(size) {
   const smallest = Math.ceil(size / MAX_PARTS)
   return smallest <= DEFAULT_PART_SIZE ? DEFAULT_PART_SIZE : Math.ceil(smallest / MIB) * MIB
+}
+
+/** Instant upload hashes the whole file in memory, so only files up to this size try it. */
+const INSTANT_MAX_SIZE = 256 * MIB
+
+function hex(buffer) {
+  return Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, '0')).join('')
+}
+
+async function sha256Hex(...chunks) {
+  const total = chunks.reduce((n, c) => n + c.byteLength, 0)
+  const joined = new Uint8Array(total)
+  let at = 0
+  for (const c of chunks) {
+    joined.set(c, at)
+    at += c.byteLength
+  }
+  return hex(await crypto.subtle.digest('SHA-256', joined))
+}
+
+/**
+ * Instant upload of `file` (an Uppy file): the stored File when the server holds its content
+ * and the proof matched, `null` when the bytes must be sent. Throws the server's `ApiError`
+ * (a `429` among them).
+ */
+async function instantUpload(file) {
+  const data = new Uint8Array(await file.data.arrayBuffer())
+  const challenge = await api.fastUpload({
+    name: file.name,
+    size: file.size,
+    sha256: await sha256Hex(data),
+  })
+  const nonce = Uint8Array.from(challenge.nonce.match(/../g) ?? [], (h) => parseInt(h, 16))
+  const ranges = challenge.ranges.map((r) => data.subarray(r.offset, r.offset + r.length))
+  const answer = await api.prove(challenge.challenge_id, await sha256Hex(nonce, ...ranges))
+  return answer.status === 'complete' ? answer.file : null
 }
 
 /** Seconds until an RFC 3339 time, for Uppy's request timeout on a presigned URL. */
@@ -101,6 +139,33 @@ export function createUploader(target, { onUploaded, onError }) {
     async abortMultipartUpload(_file, { uploadId, signal }) {
       await api.abortUpload(uploadId, { signal })
     },
+  })
+
+  // Instant upload first; a file stored that way leaves the upload, the others go on to S3.
+  let instantRefused = false
+  uppy.addPreProcessor(async (fileIDs) => {
+    for (const id of fileIDs) {
+      const file = uppy.getFile(id)
+      if (!file || instantRefused || file.size > INSTANT_MAX_SIZE || !globalThis.crypto?.subtle) {
+        continue
+      }
+      try {
+        const stored = await instantUpload(file)
+        if (stored) {
+          uppy.removeFile(id)
+          onUploaded(stored)
+          uppy.info(`${file.name}: stored instantly, no bytes sent.`, 'info', 5000)
+        } else {
+          uppy.info(`${file.name}: not on the server yet; uploading it.`, 'info', 3000)
+        }
+      } catch (error) {
+        if (error instanceof ApiError && error.status === 429) {
+          instantRefused = true
+          uppy.info('Instant upload is refused for now (too many attempts this hour); uploading the bytes.', 'info', 5000)
+        }
+        // Anything else: the normal upload below says what is wrong, if anything is.
+      }
+    }
   })
 
   uppy.on('upload-success', (_file, response) => {

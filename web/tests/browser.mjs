@@ -82,6 +82,7 @@ try {
   const partPuts = []
   const statusReads = []
   let createdUpload = null
+  const proofs = []
   page.on('response', async (response) => {
     const request = response.request()
     const url = new URL(request.url())
@@ -95,6 +96,9 @@ try {
     }
     if (request.method() === 'GET' && url.pathname.startsWith('/v1/uploads/')) {
       statusReads.push(url.pathname)
+    }
+    if (request.method() === 'POST' && /^\/v1\/fast-upload\/[^/]+\/proof$/.test(url.pathname)) {
+      proofs.push(await response.json().catch(() => null))
     }
     if (request.method() === 'POST' && url.pathname === '/v1/uploads') {
       createdUpload = { request: request.postDataJSON(), response: await response.json().catch(() => null) }
@@ -138,6 +142,12 @@ try {
   await row.waitFor()
   stamp('upload listed')
 
+  // Instant upload was tried first; the server does not hold these bytes, so it answered
+  // upload_required and the page uploaded them.
+  expect(
+    proofs.length === 1 && proofs[0]?.status === 'upload_required',
+    `one instant-upload proof, answered upload_required: ${JSON.stringify(proofs)}`,
+  )
   expect(createdUpload?.request?.part_size === 8 * MIB, `page asked for 8 MiB parts: ${JSON.stringify(createdUpload?.request)}`)
   expect(createdUpload?.response?.part_count === 3, `server planned 3 parts: ${JSON.stringify(createdUpload?.response)}`)
   const partNumbers = [...new Set(partPuts.map((p) => p.part))].sort()

@@ -208,6 +208,7 @@ pub struct LocalSystem {
     server: JoinHandle<()>,
     worker: JoinHandle<()>,
     janitor: JoinHandle<()>,
+    data_dir: Option<PathBuf>,
 }
 
 impl LocalSystem {
@@ -325,6 +326,7 @@ impl LocalSystem {
             queues,
             addr,
             server,
+            data_dir: options.data_dir,
         })
     }
 
@@ -365,12 +367,33 @@ impl LocalSystem {
             }
         };
         tokio::join!(stop(self.emulator), stop(self.cold_emulator));
+        if let Some(dir) = self.data_dir {
+            let _ = std::fs::remove_file(dir.join(RUNNER_FILE));
+        }
     }
 }
 
 /// Creates the data directory; with `fresh`, first forgets what it holds (the emulators'
 /// state and the JWT key).
 fn prepare_data_dir(dir: &Path, fresh: bool) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    // Two systems on one directory would overwrite each other's snapshots (and a --fresh
+    // one would delete the bytes of the other's objects): the directory names its runner.
+    let claim = dir.join(RUNNER_FILE);
+    let comm = |pid: &str| std::fs::read_to_string(format!("/proc/{pid}/comm")).ok();
+    if let Ok(pid) = std::fs::read_to_string(&claim) {
+        let pid = pid.trim();
+        if pid != std::process::id().to_string() && comm(pid).is_some() && comm(pid) == comm("self")
+        {
+            anyhow::bail!(
+                "another local system (pid {pid}) keeps its data in {}: stop it, or set \
+                 FILESTORE_DATA_DIR to another directory",
+                dir.display()
+            );
+        }
+    }
+    std::fs::write(&claim, std::process::id().to_string())
+        .with_context(|| format!("writing {}", claim.display()))?;
     if fresh {
         for state in ["hot", "cold"] {
             match std::fs::remove_dir_all(dir.join(state)) {
@@ -388,8 +411,11 @@ fn prepare_data_dir(dir: &Path, fresh: bool) -> anyhow::Result<()> {
             _ => {}
         }
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
+    Ok(())
 }
+
+/// The file in the data directory that names the process using it.
+const RUNNER_FILE: &str = "runner.pid";
 
 /// The file in the data directory that holds the JWT key.
 pub const JWT_KEY_FILE: &str = "jwt-secret";

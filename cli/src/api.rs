@@ -386,7 +386,7 @@ mod tests {
     /// A newer server's fields are printed by `--json` as they came; absent ones stay absent.
     #[test]
     fn files_keep_fields_this_version_does_not_know() {
-        let raw = r#"{"file_id":"f","name":"a","size":1,"sha256":null,"content_type":"x",
+        let raw = r#"{"file_id":"0190a000-0000-7000-8000-000000000000","name":"a","size":1,"sha256":null,"content_type":"x",
             "created_at":"t","tier":"hot","verified":false,"labels":["x"]}"#;
         let file: File = serde_json::from_str(raw).unwrap();
         assert_eq!(file.name, "a");

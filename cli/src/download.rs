@@ -384,9 +384,11 @@ mod tests {
 
     use super::*;
 
+    const ID: &str = "0190a000-0000-7000-8000-000000000000";
+
     fn file(name: &str) -> File {
         File::from(FileView {
-            file_id: filestore_contract::domain::FileId::generate(),
+            file_id: filestore_contract::domain::FileId::parse(ID).unwrap(),
             name: name.into(),
             size: 10,
             sha256: None,
@@ -408,8 +410,8 @@ mod tests {
         );
         let explicit = dir.path().join("copy.bin");
         assert_eq!(target_path(Some(&explicit), &file("a.bin")), explicit);
-        assert_eq!(target_path(None, &file("..")), PathBuf::from("0190-id"));
-        assert_eq!(target_path(None, &file("a\\b")), PathBuf::from("0190-id"));
+        assert_eq!(target_path(None, &file("..")), PathBuf::from(ID));
+        assert_eq!(target_path(None, &file("a\\b")), PathBuf::from(ID));
     }
 
     #[test]

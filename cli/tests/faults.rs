@@ -105,7 +105,7 @@ fn serve(stream: TcpStream, log: &Mutex<Vec<Seen>>, base: &str, script: Script) 
 }
 
 fn file_json() -> Value {
-    json!({"file_id": "f1", "name": "six.bin", "size": 6, "sha256": null,
+    json!({"file_id": "0190a000-0000-7000-8000-0000000000f1", "name": "six.bin", "size": 6, "sha256": null,
            "content_type": "application/octet-stream", "created_at": "2026-01-01T00:00:00Z",
            "tier": "hot", "verified": false})
 }
@@ -117,12 +117,12 @@ fn expired_url_and_storage_fault(req: &Seen, before: &[Seen], base: &str) -> (u1
     match (req.method.as_str(), req.path.as_str()) {
         ("POST", "/v1/uploads") => (
             201,
-            json!({"upload_id": "u1", "part_size": 4, "part_count": 2,
+            json!({"upload_id": "0190a000-0000-7000-8000-0000000000a1", "part_size": 4, "part_count": 2,
                    "expires_at": "2026-01-08T00:00:00Z"}),
         ),
-        ("POST", "/v1/uploads/u1/parts") => {
+        ("POST", "/v1/uploads/0190a000-0000-7000-8000-0000000000a1/parts") => {
             let asked: Value = serde_json::from_slice(&req.body).unwrap();
-            let round = tries("/v1/uploads/u1/parts");
+            let round = tries("/v1/uploads/0190a000-0000-7000-8000-0000000000a1/parts");
             let parts: Vec<Value> = asked["part_numbers"]
                 .as_array()
                 .unwrap()
@@ -139,7 +139,9 @@ fn expired_url_and_storage_fault(req: &Seen, before: &[Seen], base: &str) -> (u1
         ("PUT", "/s3/1/0") => (403, Value::Null),
         ("PUT", path) if path.starts_with("/s3/2/") && tries(path) == 0 => (500, Value::Null),
         ("PUT", _) => (200, Value::Null),
-        ("POST", "/v1/uploads/u1/complete") => (201, json!({ "file": file_json() })),
+        ("POST", "/v1/uploads/0190a000-0000-7000-8000-0000000000a1/complete") => {
+            (201, json!({ "file": file_json() }))
+        }
         _ => (
             404,
             json!({"error": {"code": "not_found", "message": "route not found"}}),
@@ -164,7 +166,10 @@ fn expired_urls_are_presigned_again_and_faults_retried() {
 
     let out = cli.json(&["upload", "six.bin", "--concurrency", "2"]);
     assert_eq!(out["uploads"][0]["parts_sent"], 2);
-    assert_eq!(out["uploads"][0]["file"]["file_id"], "f1");
+    assert_eq!(
+        out["uploads"][0]["file"]["file_id"],
+        "0190a000-0000-7000-8000-0000000000f1"
+    );
 
     let seen = api.seen();
     let paths: Vec<String> = seen
@@ -173,7 +178,7 @@ fn expired_urls_are_presigned_again_and_faults_retried() {
         .collect();
     let presigns: Vec<Value> = seen
         .iter()
-        .filter(|s| s.path == "/v1/uploads/u1/parts")
+        .filter(|s| s.path == "/v1/uploads/0190a000-0000-7000-8000-0000000000a1/parts")
         .map(|s| serde_json::from_slice(&s.body).unwrap())
         .collect();
     assert_eq!(presigns.len(), 2, "{paths:?}");

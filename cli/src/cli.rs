@@ -143,15 +143,19 @@ pub fn parse_download_limit(s: &str) -> Result<DownloadLimit, String> {
     DownloadLimit::parse(n)
 }
 
+/// The whole number a trimmed value starts with and the unit after it (trimmed, maybe empty).
+fn number_and_unit<'a>(s: &'a str, what: &str) -> Result<(u64, &'a str), String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n = digits.parse().map_err(|_| format!("{s:?} is not {what}"))?;
+    Ok((n, unit.trim()))
+}
+
 /// A duration in seconds from `90`, `90s`, `15m`, `12h` or `7d`.
 pub fn parse_duration(s: &str) -> Result<u64, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (digits, unit) = s.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration such as 15m, 12h or 7d"))?;
-    let seconds = match unit.trim() {
+    let (n, unit) = number_and_unit(s, "a duration such as 15m, 12h or 7d")?;
+    let seconds = match unit {
         "" | "s" => 1,
         "m" => 60,
         "h" => 3600,
@@ -165,12 +169,8 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
 /// A byte count with an optional unit: `5242880`, `5MiB`, `5M`, `512k`, `1GiB`.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (digits, unit) = s.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size such as 8MiB"))?;
-    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+    let (n, unit) = number_and_unit(s, "a size such as 8MiB")?;
+    let shift = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 0,
         "k" | "kb" | "kib" => 10,
         "m" | "mb" | "mib" => 20,

@@ -15,6 +15,20 @@
 //! - [`storage`]: the only door to S3: objects, multipart uploads, presigning, bucket setup.
 //! - [`state`]: [`AppState`], the dependencies every handler takes.
 
+/// `$client`, a client of the AWS SDK crate `$sdk`, rebuilt with `$interceptor` on its
+/// config: how tests record or fail the calls of a [`repo::Repo`] or a [`storage::Storage`].
+macro_rules! with_interceptor {
+    ($sdk:ident, $client:expr, $interceptor:expr) => {
+        $sdk::Client::from_conf(
+            $client
+                .config()
+                .to_builder()
+                .interceptor($interceptor)
+                .build(),
+        )
+    };
+}
+
 pub mod auth;
 pub mod config;
 pub mod error;

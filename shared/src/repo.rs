@@ -93,13 +93,8 @@ impl Repo {
         &self,
         interceptor: impl aws_sdk_dynamodb::config::Intercept + 'static,
     ) -> Self {
-        let config = self
-            .client
-            .config()
-            .to_builder()
-            .interceptor(interceptor)
-            .build();
-        Self::new(Client::from_conf(config), self.table.clone())
+        let client = with_interceptor!(aws_sdk_dynamodb, self.client, interceptor);
+        Self::new(client, self.table.clone())
     }
 
     pub fn table(&self) -> &str {

@@ -58,13 +58,8 @@ impl Storage {
         &self,
         interceptor: impl aws_sdk_s3::config::Intercept + 'static,
     ) -> Self {
-        let config = self
-            .client
-            .config()
-            .to_builder()
-            .interceptor(interceptor)
-            .build();
-        Self::new(Client::from_conf(config), &self.bucket)
+        let client = with_interceptor!(aws_sdk_s3, self.client, interceptor);
+        Self::new(client, &self.bucket)
     }
 
     pub fn bucket(&self) -> &str {

@@ -11,6 +11,15 @@ use utoipa::{PartialSchema, ToSchema};
 
 use super::string_schema;
 
+/// Refuses a value whose length in characters is outside `min..=max`, naming it `what`.
+fn chars_within(s: &str, min: usize, max: usize, what: &str) -> Result<(), String> {
+    if (min..=max).contains(&s.chars().count()) {
+        Ok(())
+    } else {
+        Err(format!("{what} must be {min} to {max} characters"))
+    }
+}
+
 /// 3..64 characters of `A-Za-z0-9_.-`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -33,10 +42,7 @@ impl Username {
     /// # Errors
     /// Says which rule the value breaks.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let len = s.chars().count();
-        if !(Self::MIN_LEN..=Self::MAX_LEN).contains(&len) {
-            return Err("username must be 3 to 64 characters".into());
-        }
+        chars_within(s, Self::MIN_LEN, Self::MAX_LEN, "username")?;
         if !s
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
@@ -81,10 +87,7 @@ impl Password {
     /// # Errors
     /// Says which rule the value breaks.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let len = s.chars().count();
-        if !(Self::MIN_LEN..=Self::MAX_LEN).contains(&len) {
-            return Err("password must be 8 to 1024 characters".into());
-        }
+        chars_within(s, Self::MIN_LEN, Self::MAX_LEN, "password")?;
         Ok(Self(s.to_string()))
     }
     pub fn expose(&self) -> &str {

@@ -2,7 +2,7 @@
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
-use filestore_contract::domain::{UploadId, UserId};
+use filestore_contract::domain::{FileId, UploadId, UserId};
 
 use crate::auth::TokenKeys;
 use crate::config::{ColdConfig, Config};
@@ -206,6 +206,21 @@ impl AppState {
             .await?;
         self.storage.delete_object(&upload.object_key).await?;
         Ok(true)
+    }
+
+    /// The caller's file; a 404 if they have none with this id.
+    ///
+    /// # Errors
+    /// 404, or a repository failure.
+    pub async fn owned_file(
+        &self,
+        user_id: &UserId,
+        file_id: &FileId,
+    ) -> Result<crate::repo::FileRecord, crate::ApiError> {
+        self.repo
+            .get_file(user_id, file_id)
+            .await?
+            .ok_or(crate::ApiError::NotFound("file"))
     }
 
     /// The caller's upload if it exists and has not expired; anything else is a 404.

@@ -131,18 +131,6 @@ async fn list(
     )
 }
 
-async fn owned(
-    state: &AppState,
-    user_id: &UserId,
-    file_id: &FileId,
-) -> Result<filestore_shared::repo::FileRecord, ApiError> {
-    state
-        .repo
-        .get_file(user_id, file_id)
-        .await?
-        .ok_or(ApiError::NotFound("file"))
-}
-
 #[instrument(skip(state))]
 async fn get(
     state: &AppState,
@@ -151,7 +139,7 @@ async fn get(
 ) -> Result<Response<Body>, ApiError> {
     json(
         StatusCode::OK,
-        &owned(state, user_id, file_id).await?.view(),
+        &state.owned_file(user_id, file_id).await?.view(),
     )
 }
 
@@ -162,7 +150,7 @@ async fn download(
     file_id: &FileId,
     redirect_to: bool,
 ) -> Result<Response<Body>, ApiError> {
-    let file = owned(state, user_id, file_id).await?;
+    let file = state.owned_file(user_id, file_id).await?;
     let ttl = state.config.presign_ttl;
     let url = state.presign_download(&file).await?;
     if redirect_to {

@@ -111,11 +111,7 @@ async fn create(
     base: &str,
     input: CreateShareRequest,
 ) -> Result<Response<Body>, ApiError> {
-    state
-        .repo
-        .get_file(user_id, file_id)
-        .await?
-        .ok_or(ApiError::NotFound("file"))?;
+    state.owned_file(user_id, file_id).await?;
     let (token, token_hash) = new_token();
     let now = OffsetDateTime::now_utc();
     let share = ShareRecord {
@@ -147,11 +143,7 @@ async fn list(
     user_id: &UserId,
     file_id: &FileId,
 ) -> Result<Response<Body>, ApiError> {
-    state
-        .repo
-        .get_file(user_id, file_id)
-        .await?
-        .ok_or(ApiError::NotFound("file"))?;
+    state.owned_file(user_id, file_id).await?;
     let now = OffsetDateTime::now_utc();
     let shares = state
         .repo

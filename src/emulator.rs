@@ -62,6 +62,8 @@ impl Emulator {
     /// Starts the emulator on `127.0.0.1:port` (`0` picks a free port). With `state`, it
     /// loads what it saved there and saves to it (every [`SNAPSHOT_SECS`] and when it
     /// stops); without, it keeps everything in memory only. `role` names it in messages.
+    /// Presigned requests are checked against `credentials` (access key id, secret) as S3
+    /// checks them.
     ///
     /// # Errors
     /// When it cannot be installed, its saved state cannot be read, or it does not come up
@@ -70,6 +72,7 @@ impl Emulator {
         port: u16,
         state: Option<&Path>,
         role: &'static str,
+        credentials: (&str, &str),
     ) -> anyhow::Result<Self> {
         let python = ensure_installed().await?;
         let started = Instant::now();
@@ -78,6 +81,10 @@ impl Emulator {
         if let Some(dir) = state {
             command.arg(dir).arg(SNAPSHOT_SECS.to_string());
         }
+        command.env(
+            "FILESTORE_EMULATOR_CREDENTIALS",
+            format!("{}:{}", credentials.0, credentials.1),
+        );
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -180,14 +180,17 @@ impl Options {
     }
 }
 
+/// The fixed credentials (access key id, secret) of the local emulator.
+pub const LOCAL_CREDENTIALS: (&str, &str) = ("test", "test");
+
 /// SDK configuration for a local endpoint: fixed test credentials, the configured region.
 pub async fn local_sdk_config(endpoint: &str, region: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.to_string()))
         .endpoint_url(endpoint)
         .credentials_provider(Credentials::new(
-            "test",
-            "test",
+            LOCAL_CREDENTIALS.0,
+            LOCAL_CREDENTIALS.1,
             None,
             None,
             "filestore-dev",
@@ -228,7 +231,7 @@ impl LocalSystem {
         let (emulator, endpoint) = match options.emulator_url.clone() {
             Some(url) => (None, url),
             None => {
-                let emulator = Emulator::start(options.emulator_port, hot_state.as_deref(), "emulator").await.with_context(|| {
+                let emulator = Emulator::start(options.emulator_port, hot_state.as_deref(), "emulator", LOCAL_CREDENTIALS).await.with_context(|| {
                     format!(
                         "starting the emulator on port {} (set FILESTORE_EMULATOR_PORT to use another)",
                         options.emulator_port
@@ -245,7 +248,10 @@ impl LocalSystem {
         if let Some(cold) = options.config.cold.as_mut()
             && cold.endpoint_url.is_none()
         {
-            let emulator = Emulator::start(options.cold_emulator_port, cold_state.as_deref(), "cold-store emulator").await.with_context(|| {
+            let (id, secret) = cold
+                .credentials
+                .get_or_insert_with(|| ("cold".into(), Secret::new("cold-secret")));
+            let emulator = Emulator::start(options.cold_emulator_port, cold_state.as_deref(), "cold-store emulator", (id, secret.expose())).await.with_context(|| {
                     format!(
                         "starting the cold-store emulator on port {} (set FILESTORE_COLD_EMULATOR_PORT to use another)",
                         options.cold_emulator_port
@@ -253,8 +259,6 @@ impl LocalSystem {
                 })?;
             cold.endpoint_url = Some(emulator.url());
             cold.path_style = true;
-            cold.credentials
-                .get_or_insert_with(|| ("cold".into(), Secret::new("cold-secret")));
             cold_emulator = Some(emulator);
         }
         // Bound first: share links are built from the runner's own address unless

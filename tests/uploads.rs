@@ -143,10 +143,11 @@ async fn complete_with_missing_parts_is_409_and_records_nothing() {
     app.complete(upload_id).await;
 }
 
-/// A part of the wrong size is refused before S3 joins anything (422), and re-sending that
-/// part correctly lets the upload complete.
+/// A part of the wrong size never reaches S3: its URL signs the planned length, so the
+/// store refuses the PUT (403), complete still misses that part (409), and re-sending the
+/// part at its planned size lets the upload complete.
 #[tokio::test]
-async fn wrong_part_size_is_422_and_can_be_resent() {
+async fn wrong_part_size_is_refused_and_can_be_resent() {
     let app = TestApp::new().await;
     let data = test_bytes(6 * MIB, 4);
     let upload = app
@@ -157,14 +158,88 @@ async fn wrong_part_size_is_422_and_can_be_resent() {
     assert_eq!(app.put_part(&parts[0], data[..5 * MIB].to_vec()).await, 200);
     assert_eq!(
         app.put_part(&parts[1], data[5 * MIB..].repeat(2)).await,
-        200
+        403
     );
     app.post(&path(CompleteUpload, upload_id), json!({}))
         .await
-        .expect_error(422, "size_mismatch");
+        .expect_error(409, "parts_missing");
     assert_eq!(app.put_part(&parts[1], data[5 * MIB..].to_vec()).await, 200);
     let file = app.complete(upload_id).await;
     assert_eq!(app.download(&file.file_id).await, data);
+}
+
+/// The attack that found this: declare an empty file, then PUT 32 MiB to its one part URL
+/// to store bytes the quota never counts. The URL signs `Content-Length: 0`, so the store
+/// refuses the body (403), holds no part, and the empty file completes at 0 bytes.
+#[tokio::test]
+async fn oversized_part_into_an_upload_declared_empty_is_refused() {
+    let app = TestApp::new().await;
+    let upload = app.create_upload("empty.bin", 0, None).await;
+    let parts = app.presign(&upload.upload_id, &[1]).await;
+    let signed = parts[0]
+        .url
+        .split('&')
+        .find(|kv| kv.starts_with("X-Amz-SignedHeaders="))
+        .unwrap();
+    assert!(signed.contains("content-length"), "{signed}");
+    assert_eq!(app.put_part(&parts[0], test_bytes(32 * MIB, 9)).await, 403);
+    let status = app.upload_status(&upload.upload_id).await;
+    assert_eq!(status.parts_done.as_deref(), Some(&[][..]));
+    assert_eq!(app.me().await.used_bytes, 0);
+    assert_eq!(app.put_part(&parts[0], Vec::new()).await, 200);
+    let file = app.complete(&upload.upload_id).await;
+    assert_eq!(file.size, 0);
+    assert_eq!(app.me().await.used_bytes, 0);
+}
+
+/// Every part must carry exactly its planned length: a full part one byte short, a last
+/// part one byte long or short, are all refused; at their planned sizes the same URLs work
+/// and usage counts the declared size once.
+#[tokio::test]
+async fn part_one_byte_off_its_planned_length_is_refused() {
+    let app = TestApp::new().await;
+    let data = test_bytes(6 * MIB + 7, 10);
+    let upload = app
+        .create_upload("exact.bin", data.len(), Some(5 * MIB))
+        .await;
+    let parts = app.presign(&upload.upload_id, &[1, 2]).await;
+    let (first, last) = data.split_at(5 * MIB);
+    assert_eq!(app.put_part(&parts[0], first[1..].to_vec()).await, 403);
+    assert_eq!(app.put_part(&parts[1], [last, b"x"].concat()).await, 403);
+    assert_eq!(app.put_part(&parts[1], last[1..].to_vec()).await, 403);
+    assert_eq!(app.me().await.used_bytes, 0);
+    assert_eq!(app.put_part(&parts[0], first.to_vec()).await, 200);
+    assert_eq!(app.put_part(&parts[1], last.to_vec()).await, 200);
+    let file = app.complete(&upload.upload_id).await;
+    assert_eq!(app.download(&file.file_id).await, data);
+    assert_eq!(app.me().await.used_bytes, data.len() as u64);
+}
+
+/// A part URL is good for its own part only: moved to another part number, or with its
+/// signature changed, the store refuses it as S3 does (403).
+#[tokio::test]
+async fn part_url_cannot_be_redirected_or_forged() {
+    let app = TestApp::new().await;
+    let data = test_bytes(10 * MIB, 11);
+    let upload = app
+        .create_upload("moved.bin", data.len(), Some(5 * MIB))
+        .await;
+    let mut parts = app.presign(&upload.upload_id, &[1]).await;
+    let part = &mut parts[0];
+    let original = part.url.clone();
+    assert!(original.contains("partNumber=1&"), "{original}");
+    part.url = original.replace("partNumber=1&", "partNumber=2&");
+    assert_eq!(app.put_part(part, data[5 * MIB..].to_vec()).await, 403);
+    let (head, signature) = original.split_once("X-Amz-Signature=").unwrap();
+    assert!(!signature.contains('&'), "{original}");
+    let forged: String = signature
+        .chars()
+        .map(|c| if c == '0' { '1' } else { '0' })
+        .collect();
+    part.url = format!("{head}X-Amz-Signature={forged}");
+    assert_eq!(app.put_part(part, data[..5 * MIB].to_vec()).await, 403);
+    let status = app.upload_status(&upload.upload_id).await;
+    assert_eq!(status.parts_done.as_deref(), Some(&[][..]));
 }
 
 /// Completing again, or several times at once, never creates a second File or counts the

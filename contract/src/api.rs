@@ -161,7 +161,10 @@ pub struct PresignedPart {
     /// Always [`PART_METHOD`].
     #[schema(schema_with = part_method_schema)]
     pub method: String,
-    /// Headers the `PUT` must carry exactly as given, since they are signed.
+    /// Headers the `PUT` must carry exactly as given, since they are signed. Besides them the
+    /// URL signs `Host` and `Content-Length`, which must be exactly the part's planned size
+    /// (`part_size`, or what is left for the last part); HTTP clients set both, but some
+    /// leave `Content-Length: 0` out of an empty body, and S3 refuses the part then.
     pub headers: BTreeMap<String, String>,
     #[schema(format = DateTime)]
     pub expires_at: String,

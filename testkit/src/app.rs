@@ -257,9 +257,14 @@ impl TestApp {
 
     /// PUTs bytes to a presigned part exactly as a client must: the URL, the method and the
     /// headers it came with. Returns the status.
+    /// `Content-Length` is set even for an empty body (hyper leaves it out then): the URL
+    /// signs it.
     pub async fn put_part(&self, part: &PresignedPart, bytes: Vec<u8>) -> u16 {
         assert_eq!(part.method, PART_METHOD);
-        let mut req = self.http.put(&part.url);
+        let mut req = self
+            .http
+            .put(&part.url)
+            .header(reqwest::header::CONTENT_LENGTH, bytes.len());
         for (name, value) in &part.headers {
             req = req.header(name, value);
         }

@@ -12,6 +12,7 @@ use filestore_contract::domain::PartNumber;
 use futures::{StreamExt, stream};
 use indicatif::ProgressBar;
 use reqwest::Method;
+use reqwest::header::CONTENT_LENGTH;
 
 use super::Uploader;
 use super::resume::Plan;
@@ -144,7 +145,10 @@ impl Uploader<'_> {
                 .api
                 .http()
                 .request(method, &url.url)
-                .timeout(part_timeout(body.len() as u64));
+                .timeout(part_timeout(body.len() as u64))
+                // The URL signs the part's length; hyper leaves the header out of an empty
+                // body, so it is set here.
+                .header(CONTENT_LENGTH, body.len());
             for (name, value) in &url.headers {
                 req = req.header(name, value);
             }

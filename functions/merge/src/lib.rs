@@ -10,7 +10,7 @@ use std::convert::Infallible;
 
 use filestore_contract::RouteKey;
 use filestore_contract::api::{CompleteUploadRequest, FileEnvelope, PartDone};
-use filestore_contract::domain::{ObjectSize, PartNumber, PartPlan, UploadId};
+use filestore_contract::domain::{ObjectSize, PartNumber, UploadId};
 use filestore_shared::http::{json, json_body, respond};
 use filestore_shared::repo::{AddFile, Copies, FileRecord, UploadRecord, UploadState, UserRecord};
 use filestore_shared::storage::{Joined, UploadedPart};
@@ -57,10 +57,7 @@ async fn existing_file(
 /// # Errors
 /// 409 listing missing parts; 422 naming a part of the wrong size.
 pub fn check_parts(upload: &UploadRecord, parts: &[PartDone]) -> Result<Vec<PartDone>, ApiError> {
-    let plan = PartPlan {
-        part_size: upload.part_size,
-        part_count: upload.part_count,
-    };
+    let plan = upload.plan();
     let wanted: Vec<PartDone> = parts
         .iter()
         .filter(|p| u64::from(p.part_number) <= upload.part_count)

@@ -154,12 +154,14 @@ async fn presign(
     let mut parts = Vec::with_capacity(input.part_numbers.len());
     for n in input.part_numbers {
         let checksum = checksums.get(&n.get().to_string()).map(|c| c.as_str());
+        let length = upload.plan().expected_part_size(upload.size, n);
         let signed = state
             .storage
             .presign_part(
                 &upload.object_key,
                 &upload.s3_upload_id,
                 n.get(),
+                length,
                 checksum,
                 ttl,
             )

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use anyhow::{Context, anyhow};
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use filestore_contract::api::UploadView;
-use filestore_contract::domain::{FileId, UploadId, UploadState, UserId};
+use filestore_contract::domain::{FileId, PartPlan, UploadId, UploadState, UserId};
 use time::OffsetDateTime;
 
 use super::item::{
@@ -36,6 +36,14 @@ pub struct UploadRecord {
 }
 
 impl UploadRecord {
+    /// How this upload is cut into parts, as planned at create.
+    pub fn plan(&self) -> PartPlan {
+        PartPlan {
+            part_size: self.part_size,
+            part_count: self.part_count,
+        }
+    }
+
     pub fn is_expired(&self, now: OffsetDateTime) -> bool {
         self.expires_at <= now
     }

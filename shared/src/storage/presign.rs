@@ -56,8 +56,13 @@ fn presigning(ttl: Duration) -> anyhow::Result<PresigningConfig> {
 }
 
 impl Storage {
-    /// Presigns one `UploadPart`. A given checksum is part of the signature, so S3 refuses
-    /// bytes that do not match it (and the header must be sent as returned).
+    /// Presigns one `UploadPart` of exactly `content_length` bytes. The length is part of the
+    /// signature, so S3 refuses a body of any other size (`SignatureDoesNotMatch`): no part can
+    /// hold more than the plan gave it. A given checksum is signed too, so S3 refuses bytes
+    /// that do not match it (and the header must be sent as returned).
+    ///
+    /// The returned headers leave out `host` and `content-length`: every HTTP client sets them
+    /// from the URL and the body (browsers refuse to let a page set them).
     ///
     /// # Errors
     /// Presigning failures (configuration faults).
@@ -66,6 +71,7 @@ impl Storage {
         key: &str,
         upload_id: &str,
         part_number: u32,
+        content_length: u64,
         checksum_sha256: Option<&str>,
         ttl: Duration,
     ) -> anyhow::Result<Presigned> {
@@ -76,13 +82,16 @@ impl Storage {
             .key(key)
             .upload_id(upload_id)
             .part_number(part_number as i32)
+            .content_length(i64::try_from(content_length).context("part length")?)
             .set_checksum_sha256(checksum_sha256.map(str::to_string))
             .presigned(presigning(ttl)?)
             .await
             .context("presigning UploadPart")?;
         let headers = req
             .headers()
-            .filter(|(name, _)| !name.eq_ignore_ascii_case("host"))
+            .filter(|(name, _)| {
+                !name.eq_ignore_ascii_case("host") && !name.eq_ignore_ascii_case("content-length")
+            })
             .map(|(name, value)| (name.to_ascii_lowercase(), value.to_string()))
             .collect();
         Ok(Presigned {

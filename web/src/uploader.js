@@ -155,9 +155,8 @@ export function createUploader(target, { onUploaded, onError }) {
           uppy.removeFile(id)
           onUploaded(stored)
           uppy.info(`${file.name}: stored instantly, no bytes sent.`, 'info', 5000)
-        } else {
-          uppy.info(`${file.name}: not on the server yet; uploading it.`, 'info', 3000)
         }
+        // Not stored (the usual case): the upload's own progress says what happens next.
       } catch (error) {
         if (error instanceof ApiError && error.status === 429) {
           instantRefused = true

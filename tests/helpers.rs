@@ -60,6 +60,30 @@ pub async fn set_quota(user_id: &UserId, bytes: u64) {
         .unwrap();
 }
 
+/// What a user's profile counts against the quota, read behind the API's back:
+/// `(claimed_bytes, open_uploads)` (stored bytes plus open uploads' declared sizes, and the
+/// number of open uploads).
+pub async fn claims(user_id: &UserId) -> (u64, u64) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let (_, ddb) = aws().await;
+    let item = ddb
+        .get_item()
+        .table_name(&system().table)
+        .key("PK", AttributeValue::S(keys::user_pk(user_id)))
+        .key("SK", AttributeValue::S("PROFILE".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the user's profile");
+    let number = |name: &str| match item.get(name) {
+        Some(AttributeValue::N(n)) => n.parse().unwrap(),
+        other => panic!("{name} is {other:?}"),
+    };
+    (number("claimed_bytes"), number("open_uploads"))
+}
+
 /// How many multipart uploads S3 still holds open under a user's prefix.
 pub async fn open_multipart_uploads(user_id: &UserId) -> usize {
     let (s3, _) = aws().await;

@@ -13,8 +13,8 @@ use filestore_shared::repo::TransferCheckpoint;
 use time::OffsetDateTime;
 
 use crate::helpers::{
-    MIB, TestApp, app_state, aws, cold_endpoint, cold_s3, expire_upload, open_multipart_uploads,
-    path, s3_event, sha256_hex, sqs_batch, system, test_bytes,
+    MIB, TestApp, app_state, aws, claims, cold_endpoint, cold_s3, expire_upload,
+    open_multipart_uploads, path, s3_event, sha256_hex, sqs_batch, system, test_bytes,
 };
 
 async fn cold_has(key: &str) -> bool {
@@ -60,6 +60,8 @@ async fn expired_uploads_are_aborted_and_removed() {
         .unwrap();
     assert!(record.item.is_none());
     app.upload_status(&live.upload_id).await;
+    // The expired upload's reservation went with it, in the same transaction.
+    assert_eq!(claims(&app.user_id).await, (10, 1));
 }
 
 /// Content whose last File was deleted is collected from both the table and the cold store;

@@ -1,14 +1,18 @@
 //! Quotas: an upload that would pass the user's quota is refused with 413 `quota_exceeded`
-//! when it is created (declared size) and when it completes (stored size), and `used_bytes`
-//! stays exact under concurrent completes and deletes.
+//! when it is created, counting the declared sizes of the user's open uploads, which stay
+//! reserved until they complete, are aborted or expire; at most `FILESTORE_MAX_OPEN_UPLOADS`
+//! uploads are open at once (429 `too_many_uploads`); concurrent creates never pass either
+//! limit, and `used_bytes` stays exact under concurrent completes and deletes.
 
-use filestore_contract::RouteKey::{CompleteUpload, DeleteFile};
-use filestore_contract::api::FileList;
-use filestore_contract::domain::UploadState;
+use filestore_contract::RouteKey::{AbortUpload, CompleteUpload, DeleteFile, UploadStatus};
+use filestore_contract::api::{CreateUploadResponse, FileList};
 use futures::future::join_all;
 use serde_json::json;
 
-use crate::helpers::{TestApp, aws, path, set_quota, system, test_bytes};
+use crate::helpers::{
+    TestApp, aws, claims, expire_upload, open_multipart_uploads, path, set_quota, system,
+    test_bytes,
+};
 use filestore_contract::domain::UploadId;
 
 /// Completes an upload and returns only the status, for races.
@@ -50,29 +54,175 @@ async fn an_upload_past_the_quota_is_refused_at_create() {
     assert_eq!(usage(&app).await, (600, 1));
 }
 
-/// Two uploads that each fit but not together: the second complete is refused, its upload
-/// stays active with its bytes, and completes once space is freed.
+/// An open upload holds its declared size against the quota from create on: a second one
+/// that fits alone but not beside it is refused, and fits once the first is aborted. The
+/// reservation becomes used bytes at complete, never counted twice.
 #[tokio::test]
-async fn a_complete_past_the_quota_is_refused_and_can_be_retried() {
+async fn open_uploads_reserve_their_size_until_aborted_or_completed() {
     let app = TestApp::new().await;
     set_quota(&app.user_id, 2000).await;
-    let first = test_bytes(1500, 2);
-    let second = test_bytes(1000, 3);
-    let a = ready(&app, "a.bin", &first).await;
-    let b = ready(&app, "b.bin", &second).await;
-    let file_a = app.complete(&a).await.file_id;
-    app.post(&path(CompleteUpload, &b), json!({}))
+    let first = app.create_upload("a.bin", 1500, None).await;
+    assert_eq!(claims(&app.user_id).await, (1500, 1));
+    app.post("/v1/uploads", json!({"name": "b.bin", "size": 1000}))
         .await
         .expect_error(413, "quota_exceeded");
-    let status = app.upload_status(&b).await;
-    assert_eq!(status.state, UploadState::Active);
-    assert_eq!(status.parts_done.map(|p| p.len()), Some(1));
-    assert_eq!(usage(&app).await, (1500, 1));
-
-    app.delete(&path(DeleteFile, &file_a)).await.expect(204);
+    app.delete(&path(AbortUpload, &first.upload_id))
+        .await
+        .expect(204);
+    assert_eq!(claims(&app.user_id).await, (0, 0));
+    let second = test_bytes(1000, 3);
+    let b = ready(&app, "b.bin", &second).await;
+    app.post("/v1/uploads", json!({"name": "c.bin", "size": 1001}))
+        .await
+        .expect_error(413, "quota_exceeded");
     let file_b = app.complete(&b).await;
     assert_eq!(usage(&app).await, (1000, 1));
+    assert_eq!(claims(&app.user_id).await, (1000, 0));
     assert_eq!(app.download(&file_b.file_id).await, second);
+    // A file completed up to the quota leaves exactly the rest.
+    ready(&app, "c.bin", &test_bytes(1000, 4)).await;
+    app.post("/v1/uploads", json!({"name": "d.bin", "size": 1}))
+        .await
+        .expect_error(413, "quota_exceeded");
+    app.delete(&path(DeleteFile, &file_b.file_id))
+        .await
+        .expect(204);
+    assert_eq!(claims(&app.user_id).await, (1000, 1));
+}
+
+/// An expired upload's reservation goes back to its owner as soon as a create needs it, without
+/// waiting for the janitor: the expired upload is ended (404 from then on) and the new one fits.
+#[tokio::test]
+async fn an_expired_upload_gives_its_reservation_to_the_next_create() {
+    let app = TestApp::new().await;
+    set_quota(&app.user_id, 1000).await;
+    let old = app.create_upload("old.bin", 1000, None).await;
+    app.post("/v1/uploads", json!({"name": "new.bin", "size": 1}))
+        .await
+        .expect_error(413, "quota_exceeded");
+    expire_upload(&app.user_id, &old.upload_id).await;
+    app.create_upload("new.bin", 1000, None).await;
+    app.get(&path(UploadStatus, &old.upload_id))
+        .await
+        .expect_error(404, "not_found");
+    assert_eq!(claims(&app.user_id).await, (1000, 1));
+    assert_eq!(open_multipart_uploads(&app.user_id).await, 1);
+}
+
+/// An open upload's record has no `ttl` (DynamoDB's sweep would end it without releasing its
+/// reservation); the completed record gets one, at its expiry.
+#[tokio::test]
+async fn only_a_completed_upload_record_expires_through_ttl() {
+    let app = TestApp::new().await;
+    let data = test_bytes(10, 5);
+    let id = ready(&app, "t.bin", &data).await;
+    let ttl = || async {
+        let (_, ddb) = aws().await;
+        ddb.get_item()
+            .table_name(&system().table)
+            .key(
+                "PK",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("USER#{}", app.user_id)),
+            )
+            .key(
+                "SK",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("UPLOAD#{id}")),
+            )
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap()
+            .get("ttl")
+            .cloned()
+    };
+    assert_eq!(ttl().await, None);
+    app.complete(&id).await;
+    let expires = time::OffsetDateTime::parse(
+        &app.upload_status(&id).await.expires_at,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert_eq!(
+        ttl().await,
+        Some(aws_sdk_dynamodb::types::AttributeValue::N(
+            expires.unix_timestamp().to_string()
+        ))
+    );
+}
+
+/// Concurrent creates race for the last of the quota, in many trials: exactly as many are
+/// created as fit, the others are 413 and leave no multipart upload behind.
+#[tokio::test]
+async fn concurrent_creates_never_pass_the_quota() {
+    for trial in 0..5u64 {
+        let app = TestApp::new().await;
+        set_quota(&app.user_id, 2500).await;
+        let creates = (0..50).map(|i| {
+            let app = &app;
+            async move {
+                app.post(
+                    "/v1/uploads",
+                    json!({"name": format!("n-{i}.bin"), "size": 100}),
+                )
+                .await
+                .status
+                .as_u16()
+            }
+        });
+        let statuses: Vec<u16> = join_all(creates).await;
+        let count = |s: u16| statuses.iter().filter(|x| **x == s).count();
+        assert_eq!(
+            (count(201), count(413)),
+            (25, 25),
+            "trial {trial}: {statuses:?}"
+        );
+        assert_eq!(claims(&app.user_id).await, (2500, 25), "trial {trial}");
+        assert_eq!(open_multipart_uploads(&app.user_id).await, 25);
+    }
+}
+
+/// Concurrent creates race for the last open-upload places, in many trials: exactly the
+/// limit (`FILESTORE_MAX_OPEN_UPLOADS`, 100) are created, the others are 429
+/// `too_many_uploads` with a `Retry-After`; aborting one makes room for one more.
+#[tokio::test]
+async fn concurrent_creates_never_pass_the_open_upload_limit() {
+    let max = 100;
+    for trial in 0..3 {
+        let app = TestApp::new().await;
+        let creates = (0..max + 20).map(|i| {
+            let app = &app;
+            async move {
+                app.post(
+                    "/v1/uploads",
+                    json!({"name": format!("o-{i}.bin"), "size": 1}),
+                )
+                .await
+            }
+        });
+        let answers = join_all(creates).await;
+        let created: Vec<UploadId> = answers
+            .iter()
+            .filter(|r| r.status == 201)
+            .map(|r| r.expect_body::<CreateUploadResponse>(201).upload_id)
+            .collect();
+        let refused: Vec<_> = answers.iter().filter(|r| r.status != 201).collect();
+        assert_eq!(created.len(), max, "trial {trial}");
+        for r in &refused {
+            r.expect_error(429, "too_many_uploads");
+            let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!(retry >= 1, "{retry}");
+        }
+        assert_eq!(claims(&app.user_id).await, (max as u64, max as u64));
+        assert_eq!(open_multipart_uploads(&app.user_id).await, max);
+        app.delete(&path(AbortUpload, &created[0]))
+            .await
+            .expect(204);
+        app.create_upload("one-more.bin", 1, None).await;
+        app.post("/v1/uploads", json!({"name": "too-many.bin", "size": 1}))
+            .await
+            .expect_error(429, "too_many_uploads");
+    }
 }
 
 /// 50 concurrent completes and 25 concurrent deletes of one user: the counters end exactly at
@@ -112,29 +262,23 @@ async fn used_bytes_is_exact_under_concurrent_completes_and_deletes() {
     assert_eq!(sum, expected);
 }
 
-/// Concurrent completes race for the last of the quota: exactly as many win as fit.
+/// Uploads created up to the quota all complete, concurrently: their bytes were reserved at
+/// create and move to `used_bytes`, never counted twice.
 #[tokio::test]
-async fn concurrent_completes_never_pass_the_quota() {
+async fn concurrent_completes_of_reserved_uploads_fill_the_quota_exactly() {
     let app = TestApp::new().await;
     set_quota(&app.user_id, 2500).await;
     let mut uploads = Vec::new();
-    for i in 0..50u64 {
+    for i in 0..25u64 {
         uploads.push(ready(&app, &format!("n-{i}.bin"), &test_bytes(100, 200 + i)).await);
     }
+    app.post("/v1/uploads", json!({"name": "more.bin", "size": 1}))
+        .await
+        .expect_error(413, "quota_exceeded");
     let statuses: Vec<u16> = join_all(uploads.iter().map(|id| complete_status(&app, id))).await;
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 201).count(),
-        25,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 413).count(),
-        25,
-        "{statuses:?}"
-    );
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
     assert_eq!(usage(&app).await, (2500, 25));
-    // No object is left without a File: refused completes either never joined their parts
-    // (the upload stays active) or dropped the joined object with its upload.
+    assert_eq!(claims(&app.user_id).await, (2500, 0));
     let (s3, _) = aws().await;
     let objects = s3
         .list_objects_v2()

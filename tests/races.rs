@@ -16,7 +16,7 @@ use filestore_transfer::{CopyJob, Place, Progress};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::helpers::{TestApp, aws, open_multipart_uploads, path, system, test_bytes};
+use crate::helpers::{TestApp, aws, claims, open_multipart_uploads, path, system, test_bytes};
 
 /// Trials per race: enough for every interleaving the two sides can take to come up.
 const TRIALS: usize = 30;
@@ -175,6 +175,9 @@ async fn a_complete_racing_an_abort_has_exactly_one_winner() {
     assert!(app.list_uploads().await.uploads.is_empty());
     assert_eq!(open_multipart_uploads(&app.user_id).await, 0);
     assert_eq!(hot_objects(&app.user_id).await, completed.len());
+    // Every reservation was either released (abort) or became used bytes (complete).
+    let used: u64 = completed.iter().map(|(_, data)| data.len() as u64).sum();
+    assert_eq!(claims(&app.user_id).await, (used, 0));
     for (file_id, data) in &completed {
         assert!(app.download(file_id).await == *data, "{file_id} differs");
     }

@@ -9,6 +9,8 @@ pub const DEFAULT_QUOTA_BYTES: u64 = 10 * 1024 * 1024 * 1024;
 /// Default signups per source address per hour when `FILESTORE_SIGNUPS_PER_ADDRESS_PER_HOUR`
 /// is unset.
 pub const DEFAULT_SIGNUPS_PER_ADDRESS_PER_HOUR: u64 = 10;
+/// `FILESTORE_MAX_OPEN_UPLOADS` when unset.
+pub const DEFAULT_MAX_OPEN_UPLOADS: u64 = 100;
 
 /// A value that must never appear in logs or debug output.
 #[derive(Clone)]
@@ -82,6 +84,9 @@ pub struct Config {
     /// `FILESTORE_SIGNUPS_PER_ADDRESS_PER_HOUR` (default 10): signups one source address may
     /// attempt in an hour.
     pub signups_per_address_per_hour: u64,
+    /// `FILESTORE_MAX_OPEN_UPLOADS` (default 100): how many unfinished uploads one user may
+    /// hold at once.
+    pub max_open_uploads: u64,
 }
 
 /// A missing or malformed environment variable, named so the operator can fix it.
@@ -123,6 +128,7 @@ impl Config {
         "FILESTORE_TRANSFER_QUEUE_URL",
         "FILESTORE_PUBLIC_URL",
         "FILESTORE_SIGNUPS_PER_ADDRESS_PER_HOUR",
+        "FILESTORE_MAX_OPEN_UPLOADS",
     ];
 
     /// Loads the configuration through `lookup`, so tests need not touch the process environment.
@@ -221,6 +227,7 @@ impl Config {
                 "FILESTORE_SIGNUPS_PER_ADDRESS_PER_HOUR",
                 DEFAULT_SIGNUPS_PER_ADDRESS_PER_HOUR,
             )?,
+            max_open_uploads: positive("FILESTORE_MAX_OPEN_UPLOADS", DEFAULT_MAX_OPEN_UPLOADS)?,
         })
     }
 }
@@ -339,6 +346,7 @@ mod tests {
     fn signups_per_address_default_to_ten_and_must_be_positive() {
         let c = Config::from_lookup(env(BASE)).unwrap();
         assert_eq!(c.signups_per_address_per_hour, 10);
+        assert_eq!(c.max_open_uploads, 100);
         let mut pairs = BASE.to_vec();
         pairs.push(("FILESTORE_SIGNUPS_PER_ADDRESS_PER_HOUR", "0"));
         assert!(Config::from_lookup(env(&pairs)).is_err());

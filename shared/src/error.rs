@@ -36,6 +36,14 @@ pub enum ApiError {
     /// 429: too many attempts; try again after this many seconds.
     #[error("too many attempts; try again after the Retry-After delay")]
     Throttled { retry_after: u64 },
+    /// 429: the caller holds too many of something (open uploads); `retry_after` seconds
+    /// until one is released on its own.
+    #[error("{message}")]
+    TooMany {
+        code: &'static str,
+        message: String,
+        retry_after: u64,
+    },
     /// 422: well-formed, but semantically wrong.
     #[error("{message}")]
     Unprocessable { code: &'static str, message: String },
@@ -75,12 +83,14 @@ impl ApiError {
         }
     }
 
-    /// 413 `quota_exceeded`: storing `size` more bytes would pass the user's quota.
-    pub fn quota_exceeded(used: u64, size: u64, quota: u64) -> Self {
+    /// 413 `quota_exceeded`: storing `size` more bytes would pass the user's quota, of which
+    /// `claimed` bytes are stored or reserved by open uploads.
+    pub fn quota_exceeded(claimed: u64, size: u64, quota: u64) -> Self {
         Self::TooLarge {
             code: "quota_exceeded",
             message: format!(
-                "storing {size} more bytes would pass your quota: {used} of {quota} bytes used"
+                "storing {size} more bytes would pass your quota: {claimed} of {quota} bytes \
+                 are stored or reserved by open uploads"
             ),
         }
     }
@@ -102,7 +112,7 @@ impl ApiError {
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
-            Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Throttled { .. } | Self::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -114,6 +124,7 @@ impl ApiError {
             | Self::Conflict { code, .. }
             | Self::TooLarge { code, .. }
             | Self::Forbidden { code, .. }
+            | Self::TooMany { code, .. }
             | Self::Unprocessable { code, .. } => code,
             Self::Throttled { .. } => "too_many_attempts",
             Self::NotFound(_) => "not_found",
@@ -146,7 +157,7 @@ impl ApiError {
             builder = builder.header(http::header::WWW_AUTHENTICATE, "Bearer");
         }
         match self {
-            Self::Throttled { retry_after } => {
+            Self::Throttled { retry_after } | Self::TooMany { retry_after, .. } => {
                 builder = builder.header(http::header::RETRY_AFTER, retry_after.max(1));
             }
             Self::MethodNotAllowed { allow } => {

@@ -132,7 +132,8 @@ impl AppState {
     }
 
     /// Refuses early what would pass `user`'s quota with `size` more bytes, judged on the
-    /// record authentication read. The write that stores the bytes checks again, atomically.
+    /// record authentication read (stored bytes and open uploads' reservations). The write
+    /// that claims the bytes checks again, atomically.
     ///
     /// # Errors
     /// 413 `quota_exceeded`.
@@ -142,9 +143,9 @@ impl AppState {
         size: u64,
     ) -> Result<(), crate::ApiError> {
         let quota = self.quota_of(user);
-        if user.used_bytes.saturating_add(size) > quota {
+        if user.claimed_bytes.saturating_add(size) > quota {
             return Err(crate::ApiError::quota_exceeded(
-                user.used_bytes,
+                user.claimed_bytes,
                 size,
                 quota,
             ));
@@ -194,11 +195,7 @@ impl AppState {
     /// DynamoDB or S3 failures; after the record is gone, S3's lifecycle rule for incomplete
     /// multipart uploads is the backstop.
     pub async fn drop_upload(&self, upload: &crate::repo::UploadRecord) -> anyhow::Result<bool> {
-        if !self
-            .repo
-            .delete_active_upload(&upload.user_id, &upload.upload_id)
-            .await?
-        {
+        if !self.repo.delete_active_upload(upload).await? {
             return Ok(false);
         }
         self.storage
@@ -206,6 +203,31 @@ impl AppState {
             .await?;
         self.storage.delete_object(&upload.object_key).await?;
         Ok(true)
+    }
+
+    /// Ends the caller's expired uploads that are still active, releasing what they
+    /// reserved, without waiting for the janitor's next sweep: what a create that would be
+    /// refused does first. Returns how many it ended and when the next open upload expires.
+    ///
+    /// # Errors
+    /// DynamoDB or S3 failures.
+    pub async fn end_expired_uploads(
+        &self,
+        user_id: &UserId,
+    ) -> anyhow::Result<(u64, Option<time::OffsetDateTime>)> {
+        let now = time::OffsetDateTime::now_utc();
+        let (mut ended, mut next) = (0, None);
+        for upload in self.repo.active_uploads(user_id).await? {
+            if !upload.is_expired(now) {
+                next = Some(next.map_or(upload.expires_at, |t: time::OffsetDateTime| {
+                    t.min(upload.expires_at)
+                }));
+            } else if self.drop_upload(&upload).await? {
+                tracing::info!(upload_id = %upload.upload_id, "expired upload ended");
+                ended += 1;
+            }
+        }
+        Ok((ended, next))
     }
 
     /// The caller's file; a 404 if they have none with this id.

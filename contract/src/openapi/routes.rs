@@ -126,7 +126,9 @@ pub(super) fn describe(key: RouteKey, s: &mut Schemas) -> Route {
         CreateUpload => Route::new("Start a multipart upload")
             .describe(
                 "The server picks the part size (8 MiB unless asked, raised to fit 10,000 \
-                 parts). A given sha256 is recorded as declared and checked later.",
+                 parts). A given sha256 is recorded as declared and checked later. The \
+                 declared size counts against the quota from now on, until the upload \
+                 completes (then as the file), is aborted or expires.",
             )
             .body(s.of::<CreateUploadRequest>())
             .json(
@@ -134,7 +136,17 @@ pub(super) fn describe(key: RouteKey, s: &mut Schemas) -> Route {
                 "The upload and its part plan",
                 s.of::<CreateUploadResponse>(),
             )
-            .quota_exceeded()
+            .error(
+                413,
+                "`quota_exceeded`: the declared size, with the caller's files and the declared \
+                 sizes of their open uploads, would pass the quota",
+            )
+            .error(
+                429,
+                "`too_many_uploads`: the caller already has `FILESTORE_MAX_OPEN_UPLOADS` (100 \
+                 by default) open uploads; complete or abort one, or wait the `Retry-After` \
+                 seconds until the earliest expires",
+            )
             .link("presign", PresignParts, upload_id)
             .link("status", UploadStatus, upload_id)
             .link("complete", CompleteUpload, upload_id)

@@ -102,6 +102,8 @@ async fn signup(
         password_hash: hash_password(&input.password).await?,
         created_at: time::OffsetDateTime::now_utc(),
         used_bytes: 0,
+        claimed_bytes: 0,
+        open_uploads: 0,
         file_count: 0,
         token_version: 0,
         quota_bytes: None,

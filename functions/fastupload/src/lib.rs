@@ -295,7 +295,11 @@ async fn prove(
     match state.repo.create_shared_file(&file, quota).await? {
         AddFile::Added => {}
         AddFile::OverQuota => {
-            return Err(ApiError::quota_exceeded(user.used_bytes, file.size, quota));
+            return Err(ApiError::quota_exceeded(
+                user.claimed_bytes,
+                file.size,
+                quota,
+            ));
         }
         AddFile::Refused => return upload_required(),
     }

@@ -106,15 +106,12 @@ async fn complete(
     if upload.state == UploadState::Completed {
         return existing_file(state, &upload).await;
     }
-    // Checked before S3 joins the parts, so an upload over quota stays resumable (free some
-    // space, complete again); the record below checks again, atomically.
+    // A reserved upload's bytes are already counted against the quota. An older one is
+    // checked before S3 joins the parts, so it stays resumable (free some space, complete
+    // again); the record below checks again, atomically.
     let quota = state.quota_of(user);
-    if user.used_bytes.saturating_add(upload.size) > quota {
-        return Err(ApiError::quota_exceeded(
-            user.used_bytes,
-            upload.size,
-            quota,
-        ));
+    if !upload.reserved {
+        state.check_quota(user, upload.size)?;
     }
     // Guards the invariant the plan relies on; the record was written by create.
     ObjectSize::parse(upload.size).map_err(anyhow::Error::msg)?;
@@ -256,6 +253,7 @@ mod tests {
             state: UploadState::Active,
             created_at: OffsetDateTime::UNIX_EPOCH,
             expires_at: OffsetDateTime::now_utc(),
+            reserved: true,
         }
     }
 

@@ -55,17 +55,67 @@ fn require_active(upload: &UploadRecord) -> Result<(), ApiError> {
     }
 }
 
+/// Refuses one more upload of `size` bytes for `user`, judged on the profile as read: at
+/// the open-upload limit (429, retried when the earliest open upload, `next_expiry`, ends)
+/// or past the quota (413).
+fn admission(
+    state: &AppState,
+    user: &UserRecord,
+    size: u64,
+    next_expiry: Option<OffsetDateTime>,
+) -> Result<(), ApiError> {
+    let max = state.config.max_open_uploads;
+    if user.open_uploads >= max {
+        let retry_after = next_expiry.map_or(60, |at| {
+            (at - OffsetDateTime::now_utc()).whole_seconds().max(1) as u64
+        });
+        return Err(ApiError::TooMany {
+            code: "too_many_uploads",
+            message: format!(
+                "you have {max} unfinished uploads, the most allowed: complete or abort one \
+                 first"
+            ),
+            retry_after,
+        });
+    }
+    state.check_quota(user, size)
+}
+
+/// The caller's profile, read again after a refused reservation.
+async fn reread(state: &AppState, user_id: &UserId) -> Result<UserRecord, ApiError> {
+    state
+        .repo
+        .get_user(user_id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("this account no longer exists"))
+}
+
+/// Attempts at reserving an upload whose refusal the profile read after it does not explain
+/// (a concurrent abort or delete freed room in between): each such attempt follows a change.
+const RESERVE_ATTEMPTS: u32 = 5;
+
 #[instrument(skip_all, fields(user_id = %user.user_id, upload_id))]
 async fn create(
     state: &AppState,
     user: &UserRecord,
     input: CreateUploadRequest,
 ) -> Result<Response<Body>, ApiError> {
-    // The declared size is checked now so a client learns early; the stored size is checked
-    // again, atomically, when the upload completes.
     let size = input.size.get();
-    state.check_quota(user, size)?;
     let user_id = &user.user_id;
+    // The declared size counts against the quota from now on, and the upload against the
+    // open-upload limit, until it completes, is aborted or expires. The profile as read
+    // refuses early; the reservation below decides, atomically. Before refusing, the
+    // caller's own expired uploads are ended, as the janitor would later.
+    let mut user = user.clone();
+    let mut swept = false;
+    let mut next_expiry = None;
+    if admission(state, &user, size, None).is_err() {
+        (swept, next_expiry) = (true, state.end_expired_uploads(user_id).await?.1);
+        user = reread(state, user_id).await?;
+        admission(state, &user, size, next_expiry)?;
+    }
+    let quota = state.quota_of(&user);
+    let max_open = state.config.max_open_uploads;
     let plan = PartPlan::new(input.size, input.part_size);
     let upload_id = UploadId::generate();
     let file_id = FileId::generate();
@@ -82,7 +132,7 @@ async fn create(
         upload_id: upload_id.clone(),
         file_id,
         name: input.name.to_string(),
-        size: input.size.get(),
+        size,
         sha256: input.sha256.map(String::from),
         content_type: content_type.to_string(),
         part_size: plan.part_size,
@@ -92,8 +142,28 @@ async fn create(
         state: UploadState::Active,
         created_at: now,
         expires_at: now + state.config.upload_ttl,
+        reserved: true,
     };
-    state.repo.put_upload(&upload).await?;
+    let mut attempts = 0;
+    while !state.repo.create_upload(&upload, quota, max_open).await? {
+        attempts += 1;
+        let again = reread(state, user_id).await?;
+        let refused = match admission(state, &again, size, next_expiry) {
+            Ok(()) if attempts < RESERVE_ATTEMPTS => continue,
+            Ok(()) => anyhow::anyhow!("upload reservation keeps being refused").into(),
+            Err(_) if !swept => {
+                (swept, next_expiry) = (true, state.end_expired_uploads(user_id).await?.1);
+                continue;
+            }
+            Err(refused) => refused,
+        };
+        // The multipart upload was never recorded: nothing else would ever end it.
+        state
+            .storage
+            .abort_multipart(&upload.object_key, &upload.s3_upload_id)
+            .await?;
+        return Err(refused);
+    }
     json(
         StatusCode::CREATED,
         &CreateUploadResponse {

@@ -4,14 +4,12 @@
 use std::collections::HashMap;
 
 use anyhow::{Context, anyhow};
-use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue as Av, Delete, TransactWriteItem, Update};
 use filestore_contract::api::UploadView;
 use filestore_contract::domain::{FileId, PartPlan, UploadId, UploadState, UserId};
 use time::OffsetDateTime;
 
-use super::item::{
-    Item, get_parsed, get_s, get_time, get_u64, is_condition_failure, n, opt_s, rfc3339, s,
-};
+use super::item::{Item, get_bool, get_parsed, get_s, get_time, get_u64, n, opt_s, rfc3339, s};
 use super::{AddFile, FileRecord, Repo};
 use crate::keys::{self, Due};
 
@@ -33,6 +31,9 @@ pub struct UploadRecord {
     pub state: UploadState,
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
+    /// Its declared size is reserved in the owner's `claimed_bytes` and it is counted in
+    /// `open_uploads` while active. Uploads created before reservations existed are not.
+    pub reserved: bool,
 }
 
 impl UploadRecord {
@@ -84,8 +85,15 @@ impl Repo {
             ("state".into(), s(u.state.as_str())),
             ("created_at".into(), s(rfc3339(u.created_at))),
             ("expires_at".into(), s(rfc3339(u.expires_at))),
-            ("ttl".into(), n(u.expires_at.unix_timestamp())),
         ]);
+        // A reserved upload must end through a write that releases its reservation, never
+        // through DynamoDB's TTL sweep, so it gets a `ttl` only once completed.
+        if u.reserved {
+            item.insert("reserved".into(), Av::Bool(true));
+        }
+        if !u.reserved || u.state == UploadState::Completed {
+            item.insert("ttl".into(), n(u.expires_at.unix_timestamp()));
+        }
         if let Some(h) = &u.sha256 {
             item.insert("sha256".into(), s(h));
         }
@@ -117,21 +125,36 @@ impl Repo {
             state,
             created_at: get_time(item, "created_at")?,
             expires_at: get_time(item, "expires_at")?,
+            reserved: get_bool(item, "reserved"),
         })
     }
 
+    /// Records a new upload and reserves its declared size against its owner's `quota`, all
+    /// or nothing. `false` when the reservation was refused (the claimed bytes would pass the
+    /// quota, or `max_open` uploads are open); the caller reads the profile to tell which.
+    ///
     /// # Errors
     /// DynamoDB failures.
-    pub async fn put_upload(&self, upload: &UploadRecord) -> anyhow::Result<()> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(Self::upload_item(upload)))
-            .condition_expression("attribute_not_exists(PK)")
-            .send()
-            .await
-            .context("DynamoDB PutItem (upload)")?;
-        Ok(())
+    pub async fn create_upload(
+        &self,
+        upload: &UploadRecord,
+        quota: u64,
+        max_open: u64,
+    ) -> anyhow::Result<bool> {
+        if !upload.reserved {
+            return Err(anyhow!("a new upload is always reserved"));
+        }
+        if upload.size > quota {
+            return Ok(false);
+        }
+        self.transact(
+            vec![
+                self.put(Self::upload_item(upload), "attribute_not_exists(PK)")?,
+                self.reserve_upload(&upload.user_id, upload.size, quota, max_open)?,
+            ],
+            "create upload",
+        )
+        .await
     }
 
     /// The caller's upload, whatever its state or expiry.
@@ -160,37 +183,61 @@ impl Repo {
         items.iter().map(Self::upload_from).collect()
     }
 
+    /// The caller's active upload records, expired ones included (a filter on the query:
+    /// completed records are read but not returned).
+    ///
+    /// # Errors
+    /// DynamoDB failures or a malformed item.
+    pub async fn active_uploads(&self, user_id: &UserId) -> anyhow::Result<Vec<UploadRecord>> {
+        let items: Vec<Item> = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+            .filter_expression("#state = :active")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":pk", s(keys::user_pk(user_id)))
+            .expression_attribute_values(":prefix", s(keys::UPLOAD_PREFIX))
+            .expression_attribute_values(":active", s(UploadState::Active.as_str()))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .context("DynamoDB Query (active uploads)")?;
+        items.iter().map(Self::upload_from).collect()
+    }
+
     /// Deletes an upload record only while it is still active, so it never removes one a
-    /// concurrent complete has just recorded. `false` if it was not active (or gone).
+    /// concurrent complete has just recorded, and releases its reservation in the same
+    /// transaction. `false` if it was not active (or gone).
     ///
     /// # Errors
     /// DynamoDB failures.
-    pub async fn delete_active_upload(
-        &self,
-        user_id: &UserId,
-        upload_id: &UploadId,
-    ) -> anyhow::Result<bool> {
-        let result = self
-            .client
-            .delete_item()
+    pub async fn delete_active_upload(&self, upload: &UploadRecord) -> anyhow::Result<bool> {
+        let delete = Delete::builder()
             .table_name(&self.table)
-            .key("PK", s(keys::user_pk(user_id)))
-            .key("SK", s(keys::upload_sk(upload_id)))
+            .key("PK", s(keys::user_pk(&upload.user_id)))
+            .key("SK", s(keys::upload_sk(&upload.upload_id)))
             .condition_expression("#state = :active")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":active", s(UploadState::Active.as_str()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(false),
-            Err(e) => Err(e).context("DynamoDB DeleteItem (active upload)"),
+            .build()?;
+        let mut items = vec![TransactWriteItem::builder().delete(delete).build()];
+        if upload.reserved {
+            items.push(self.release_upload(&upload.user_id, upload.size)?);
         }
+        // Boxed: the janitor's sweep nests this deep enough to pass the compiler's layout
+        // depth limit otherwise.
+        Box::pin(self.transact(items, "end upload")).await
     }
 
     /// Records a completed upload as a File, marks the upload completed and adds the file to
-    /// the owner's counters within `quota`, all or nothing. [`AddFile::Refused`] if the upload
-    /// was no longer active (a concurrent or earlier complete won); nothing was written then.
+    /// the owner's counters, all or nothing. A reserved upload's bytes move from reserved to
+    /// used (its reservation passed the quota at create); an older upload is counted within
+    /// `quota`. [`AddFile::Refused`] if the upload was no longer active (a concurrent or
+    /// earlier complete won); nothing was written then.
     ///
     /// # Errors
     /// DynamoDB failures.
@@ -200,25 +247,37 @@ impl Repo {
         file: &FileRecord,
         quota: u64,
     ) -> anyhow::Result<AddFile> {
-        if file.size > quota {
+        let counters = if upload.reserved {
+            if file.size != upload.size {
+                return Err(anyhow!(
+                    "a reserved upload completes with its declared size"
+                ));
+            }
+            self.count_reserved_file(&upload.user_id, upload.size)?
+        } else if file.size > quota {
             return Ok(AddFile::OverQuota);
-        }
+        } else {
+            self.count_files_within(&upload.user_id, file.size.into(), 1, Some(quota))?
+        };
+        // From now on the record may expire through DynamoDB's TTL: nothing is reserved.
         let mark = Update::builder()
             .table_name(&self.table)
             .key("PK", s(keys::user_pk(&upload.user_id)))
             .key("SK", s(keys::upload_sk(&upload.upload_id)))
-            .update_expression("SET #state = :completed REMOVE due_pk, due_at")
+            .update_expression("SET #state = :completed, #ttl = :ttl REMOVE due_pk, due_at")
             .condition_expression("#state = :active")
             .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":completed", s(UploadState::Completed.as_str()))
             .expression_attribute_values(":active", s(UploadState::Active.as_str()))
+            .expression_attribute_values(":ttl", n(upload.expires_at.unix_timestamp()))
             .build()?;
         let tx = self
             .transact_items(
                 vec![
                     self.put(Self::file_item(file), "attribute_not_exists(PK)")?,
                     TransactWriteItem::builder().update(mark).build(),
-                    self.count_files_within(&upload.user_id, file.size.into(), 1, Some(quota))?,
+                    counters,
                 ],
                 "complete",
             )

@@ -13,6 +13,11 @@ use super::item::{Item, get_parsed, get_s, get_time, get_u64, n, rfc3339, s};
 use super::table::Tx;
 use crate::keys;
 
+/// The quota condition on a profile, with `:room` the quota less the bytes being added: a
+/// profile without `claimed_bytes` (written before it existed) claims just its `used_bytes`.
+const CLAIM_FITS: &str = "(claimed_bytes <= :room \
+     OR (attribute_not_exists(claimed_bytes) AND used_bytes <= :room))";
+
 /// A user's profile.
 #[derive(Clone, Debug)]
 pub struct UserRecord {
@@ -21,6 +26,10 @@ pub struct UserRecord {
     pub password_hash: String,
     pub created_at: OffsetDateTime,
     pub used_bytes: u64,
+    /// `used_bytes` plus the declared sizes of open uploads: what counts against the quota.
+    pub claimed_bytes: u64,
+    /// Uploads created and not yet completed, aborted or expired (and released).
+    pub open_uploads: u64,
     pub file_count: u64,
     pub token_version: u64,
     /// A per-user quota; `None` follows `FILESTORE_QUOTA_BYTES`.
@@ -58,9 +67,13 @@ impl Repo {
         self.count_files_within(user_id, bytes, files, None)
     }
 
-    /// [`Self::count_files`], refused when the user's bytes would pass `quota`. DynamoDB
-    /// conditions cannot add, so the room left is computed here: the transaction's condition
-    /// makes the check and the addition one atomic step under concurrent writes.
+    /// [`Self::count_files`], refused when the user's claimed bytes would pass `quota`.
+    ///
+    /// `claimed_bytes` is everything counted against the quota: `used_bytes` plus the
+    /// declared sizes of open uploads. It moves with `used_bytes` here; a profile written
+    /// before it existed starts it from `used_bytes` (`if_not_exists`), in the same update.
+    /// DynamoDB conditions cannot add, so the room left is computed here: the transaction's
+    /// condition makes the check and the addition one atomic step under concurrent writes.
     pub(super) fn count_files_within(
         &self,
         user_id: &UserId,
@@ -72,16 +85,93 @@ impl Repo {
             .table_name(&self.table)
             .key("PK", s(keys::user_pk(user_id)))
             .key("SK", s(keys::PROFILE_SK))
-            .update_expression("ADD used_bytes :bytes, file_count :files")
+            .update_expression(
+                "SET claimed_bytes = if_not_exists(claimed_bytes, used_bytes) + :bytes, \
+                 used_bytes = used_bytes + :bytes, file_count = file_count + :files",
+            )
             .expression_attribute_values(":bytes", n(bytes))
             .expression_attribute_values(":files", n(files));
         update = match quota {
             Some(quota) => update
-                .condition_expression("attribute_exists(PK) AND used_bytes <= :room")
+                .condition_expression(format!("attribute_exists(PK) AND {CLAIM_FITS}"))
                 .expression_attribute_values(":room", n(i128::from(quota) - bytes)),
             None => update.condition_expression("attribute_exists(PK)"),
         };
         Ok(TransactWriteItem::builder().update(update.build()?).build())
+    }
+
+    /// Reserves an upload's declared `size` against the quota and counts it as open, refused
+    /// when the claimed bytes would pass `quota` or `max_open` uploads are already open.
+    pub(super) fn reserve_upload(
+        &self,
+        user_id: &UserId,
+        size: u64,
+        quota: u64,
+        max_open: u64,
+    ) -> anyhow::Result<TransactWriteItem> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("PK", s(keys::user_pk(user_id)))
+            .key("SK", s(keys::PROFILE_SK))
+            .update_expression(
+                "SET claimed_bytes = if_not_exists(claimed_bytes, used_bytes) + :size, \
+                 open_uploads = if_not_exists(open_uploads, :zero) + :one",
+            )
+            .condition_expression(format!(
+                "attribute_exists(PK) AND {CLAIM_FITS} \
+                 AND (attribute_not_exists(open_uploads) OR open_uploads < :max)"
+            ))
+            .expression_attribute_values(":size", n(size))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":room", n(i128::from(quota) - i128::from(size)))
+            .expression_attribute_values(":max", n(max_open))
+            .build()?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Gives back what [`Self::reserve_upload`] took, for an upload that ends without a File
+    /// (aborted, expired, or its bytes unusable).
+    pub(super) fn release_upload(
+        &self,
+        user_id: &UserId,
+        size: u64,
+    ) -> anyhow::Result<TransactWriteItem> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("PK", s(keys::user_pk(user_id)))
+            .key("SK", s(keys::PROFILE_SK))
+            .update_expression(
+                "SET claimed_bytes = claimed_bytes - :size, open_uploads = open_uploads - :one",
+            )
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":size", n(size))
+            .expression_attribute_values(":one", n(1))
+            .build()?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Turns a reserved upload of `size` bytes into a File on the counters: the bytes move
+    /// from reserved to used, so `claimed_bytes` stays as it is and needs no quota
+    /// condition (the reservation passed it at create).
+    pub(super) fn count_reserved_file(
+        &self,
+        user_id: &UserId,
+        size: u64,
+    ) -> anyhow::Result<TransactWriteItem> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("PK", s(keys::user_pk(user_id)))
+            .key("SK", s(keys::PROFILE_SK))
+            .update_expression(
+                "SET used_bytes = used_bytes + :size, file_count = file_count + :one, \
+                 open_uploads = open_uploads - :one",
+            )
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":size", n(size))
+            .expression_attribute_values(":one", n(1))
+            .build()?;
+        Ok(TransactWriteItem::builder().update(update).build())
     }
 
     /// Creates a user and claims the username in one transaction.
@@ -107,6 +197,8 @@ impl Repo {
             ("password_hash".into(), s(&user.password_hash)),
             ("created_at".into(), s(rfc3339(user.created_at))),
             ("used_bytes".into(), n(0)),
+            ("claimed_bytes".into(), n(0)),
+            ("open_uploads".into(), n(0)),
             ("file_count".into(), n(0)),
             ("token_version".into(), n(user.token_version)),
         ]);
@@ -143,6 +235,14 @@ impl Repo {
             password_hash: get_s(&item, "password_hash")?,
             created_at: get_time(&item, "created_at")?,
             used_bytes: get_u64(&item, "used_bytes")?,
+            claimed_bytes: match item.get("claimed_bytes") {
+                Some(_) => get_u64(&item, "claimed_bytes")?,
+                None => get_u64(&item, "used_bytes")?,
+            },
+            open_uploads: match item.get("open_uploads") {
+                Some(_) => get_u64(&item, "open_uploads")?,
+                None => 0,
+            },
             file_count: get_u64(&item, "file_count")?,
             token_version: get_u64(&item, "token_version")?,
             quota_bytes: match item.get("quota_bytes") {

@@ -284,6 +284,16 @@ async fn listings_show_only_the_callers_items() {
         !file_ids(&page).contains(&theirs.file_id),
         "A's file listed to B: {page:?}"
     );
+    // An uploads cursor made from A's upload id only positions B's own listing.
+    let forged = URL_SAFE_NO_PAD.encode(format!("u1:{}", theirs.completed_upload_id));
+    let page: UploadList = b
+        .get(&format!("/v1/uploads?cursor={forged}&limit=1000"))
+        .await
+        .expect_body(200);
+    assert!(
+        !upload_ids(&page).contains(&theirs.active_upload_id),
+        "A's upload listed to B: {page:?}"
+    );
 }
 
 /// Every authenticated route answers 401 `unauthorized` to a request without a token, with
@@ -775,6 +785,30 @@ async fn list_and_download_reject_bad_query_parameters() {
         cases.push(Case::new(
             Method::GET,
             format!("/v1/files?cursor={}", urlencode(cursor)),
+            400,
+            "invalid_cursor",
+        ));
+    }
+    for limit in ["0", "1001", "abc", "-1", ""] {
+        cases.push(Case::new(
+            Method::GET,
+            format!("/v1/uploads?limit={limit}"),
+            400,
+            "invalid_limit",
+        ));
+    }
+    let upload_garbage = [
+        "abc".to_string(),
+        URL_SAFE_NO_PAD.encode("u1:not-a-uuid"),
+        // A files cursor is not an uploads cursor, nor a bare id.
+        URL_SAFE_NO_PAD.encode(format!("f1:{}", owned.active_upload_id)),
+        URL_SAFE_NO_PAD.encode(owned.active_upload_id.as_str()),
+        owned.active_upload_id.to_string(),
+    ];
+    for cursor in &upload_garbage {
+        cases.push(Case::new(
+            Method::GET,
+            format!("/v1/uploads?cursor={}", urlencode(cursor)),
             400,
             "invalid_cursor",
         ));

@@ -211,6 +211,9 @@ pub struct UploadView {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct UploadList {
     pub uploads: Vec<UploadView>,
+    /// Pass as `cursor` for the next page; null on the last one.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
 }
 
 /// `{}`: completing takes no input; the parts are read from S3, never from the client.

@@ -129,6 +129,52 @@ pub fn source_address(req: &Request) -> String {
     }
 }
 
+/// Page size of a listing when `limit` is not given.
+pub const DEFAULT_LIMIT: u32 = 100;
+
+/// A listing's `limit`: 1..=1000, default 100.
+///
+/// # Errors
+/// 400 for anything else.
+pub fn parse_limit(raw: Option<&str>) -> Result<u32, ApiError> {
+    let max = filestore_contract::api::MAX_LIST_LIMIT;
+    match raw {
+        None => Ok(DEFAULT_LIMIT),
+        Some(s) => s
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_input(
+                    "invalid_limit",
+                    format!("limit must be a whole number from 1 to {max}"),
+                )
+            }),
+    }
+}
+
+/// The opaque cursor that resumes a listing after the item `id`; `tag` names the listing
+/// (`f1:` files, `u1:` uploads), so one listing's cursor is not another's.
+pub fn encode_cursor(tag: &str, id: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{tag}{id}"))
+}
+
+/// The id inside a cursor [`encode_cursor`] made with `tag`. It is only ever used as a sort
+/// key in the caller's own partition, so a forged one reaches nothing of anyone else's.
+///
+/// # Errors
+/// 400 `invalid_cursor` for a cursor this server did not make.
+pub fn decode_cursor<T: TryFrom<String>>(tag: &str, cursor: &str) -> Result<T, ApiError> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|s| T::try_from(s.strip_prefix(tag)?.to_string()).ok())
+        .ok_or_else(|| ApiError::bad_input("invalid_cursor", "cursor is not valid"))
+}
+
 /// The first value of a query parameter.
 pub fn query_param(req: &Request, name: &str) -> Option<String> {
     req.query_string_parameters_ref()

@@ -84,6 +84,23 @@ impl Route {
             "`quota_exceeded`: the file would pass the caller's quota",
         )
     }
+    /// `limit` (described by `per_page`) and `cursor`, for a listing in cursor pages.
+    fn paged(self, per_page: &'static str) -> Self {
+        self.query(
+            "limit",
+            per_page,
+            integer(1, u64::from(crate::api::MAX_LIST_LIMIT)),
+        )
+        .query(
+            "cursor",
+            "`next_cursor` of the previous page, as given (opaque base64url).",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .pattern(Some("^[A-Za-z0-9_-]+$"))
+                .into(),
+        )
+    }
     fn link(mut self, name: &'static str, to: RouteKey, id: &'static str) -> Self {
         self.links.push((name, to, id));
         self
@@ -151,11 +168,13 @@ pub(super) fn describe(key: RouteKey, s: &mut Schemas) -> Route {
             .link("status", UploadStatus, upload_id)
             .link("complete", CompleteUpload, upload_id)
             .link("abort", AbortUpload, upload_id),
-        ListUploads => Route::new("The caller's unfinished uploads").json(
-            200,
-            "Active uploads, without parts_done",
-            s.of::<UploadList>(),
-        ),
+        ListUploads => Route::new("The caller's unfinished uploads, oldest first")
+            .paged("Uploads per page (default 100).")
+            .json(
+                200,
+                "One page of active uploads, without parts_done",
+                s.of::<UploadList>(),
+            ),
         PresignParts => Route::new("Presign part uploads")
             .describe("Each URL takes one `PUT` of that part's bytes with the given headers.")
             .body(s.of::<PresignPartsRequest>())
@@ -201,20 +220,7 @@ pub(super) fn describe(key: RouteKey, s: &mut Schemas) -> Route {
             .link("shares", ListShares, file_id)
             .link("delete", DeleteFile, file_id),
         ListFiles => Route::new("The caller's files, oldest first")
-            .query(
-                "limit",
-                "Files per page (default 100).",
-                integer(1, u64::from(crate::api::MAX_LIST_LIMIT)),
-            )
-            .query(
-                "cursor",
-                "`next_cursor` of the previous page, as given (opaque base64url).",
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .min_length(Some(1))
-                    .pattern(Some("^[A-Za-z0-9_-]+$"))
-                    .into(),
-            )
+            .paged("Files per page (default 100).")
             .json(200, "One page of files", s.of::<FileList>()),
         GetFile => Route::new("A file").json(200, "The File", s.of::<FileView>()),
         DownloadFile => Route::new("A presigned URL to download a file (Range works)")

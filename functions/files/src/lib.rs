@@ -7,8 +7,6 @@
 
 use std::convert::Infallible;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use filestore_contract::RouteKey;
 use filestore_contract::api::{DownloadResponse, FileList, RenameRequest};
 use filestore_contract::domain::{FileId, UserId};
@@ -21,9 +19,7 @@ use time::OffsetDateTime;
 use tracing::instrument;
 
 /// Page size when `limit` is not given.
-pub const DEFAULT_LIMIT: u32 = 100;
-/// Largest page.
-pub const MAX_LIMIT: u32 = filestore_contract::api::MAX_LIST_LIMIT;
+pub use filestore_shared::http::DEFAULT_LIMIT;
 
 const CURSOR_PREFIX: &str = "f1:";
 
@@ -58,25 +54,7 @@ async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiErr
     }
 }
 
-/// `limit`: 1..=1000, default 100.
-///
-/// # Errors
-/// 400 for anything else.
-pub fn parse_limit(raw: Option<&str>) -> Result<u32, ApiError> {
-    match raw {
-        None => Ok(DEFAULT_LIMIT),
-        Some(s) => s
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                ApiError::bad_input(
-                    "invalid_limit",
-                    format!("limit must be a whole number from 1 to {MAX_LIMIT}"),
-                )
-            }),
-    }
-}
+pub use filestore_shared::http::parse_limit;
 
 /// `redirect`: `true`/`1` answers 302, `false`/`0` or absent answers JSON.
 ///
@@ -95,7 +73,7 @@ pub fn parse_redirect(raw: Option<&str>) -> Result<bool, ApiError> {
 
 /// The opaque cursor that resumes a listing after `file_id`.
 pub fn encode_cursor(file_id: &FileId) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{file_id}"))
+    filestore_shared::http::encode_cursor(CURSOR_PREFIX, file_id.as_str())
 }
 
 /// The file id inside a cursor.
@@ -103,12 +81,7 @@ pub fn encode_cursor(file_id: &FileId) -> String {
 /// # Errors
 /// 400 for a cursor this server did not make.
 pub fn decode_cursor(cursor: &str) -> Result<FileId, ApiError> {
-    URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|s| FileId::parse(s.strip_prefix(CURSOR_PREFIX)?).ok())
-        .ok_or_else(|| ApiError::bad_input("invalid_cursor", "cursor is not valid"))
+    filestore_shared::http::decode_cursor(CURSOR_PREFIX, cursor)
 }
 
 #[instrument(skip(state))]
@@ -202,6 +175,8 @@ async fn delete(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     #[test]
     fn limits_are_bounded() {

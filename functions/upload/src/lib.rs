@@ -1,5 +1,5 @@
 //! The upload function: create a multipart upload, presign its parts, report its status
-//! (resume), list the caller's unfinished uploads, abort.
+//! (resume), list the caller's unfinished uploads (cursor pages), abort.
 //!
 //! S3 is the truth for which parts exist: status reads them with ListParts, never from our
 //! own records, so a client that crashed resumes from exactly what S3 holds.
@@ -14,7 +14,9 @@ use filestore_contract::api::{
     PresignPartsResponse, PresignedPart, UploadList,
 };
 use filestore_contract::domain::{ContentType, FileId, PartPlan, UploadId, UserId};
-use filestore_shared::http::{json, json_body, no_content, respond};
+use filestore_shared::http::{
+    decode_cursor, encode_cursor, json, json_body, no_content, parse_limit, query_param, respond,
+};
 use filestore_shared::keys::object_key;
 use filestore_shared::repo::{UploadRecord, UploadState, UserRecord, rfc3339};
 use filestore_shared::{ApiError, AppState};
@@ -37,7 +39,13 @@ async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiErr
     let id = || route.id_of("upload");
     match route.key() {
         RouteKey::CreateUpload => create(state, user, json_body(req)?).await,
-        RouteKey::ListUploads => list(state, &user.user_id).await,
+        RouteKey::ListUploads => {
+            let limit = parse_limit(query_param(req, "limit").as_deref())?;
+            let after = query_param(req, "cursor")
+                .map(|c| decode_cursor(CURSOR_PREFIX, &c))
+                .transpose()?;
+            list(state, &user.user_id, limit, after.as_ref()).await
+        }
         RouteKey::PresignParts => presign(state, &user.user_id, &id()?, json_body(req)?).await,
         RouteKey::UploadStatus => status(state, &user.user_id, &id()?).await,
         RouteKey::AbortUpload => abort(state, &user.user_id, &id()?).await,
@@ -266,18 +274,42 @@ async fn status(
     json(StatusCode::OK, &upload.view(Some(parts_done)))
 }
 
+/// Names upload cursors, so a files cursor is not an uploads one.
+const CURSOR_PREFIX: &str = "u1:";
+
 #[instrument(skip(state))]
-async fn list(state: &AppState, user_id: &UserId) -> Result<Response<Body>, ApiError> {
-    let now = OffsetDateTime::now_utc();
-    let uploads = state
+async fn list(
+    state: &AppState,
+    user_id: &UserId,
+    limit: u32,
+    after: Option<&UploadId>,
+) -> Result<Response<Body>, ApiError> {
+    let (uploads, more) = state
         .repo
-        .list_uploads(user_id)
-        .await?
+        .list_active_uploads(user_id, limit, after)
+        .await?;
+    // The cursor follows the last record read, shown or not: an expired upload the janitor
+    // has not ended yet is left out of the page but still moves the listing on.
+    let next_cursor = more
+        .then(|| {
+            uploads
+                .last()
+                .map(|u| encode_cursor(CURSOR_PREFIX, u.upload_id.as_str()))
+        })
+        .flatten();
+    let now = OffsetDateTime::now_utc();
+    let uploads = uploads
         .into_iter()
-        .filter(|u| u.state == UploadState::Active && !u.is_expired(now))
+        .filter(|u| !u.is_expired(now))
         .map(|u| u.view(None))
         .collect();
-    json(StatusCode::OK, &UploadList { uploads })
+    json(
+        StatusCode::OK,
+        &UploadList {
+            uploads,
+            next_cursor,
+        },
+    )
 }
 
 #[instrument(skip(state))]

@@ -172,15 +172,58 @@ impl Repo {
             .transpose()
     }
 
-    /// All of the caller's upload records (every state; the caller filters).
+    /// Up to `limit` of the caller's active upload records after `after`, oldest first
+    /// (expired ones included: the caller filters them), and whether more may follow.
     ///
     /// # Errors
     /// DynamoDB failures or a malformed item.
-    pub async fn list_uploads(&self, user_id: &UserId) -> anyhow::Result<Vec<UploadRecord>> {
-        let (items, _) = self
-            .query_prefix(user_id, keys::UPLOAD_PREFIX, None, None)
-            .await?;
-        items.iter().map(Self::upload_from).collect()
+    pub async fn list_active_uploads(
+        &self,
+        user_id: &UserId,
+        limit: u32,
+        after: Option<&UploadId>,
+    ) -> anyhow::Result<(Vec<UploadRecord>, bool)> {
+        // DynamoDB applies `Limit` before the filter, so pages are read until limit + 1
+        // active records are found (the extra one tells that another page exists) or the
+        // partition's uploads end.
+        let want = limit as usize + 1;
+        let mut items: Vec<Item> = Vec::new();
+        let mut start = after.map(|id| {
+            HashMap::from([
+                ("PK".to_string(), s(keys::user_pk(user_id))),
+                ("SK".to_string(), s(keys::upload_sk(id))),
+            ])
+        });
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+                .filter_expression("#state = :active")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":pk", s(keys::user_pk(user_id)))
+                .expression_attribute_values(":prefix", s(keys::UPLOAD_PREFIX))
+                .expression_attribute_values(":active", s(UploadState::Active.as_str()))
+                .consistent_read(true)
+                .limit((want - items.len()) as i32)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .context("DynamoDB Query (active uploads page)")?;
+            items.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() || items.len() >= want {
+                break;
+            }
+        }
+        let more = items.len() > limit as usize;
+        let uploads = items
+            .iter()
+            .take(limit as usize)
+            .map(Self::upload_from)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok((uploads, more))
     }
 
     /// The caller's active upload records, expired ones included (a filter on the query:

@@ -83,6 +83,11 @@ fn random_secret() -> String {
     )
 }
 
+/// The local default of `FILESTORE_TRANSFER_RETRY_SECS`.
+pub const LOCAL_TRANSFER_RETRY_SECS: u64 = 60;
+/// The local default of `FILESTORE_TRANSFER_RETRY_MAX_SECS`.
+pub const LOCAL_TRANSFER_RETRY_MAX_SECS: u64 = 600;
+
 /// The one origin an isolated system allows to call its API from a browser.
 pub const TEST_ORIGIN: &str = "https://app.example.test";
 
@@ -115,6 +120,12 @@ impl Options {
                 "FILESTORE_HOT_BUCKET" => Some("filestore-hot".into()),
                 "FILESTORE_JWT_SECRET" => Some(secret.clone()),
                 "FILESTORE_COLD_BUCKET" => Some("filestore-cold".into()),
+                // The local queue gives up on a message within a minute (5 receives, 2 s
+                // apart), not 7.5 hours: its stranded transfers are asked for sooner.
+                "FILESTORE_TRANSFER_RETRY_SECS" => Some(LOCAL_TRANSFER_RETRY_SECS.to_string()),
+                "FILESTORE_TRANSFER_RETRY_MAX_SECS" => {
+                    Some(LOCAL_TRANSFER_RETRY_MAX_SECS.to_string())
+                }
                 _ => None,
             })
         })?;
@@ -212,6 +223,17 @@ pub struct LocalSystem {
     worker: JoinHandle<()>,
     janitor: JoinHandle<()>,
     data_dir: Option<PathBuf>,
+    /// How the cold-store emulator we started was started, to start it again.
+    cold_start: Option<ColdStart>,
+}
+
+/// What starting the cold-store emulator again needs: its port (the cold store's clients
+/// point there), its state directory and its credentials.
+#[derive(Clone, Debug)]
+struct ColdStart {
+    port: u16,
+    state: Option<PathBuf>,
+    credentials: (String, String),
 }
 
 impl LocalSystem {
@@ -245,6 +267,7 @@ impl LocalSystem {
         // The cold store is another endpoint with credentials of its own: a second emulator
         // process unless FILESTORE_COLD_ENDPOINT_URL names one (MinIO, say).
         let mut cold_emulator = None;
+        let mut cold_start = None;
         if let Some(cold) = options.config.cold.as_mut()
             && cold.endpoint_url.is_none()
         {
@@ -259,6 +282,11 @@ impl LocalSystem {
                 })?;
             cold.endpoint_url = Some(emulator.url());
             cold.path_style = true;
+            cold_start = Some(ColdStart {
+                port: emulator.port(),
+                state: cold_state.clone(),
+                credentials: (id.clone(), secret.expose().to_string()),
+            });
             cold_emulator = Some(emulator);
         }
         // Bound first: share links are built from the runner's own address unless
@@ -277,7 +305,7 @@ impl LocalSystem {
             .public_url
             .get_or_insert_with(|| format!("http://{addr}"));
         let sdk = local_sdk_config(&endpoint, &options.config.region).await;
-        let state = AppState::new(options.config.clone(), &sdk);
+        let mut state = AppState::new(options.config.clone(), &sdk);
         if let Some(cold) = &state.cold {
             provision_cold(cold)
                 .await
@@ -293,6 +321,12 @@ impl LocalSystem {
         )
         .await
         .context("provisioning the table, bucket and queues")?;
+        // The janitor asks the transfer queue for transfers that never verified their file.
+        state.config.transfer_queue_url = Some(queues.transfer_queue_url.clone());
+        state.transfer_queue = Some(filestore_shared::queue::TransferQueue::new(
+            aws_sdk_sqs::Client::new(&sdk),
+            &queues.transfer_queue_url,
+        ));
         let state = Arc::new(state);
         let server = tokio::spawn(gateway::serve(
             listener,
@@ -331,7 +365,44 @@ impl LocalSystem {
             addr,
             server,
             data_dir: options.data_dir,
+            cold_start,
         })
+    }
+
+    /// Stops the cold-store emulator we started (saving its state, if it keeps one), as an
+    /// outage of the cold store would: every call to it fails until
+    /// [`LocalSystem::start_cold_store`].
+    pub async fn stop_cold_store(&mut self) {
+        if let Some(emulator) = self.cold_emulator.take() {
+            emulator.stop().await;
+        }
+    }
+
+    /// Starts the cold-store emulator again on its port, with what it kept, and provisions
+    /// its bucket (empty, if it keeps nothing).
+    ///
+    /// # Errors
+    /// When we started no cold-store emulator, or it cannot start (its port taken meanwhile).
+    pub async fn start_cold_store(&mut self) -> anyhow::Result<()> {
+        let start = self
+            .cold_start
+            .clone()
+            .context("this system did not start the cold store")?;
+        if self.cold_emulator.is_some() {
+            return Ok(());
+        }
+        let emulator = Emulator::start(
+            start.port,
+            start.state.as_deref(),
+            "cold-store emulator",
+            (&start.credentials.0, &start.credentials.1),
+        )
+        .await?;
+        self.cold_emulator = Some(emulator);
+        let cold = self.state.cold.as_ref().context("no cold store")?;
+        provision_cold(cold)
+            .await
+            .context("provisioning the cold bucket")
     }
 
     /// Where clients point: `http://127.0.0.1:<port>`.

@@ -26,6 +26,8 @@ mod permissions;
 mod quotas;
 /// Writers racing over the same records: delete against verification, complete against abort.
 mod races;
+/// A cold-store outage: dead-lettered transfers re-queued by the janitor, once each.
+mod recovery;
 /// The runner's binary: a restart keeps the data, `--fresh` forgets it, a dead emulator
 /// stops it.
 mod restart;

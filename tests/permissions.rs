@@ -180,7 +180,7 @@ impl Intercept for Recorder {
 }
 
 /// Grants for paths the walk cannot take without injecting a fault: (function, action, why).
-const UNEXERCISED: [(&str, &str, &str); 4] = [
+const UNEXERCISED: [(&str, &str, &str); 5] = [
     (
         "merge",
         "dynamodb:DeleteItem",
@@ -200,6 +200,11 @@ const UNEXERCISED: [(&str, &str, &str); 4] = [
         "transfer",
         "s3:AbortMultipartUpload",
         "a copy that fails midway aborts its cold multipart upload",
+    ),
+    (
+        "janitor",
+        "sqs:SendMessage",
+        "a file still unverified past its due time has its transfer re-queued",
     ),
 ];
 

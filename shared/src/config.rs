@@ -12,6 +12,37 @@ pub const DEFAULT_SIGNUPS_PER_ADDRESS_PER_HOUR: u64 = 10;
 /// `FILESTORE_MAX_OPEN_UPLOADS` when unset.
 pub const DEFAULT_MAX_OPEN_UPLOADS: u64 = 100;
 
+/// Default wait before the janitor re-queues the transfer of a file still unverified, when
+/// `FILESTORE_TRANSFER_RETRY_SECS` is unset: 8 hours, past the 7.5 the transfer queue itself
+/// retries a message (5 receives, 90 minutes apart) before it dead-letters it.
+pub const DEFAULT_TRANSFER_RETRY_SECS: u64 = 8 * 3600;
+
+/// Default longest wait between two re-queues of one transfer, when
+/// `FILESTORE_TRANSFER_RETRY_MAX_SECS` is unset: a day.
+pub const DEFAULT_TRANSFER_RETRY_MAX_SECS: u64 = 24 * 3600;
+
+/// When the janitor re-queues the transfer of a file still unverified: `first` after the
+/// file is created, then after twice as long each time, never longer than `max`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransferRetry {
+    /// `FILESTORE_TRANSFER_RETRY_SECS`.
+    pub first: Duration,
+    /// `FILESTORE_TRANSFER_RETRY_MAX_SECS`.
+    pub max: Duration,
+}
+
+impl TransferRetry {
+    /// How long to wait after the re-queue numbered `attempt` (0 for the first) before the
+    /// next: `first` doubled `attempt + 1` times, at most `max`.
+    pub fn after(&self, attempt: u32) -> Duration {
+        let doubled = self
+            .first
+            .checked_mul(2u32.saturating_pow(attempt.saturating_add(1)))
+            .unwrap_or(self.max);
+        doubled.min(self.max)
+    }
+}
+
 /// A value that must never appear in logs or debug output.
 #[derive(Clone)]
 pub struct Secret(String);
@@ -87,6 +118,9 @@ pub struct Config {
     /// `FILESTORE_MAX_OPEN_UPLOADS` (default 100): how many unfinished uploads one user may
     /// hold at once.
     pub max_open_uploads: u64,
+    /// When the janitor re-queues transfers that have not verified their file (a cold store
+    /// that was down until the queue gave up on their messages).
+    pub transfer_retry: TransferRetry,
 }
 
 /// A missing or malformed environment variable, named so the operator can fix it.
@@ -129,6 +163,8 @@ impl Config {
         "FILESTORE_PUBLIC_URL",
         "FILESTORE_SIGNUPS_PER_ADDRESS_PER_HOUR",
         "FILESTORE_MAX_OPEN_UPLOADS",
+        "FILESTORE_TRANSFER_RETRY_SECS",
+        "FILESTORE_TRANSFER_RETRY_MAX_SECS",
     ];
 
     /// Loads the configuration through `lookup`, so tests need not touch the process environment.
@@ -207,6 +243,22 @@ impl Config {
                 0,
             )?)),
         };
+        let transfer_retry = TransferRetry {
+            first: Duration::from_secs(positive(
+                "FILESTORE_TRANSFER_RETRY_SECS",
+                DEFAULT_TRANSFER_RETRY_SECS,
+            )?),
+            max: Duration::from_secs(positive(
+                "FILESTORE_TRANSFER_RETRY_MAX_SECS",
+                DEFAULT_TRANSFER_RETRY_MAX_SECS,
+            )?),
+        };
+        if transfer_retry.max < transfer_retry.first {
+            return Err(ConfigError::Invalid {
+                name: "FILESTORE_TRANSFER_RETRY_MAX_SECS",
+                reason: "must not be less than FILESTORE_TRANSFER_RETRY_SECS".into(),
+            });
+        }
         Ok(Self {
             endpoint_url: optional("AWS_ENDPOINT_URL"),
             region,
@@ -228,6 +280,7 @@ impl Config {
                 DEFAULT_SIGNUPS_PER_ADDRESS_PER_HOUR,
             )?,
             max_open_uploads: positive("FILESTORE_MAX_OPEN_UPLOADS", DEFAULT_MAX_OPEN_UPLOADS)?,
+            transfer_retry,
         })
     }
 }
@@ -350,6 +403,32 @@ mod tests {
         let mut pairs = BASE.to_vec();
         pairs.push(("FILESTORE_SIGNUPS_PER_ADDRESS_PER_HOUR", "0"));
         assert!(Config::from_lookup(env(&pairs)).is_err());
+    }
+
+    #[test]
+    fn transfer_retries_double_up_to_their_longest_wait() {
+        let c = Config::from_lookup(env(BASE)).unwrap();
+        assert_eq!(
+            c.transfer_retry.first,
+            Duration::from_secs(DEFAULT_TRANSFER_RETRY_SECS)
+        );
+        let retry = TransferRetry {
+            first: Duration::from_secs(60),
+            max: Duration::from_secs(600),
+        };
+        let waits: Vec<u64> = (0..6).map(|n| retry.after(n).as_secs()).collect();
+        assert_eq!(waits, [120, 240, 480, 600, 600, 600]);
+        assert_eq!(retry.after(u32::MAX), retry.max);
+        let mut pairs = BASE.to_vec();
+        pairs.extend([
+            ("FILESTORE_TRANSFER_RETRY_SECS", "600"),
+            ("FILESTORE_TRANSFER_RETRY_MAX_SECS", "60"),
+        ]);
+        let err = Config::from_lookup(env(&pairs)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("FILESTORE_TRANSFER_RETRY_MAX_SECS")
+        );
     }
 
     #[test]

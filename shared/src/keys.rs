@@ -140,6 +140,8 @@ pub enum Due {
     Upload,
     HotCopy,
     Content,
+    /// A file whose transfer to the cold store has not verified it yet.
+    Transfer,
 }
 
 impl Due {
@@ -148,6 +150,7 @@ impl Due {
             Self::Upload => "UPLOAD",
             Self::HotCopy => "HOT",
             Self::Content => "CONTENT",
+            Self::Transfer => "TRANSFER",
         }
     }
 
@@ -230,6 +233,7 @@ mod tests {
         assert_eq!(Due::Upload.partition(10), "DUE#UPLOAD#a");
         assert_eq!(Due::HotCopy.partition(0), "DUE#HOT#0");
         assert_eq!(Due::Content.partition(15), "DUE#CONTENT#f");
+        assert_eq!(Due::Transfer.partition(3), "DUE#TRANSFER#3");
         assert_eq!(object_key(&u, &f), format!("files/{u}/{f}"));
         assert_eq!(cold_key(&f), format!("blobs/{f}"));
         assert_eq!(PROOF_DECOY_KEY, "decoy/proof-of-possession");

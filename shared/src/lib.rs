@@ -13,6 +13,7 @@
 //! - [`keys`]: every DynamoDB and S3 key, built and parsed in one place.
 //! - [`repo`]: the single-table DynamoDB repository.
 //! - [`storage`]: the only door to S3: objects, multipart uploads, presigning, bucket setup.
+//! - [`queue`]: the transfer queue, as a sender of the message that runs a transfer.
 //! - [`state`]: [`AppState`], the dependencies every handler takes.
 
 /// `$client`, a client of the AWS SDK crate `$sdk`, rebuilt with `$interceptor` on its
@@ -34,6 +35,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod keys;
+pub mod queue;
 pub mod repo;
 pub mod state;
 pub mod storage;

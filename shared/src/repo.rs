@@ -40,6 +40,7 @@
 //! - `challenges`: instant upload's proof-of-possession challenges.
 //! - `shares`: share links and their token pointers.
 //! - `transfers`: checkpoints of transfers that take more than one run.
+//! - `stranded`: unverified files past their due time, whose transfer the janitor re-queues.
 //! - `janitor`: the `due` index, the reference check's reads and repair, and the janitor's
 //!   periodic jobs.
 
@@ -54,6 +55,7 @@ mod janitor;
 mod limits;
 mod schema;
 mod shares;
+mod stranded;
 mod table;
 mod transfers;
 mod uploads;
@@ -66,6 +68,7 @@ pub use item::rfc3339;
 pub use janitor::{DUE_INDEX, HotCopy, SHA256_INDEX, ScanCursor};
 pub use limits::{Counter, Limit, Taken};
 pub use shares::ShareRecord;
+pub use stranded::StrandedTransfer;
 pub use transfers::{CHECKPOINT_TTL, TransferCheckpoint};
 pub use uploads::UploadRecord;
 pub use users::{AddFile, UserRecord};

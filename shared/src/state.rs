@@ -6,6 +6,7 @@ use filestore_contract::domain::{FileId, UploadId, UserId};
 
 use crate::auth::TokenKeys;
 use crate::config::{ColdConfig, Config};
+use crate::queue::TransferQueue;
 use crate::repo::{Copies, Repo};
 use crate::storage::Storage;
 
@@ -18,6 +19,8 @@ pub struct AppState {
     /// The cold store, when configured.
     pub cold: Option<Storage>,
     pub tokens: TokenKeys,
+    /// The transfer queue, when `FILESTORE_TRANSFER_QUEUE_URL` is set.
+    pub transfer_queue: Option<TransferQueue>,
 }
 
 /// An S3 client for the cold store: its own endpoint, region and credentials, and only the
@@ -71,6 +74,10 @@ impl AppState {
                 .as_ref()
                 .map(|cold| Storage::new(cold_client(sdk, cold), cold.bucket.clone())),
             tokens: TokenKeys::new(&config.jwt_secret, config.token_ttl),
+            transfer_queue: config
+                .transfer_queue_url
+                .as_ref()
+                .map(|url| TransferQueue::new(aws_sdk_sqs::Client::new(sdk), url)),
             config,
         }
     }

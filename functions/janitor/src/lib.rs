@@ -4,7 +4,8 @@
 //! collects content no File references any more from the table and the cold store, removes
 //! hot copies of verified files once their retention (`FILESTORE_HOT_RETENTION_SECS`) has
 //! passed, and removes cold blobs that no content record points to and cold multipart
-//! uploads a stopped transfer left open.
+//! uploads a stopped transfer left open; and re-queues the transfer of files it never
+//! verified (a cold store down through all of the queue's retries, [`stranded`]).
 //!
 //! Collection is safe against a concurrent instant upload or transfer of the same content:
 //! the content record is deleted only on the condition `refs <= 0` (and that it still names
@@ -20,6 +21,8 @@
 //! at most once per [`ORPHAN_SWEEP_EVERY`]; S3 Inventory would replace the listing at scale.
 //! The reference check scans the content records a page at a time and queries the hash
 //! index once per content, so it too runs at most once per [`REFS_CHECK_EVERY`].
+
+pub mod stranded;
 
 use std::time::Duration;
 
@@ -53,6 +56,8 @@ pub struct Report {
     pub aborted_cold_uploads: u64,
     /// Content whose reference count differed from the verified files holding it, set right.
     pub repaired_refs: u64,
+    /// Files still unverified past their due time whose transfer was asked for again.
+    pub requeued_transfers: u64,
 }
 
 /// Runs one sweep as of `now`.
@@ -66,6 +71,7 @@ pub async fn sweep(state: &AppState, now: OffsetDateTime) -> anyhow::Result<Repo
     collect_unreferenced_content(state, now, &mut report).await?;
     remove_retained_hot_copies(state, now, &mut report).await?;
     remove_orphan_blobs(state, now, &mut report).await?;
+    stranded::requeue_stranded_transfers(state, now, &mut report).await?;
     tracing::info!(?report, "sweep done");
     Ok(report)
 }

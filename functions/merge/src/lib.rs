@@ -183,7 +183,13 @@ async fn complete(
         upload_id: Some(upload.upload_id.clone()),
         copies: Copies::Unverified,
     };
-    match state.repo.complete_upload(&upload, &file, quota).await? {
+    // If its transfer has not verified the file by then, the janitor sends it again.
+    let transfer_due = file.created_at + state.config.transfer_retry.first;
+    match state
+        .repo
+        .complete_upload(&upload, &file, quota, transfer_due)
+        .await?
+    {
         AddFile::Added => {
             tracing::info!(file_id = %file.file_id, size = file.size, "upload completed");
             return created(&file);

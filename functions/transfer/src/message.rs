@@ -4,7 +4,8 @@
 //! continuation `{"continue_transfer":{"key":...}}`.
 
 use anyhow::Context;
-use serde::{Deserialize, Deserializer, Serialize};
+pub use filestore_shared::queue::ContinueTransfer;
+use serde::{Deserialize, Deserializer};
 
 use crate::decode_key;
 
@@ -68,29 +69,6 @@ impl<'de> Deserialize<'de> for Message {
                 records: body.records,
             }),
         })
-    }
-}
-
-/// The body of a continuation message.
-#[derive(Debug, Serialize)]
-struct Continuation<'a> {
-    continue_transfer: &'a ContinueTransfer,
-}
-
-/// The object whose transfer a continuation continues.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ContinueTransfer {
-    /// The hot object's key, not URL-encoded.
-    pub key: String,
-}
-
-impl ContinueTransfer {
-    /// The message that continues the transfer of this object in a new run.
-    pub fn body(&self) -> String {
-        serde_json::to_string(&Continuation {
-            continue_transfer: self,
-        })
-        .expect("plain data serialises")
     }
 }
 

@@ -49,7 +49,7 @@ pub struct HotCopy {
 
 impl Repo {
     /// Every item of `kind` due at or before `until`, from every shard.
-    async fn due(&self, kind: Due, until: OffsetDateTime) -> anyhow::Result<Vec<Item>> {
+    pub(super) async fn due(&self, kind: Due, until: OffsetDateTime) -> anyhow::Result<Vec<Item>> {
         let mut items = Vec::new();
         for shard in 0..DUE_SHARDS {
             let page: Vec<Item> = self

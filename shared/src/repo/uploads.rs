@@ -281,6 +281,8 @@ impl Repo {
     /// used (its reservation passed the quota at create); an older upload is counted within
     /// `quota`. [`AddFile::Refused`] if the upload was no longer active (a concurrent or
     /// earlier complete won); nothing was written then.
+    /// The new file, unverified, is the janitor's at `transfer_due` if its transfer has not
+    /// verified it by then (`due` index, kind `TRANSFER`).
     ///
     /// # Errors
     /// DynamoDB failures.
@@ -289,6 +291,7 @@ impl Repo {
         upload: &UploadRecord,
         file: &FileRecord,
         quota: u64,
+        transfer_due: OffsetDateTime,
     ) -> anyhow::Result<AddFile> {
         let counters = if upload.reserved {
             if file.size != upload.size {
@@ -315,10 +318,15 @@ impl Repo {
             .expression_attribute_values(":active", s(UploadState::Active.as_str()))
             .expression_attribute_values(":ttl", n(upload.expires_at.unix_timestamp()))
             .build()?;
+        let mut item = Self::file_item(file);
+        if !file.verified() {
+            item.insert("due_pk".into(), s(Due::Transfer.key(file.file_id.as_str())));
+            item.insert("due_at".into(), s(rfc3339(transfer_due)));
+        }
         let tx = self
             .transact_items(
                 vec![
-                    self.put(Self::file_item(file), "attribute_not_exists(PK)")?,
+                    self.put(item, "attribute_not_exists(PK)")?,
                     TransactWriteItem::builder().update(mark).build(),
                     counters,
                 ],

@@ -150,6 +150,7 @@ async fn dispatch(
         Function::Files => filestore_files::handler(state, request).await,
         Function::FastUpload => filestore_fastupload::handler(state, request).await,
         Function::Shares => filestore_shares::handler(state, request).await,
+        Function::Trash => filestore_trash::handler(state, request).await,
     };
     match result {
         Ok(resp) => resp,

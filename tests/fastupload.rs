@@ -10,7 +10,7 @@ use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
-use filestore_contract::RouteKey::{DeleteFile, FastUpload, FastUploadProof};
+use filestore_contract::RouteKey::{FastUpload, FastUploadProof};
 use filestore_contract::api::{ByteRange, ChallengeResponse, CreateUploadResponse, ProofResponse};
 use filestore_contract::domain::Tier;
 use filestore_fastupload::CHALLENGES_PER_HOUR;
@@ -68,9 +68,9 @@ async fn a_holder_of_the_bytes_gets_an_instant_upload() {
     let me = bob.me().await;
     assert_eq!((me.used_bytes, me.file_count), (data.len() as u64, 1));
 
-    // The first owner deleting their file leaves Bob's intact.
+    // The first owner deleting their file for good leaves Bob's intact.
     let original = owner.list_files().await.files[0].file_id.clone();
-    owner.delete(&path(DeleteFile, &original)).await.expect(204);
+    owner.delete_for_good(&original).await;
     assert_eq!(bob.download(&file.file_id).await, data);
 }
 
@@ -120,11 +120,9 @@ async fn small_content_is_never_shared_across_users() {
     };
     assert_eq!(owner.download(&copy.file_id).await, data);
 
+    // Trashed files still hold their content; purged ones no longer do.
     for file in owner.list_files().await.files {
-        owner
-            .delete(&path(DeleteFile, &file.file_id))
-            .await
-            .expect(204);
+        owner.delete_for_good(&file.file_id).await;
     }
     let challenge = ask(&owner, "gone.bin", &data).await;
     let resp = prove(&owner, &challenge, &answer(&challenge, &data))

@@ -1,6 +1,6 @@
 //! Files: cursor pagination, get, download URLs (name, redirect), rename, delete.
 
-use filestore_contract::RouteKey::{DeleteFile, DownloadFile, GetFile, RenameFile};
+use filestore_contract::RouteKey::{DeleteFile, DownloadFile, GetFile, PurgeTrash, RenameFile};
 use filestore_contract::api::{DownloadResponse, FileList, FileView};
 use filestore_contract::domain::Tier;
 use filestore_shared::keys;
@@ -148,9 +148,11 @@ async fn rename_changes_only_the_name() {
     assert_eq!(app.download(file_id).await, b"abc");
 }
 
-/// Delete removes the record, the bytes and the usage; a second delete is a 404.
+/// Delete moves the file to the trash: a 404 on every file route and out of the list, while
+/// its bytes, usage and object stay (as `trash_bytes` too); a second delete is a 404. Purging
+/// it then frees the usage and removes the object.
 #[tokio::test]
-async fn delete_removes_record_bytes_and_usage() {
+async fn delete_trashes_and_purge_removes_record_bytes_and_usage() {
     let app = TestApp::new().await;
     let keep = app.upload("keep.txt", b"keep", None).await;
     let file = app.upload("gone.txt", b"gone!", None).await;
@@ -164,30 +166,39 @@ async fn delete_removes_record_bytes_and_usage() {
     app.get(&path(DownloadFile, file_id))
         .await
         .expect_error(404, "not_found");
+    app.patch(&path(RenameFile, file_id), json!({"name": "x.txt"}))
+        .await
+        .expect_error(404, "not_found");
     app.delete(&path(DeleteFile, file_id))
         .await
         .expect_error(404, "not_found");
-
-    let me = app.me().await;
-    assert_eq!((me.used_bytes, me.file_count), (4, 1));
     let files = app.list_files().await;
     assert_eq!(files.files.len(), 1);
     assert_eq!(files.files[0].file_id, keep.file_id);
-
+    let me = app.me().await;
+    assert_eq!((me.used_bytes, me.file_count, me.trash_bytes), (9, 2, 5));
     let (s3, _) = aws().await;
-    let head = s3
-        .head_object()
-        .bucket(&system().hot_bucket)
-        .key(format!("files/{}/{file_id}", app.user_id))
-        .send()
-        .await;
-    assert!(head.is_err(), "object still stored");
+    let head = || {
+        s3.head_object()
+            .bucket(&system().hot_bucket)
+            .key(format!("files/{}/{file_id}", app.user_id))
+            .send()
+    };
+    assert!(head().await.is_ok(), "a trashed file keeps its object");
+
+    app.delete(&path(PurgeTrash, file_id)).await.expect(204);
+    let me = app.me().await;
+    assert_eq!((me.used_bytes, me.file_count, me.trash_bytes), (4, 1, 0));
+    assert!(head().await.is_err(), "object still stored");
+    app.delete(&path(PurgeTrash, file_id))
+        .await
+        .expect_error(404, "not_found");
     assert_eq!(app.download(&keep.file_id).await, b"keep");
 }
 
 /// A verified file whose content record is gone (collected while a count that lost track of
-/// it said nothing held it) can still be deleted: 204, its usage freed, rather than a delete
-/// refused forever.
+/// it said nothing held it) can still be deleted and purged: 204, its usage freed, rather
+/// than a purge refused forever.
 #[tokio::test]
 async fn a_verified_file_whose_content_is_gone_can_still_be_deleted() {
     use aws_sdk_dynamodb::types::AttributeValue;
@@ -207,12 +218,10 @@ async fn a_verified_file_whose_content_is_gone_can_still_be_deleted() {
         .await
         .unwrap();
 
-    app.delete(&path(DeleteFile, &file.file_id))
-        .await
-        .expect(204);
+    app.delete_for_good(&file.file_id).await;
     app.get(&path(GetFile, &file.file_id))
         .await
         .expect_error(404, "not_found");
     let me = app.me().await;
-    assert_eq!((me.used_bytes, me.file_count), (0, 0));
+    assert_eq!((me.used_bytes, me.file_count, me.trash_bytes), (0, 0, 0));
 }

@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use filestore_contract::RouteKey::DeleteFile;
 use filestore_dev::{LocalSystem, Options};
 use filestore_shared::keys;
 use filestore_shared::repo::TransferCheckpoint;
@@ -14,7 +13,7 @@ use time::OffsetDateTime;
 
 use crate::helpers::{
     MIB, TestApp, app_state, aws, claims, cold_endpoint, cold_s3, expire_upload,
-    open_multipart_uploads, path, s3_event, sha256_hex, sqs_batch, system, test_bytes,
+    open_multipart_uploads, s3_event, sha256_hex, sqs_batch, system, test_bytes,
 };
 
 async fn cold_has(key: &str) -> bool {
@@ -76,7 +75,7 @@ async fn unreferenced_content_is_collected_and_referenced_content_kept() {
     let (gone_id, kept_id) = (&gone_file.file_id, &kept_file.file_id);
     app.verified(gone_id).await;
     app.verified(kept_id).await;
-    app.delete(&path(DeleteFile, gone_id)).await.expect(204);
+    app.delete_for_good(gone_id).await;
     assert!(cold_has(&format!("blobs/{gone_id}")).await);
 
     // Other tests sweep the same table at the same time, so which sweep collects the content
@@ -183,7 +182,7 @@ async fn orphan_cold_blobs_are_removed_after_the_grace_period() {
     let (gone_id, kept_id) = (&gone_file.file_id, &kept_file.file_id);
     app.verified(gone_id).await;
     app.verified(kept_id).await;
-    app.delete(&path(DeleteFile, gone_id)).await.expect(204);
+    app.delete_for_good(gone_id).await;
     // The first half of collecting it, then the janitor dies.
     let digest = sha256_hex(&gone);
     assert!(
@@ -327,7 +326,7 @@ async fn the_janitors_index_holds_only_what_it_will_act_on() {
     let holder = TestApp::new().await;
     let second = holder.upload("again.bin", &data, None).await;
     holder.verified(&second.file_id).await;
-    owner.delete(&path(DeleteFile, file_id)).await.expect(204);
+    owner.delete_for_good(file_id).await;
     let content = format!("CONTENT#{}", sha256_hex(&data));
     let (pk, _) = due(content.clone(), "CONTENT".into()).await.unwrap();
     assert!(pk.starts_with("DUE#CONTENT#"), "{pk}");

@@ -39,6 +39,8 @@ mod shares;
 mod transfer;
 /// Cut, corrupted and failed exchanges mid-copy; copies over several runs.
 mod transfer_faults;
+/// The trash: 404 everywhere while trashed, restore, purge, empty, the janitor's purge, races.
+mod trash;
 /// Multipart upload, resume, complete, abort, expiry, races.
 mod uploads;
 /// The web page, its headers, and a real session in headless Chromium.

@@ -389,6 +389,21 @@ async fn every_function_is_allowed_every_call_it_makes() {
         .await
         .expect(204);
 
+    // The trash: the lone file waits there for the janitor (its retention has passed by the
+    // sweep below); the long one is listed, restored, trashed again and purged; the last
+    // file the owner trashes goes when the whole trash is emptied.
+    let long_id = &long_file.file_id;
+    owner
+        .delete(&path(RouteKey::DeleteFile, long_id))
+        .await
+        .expect(204);
+    owner.trash().await;
+    owner
+        .post(&path(RouteKey::RestoreTrash, long_id), json!({}))
+        .await
+        .expect(200);
+    owner.delete_for_good(long_id).await;
+
     // Instant upload: a challenge, answered.
     let challenge: ChallengeResponse = other
         .post(
@@ -446,6 +461,7 @@ async fn every_function_is_allowed_every_call_it_makes() {
     assert!(report.removed_hot_copies >= 1, "{report:?}");
     assert!(report.removed_orphan_blobs >= 1, "{report:?}");
     assert!(report.aborted_cold_uploads >= 1, "{report:?}");
+    assert!(report.purged_trash >= 1, "{report:?}");
 
     // From the cold copy now, then gone; the password changed last (it ends the tokens).
     assert_eq!(open_share().await, 302);
@@ -456,6 +472,10 @@ async fn every_function_is_allowed_every_call_it_makes() {
     assert!(owner.download(file_id).await == data);
     owner
         .delete(&path(RouteKey::DeleteFile, file_id))
+        .await
+        .expect(204);
+    owner
+        .delete(RouteKey::EmptyTrash.template())
         .await
         .expect(204);
     owner

@@ -4,7 +4,9 @@
 //! uploads are open at once (429 `too_many_uploads`); concurrent creates never pass either
 //! limit, and `used_bytes` stays exact under concurrent completes and deletes.
 
-use filestore_contract::RouteKey::{AbortUpload, CompleteUpload, DeleteFile, UploadStatus};
+use filestore_contract::RouteKey::{
+    AbortUpload, CompleteUpload, DeleteFile, PurgeTrash, UploadStatus,
+};
 use filestore_contract::api::{CreateUploadResponse, FileList};
 use futures::future::join_all;
 use serde_json::json;
@@ -84,7 +86,12 @@ async fn open_uploads_reserve_their_size_until_aborted_or_completed() {
     app.post("/v1/uploads", json!({"name": "d.bin", "size": 1}))
         .await
         .expect_error(413, "quota_exceeded");
+    // In the trash the file still counts; purged, it makes room.
     app.delete(&path(DeleteFile, &file_b.file_id))
+        .await
+        .expect(204);
+    assert_eq!(claims(&app.user_id).await, (2000, 1));
+    app.delete(&path(PurgeTrash, &file_b.file_id))
         .await
         .expect(204);
     assert_eq!(claims(&app.user_id).await, (1000, 1));
@@ -225,8 +232,8 @@ async fn concurrent_creates_never_pass_the_open_upload_limit() {
     }
 }
 
-/// 50 concurrent completes and 25 concurrent deletes of one user: the counters end exactly at
-/// the sum of what remains.
+/// 50 concurrent completes and 25 concurrent deletes (to the trash, then purged) of one user:
+/// the counters end exactly at the sum of what remains.
 #[tokio::test]
 async fn used_bytes_is_exact_under_concurrent_completes_and_deletes() {
     let app = TestApp::new().await;
@@ -251,11 +258,15 @@ async fn used_bytes_is_exact_under_concurrent_completes_and_deletes() {
     let completes = uploads.iter().map(|id| complete_status(&app, id));
     let deletes = old.iter().map(|id| {
         let app = &app;
-        async move { app.delete(&path(DeleteFile, id)).await.status.as_u16() }
+        async move {
+            let trashed = app.delete(&path(DeleteFile, id)).await.status.as_u16();
+            let purged = app.delete(&path(PurgeTrash, id)).await.status.as_u16();
+            (trashed, purged)
+        }
     });
     let (completed, deleted) = tokio::join!(join_all(completes), join_all(deletes));
     assert!(completed.iter().all(|s| *s == 201), "{completed:?}");
-    assert!(deleted.iter().all(|s| *s == 204), "{deleted:?}");
+    assert!(deleted.iter().all(|s| *s == (204, 204)), "{deleted:?}");
     assert_eq!(usage(&app).await, (expected, 50));
     let listed: FileList = app.get("/v1/files?limit=1000").await.expect_body(200);
     let sum: u64 = listed.files.iter().map(|f| f.size).sum();

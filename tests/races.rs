@@ -1,12 +1,12 @@
 //! Writers racing each other over the same records, as races: many trials of concurrent
 //! calls, then the invariants checked on what is left. Nothing is lost and nothing is
-//! counted twice: a delete racing the transfer's verification releases the content reference
-//! exactly when the file held one, and of a complete and an abort of one upload exactly one
+//! counted twice: a purge (a trashed file's delete) racing the transfer's verification
+//! releases the content reference exactly when the file held one, and of a complete and an abort of one upload exactly one
 //! wins, leaving either a File or nothing (no object, no upload) behind.
 
 use std::time::Duration;
 
-use filestore_contract::RouteKey::{AbortUpload, CompleteUpload, DeleteFile};
+use filestore_contract::RouteKey::{AbortUpload, CompleteUpload, DeleteFile, PurgeTrash};
 use filestore_contract::api::FileEnvelope;
 use filestore_contract::domain::UserId;
 use filestore_dev::{LocalSystem, Options};
@@ -27,12 +27,12 @@ async fn stagger(trial: usize, step_ms: u64) {
     tokio::time::sleep(Duration::from_millis((trial % 10) as u64 * step_ms)).await;
 }
 
-/// The delete handler reads a file, then deletes it; the transfer's verification (one more
-/// reference on the content) may commit in between. In every trial the delete answers 204
+/// A purge reads a trashed file, then deletes it; the transfer's verification (one more
+/// reference on the content) may commit in between. In every trial the purge answers 204
 /// and leaves nothing referencing the content, so the janitor collects the content record
 /// and its cold copy; its reference check then finds nothing to repair.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_delete_racing_verification_releases_the_reference_it_holds() {
+async fn a_purge_racing_verification_releases_the_reference_it_holds() {
     let mut options = Options::isolated();
     // The test plays the transfer, so it decides when verification lands.
     options.run_worker = false;
@@ -47,6 +47,7 @@ async fn a_delete_racing_verification_releases_the_reference_it_holds() {
         let data = test_bytes(2000 + trial, 700 + trial as u64);
         let file = app.upload(&format!("race-{trial}.bin"), &data, None).await;
         let file_id = &file.file_id;
+        app.delete(&path(DeleteFile, file_id)).await.expect(204);
         let hot_key = keys::object_key(&app.user_id, file_id);
         let cold_key = keys::cold_key(file_id);
         // The copy happens before the race: only recording it races the delete.
@@ -87,8 +88,8 @@ async fn a_delete_racing_verification_releases_the_reference_it_holds() {
                 cold.delete_object(&cold_key).await.unwrap();
             }
         };
-        let delete = path(DeleteFile, file_id);
-        let (_, deleted) = tokio::join!(verify, app.delete(&delete));
+        let purge = path(PurgeTrash, file_id);
+        let (_, deleted) = tokio::join!(verify, app.delete(&purge));
         deleted.expect(204);
         let content = state.repo.get_content(&copied.sha256).await.unwrap();
         if content.is_some_and(|c| c.refs > 0) {
@@ -98,7 +99,7 @@ async fn a_delete_racing_verification_releases_the_reference_it_holds() {
     }
     assert!(
         leaked.is_empty(),
-        "{} of {TRIALS} deletes left their file's reference counted: trials {leaked:?}",
+        "{} of {TRIALS} purges left their file's reference counted: trials {leaked:?}",
         leaked.len()
     );
 

@@ -227,6 +227,8 @@ async fn another_users_ids_are_404_on_every_route_and_change_nothing() {
         Case::route(RouteKey::CreateShare, file, 404, "not_found").json(json!({"expires_in": 600})),
         Case::route(RouteKey::ListShares, file, 404, "not_found"),
         Case::route(RouteKey::RevokeShare, &owned.share_id, 404, "not_found"),
+        Case::route(RouteKey::RestoreTrash, file, 404, "not_found").json(json!({})),
+        Case::route(RouteKey::PurgeTrash, file, 404, "not_found"),
     ]);
     expect_all(&b, cases).await;
     // The owner's share link still works and was not counted.

@@ -2,7 +2,7 @@
 //! endpoint), content dedup by reference counting, redelivery and poison messages.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use filestore_contract::RouteKey::{DeleteFile, GetFile};
+use filestore_contract::RouteKey::GetFile;
 use filestore_contract::api::CreateUploadResponse;
 use filestore_contract::domain::Tier;
 use filestore_transfer::{CopyJob, Place, Progress};
@@ -90,7 +90,7 @@ async fn same_content_is_stored_once_and_survives_one_delete() {
         "one cold copy"
     );
 
-    alice.delete(&path(DeleteFile, a_id)).await.expect(204);
+    alice.delete_for_good(a_id).await;
     assert_eq!(content_refs(&digest).await, Some(1));
     assert_eq!(bob.download(b_id).await, data);
 }

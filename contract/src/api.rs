@@ -11,7 +11,7 @@ use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, SchemaType, T
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::domain::{
-    ChallengeId, ContentType, DownloadLimit, FileId, FileName, ObjectSize, PartChecksum,
+    ChallengeId, ContentType, DownloadLimit, EntryType, FileId, FileName, ObjectSize, PartChecksum,
     PartNumber, PartSize, Password, Sha256Hex, ShareId, ShareLifetime, Tier, UploadId, UploadState,
     UserId, Username,
 };
@@ -81,6 +81,8 @@ pub struct MeResponse {
     pub used_bytes: u64,
     pub quota_bytes: u64,
     pub file_count: u64,
+    /// Bytes of the trashed files (part of `used_bytes` until they are purged).
+    pub trash_bytes: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -250,6 +252,55 @@ pub struct FileView {
     /// The declared SHA-256, present only when it differs from the computed one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub declared_sha256: Option<String>,
+}
+
+/// A File or a Folder, with `"type"` saying which.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Entry {
+    File(FileView),
+}
+
+/// One item in the trash: a file or a folder trashed by itself (what was below a trashed
+/// folder goes and comes back with it).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct TrashEntryView {
+    #[serde(rename = "type")]
+    pub entry_type: EntryType,
+    /// The file's or folder's id: restore and purge take it.
+    #[schema(format = Uuid)]
+    pub id: String,
+    pub name: String,
+    /// A file's size; a folder's is the bytes of its whole subtree when it was trashed.
+    pub size: u64,
+    /// The folder it was in (`root` for the root folder).
+    pub original_parent_id: String,
+    #[schema(format = DateTime)]
+    pub trashed_at: String,
+    /// When the janitor purges it (`FILESTORE_TRASH_RETENTION_SECS` after `trashed_at`).
+    #[schema(format = DateTime)]
+    pub purge_at: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TrashList {
+    /// Newest first.
+    pub entries: Vec<TrashEntryView>,
+    /// Pass as `cursor` for the next page; null on the last one.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+/// Where a restored item goes: back where it was unless `parent_id` is given, under its own
+/// name unless `name` is given.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreRequest {
+    /// `root` or a folder id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<FileName>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

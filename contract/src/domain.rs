@@ -8,7 +8,7 @@
 //! - `numbers`: part numbers, sizes, share lifetimes and limits, whole numbers.
 //! - `parts`: how an object is cut into parts ([`PartPlan`]).
 //! - `ids`: the server-made ids of users, uploads, files, challenges and share links.
-//! - here: the limits S3 sets, upload states and tiers.
+//! - here: the limits S3 sets, upload states, tiers and entry types.
 
 use std::fmt;
 
@@ -155,6 +155,35 @@ impl UploadState {
         }
     }
 }
+
+/// What a trash entry (or a folder listing's entry) is: a file or a folder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryType {
+    File,
+    Folder,
+}
+
+impl EntryType {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::File => "file",
+            Self::Folder => "folder",
+        }
+    }
+
+    /// The stored form back; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "file" => Some(Self::File),
+            "folder" => Some(Self::Folder),
+            _ => None,
+        }
+    }
+}
+
+/// The id of every user's root folder, valid wherever a folder id is.
+pub const ROOT_FOLDER: &str = "root";
 
 /// Where a file's bytes are served from: `hot` until a verified copy is in the cold store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -303,6 +303,7 @@ fn build() -> OpenApi {
             "Instant upload by proof of possession",
         ),
         (Function::Shares, "Share links"),
+        (Function::Trash, "The trash: restore and purge"),
     ]
     .map(|(f, d)| {
         TagBuilder::new()

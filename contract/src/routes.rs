@@ -25,6 +25,7 @@ pub enum Function {
     Files,
     FastUpload,
     Shares,
+    Trash,
 }
 
 /// Every route of the contract. The template is API Gateway's route key syntax.
@@ -52,10 +53,14 @@ pub enum RouteKey {
     ListShares,
     RevokeShare,
     OpenShare,
+    ListTrash,
+    RestoreTrash,
+    PurgeTrash,
+    EmptyTrash,
 }
 
 impl RouteKey {
-    pub const ALL: [RouteKey; 22] = [
+    pub const ALL: [RouteKey; 26] = [
         Self::Signup,
         Self::Login,
         Self::Me,
@@ -78,6 +83,10 @@ impl RouteKey {
         Self::ListShares,
         Self::RevokeShare,
         Self::OpenShare,
+        Self::ListTrash,
+        Self::RestoreTrash,
+        Self::PurgeTrash,
+        Self::EmptyTrash,
     ];
 
     pub fn method(self) -> Method {
@@ -90,7 +99,8 @@ impl RouteKey {
             | Self::FastUpload
             | Self::FastUploadProof
             | Self::ChangePassword
-            | Self::CreateShare => Method::POST,
+            | Self::CreateShare
+            | Self::RestoreTrash => Method::POST,
             Self::Me
             | Self::OpenApi
             | Self::ListShares
@@ -99,8 +109,13 @@ impl RouteKey {
             | Self::UploadStatus
             | Self::ListFiles
             | Self::GetFile
-            | Self::DownloadFile => Method::GET,
-            Self::AbortUpload | Self::DeleteFile | Self::RevokeShare => Method::DELETE,
+            | Self::DownloadFile
+            | Self::ListTrash => Method::GET,
+            Self::AbortUpload
+            | Self::DeleteFile
+            | Self::RevokeShare
+            | Self::PurgeTrash
+            | Self::EmptyTrash => Method::DELETE,
             Self::RenameFile => Method::PATCH,
         }
     }
@@ -124,6 +139,9 @@ impl RouteKey {
             Self::CreateShare | Self::ListShares => "/v1/files/{id}/shares",
             Self::RevokeShare => "/v1/shares/{id}",
             Self::OpenShare => "/v1/s/{id}",
+            Self::ListTrash | Self::EmptyTrash => "/v1/trash",
+            Self::RestoreTrash => "/v1/trash/{id}/restore",
+            Self::PurgeTrash => "/v1/trash/{id}",
         }
     }
 
@@ -146,6 +164,9 @@ impl RouteKey {
             Self::FastUpload | Self::FastUploadProof => Function::FastUpload,
             Self::CreateShare | Self::ListShares | Self::RevokeShare | Self::OpenShare => {
                 Function::Shares
+            }
+            Self::ListTrash | Self::RestoreTrash | Self::PurgeTrash | Self::EmptyTrash => {
+                Function::Trash
             }
         }
     }
@@ -195,6 +216,7 @@ impl Function {
             Self::Files => "files",
             Self::FastUpload => "fastupload",
             Self::Shares => "shares",
+            Self::Trash => "trash",
         }
     }
 }

@@ -43,6 +43,10 @@ impl TransferRetry {
     }
 }
 
+/// Default time an item stays in the trash before the janitor purges it when
+/// `FILESTORE_TRASH_RETENTION_SECS` is unset: 30 days.
+pub const DEFAULT_TRASH_RETENTION_SECS: u64 = 30 * 24 * 3600;
+
 /// A value that must never appear in logs or debug output.
 #[derive(Clone)]
 pub struct Secret(String);
@@ -121,6 +125,9 @@ pub struct Config {
     /// When the janitor re-queues transfers that have not verified their file (a cold store
     /// that was down until the queue gave up on their messages).
     pub transfer_retry: TransferRetry,
+    /// `FILESTORE_TRASH_RETENTION_SECS` (default 30 days): how long a trashed item waits
+    /// before the janitor purges it (its `purge_at`, fixed when it is trashed).
+    pub trash_retention: Duration,
 }
 
 /// A missing or malformed environment variable, named so the operator can fix it.
@@ -165,6 +172,7 @@ impl Config {
         "FILESTORE_MAX_OPEN_UPLOADS",
         "FILESTORE_TRANSFER_RETRY_SECS",
         "FILESTORE_TRANSFER_RETRY_MAX_SECS",
+        "FILESTORE_TRASH_RETENTION_SECS",
     ];
 
     /// Loads the configuration through `lookup`, so tests need not touch the process environment.
@@ -281,6 +289,10 @@ impl Config {
             )?,
             max_open_uploads: positive("FILESTORE_MAX_OPEN_UPLOADS", DEFAULT_MAX_OPEN_UPLOADS)?,
             transfer_retry,
+            trash_retention: Duration::from_secs(number(
+                "FILESTORE_TRASH_RETENTION_SECS",
+                DEFAULT_TRASH_RETENTION_SECS,
+            )?),
         })
     }
 }
@@ -331,6 +343,7 @@ mod tests {
         assert_eq!(c.quota_bytes, DEFAULT_QUOTA_BYTES);
         assert_eq!(c.region, "us-east-1");
         assert_eq!(c.endpoint_url, None);
+        assert_eq!(c.trash_retention, Duration::from_secs(2_592_000));
         assert!(!format!("{c:?}").contains("0123456789abcdef"));
     }
 

@@ -10,7 +10,7 @@
 //! - Accounts: [`username_pk`] ([`USERNAME_SK`], [`LOGIN_FAILURES_SK`],
 //!   [`login_failures_from_sk`]), [`user_pk`] ([`PROFILE_SK`]), [`signups_pk`]
 //!   ([`SIGNUPS_SK`]).
-//! - A user's partition: [`upload_sk`], [`file_sk`], [`challenge_sk`],
+//! - A user's partition: [`upload_sk`], [`file_sk`], [`trash_sk`] / [`parse_trash_sk`], [`challenge_sk`],
 //!   [`challenge_count_sk`], [`holding_sk`], [`share_sk`], and the prefixes that list them.
 //! - Elsewhere in the table: [`share_token_pk`], [`content_pk`], [`job_sk`],
 //!   [`transfer_pk`] / [`parse_transfer_pk`].
@@ -65,6 +65,25 @@ pub const FILE_PREFIX: &str = "FILE#";
 /// A file, in its owner's [`user_pk`].
 pub fn file_sk(file_id: &FileId) -> String {
     format!("{FILE_PREFIX}{file_id}")
+}
+
+/// What every trash entry's sort key starts with, in [`user_pk`].
+pub const TRASH_PREFIX: &str = "TRASH#";
+
+/// A trash entry, in its owner's [`user_pk`]: the time it was trashed (epoch milliseconds,
+/// 13 digits, so the keys sort by time) and the trashed item's id. A `Query` on
+/// [`TRASH_PREFIX`] backwards lists the trash newest first.
+pub fn trash_sk(trashed_at_millis: i64, id: &str) -> String {
+    format!("{TRASH_PREFIX}{trashed_at_millis:013}#{id}")
+}
+
+/// [`trash_sk`] -> the time (epoch milliseconds) and the id.
+pub fn parse_trash_sk(sk: &str) -> Option<(i64, &str)> {
+    let (millis, id) = sk.strip_prefix(TRASH_PREFIX)?.split_once('#')?;
+    if millis.len() != 13 || !millis.bytes().all(|b| b.is_ascii_digit()) || id.is_empty() {
+        return None;
+    }
+    Some((millis.parse().ok()?, id))
 }
 
 /// An instant-upload challenge, in the [`user_pk`] of the user it was issued to.
@@ -142,6 +161,8 @@ pub enum Due {
     Content,
     /// A file whose transfer to the cold store has not verified it yet.
     Transfer,
+    /// A trash entry, due at its `purge_at`.
+    Trash,
 }
 
 impl Due {
@@ -151,6 +172,7 @@ impl Due {
             Self::HotCopy => "HOT",
             Self::Content => "CONTENT",
             Self::Transfer => "TRANSFER",
+            Self::Trash => "TRASH",
         }
     }
 
@@ -234,6 +256,12 @@ mod tests {
         assert_eq!(Due::HotCopy.partition(0), "DUE#HOT#0");
         assert_eq!(Due::Content.partition(15), "DUE#CONTENT#f");
         assert_eq!(Due::Transfer.partition(3), "DUE#TRANSFER#3");
+        assert_eq!(Due::Trash.partition(3), "DUE#TRASH#3");
+        assert_eq!(
+            trash_sk(1_733_000_000_123, f.as_str()),
+            format!("TRASH#1733000000123#{f}")
+        );
+        assert!(trash_sk(5, "x").starts_with(TRASH_PREFIX));
         assert_eq!(object_key(&u, &f), format!("files/{u}/{f}"));
         assert_eq!(cold_key(&f), format!("blobs/{f}"));
         assert_eq!(PROOF_DECOY_KEY, "decoy/proof-of-possession");
@@ -248,6 +276,23 @@ mod tests {
         let file = FileId::generate();
         assert_eq!(parse_transfer_pk(&transfer_pk(&file)), Some(file.clone()));
         assert_eq!(parse_transfer_pk(&content_pk(file.as_str())), None);
+    }
+
+    #[test]
+    fn trash_keys_parse_back_and_sort_by_time() {
+        let f = FileId::generate();
+        let sk = trash_sk(1_733_000_000_123, f.as_str());
+        assert_eq!(parse_trash_sk(&sk), Some((1_733_000_000_123, f.as_str())));
+        assert!(trash_sk(999, "a") < trash_sk(1000, "a"));
+        for bad in [
+            "TRASH#",
+            "TRASH#12#x",
+            "FILE#x",
+            "TRASH#000000000000a#x",
+            "TRASH#0000000000001#",
+        ] {
+            assert_eq!(parse_trash_sk(bad), None, "{bad}");
+        }
     }
 
     #[test]

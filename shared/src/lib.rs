@@ -15,6 +15,8 @@
 //! - [`storage`]: the only door to S3: objects, multipart uploads, presigning, bucket setup.
 //! - [`queue`]: the transfer queue, as a sender of the message that runs a transfer.
 //! - [`state`]: [`AppState`], the dependencies every handler takes.
+//! - [`trash`]: trashing, finding and purging trashed items, for the files and trash
+//!   functions and the janitor.
 
 /// `$client`, a client of the AWS SDK crate `$sdk`, rebuilt with `$interceptor` on its
 /// config: how tests record or fail the calls of a [`repo::Repo`] or a [`storage::Storage`].
@@ -39,6 +41,7 @@ pub mod queue;
 pub mod repo;
 pub mod state;
 pub mod storage;
+pub mod trash;
 
 pub use config::Config;
 pub use error::ApiError;

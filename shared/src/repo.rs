@@ -15,6 +15,7 @@
 //! | challenges issued in an hour | `USER#<user_id>` | `CHALLENGECOUNT#<window start>` |
 //! | small content held | `USER#<user_id>` | `HOLDING#<sha256>` |
 //! | content | `CONTENT#<sha256>` | `CONTENT` |
+//! | trash entry | `USER#<user_id>` | `TRASH#<epoch millis>#<id>` |
 //! | share link | `USER#<user_id>` | `SHARE#<share_id>` |
 //! | share token | `SHARETOKEN#<token_hash>` | `SHARETOKEN` |
 //! | janitor job | `JANITOR` | `JOB#<name>` |
@@ -36,6 +37,7 @@
 //! - `limits`: the counters that throttle failed logins and signups, taken before the attempt.
 //! - `uploads`: multipart upload records, and completing one into a File.
 //! - `files`: file records: reads, rename, delete.
+//! - `trash`: trash entries: trashing a file, restoring it, purging it.
 //! - `content`: verified content, verification, instant upload, collection.
 //! - `challenges`: instant upload's proof-of-possession challenges.
 //! - `shares`: share links and their token pointers.
@@ -58,18 +60,20 @@ mod shares;
 mod stranded;
 mod table;
 mod transfers;
+mod trash;
 mod uploads;
 mod users;
 
 pub use challenges::{CHALLENGE_WINDOW, ChallengeCount, ChallengeRecord};
 pub use content::{ContentRecord, UNSHARED_BELOW, Verified, VerifyOutcome};
 pub use files::{Copies, FileRecord};
-pub use item::rfc3339;
+pub use item::{rfc3339, to_millis};
 pub use janitor::{DUE_INDEX, HotCopy, SHA256_INDEX, ScanCursor};
 pub use limits::{Counter, Limit, Taken};
 pub use shares::ShareRecord;
 pub use stranded::StrandedTransfer;
 pub use transfers::{CHECKPOINT_TTL, TransferCheckpoint};
+pub use trash::{Restored, TrashEntry};
 pub use uploads::UploadRecord;
 pub use users::{AddFile, UserRecord};
 

@@ -237,7 +237,7 @@ impl AppState {
         Ok((ended, next))
     }
 
-    /// The caller's file; a 404 if they have none with this id.
+    /// The caller's live file; a 404 if they have none with this id, or it is in the trash.
     ///
     /// # Errors
     /// 404, or a repository failure.
@@ -249,6 +249,7 @@ impl AppState {
         self.repo
             .get_file(user_id, file_id)
             .await?
+            .filter(|f| !f.trashed())
             .ok_or(crate::ApiError::NotFound("file"))
     }
 

@@ -5,7 +5,7 @@ use filestore_contract::RouteKey;
 use filestore_contract::api::{
     CreateUploadRequest, CreateUploadResponse, DownloadResponse, FileEnvelope, FileList, FileView,
     LoginResponse, MeResponse, PART_METHOD, PresignPartsResponse, PresignedPart, SignupResponse,
-    UploadList, UploadView,
+    TrashList, UploadList, UploadView,
 };
 use filestore_contract::domain::{FileName, ObjectSize, PartSize};
 use reqwest::StatusCode;
@@ -343,6 +343,24 @@ impl TestApp {
             file.verified.then_some(file)
         })
         .await
+    }
+
+    /// Moves a file to the trash (204), then purges it (204): what a v1 delete did.
+    pub async fn delete_for_good(&self, file_id: impl AsRef<str>) {
+        let file_id = file_id.as_ref();
+        self.delete(&path(RouteKey::DeleteFile, file_id))
+            .await
+            .expect(204);
+        self.delete(&path(RouteKey::PurgeTrash, file_id))
+            .await
+            .expect(204);
+    }
+
+    /// The first page of the user's trash (200).
+    pub async fn trash(&self) -> TrashList {
+        self.get(RouteKey::ListTrash.template())
+            .await
+            .expect_body(200)
     }
 
     /// A file's presigned download URL (200).

@@ -7,10 +7,10 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use super::{Schemas, integer};
 use crate::api::{
     ChallengeResponse, CompleteUploadRequest, CreateShareRequest, CreateShareResponse,
-    CreateUploadRequest, CreateUploadResponse, Credentials, DownloadResponse, FastUploadRequest,
-    FileEnvelope, FileList, FileView, LoginResponse, MeResponse, PasswordChange,
+    CreateUploadRequest, CreateUploadResponse, Credentials, DownloadResponse, Entry,
+    FastUploadRequest, FileEnvelope, FileList, FileView, LoginResponse, MeResponse, PasswordChange,
     PresignPartsRequest, PresignPartsResponse, ProofRequest, ProofResponse, RenameRequest,
-    ShareList, SignupResponse, UploadList, UploadView,
+    RestoreRequest, ShareList, SignupResponse, TrashList, UploadList, UploadView,
 };
 use crate::routes::RouteKey;
 
@@ -234,9 +234,14 @@ pub(super) fn describe(key: RouteKey, s: &mut Schemas) -> Route {
         RenameFile => Route::new("Rename a file")
             .body(s.of::<RenameRequest>())
             .json(200, "The renamed File", s.of::<FileView>()),
-        DeleteFile => Route::new("Delete a file")
-            .describe("Its bytes go once no other File refers to the same content.")
-            .empty(204, "Deleted"),
+        DeleteFile => Route::new("Move a file to the trash")
+            .describe(
+                "From then on it is a 404 on every route (its share links too) and absent \
+                 from listings, but it keeps its bytes and its place in `used_bytes` until \
+                 it is purged (`DELETE /v1/trash/{id}`, or automatically after the trash \
+                 retention); `POST /v1/trash/{id}/restore` brings it back.",
+            )
+            .empty(204, "In the trash"),
         FastUpload => Route::new("Instant upload, step 1: ask for a challenge")
             .describe(
                 "Always a challenge, whether or not the content is stored: the answer says \
@@ -305,7 +310,47 @@ pub(super) fn describe(key: RouteKey, s: &mut Schemas) -> Route {
         ),
         RevokeShare => Route::new("Revoke a share link").empty(204, "Revoked"),
         OpenShare => Route::new("Open a share link")
-            .describe("Expired, revoked, exhausted and unknown links are all the same 404.")
+            .describe(
+                "Expired, revoked, exhausted and unknown links, and links to a trashed file, \
+                 are all the same 404 (and count no download).",
+            )
             .redirect("To a presigned GET of the file"),
+        ListTrash => Route::new("The caller's trash, newest first")
+            .query(
+                "limit",
+                "Entries per page (default 100).",
+                integer(1, u64::from(crate::api::MAX_LIST_LIMIT)),
+            )
+            .query(
+                "cursor",
+                "`next_cursor` of the previous page, as given (opaque base64url).",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .pattern(Some("^[A-Za-z0-9_-]+$"))
+                    .into(),
+            )
+            .json(200, "One page of trash entries", s.of::<TrashList>()),
+        RestoreTrash => Route::new("Restore a trashed file or folder")
+            .describe(
+                "Back in the folder it was in, under its name, unless `parent_id` or `name` \
+                 say otherwise; a folder comes back with everything below it, share links \
+                 work again. A restore racing a purge of the same item: exactly one wins.",
+            )
+            .body(s.of::<RestoreRequest>())
+            .json(200, "The restored entry", s.of::<Entry>())
+            .error(
+                409,
+                "`name_taken`: the target folder holds an entry of that name; \
+                 `parent_gone`: the original folder was trashed or purged and no \
+                 `parent_id` was given",
+            ),
+        PurgeTrash => Route::new("Purge a trashed file or folder now")
+            .describe(
+                "Its bytes and quota are freed as a v1 delete freed them; a folder is purged \
+                 with its whole subtree.",
+            )
+            .empty(204, "Purged"),
+        EmptyTrash => Route::new("Purge the whole trash").empty(204, "The trash is empty"),
     }
 }

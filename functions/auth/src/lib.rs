@@ -105,6 +105,7 @@ async fn signup(
         claimed_bytes: 0,
         open_uploads: 0,
         file_count: 0,
+        trash_bytes: 0,
         token_version: 0,
         quota_bytes: None,
     };
@@ -176,6 +177,7 @@ fn me(state: &AppState, user: &UserRecord) -> Result<Response<Body>, ApiError> {
             used_bytes: user.used_bytes,
             quota_bytes: state.quota_of(user),
             file_count: user.file_count,
+            trash_bytes: user.trash_bytes,
         },
     )
 }

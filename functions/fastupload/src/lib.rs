@@ -289,6 +289,7 @@ async fn prove(
             cold_key: content.cold_key.clone(),
             hot_kept: false,
         },
+        trashed_at: None,
     };
     // A correct proof has shown the content exists, so answering 413 here reveals nothing.
     let quota = state.quota_of(user);

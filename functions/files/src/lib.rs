@@ -1,5 +1,6 @@
-//! The files function: list (cursor pages), get, download URL, rename, delete.
+//! The files function: list (cursor pages), get, download URL, rename, delete (to the trash).
 //!
+//! A trashed file is a 404 here like a file that never existed, and left out of the list.
 //! Files live in their owner's DynamoDB partition, so every lookup is keyed by the caller
 //! and another user's file id is simply not found (404). The list cursor is opaque to
 //! clients but carries only a file id that is re-scoped to the caller, so a forged cursor
@@ -153,22 +154,15 @@ async fn rename(
     json(StatusCode::OK, &file.view())
 }
 
+/// `DELETE /v1/files/{id}` moves the file to the trash; the trash function purges it.
 #[instrument(skip(state))]
 async fn delete(
     state: &AppState,
     user_id: &UserId,
     file_id: &FileId,
 ) -> Result<Response<Body>, ApiError> {
-    let file = state
-        .repo
-        .remove_file(user_id, file_id)
-        .await?
-        .ok_or(ApiError::NotFound("file"))?;
-    // The record is gone, so the bytes are unreachable; a failed delete only leaks storage.
-    if let Err(e) = state.storage.delete_object(&file.object_key).await {
-        tracing::warn!(error = format!("{e:#}"), key = %file.object_key, "object left behind");
-    }
-    tracing::info!("file deleted");
+    state.trash_file(user_id, file_id).await?;
+    tracing::info!("file trashed");
     Ok(no_content())
 }
 

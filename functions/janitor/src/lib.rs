@@ -1,5 +1,6 @@
 //! The janitor, run on a schedule: aborts multipart uploads abandoned past their expiry
-//! (S3's `AbortIncompleteMultipartUpload` lifecycle rule is the backstop), checks that each
+//! (S3's `AbortIncompleteMultipartUpload` lifecycle rule is the backstop), purges trash
+//! entries past their `purge_at` (`FILESTORE_TRASH_RETENTION_SECS`), checks that each
 //! content's reference count matches the verified files holding it (and repairs it),
 //! collects content no File references any more from the table and the cold store, removes
 //! hot copies of verified files once their retention (`FILESTORE_HOT_RETENTION_SECS`) has
@@ -58,6 +59,8 @@ pub struct Report {
     pub repaired_refs: u64,
     /// Files still unverified past their due time whose transfer was asked for again.
     pub requeued_transfers: u64,
+    /// Trash entries purged because their `purge_at` had passed.
+    pub purged_trash: u64,
 }
 
 /// Runs one sweep as of `now`.
@@ -67,6 +70,7 @@ pub struct Report {
 pub async fn sweep(state: &AppState, now: OffsetDateTime) -> anyhow::Result<Report> {
     let mut report = Report::default();
     abort_expired_uploads(state, now, &mut report).await?;
+    purge_expired_trash(state, now, &mut report).await?;
     check_references(state, now, &mut report).await?;
     collect_unreferenced_content(state, now, &mut report).await?;
     remove_retained_hot_copies(state, now, &mut report).await?;
@@ -87,6 +91,27 @@ async fn abort_expired_uploads(
             Ok(false) => {} // completed or removed meanwhile
             Err(e) => {
                 tracing::warn!(upload_id = %upload.upload_id, error = format!("{e:#}"), "could not abort an expired upload")
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Purges the trash entries whose `purge_at` has passed (`FILESTORE_TRASH_RETENTION_SECS`
+/// after they were trashed), as `DELETE /v1/trash/{id}` does: bytes, quota and content
+/// references released exactly once. Runs before content collection, so content whose last
+/// reference a purge released is collected in the same sweep.
+async fn purge_expired_trash(
+    state: &AppState,
+    now: OffsetDateTime,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    for entry in state.repo.trash_due(now).await? {
+        match state.purge(&entry).await {
+            Ok(true) => report.purged_trash += 1,
+            Ok(false) => {} // restored or purged meanwhile
+            Err(e) => {
+                tracing::warn!(id = %entry.id, error = format!("{e:#}"), "could not purge a trash entry")
             }
         }
     }

@@ -47,7 +47,8 @@ async fn existing_file(
         .repo
         .get_file(&upload.user_id, &upload.file_id)
         .await?
-        // Completed, then the file was deleted: nothing left to show.
+        // Completed, then the file was trashed or purged: nothing to show.
+        .filter(|f| !f.trashed())
         .ok_or(ApiError::NotFound("upload"))?;
     created(&file)
 }
@@ -182,6 +183,7 @@ async fn complete(
         object_key: upload.object_key.clone(),
         upload_id: Some(upload.upload_id.clone()),
         copies: Copies::Unverified,
+        trashed_at: None,
     };
     // If its transfer has not verified the file by then, the janitor sends it again.
     let transfer_due = file.created_at + state.config.transfer_retry.first;

@@ -4,7 +4,7 @@
 //!
 //! The token is 256 random bits, shown once in the link; only its SHA-256 is stored, so a
 //! leaked table does not leak working links. Every failure of the public route (unknown,
-//! revoked, expired, exhausted, file deleted) is the same 404.
+//! revoked, expired, exhausted, file trashed or purged) is the same 404.
 
 use std::convert::Infallible;
 
@@ -180,17 +180,26 @@ async fn open(state: &AppState, token: &str) -> Result<Response<Body>, ApiError>
     if !well_formed(token) {
         return Err(gone);
     }
-    let Some(share) = state
+    let Some(share) = state.repo.share_by_token(&token_hash(token)).await? else {
+        return Err(gone);
+    };
+    // A trashed file's links are dead until it is restored, and count nothing meanwhile.
+    let Some(file) = state
         .repo
-        .count_share_download(&token_hash(token), OffsetDateTime::now_utc())
+        .get_file(&share.user_id, &share.file_id)
         .await?
+        .filter(|f| !f.trashed())
     else {
         return Err(gone);
     };
-    let Some(file) = state.repo.get_file(&share.user_id, &share.file_id).await? else {
+    if !state
+        .repo
+        .count_share_download(&share, OffsetDateTime::now_utc())
+        .await?
+    {
         return Err(gone);
-    };
-    tracing::info!(share_id = %share.share_id, downloads = share.downloads, "share opened");
+    }
+    tracing::info!(share_id = %share.share_id, downloads = share.downloads + 1, "share opened");
     redirect(&state.presign_download(&file).await?)
 }
 

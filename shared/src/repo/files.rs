@@ -1,5 +1,6 @@
-//! Files: the record of each, its reads, rename, and delete, which takes it off its owner's
-//! counters and releases its content in one transaction.
+//! Files: the record of each, its reads, rename, and the delete a purge makes, which takes it
+//! off its owner's counters and releases its content in one transaction. A trashed file keeps
+//! its record (marked `trashed_at`) until it is purged; reads that serve the owner skip it.
 
 use std::collections::HashMap;
 
@@ -13,7 +14,9 @@ use filestore_contract::domain::{FileId, Tier, UploadId, UserId};
 use time::OffsetDateTime;
 
 use super::Repo;
-use super::item::{Item, get_bool, get_parsed, get_s, get_time, get_u64, n, opt_s, rfc3339, s};
+use super::item::{
+    Item, get_bool, get_parsed, get_s, get_time, get_u64, n, opt_s, rfc3339, rfc3339_millis, s,
+};
 use super::table::Tx;
 use crate::keys;
 
@@ -32,6 +35,9 @@ pub struct FileRecord {
     /// The upload the file came from; `None` for an instant upload.
     pub upload_id: Option<UploadId>,
     pub copies: Copies,
+    /// When the file was moved to the trash (to the millisecond: it names its trash entry);
+    /// `None` while it is live.
+    pub trashed_at: Option<OffsetDateTime>,
 }
 
 /// Where a file's bytes are. One value, so a verified file always has its cold copy and an
@@ -55,6 +61,11 @@ pub enum Copies {
 impl FileRecord {
     pub fn verified(&self) -> bool {
         matches!(self.copies, Copies::Verified { .. })
+    }
+
+    /// Whether the file is in the trash (and so a 404 to every route but the trash's).
+    pub fn trashed(&self) -> bool {
+        self.trashed_at.is_some()
     }
 
     /// `cold` once verified: the bytes are then served from the cold copy when the hot one
@@ -120,6 +131,9 @@ impl Repo {
             item.insert("cold_key".into(), s(cold_key));
         }
         item.insert("hot_present".into(), Av::Bool(f.hot_present()));
+        if let Some(t) = f.trashed_at {
+            item.insert("trashed_at".into(), s(rfc3339_millis(t)));
+        }
         item
     }
 
@@ -150,6 +164,10 @@ impl Repo {
             } else {
                 Copies::Unverified
             },
+            trashed_at: match item.get("trashed_at") {
+                Some(_) => Some(get_time(item, "trashed_at")?),
+                None => None,
+            },
         })
     }
 
@@ -166,7 +184,8 @@ impl Repo {
             .transpose()
     }
 
-    /// Up to `limit` of the caller's files after `after_file_id`, oldest first, and whether more follow.
+    /// Up to `limit` of the caller's live files after `after_file_id`, oldest first, and
+    /// whether more follow. Trashed files are left out by the query's filter.
     ///
     /// # Errors
     /// DynamoDB failures or a malformed item.
@@ -184,6 +203,7 @@ impl Repo {
                 keys::FILE_PREFIX,
                 Some(want),
                 after_file_id.map(keys::file_sk),
+                Some("attribute_not_exists(trashed_at)"),
             )
             .await?;
         let more = items.len() > limit as usize;
@@ -195,7 +215,7 @@ impl Repo {
         Ok((files, more))
     }
 
-    /// Renames the caller's file; `None` if it does not exist.
+    /// Renames the caller's file; `None` if it does not exist or is in the trash.
     ///
     /// # Errors
     /// DynamoDB failures or a malformed item.
@@ -212,7 +232,11 @@ impl Repo {
             .expression_attribute_names("#name", "name")
             .expression_attribute_values(":name", s(name))
             .return_values(ReturnValue::AllNew);
-        let Some(out) = self.update_file(user_id, file_id, update, "rename").await? else {
+        let live = "attribute_exists(PK) AND attribute_not_exists(trashed_at)";
+        let Some(out) = self
+            .update_file(user_id, file_id, update, live, "rename")
+            .await?
+        else {
             return Ok(None);
         };
         out.attributes
@@ -230,24 +254,31 @@ impl Repo {
             .update_item()
             .update_expression("SET hot_present = :false REMOVE due_pk, due_at")
             .expression_attribute_values(":false", Av::Bool(false));
-        self.update_file(user_id, file_id, update, "hot removed")
-            .await?;
+        self.update_file(
+            user_id,
+            file_id,
+            update,
+            "attribute_exists(PK)",
+            "hot removed",
+        )
+        .await?;
         Ok(())
     }
 
-    /// Sends `update` to the caller's file on the condition that it exists; `None` if not.
+    /// Sends `update` to the caller's file on `condition`; `None` if it is false.
     async fn update_file(
         &self,
         user_id: &UserId,
         file_id: &FileId,
         update: UpdateItemFluentBuilder,
+        condition: &str,
         what: &str,
     ) -> anyhow::Result<Option<UpdateItemOutput>> {
         let result = update
             .table_name(&self.table)
             .key("PK", s(keys::user_pk(user_id)))
             .key("SK", s(keys::file_sk(file_id)))
-            .condition_expression("attribute_exists(PK)")
+            .condition_expression(condition)
             .send()
             .await;
         match result {
@@ -268,26 +299,45 @@ impl Repo {
         }
     }
 
-    /// Deletes the caller's file record and takes it off their counters, all or nothing,
-    /// releasing its content reference if it holds one. The delete is conditioned on the copy
-    /// state read (`verified` as in `file`), since whether a reference is released depends on
-    /// it: a verification that committed since the read refuses it. Returns `false` if the
-    /// file is gone or no longer as read; [`Repo::remove_file`] reads it again and retries.
+    /// Deletes a file record and takes it off its owner's counters, all or nothing, releasing
+    /// its content reference if it holds one: the v1 delete, which a purge now makes. The
+    /// delete is conditioned on the state read (`verified`, and `trashed_at`, as in `file`),
+    /// since whether a reference is released depends on it: a verification (or a restore)
+    /// that committed since the read refuses it. With `entry` (the file's trash entry), the
+    /// entry goes in the same transaction, on the condition that it is still there, and the
+    /// file's bytes leave `trash_bytes`. Returns `false` if anything is no longer as read;
+    /// the caller reads again.
     ///
     /// # Errors
     /// DynamoDB failures.
-    pub(super) async fn delete_file(&self, file: &FileRecord) -> anyhow::Result<bool> {
-        let delete = Delete::builder()
+    pub(super) async fn delete_file(
+        &self,
+        file: &FileRecord,
+        entry: Option<&super::TrashEntry>,
+    ) -> anyhow::Result<bool> {
+        let mut delete = Delete::builder()
             .table_name(&self.table)
             .key("PK", s(keys::user_pk(&file.user_id)))
             .key("SK", s(keys::file_sk(&file.file_id)))
-            .condition_expression("attribute_exists(PK) AND verified = :verified")
-            .expression_attribute_values(":verified", Av::Bool(file.verified()))
-            .build()?;
+            .expression_attribute_values(":verified", Av::Bool(file.verified()));
+        delete = match file.trashed_at {
+            Some(t) => delete
+                .condition_expression(
+                    "attribute_exists(PK) AND verified = :verified AND trashed_at = :trashed_at",
+                )
+                .expression_attribute_values(":trashed_at", s(rfc3339_millis(t))),
+            None => delete.condition_expression(
+                "attribute_exists(PK) AND verified = :verified AND attribute_not_exists(trashed_at)",
+            ),
+        };
+        let trash = entry.map_or(0, |e| e.size as i128);
         let mut items = vec![
-            TransactWriteItem::builder().delete(delete).build(),
-            self.count_files(&file.user_id, -(file.size as i128), -1)?,
+            TransactWriteItem::builder().delete(delete.build()?).build(),
+            self.count_files(&file.user_id, -(file.size as i128), -1, -trash)?,
         ];
+        if let Some(entry) = entry {
+            items.push(self.delete_trash_entry(entry)?);
+        }
         // A verified file holds a reference on its content; the janitor collects content
         // whose count reaches zero.
         let Copies::Verified { .. } = file.copies else {
@@ -297,45 +347,22 @@ impl Repo {
             .sha256
             .as_deref()
             .context("a verified file has a hash")?;
+        let release = items.len();
         items.push(self.release_reference(sha256)?);
         if file.size < super::content::UNSHARED_BELOW {
             items.push(self.hold_content(&file.user_id, sha256, -1)?);
         }
         match self.transact_items(items.clone(), "delete file").await? {
             Tx::Done => Ok(true),
-            Tx::Refused(2) => {
+            Tx::Refused(i) if i == release => {
                 // The content it references is gone (collected while this file pointed to
                 // it): there is nothing left to release, and the file must still go.
                 tracing::warn!(sha256, file_id = %file.file_id, "a verified file's content was missing");
-                items.remove(2);
+                items.remove(release);
                 self.transact(items, "delete file").await
             }
             Tx::Refused(_) => Ok(false),
         }
-    }
-
-    /// Deletes the caller's file as [`Repo::delete_file`] does, reading it again when it
-    /// changed between the read and the delete (a verification that committed in between),
-    /// so its reference is released exactly when it held one. The deleted record, or `None`
-    /// if there was none.
-    ///
-    /// # Errors
-    /// DynamoDB failures, or a file that kept changing under every attempt.
-    pub async fn remove_file(
-        &self,
-        user_id: &UserId,
-        file_id: &FileId,
-    ) -> anyhow::Result<Option<FileRecord>> {
-        // A file changes copy state once (verification); a third read sees it settled.
-        for _ in 0..3 {
-            let Some(file) = self.get_file(user_id, file_id).await? else {
-                return Ok(None);
-            };
-            if self.delete_file(&file).await? {
-                return Ok(Some(file));
-            }
-        }
-        Err(anyhow!("file {file_id} kept changing while deleting it"))
     }
 }
 
@@ -354,6 +381,7 @@ pub(super) fn fixture(copies: Copies) -> FileRecord {
         object_key: "k".into(),
         upload_id: Some(UploadId::generate()),
         copies,
+        trashed_at: None,
     }
 }
 

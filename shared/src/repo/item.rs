@@ -19,6 +19,21 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
+/// A timestamp to the millisecond, for times that key items (a trash entry's sort key is
+/// its time in epoch milliseconds): stored this way, it reads back to the same key.
+pub(super) fn rfc3339_millis(t: OffsetDateTime) -> String {
+    t.replace_nanosecond(t.millisecond() as u32 * 1_000_000)
+        .unwrap_or(t)
+        .format(&Rfc3339)
+        .unwrap_or_default()
+}
+
+/// `t` cut to the millisecond, as [`rfc3339_millis`] stores it.
+pub fn to_millis(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(t.millisecond() as u32 * 1_000_000)
+        .unwrap_or(t)
+}
+
 pub(super) fn s(v: impl AsRef<str>) -> Av {
     Av::S(v.as_ref().to_owned())
 }

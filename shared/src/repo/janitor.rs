@@ -3,7 +3,7 @@
 //! An item that will need the janitor carries `due_pk` (its kind and a shard) and `due_at`
 //! (when): an active upload (due when it expires), a verified file whose hot copy is still
 //! there (due since its verification, for the hot retention), content that lost a reference
-//! (due since then). Only such items are in the index, and they leave it when they no longer
+//! (due since then), a trash entry (due at its `purge_at`). Only such items are in the index, and they leave it when they no longer
 //! need the janitor (the upload completes, the hot copy goes, the content is referenced
 //! again or collected), so each sweep reads what it acts on and little else. Writes spread
 //! over [`DUE_SHARDS`] partitions of the index per kind; a sweep queries each.
@@ -69,6 +69,18 @@ impl Repo {
             items.extend(page);
         }
         Ok(items)
+    }
+
+    /// Trash entries whose `purge_at` is at or before `now`, for the janitor to purge.
+    ///
+    /// # Errors
+    /// DynamoDB failures or a malformed item.
+    pub async fn trash_due(&self, now: OffsetDateTime) -> anyhow::Result<Vec<super::TrashEntry>> {
+        self.due(Due::Trash, now)
+            .await?
+            .iter()
+            .map(Self::trash_entry_from)
+            .collect()
     }
 
     /// Every active upload past its expiry, for the janitor.

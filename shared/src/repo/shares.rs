@@ -6,14 +6,12 @@
 use std::collections::HashMap;
 
 use anyhow::Context;
-use aws_sdk_dynamodb::types::{Delete, ReturnValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::{ConditionCheck, Delete, TransactWriteItem, Update};
 use filestore_contract::domain::{FileId, ShareId, UserId};
 use time::OffsetDateTime;
 
 use super::Repo;
-use super::item::{
-    Item, get_parsed, get_s, get_time, get_u64, is_condition_failure, n, rfc3339, s,
-};
+use super::item::{Item, get_parsed, get_s, get_time, get_u64, n, rfc3339, s};
 use crate::keys;
 
 /// A share link of one file.
@@ -169,17 +167,12 @@ impl Repo {
         .await
     }
 
-    /// Counts one download through the link whose token hashes to `token_hash`, if it is live:
-    /// not revoked, not expired at `now`, and under its download limit. The count and the
-    /// checks are one conditional update, so concurrent downloads never pass the limit.
+    /// The share link whose token hashes to `token_hash`, if it was not revoked. Whether it
+    /// may still be opened is [`Repo::count_share_download`]'s to decide.
     ///
     /// # Errors
     /// DynamoDB failures or a malformed item.
-    pub async fn count_share_download(
-        &self,
-        token_hash: &str,
-        now: OffsetDateTime,
-    ) -> anyhow::Result<Option<ShareRecord>> {
+    pub async fn share_by_token(&self, token_hash: &str) -> anyhow::Result<Option<ShareRecord>> {
         let Some(pointer) = self
             .get(keys::share_token_pk(token_hash), keys::SHARE_TOKEN_SK)
             .await?
@@ -188,27 +181,53 @@ impl Repo {
         };
         let user_id: UserId = get_parsed(&pointer, "user_id")?;
         let share_id: ShareId = get_parsed(&pointer, "share_id")?;
-        let result = self
-            .client
-            .update_item()
+        Ok(self
+            .get_share(&user_id, &share_id)
+            .await?
+            .filter(|share| share.token_hash == token_hash))
+    }
+
+    /// Counts one download through `share` if it is live: not revoked, not expired at `now`,
+    /// under its download limit, and its file not trashed (nor purged). The count, its
+    /// checks and a check of the file are one transaction, so concurrent downloads never
+    /// pass the limit and a link never counts a download of a file trashed meanwhile.
+    /// `false` when it may not be opened (nothing was counted).
+    ///
+    /// # Errors
+    /// DynamoDB failures.
+    pub async fn count_share_download(
+        &self,
+        share: &ShareRecord,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<bool> {
+        let count = Update::builder()
             .table_name(&self.table)
-            .key("PK", s(keys::user_pk(&user_id)))
-            .key("SK", s(keys::share_sk(&share_id)))
+            .key("PK", s(keys::user_pk(&share.user_id)))
+            .key("SK", s(keys::share_sk(&share.share_id)))
             .update_expression("ADD downloads :one")
             .condition_expression(
                 "token_hash = :hash AND expires_epoch > :now \
                  AND (attribute_not_exists(max_downloads) OR downloads < max_downloads)",
             )
             .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":hash", s(token_hash))
+            .expression_attribute_values(":hash", s(&share.token_hash))
             .expression_attribute_values(":now", n(now.unix_timestamp()))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match result {
-            Ok(out) => out.attributes.as_ref().map(share_from).transpose(),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(None),
-            Err(e) => Err(e).context("DynamoDB UpdateItem (share download)"),
-        }
+            .build()?;
+        let file_live = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key("PK", s(keys::user_pk(&share.user_id)))
+            .key("SK", s(keys::file_sk(&share.file_id)))
+            .condition_expression("attribute_exists(PK) AND attribute_not_exists(trashed_at)")
+            .build()?;
+        self.transact(
+            vec![
+                TransactWriteItem::builder().update(count).build(),
+                TransactWriteItem::builder()
+                    .condition_check(file_live)
+                    .build(),
+            ],
+            "share download",
+        )
+        .await
     }
 }

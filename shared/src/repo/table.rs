@@ -125,12 +125,16 @@ impl Repo {
         }
     }
 
+    /// A user's items whose sort key starts with `prefix`, in key order, after `start_after`,
+    /// and whether more follow. With `filter`, only the items it admits count toward `limit`
+    /// (the query goes on until it has `limit` of them or reaches the end).
     pub(super) async fn query_prefix(
         &self,
         user_id: &UserId,
         prefix: &str,
         limit: Option<i32>,
         start_after: Option<String>,
+        filter: Option<&str>,
     ) -> anyhow::Result<(Vec<Item>, bool)> {
         let mut items = Vec::new();
         let mut start = start_after.map(|sk| {
@@ -147,6 +151,7 @@ impl Repo {
                 .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
                 .expression_attribute_values(":pk", s(keys::user_pk(user_id)))
                 .expression_attribute_values(":prefix", s(prefix))
+                .set_filter_expression(filter.map(str::to_string))
                 .consistent_read(true)
                 .set_limit(limit.map(|l| l - items.len() as i32))
                 .set_exclusive_start_key(start)
@@ -200,7 +205,7 @@ mod tests {
             mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&rule]),
             "t",
         );
-        assert!(repo.delete_file(&file()).await.unwrap());
+        assert!(repo.delete_file(&file(), None).await.unwrap());
         assert_eq!(rule.num_calls(), 3);
     }
 
@@ -213,7 +218,7 @@ mod tests {
             mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&rule]),
             "t",
         );
-        assert!(!repo.delete_file(&file()).await.unwrap());
+        assert!(!repo.delete_file(&file(), None).await.unwrap());
         assert_eq!(rule.num_calls(), 1);
     }
 
@@ -229,7 +234,7 @@ mod tests {
             mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&rule]),
             "t",
         );
-        assert!(repo.delete_file(&file()).await.is_err());
+        assert!(repo.delete_file(&file(), None).await.is_err());
         assert_eq!(rule.num_calls(), TRANSACTION_ATTEMPTS as usize);
     }
 }

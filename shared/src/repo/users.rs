@@ -1,6 +1,6 @@
 //! User profiles: signup (the profile and its username claim, in one transaction), reads by
-//! id and by name, and the file counters (`used_bytes`, `file_count`) with the quota as
-//! their condition, which every write that adds or removes a file moves.
+//! id and by name, and the file counters (`used_bytes`, `file_count`, `trash_bytes`) with the
+//! quota as their condition, which every write that adds, trashes or removes a file moves.
 
 use std::collections::HashMap;
 
@@ -31,6 +31,8 @@ pub struct UserRecord {
     /// Uploads created and not yet completed, aborted or expired (and released).
     pub open_uploads: u64,
     pub file_count: u64,
+    /// Bytes of the user's trashed files, part of `used_bytes` until purged.
+    pub trash_bytes: u64,
     pub token_version: u64,
     /// A per-user quota; `None` follows `FILESTORE_QUOTA_BYTES`.
     pub quota_bytes: Option<u64>,
@@ -57,14 +59,32 @@ impl AddFile {
 }
 
 impl Repo {
-    /// Adds `bytes` and `files` to a user's counters (negative to take away).
+    /// Adds `bytes` and `files` to a user's counters, and `trash` to the bytes in their trash
+    /// (negative to take away). One update, since a transaction writes an item only once.
     pub(super) fn count_files(
         &self,
         user_id: &UserId,
         bytes: i128,
         files: i64,
+        trash: i128,
     ) -> anyhow::Result<TransactWriteItem> {
-        self.count_files_within(user_id, bytes, files, None)
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("PK", s(keys::user_pk(user_id)))
+            .key("SK", s(keys::PROFILE_SK))
+            // `claimed_bytes` moves with `used_bytes`, as in `count_files_within`.
+            .update_expression(
+                "SET claimed_bytes = if_not_exists(claimed_bytes, used_bytes) + :bytes, \
+                 used_bytes = used_bytes + :bytes, file_count = file_count + :files, \
+                 trash_bytes = if_not_exists(trash_bytes, :zero) + :trash",
+            )
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":bytes", n(bytes))
+            .expression_attribute_values(":files", n(files))
+            .expression_attribute_values(":trash", n(trash))
+            .expression_attribute_values(":zero", n(0))
+            .build()?;
+        Ok(TransactWriteItem::builder().update(update).build())
     }
 
     /// [`Self::count_files`], refused when the user's claimed bytes would pass `quota`.
@@ -244,6 +264,7 @@ impl Repo {
                 None => 0,
             },
             file_count: get_u64(&item, "file_count")?,
+            trash_bytes: get_u64(&item, "trash_bytes")?,
             token_version: get_u64(&item, "token_version")?,
             quota_bytes: match item.get("quota_bytes") {
                 Some(_) => Some(get_u64(&item, "quota_bytes")?),

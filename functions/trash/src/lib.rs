@@ -1,0 +1,178 @@
+//! The trash function: the caller's trash, newest first (cursor pages); restore an item
+//! (back where it was, or elsewhere, under another name); purge one item now; purge them all.
+//!
+//! Items reach the trash through `DELETE /v1/files/{id}` (the files function), and leave it
+//! by restore, by purge, or by the janitor once their `purge_at` passes. Every entry lives in
+//! its owner's partition and is found through the trashed item's own record, so another
+//! user's id is simply not found (404). Of a restore and a purge of one item, or two restores,
+//! exactly one wins: each is one transaction conditioned on the trash entry still being there.
+//! A purge releases bytes, quota and content references exactly as the v1 delete did.
+
+use std::convert::Infallible;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use filestore_contract::RouteKey;
+use filestore_contract::api::{Entry, RestoreRequest, TrashList};
+use filestore_contract::domain::{ROOT_FOLDER, UserId};
+use filestore_shared::http::{json, json_body, no_content, parse_limit, query_param, respond};
+use filestore_shared::keys::parse_trash_sk;
+use filestore_shared::repo::{Restored, TrashEntry};
+use filestore_shared::trash::Trashed;
+use filestore_shared::{ApiError, AppState};
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use tracing::instrument;
+
+const CURSOR_PREFIX: &str = "t1:";
+
+/// Entries purged per page when the whole trash is emptied.
+const EMPTY_PAGE: u32 = 100;
+
+/// Serves one API Gateway request.
+pub async fn handler(state: &AppState, req: Request) -> Result<Response<Body>, Infallible> {
+    Ok(respond(route(state, &req).await))
+}
+
+async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiError> {
+    let route = state.route(req).await?;
+    let user = &route.caller()?.user_id;
+    let id = || route.id_of::<String>("trash entry");
+    match route.key() {
+        RouteKey::ListTrash => {
+            let limit = parse_limit(query_param(req, "limit").as_deref())?;
+            let after = query_param(req, "cursor")
+                .map(|c| decode_cursor(&c))
+                .transpose()?;
+            list(state, user, limit, after.as_deref()).await
+        }
+        RouteKey::RestoreTrash => {
+            let id = id()?;
+            restore(state, user, &id, json_body(req)?).await
+        }
+        RouteKey::PurgeTrash => purge(state, user, &id()?).await,
+        RouteKey::EmptyTrash => empty(state, user).await,
+        _ => Err(ApiError::NotFound("route")),
+    }
+}
+
+/// The opaque cursor that resumes a listing after the entry keyed `sk`.
+pub fn encode_cursor(sk: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{sk}"))
+}
+
+/// The trash entry key inside a cursor; only a trash entry's key, so the query it resumes
+/// stays in the caller's trash.
+///
+/// # Errors
+/// 400 for a cursor this server did not make.
+pub fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|s| s.strip_prefix(CURSOR_PREFIX).map(str::to_string))
+        .filter(|sk| parse_trash_sk(sk).is_some())
+        .ok_or_else(|| ApiError::bad_input("invalid_cursor", "cursor is not valid"))
+}
+
+#[instrument(skip(state))]
+async fn list(
+    state: &AppState,
+    user_id: &UserId,
+    limit: u32,
+    after: Option<&str>,
+) -> Result<Response<Body>, ApiError> {
+    let (entries, more) = state.repo.list_trash(user_id, limit, after).await?;
+    let next_cursor = more
+        .then(|| entries.last().map(|e| encode_cursor(&e.sk())))
+        .flatten();
+    json(
+        StatusCode::OK,
+        &TrashList {
+            entries: entries.iter().map(TrashEntry::view).collect(),
+            next_cursor,
+        },
+    )
+}
+
+#[instrument(skip(state, input))]
+async fn restore(
+    state: &AppState,
+    user_id: &UserId,
+    id: &str,
+    input: RestoreRequest,
+) -> Result<Response<Body>, ApiError> {
+    let (entry, item) = state.trashed(user_id, id).await?;
+    // Until folders exist, the root is the only folder there is: where every file was, and
+    // the only place another one can go.
+    if input
+        .parent_id
+        .as_deref()
+        .is_some_and(|parent| parent != ROOT_FOLDER)
+    {
+        return Err(ApiError::NotFound("folder"));
+    }
+    let name = input.name.as_ref().map(|n| n.as_str());
+    match item {
+        Trashed::File(file) => match state.repo.restore_file(&file, &entry, name).await? {
+            Restored::Done => {
+                tracing::info!(file_id = %file.file_id, "file restored");
+                let restored = state.owned_file(user_id, &file.file_id).await?;
+                json(StatusCode::OK, &Entry::File(restored.view()))
+            }
+            // Purged or restored by a request that won the race.
+            Restored::Gone => Err(ApiError::NotFound("trash entry")),
+        },
+    }
+}
+
+#[instrument(skip(state))]
+async fn purge(state: &AppState, user_id: &UserId, id: &str) -> Result<Response<Body>, ApiError> {
+    let (entry, _) = state.trashed(user_id, id).await?;
+    if !state.purge(&entry).await? {
+        return Err(ApiError::NotFound("trash entry"));
+    }
+    Ok(no_content())
+}
+
+/// Purges every entry, a page at a time. An entry restored meanwhile is left alone.
+#[instrument(skip(state))]
+async fn empty(state: &AppState, user_id: &UserId) -> Result<Response<Body>, ApiError> {
+    let mut after = None;
+    loop {
+        let (entries, more) = state
+            .repo
+            .list_trash(user_id, EMPTY_PAGE, after.as_deref())
+            .await?;
+        for entry in &entries {
+            state.purge(entry).await?;
+        }
+        match entries.last() {
+            Some(last) if more => after = Some(last.sk()),
+            _ => break,
+        }
+    }
+    tracing::info!("trash emptied");
+    Ok(no_content())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_forgeries_are_400() {
+        let sk = filestore_shared::keys::trash_sk(1_733_000_000_123, "x");
+        assert_eq!(decode_cursor(&encode_cursor(&sk)).unwrap(), sk);
+        for bad in [
+            "",
+            "!!!",
+            &URL_SAFE_NO_PAD.encode("t1:FILE#x"),
+            &URL_SAFE_NO_PAD.encode("t1:TRASH#12#x"),
+            &URL_SAFE_NO_PAD.encode(format!("f1:{sk}")),
+        ] {
+            assert_eq!(decode_cursor(bad).unwrap_err().status(), 400, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! The trash. Trashing marks the one item trashed (`trashed_at` on its record) and writes a
+//! trash entry (`TRASH#<millis>#<id>`) in its owner's partition, in one transaction with the
+//! owner's `trash_bytes`; the record keeps its bytes, its content reference and its place in
+//! `used_bytes` until it is purged. Restore undoes the three in one transaction; purge is the
+//! v1 delete plus the entry. Both are conditioned on the entry still being there, so of a
+//! restore and a purge of one item exactly one wins.
+//!
+//! The entry is in the `due` index (`DUE#TRASH#<shard>`, due at `purge_at`), where the janitor
+//! finds the entries whose retention has passed.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use aws_sdk_dynamodb::types::{Delete, TransactWriteItem, Update};
+use filestore_contract::api::TrashEntryView;
+use filestore_contract::domain::{EntryType, FileId, UserId};
+use time::OffsetDateTime;
+
+use super::item::{Item, get_parsed, get_s, get_time, get_u64, n, rfc3339, rfc3339_millis, s};
+use super::table::Tx;
+use super::{FileRecord, Repo};
+use crate::keys::{self, Due};
+
+/// One item in the trash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrashEntry {
+    pub user_id: UserId,
+    pub entry_type: EntryType,
+    /// The trashed file's or folder's id.
+    pub id: String,
+    pub name: String,
+    /// A file's size; a folder's subtree's bytes when it was trashed.
+    pub size: u64,
+    pub original_parent_id: String,
+    /// To the millisecond, as the entry's sort key and the item's `trashed_at` hold it.
+    pub trashed_at: OffsetDateTime,
+    pub purge_at: OffsetDateTime,
+}
+
+/// Epoch milliseconds, as trash keys hold them.
+fn epoch_millis(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+impl TrashEntry {
+    /// The entry's sort key.
+    pub fn sk(&self) -> String {
+        keys::trash_sk(epoch_millis(self.trashed_at), &self.id)
+    }
+
+    pub fn view(&self) -> TrashEntryView {
+        TrashEntryView {
+            entry_type: self.entry_type,
+            id: self.id.clone(),
+            name: self.name.clone(),
+            size: self.size,
+            original_parent_id: self.original_parent_id.clone(),
+            trashed_at: rfc3339(self.trashed_at),
+            purge_at: rfc3339(self.purge_at),
+        }
+    }
+}
+
+/// How a restore ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Restored {
+    Done,
+    /// The entry is gone (purged, or restored by another request) or the item changed.
+    Gone,
+}
+
+impl Repo {
+    fn trash_entry_item(e: &TrashEntry) -> Item {
+        HashMap::from([
+            ("PK".into(), s(keys::user_pk(&e.user_id))),
+            ("SK".into(), s(e.sk())),
+            ("user_id".into(), s(&e.user_id)),
+            ("type".into(), s(e.entry_type.as_str())),
+            ("id".into(), s(&e.id)),
+            ("name".into(), s(&e.name)),
+            ("size".into(), n(e.size)),
+            ("original_parent_id".into(), s(&e.original_parent_id)),
+            ("trashed_at".into(), s(rfc3339_millis(e.trashed_at))),
+            ("purge_at".into(), s(rfc3339(e.purge_at))),
+            ("due_pk".into(), s(Due::Trash.key(&e.id))),
+            ("due_at".into(), s(rfc3339(e.purge_at))),
+        ])
+    }
+
+    pub(super) fn trash_entry_from(item: &Item) -> anyhow::Result<TrashEntry> {
+        let kind = get_s(item, "type")?;
+        Ok(TrashEntry {
+            user_id: get_parsed(item, "user_id")?,
+            entry_type: EntryType::parse(&kind)
+                .with_context(|| format!("a trash entry of type {kind:?}"))?,
+            id: get_s(item, "id")?,
+            name: get_s(item, "name")?,
+            size: get_u64(item, "size")?,
+            original_parent_id: get_s(item, "original_parent_id")?,
+            trashed_at: get_time(item, "trashed_at")?,
+            purge_at: get_time(item, "purge_at")?,
+        })
+    }
+
+    /// Deletes a trash entry, on the condition that it is still there.
+    pub(super) fn delete_trash_entry(&self, e: &TrashEntry) -> anyhow::Result<TransactWriteItem> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .key("PK", s(keys::user_pk(&e.user_id)))
+            .key("SK", s(e.sk()))
+            .condition_expression("attribute_exists(PK)")
+            .build()?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    /// Moves a live file to the trash as `entry` describes: marks the record, writes the
+    /// entry and adds the size to `trash_bytes`, all or nothing, on the condition that the
+    /// file is still live under the name read (the entry shows it). `false` if it is not.
+    ///
+    /// # Errors
+    /// DynamoDB failures.
+    pub async fn trash_file(&self, file: &FileRecord, entry: &TrashEntry) -> anyhow::Result<bool> {
+        let mark = Update::builder()
+            .table_name(&self.table)
+            .key("PK", s(keys::user_pk(&file.user_id)))
+            .key("SK", s(keys::file_sk(&file.file_id)))
+            .update_expression("SET trashed_at = :trashed_at")
+            .condition_expression(
+                "attribute_exists(PK) AND attribute_not_exists(trashed_at) AND #name = :name",
+            )
+            .expression_attribute_names("#name", "name")
+            .expression_attribute_values(":trashed_at", s(rfc3339_millis(entry.trashed_at)))
+            .expression_attribute_values(":name", s(&file.name))
+            .build()?;
+        self.transact(
+            vec![
+                TransactWriteItem::builder().update(mark).build(),
+                self.put(Self::trash_entry_item(entry), "attribute_not_exists(PK)")?,
+                self.count_files(&file.user_id, 0, 0, entry.size.into())?,
+            ],
+            "trash file",
+        )
+        .await
+    }
+
+    /// The trash entry of an item trashed at `trashed_at`.
+    ///
+    /// # Errors
+    /// DynamoDB failures or a malformed item.
+    pub async fn get_trash_entry(
+        &self,
+        user_id: &UserId,
+        trashed_at: OffsetDateTime,
+        id: &str,
+    ) -> anyhow::Result<Option<TrashEntry>> {
+        self.get(
+            keys::user_pk(user_id),
+            &keys::trash_sk(epoch_millis(trashed_at), id),
+        )
+        .await?
+        .map(|item| Self::trash_entry_from(&item))
+        .transpose()
+    }
+
+    /// Up to `limit` of the caller's trash entries after the one keyed `after_sk`, newest
+    /// first, and whether more follow.
+    ///
+    /// # Errors
+    /// DynamoDB failures or a malformed item.
+    pub async fn list_trash(
+        &self,
+        user_id: &UserId,
+        limit: u32,
+        after_sk: Option<&str>,
+    ) -> anyhow::Result<(Vec<TrashEntry>, bool)> {
+        // One extra item tells whether another page exists, so the last page has no cursor.
+        let want = limit as usize + 1;
+        let pk = s(keys::user_pk(user_id));
+        let mut start =
+            after_sk.map(|sk| HashMap::from([("PK".into(), pk.clone()), ("SK".into(), s(sk))]));
+        let mut items: Vec<Item> = Vec::new();
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+                .expression_attribute_values(":pk", pk.clone())
+                .expression_attribute_values(":prefix", s(keys::TRASH_PREFIX))
+                .scan_index_forward(false)
+                .consistent_read(true)
+                .limit((want - items.len()) as i32)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .context("DynamoDB Query (trash)")?;
+            items.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() || items.len() >= want {
+                break;
+            }
+        }
+        let more = items.len() > limit as usize;
+        let entries = items
+            .iter()
+            .take(limit as usize)
+            .map(Self::trash_entry_from)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok((entries, more))
+    }
+
+    /// Takes a trashed file out of the trash, under `name` if given: deletes its entry (on
+    /// the condition that it is still there, which a purge deletes too), unmarks the record
+    /// (as trashed at the entry's time) and takes its size off `trash_bytes`, all or nothing.
+    ///
+    /// # Errors
+    /// DynamoDB failures.
+    pub async fn restore_file(
+        &self,
+        file: &FileRecord,
+        entry: &TrashEntry,
+        name: Option<&str>,
+    ) -> anyhow::Result<Restored> {
+        let mut unmark = Update::builder()
+            .table_name(&self.table)
+            .key("PK", s(keys::user_pk(&file.user_id)))
+            .key("SK", s(keys::file_sk(&file.file_id)))
+            .condition_expression("trashed_at = :trashed_at")
+            .expression_attribute_values(":trashed_at", s(rfc3339_millis(entry.trashed_at)));
+        unmark = match name {
+            Some(name) => unmark
+                .update_expression("REMOVE trashed_at SET #name = :name")
+                .expression_attribute_names("#name", "name")
+                .expression_attribute_values(":name", s(name)),
+            None => unmark.update_expression("REMOVE trashed_at"),
+        };
+        let tx = self
+            .transact_items(
+                vec![
+                    self.delete_trash_entry(entry)?,
+                    TransactWriteItem::builder().update(unmark.build()?).build(),
+                    self.count_files(&file.user_id, 0, 0, -i128::from(entry.size))?,
+                ],
+                "restore file",
+            )
+            .await?;
+        Ok(match tx {
+            Tx::Done => Restored::Done,
+            Tx::Refused(_) => Restored::Gone,
+        })
+    }
+
+    /// Purges a trashed file: the v1 delete (record, counters, content reference) with its
+    /// trash entry and its bytes off `trash_bytes`, reading the file again when a
+    /// verification committed between the read and the delete, so its reference is
+    /// released exactly when it held one. The purged record; `None` if the entry names a
+    /// file that is no longer in the trash at the entry's time (restored, or purged by
+    /// another request).
+    ///
+    /// # Errors
+    /// DynamoDB failures, or a file that kept changing under every attempt.
+    pub async fn purge_file(&self, entry: &TrashEntry) -> anyhow::Result<Option<FileRecord>> {
+        let file_id = FileId::parse(&entry.id).map_err(anyhow::Error::msg)?;
+        // A file changes copy state once (verification); a third read sees it settled.
+        for _ in 0..3 {
+            let Some(file) = self.get_file(&entry.user_id, &file_id).await? else {
+                return Ok(None);
+            };
+            if file.trashed_at != Some(entry.trashed_at) {
+                return Ok(None);
+            }
+            if self.delete_file(&file, Some(entry)).await? {
+                return Ok(Some(file));
+            }
+        }
+        Err(anyhow::anyhow!(
+            "file {file_id} kept changing while purging it"
+        ))
+    }
+}

@@ -23,8 +23,9 @@ pub struct Provisioned {
     pub dead_letter_queue_url: String,
 }
 
-/// Receives before a message is parked in the dead-letter queue.
-pub const MAX_RECEIVE_COUNT: u32 = 5;
+/// Receives before a message is parked in the dead-letter queue, as the transfer function
+/// counts them.
+pub const MAX_RECEIVE_COUNT: u32 = filestore_transfer::MAX_RECEIVES;
 /// Seconds a received message stays hidden: well above the transfer function's timeout
 /// (AWS advises 6x), so a slow copy is not handed to a second worker.
 pub const VISIBILITY_TIMEOUT_SECS: u32 = 900;

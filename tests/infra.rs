@@ -229,7 +229,11 @@ fn the_transfer_queue_feeds_the_transfer_function_with_room_for_its_timeout() {
         template.resource(dlq)["Type"].as_str(),
         Some("AWS::SQS::Queue")
     );
-    assert!(redrive["maxReceiveCount"].as_u64().is_some());
+    // The transfer counts a message as dead-lettered on this receive.
+    assert_eq!(
+        redrive["maxReceiveCount"].as_u64(),
+        Some(u64::from(filestore_transfer::MAX_RECEIVES))
+    );
 
     let announced: Vec<&str> = template
         .resources()

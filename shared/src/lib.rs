@@ -13,6 +13,7 @@
 //! - [`keys`]: every DynamoDB and S3 key, built and parsed in one place.
 //! - [`repo`]: the single-table DynamoDB repository.
 //! - [`storage`]: the only door to S3: objects, multipart uploads, presigning, bucket setup.
+//! - [`metrics`]: counters, written for CloudWatch as Embedded Metric Format lines.
 //! - [`queue`]: the transfer queue, as a sender of the message that runs a transfer.
 //! - [`state`]: [`AppState`], the dependencies every handler takes.
 //! - [`trash`]: trashing, finding and purging trashed items, for the files and trash
@@ -37,6 +38,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod keys;
+pub mod metrics;
 pub mod queue;
 pub mod repo;
 pub mod state;

@@ -125,6 +125,18 @@ impl Requeue {
     }
 }
 
+/// Receives of one message before SQS moves it to the dead-letter queue: the transfer
+/// queue's `maxReceiveCount` (the template's, and the local runner's).
+pub const MAX_RECEIVES: u32 = 5;
+
+/// Whether a message that failed on its receive number `receive_count` (SQS's
+/// `ApproximateReceiveCount`) goes to the dead-letter queue now.
+pub fn dead_lettered(receive_count: Option<&str>) -> bool {
+    receive_count
+        .and_then(|n| n.parse::<u32>().ok())
+        .is_some_and(|n| n >= MAX_RECEIVES)
+}
+
 /// Handles one SQS batch; every message that could not be handled is reported for retry.
 pub async fn handler(
     state: &AppState,
@@ -135,12 +147,26 @@ pub async fn handler(
     for message in event.records {
         let id = message.message_id.clone().unwrap_or_default();
         if let Err(e) = process_message(state, &message, limits).await {
-            tracing::error!(
-                message_id = %id,
-                receive_count = message.attributes.get("ApproximateReceiveCount").map(String::as_str).unwrap_or("?"),
-                error = format!("{e:#}"),
-                "transfer failed; the message goes back to the queue, and to the dead-letter queue after repeated failures"
-            );
+            let receive_count = message
+                .attributes
+                .get("ApproximateReceiveCount")
+                .map(String::as_str);
+            if dead_lettered(receive_count) {
+                tracing::error!(
+                    message_id = %id,
+                    receive_count = receive_count.unwrap_or("?"),
+                    error = format!("{e:#}"),
+                    "transfer dead-lettered: it failed on every receive; the janitor re-queues the file once it is due"
+                );
+                metrics::counter!(filestore_shared::metrics::TRANSFERS_DEAD_LETTERED).increment(1);
+            } else {
+                tracing::error!(
+                    message_id = %id,
+                    receive_count = receive_count.unwrap_or("?"),
+                    error = format!("{e:#}"),
+                    "transfer failed; the message goes back to the queue, and to the dead-letter queue after repeated failures"
+                );
+            }
             response.add_failure(id);
         }
     }
@@ -378,6 +404,16 @@ mod tests {
         assert!(stop_at > before + Duration::from_secs(830));
         let late = Limits::until(SystemTime::now() - Duration::from_secs(5), None);
         assert!(late.stop_at.unwrap() <= Instant::now());
+    }
+
+    /// Only the last receive SQS allows is counted as dead-lettered.
+    #[test]
+    fn the_last_receive_is_the_one_dead_lettered() {
+        assert!(!dead_lettered(Some("1")));
+        assert!(!dead_lettered(Some("4")));
+        assert!(dead_lettered(Some("5")));
+        assert!(!dead_lettered(None));
+        assert!(!dead_lettered(Some("many")));
     }
 
     #[test]

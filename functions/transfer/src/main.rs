@@ -6,6 +6,7 @@
 use aws_lambda_events::sqs::SqsEvent;
 use filestore_shared::AppState;
 use filestore_shared::config::Config;
+use filestore_shared::metrics;
 use filestore_shared::state::load_sdk_config;
 use filestore_transfer::{Limits, Requeue};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
@@ -23,10 +24,13 @@ async fn main() -> Result<(), Error> {
     if requeue.is_none() {
         return Err("FILESTORE_TRANSFER_QUEUE_URL is required by the transfer function".into());
     }
+    let recorder = metrics::init("transfer")?;
     let (state, requeue) = (&state, &requeue);
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let limits = Limits::until(event.context.deadline(), requeue.clone());
-        Ok::<_, Error>(filestore_transfer::handler(state, event.payload, &limits).await)
+        let response = filestore_transfer::handler(state, event.payload, &limits).await;
+        metrics::flush(recorder);
+        Ok::<_, Error>(response)
     }))
     .await
 }

@@ -249,3 +249,32 @@ fn the_transfer_queue_feeds_the_transfer_function_with_room_for_its_timeout() {
         .collect();
     assert_eq!(announced, [queue_id]);
 }
+
+/// The errors and throttles alarms sum every function of the template, so a function added
+/// without its line in each alarm fails here rather than failing unwatched; every alarm
+/// notifies the operator's topic.
+#[test]
+fn the_function_alarms_watch_every_function() {
+    let template = Template::load();
+    let functions: BTreeSet<&str> = template.functions().iter().map(|f| f.logical_id).collect();
+    for alarm in ["FunctionErrorsAlarm", "FunctionThrottlesAlarm"] {
+        let watched: BTreeSet<&str> = template.resource(alarm)["Properties"]["Metrics"]
+            .as_sequence()
+            .expect("a metric-math alarm")
+            .iter()
+            .filter_map(|m| m["MetricStat"]["Metric"]["Dimensions"].as_sequence())
+            .flatten()
+            .filter(|d| d["Name"].as_str() == Some("FunctionName"))
+            .filter_map(|d| target(&d["Value"]))
+            .collect();
+        assert_eq!(watched, functions, "{alarm}");
+    }
+    for (name, resource) in template.resources() {
+        if resource["Type"].as_str() == Some("AWS::CloudWatch::Alarm") {
+            assert!(
+                !resource["Properties"]["AlarmActions"].is_null(),
+                "{name} notifies no one"
+            );
+        }
+    }
+}

@@ -12,6 +12,8 @@ mod auth;
 mod calls;
 /// The served OpenAPI document, and schemathesis against it.
 mod contract;
+/// The SAM template deployed into MiniStack, IAM enforced, driven through its API URL.
+mod deployed;
 /// Instant upload: challenge, proof, the same answer for every failure.
 mod fastupload;
 /// List pages, get, download URLs, rename, delete.

@@ -28,7 +28,11 @@ pub struct AppState {
 pub fn cold_client(sdk: &SdkConfig, cold: &ColdConfig) -> aws_sdk_s3::Client {
     use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
     let mut builder = aws_sdk_s3::config::Builder::from(sdk);
-    builder.set_endpoint_url(cold.endpoint_url.clone());
+    // Without an endpoint of its own the cold store is the same S3 as the hot bucket: AWS,
+    // or the emulator behind AWS_ENDPOINT_URL.
+    if let Some(endpoint) = &cold.endpoint_url {
+        builder.set_endpoint_url(Some(endpoint.clone()));
+    }
     let mut builder = builder
         .region(Region::new(cold.region.clone()))
         .force_path_style(cold.path_style)

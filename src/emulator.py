@@ -1,6 +1,7 @@
 # Runs moto's S3/DynamoDB/SQS server until our parent goes away.
 # Prints "READY <port>" once listening. The parent holds our stdin: when it exits for any
 # reason (Ctrl-C, crash, end of a test run) stdin reaches EOF and the emulator stops with it.
+import base64
 import bisect
 import copy
 import copyreg
@@ -35,6 +36,7 @@ from moto.dynamodb.models.dynamo_type import LimitedSizeDict
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.s3 import models as s3_models
+from moto.s3 import exceptions as s3_exceptions
 from moto.s3 import responses as s3_responses
 from moto.s3 import utils as s3_utils
 from moto.s3.responses import S3Response
@@ -420,6 +422,55 @@ s3_responses.S3_ALL_MULTIPARTS = s3_responses.S3_ALL_MULTIPARTS.replace(
     "<Initiated>{{ upload.initiated_iso }}</Initiated>",
 )
 assert "initiated_iso" in s3_responses.S3_ALL_MULTIPARTS, "moto's listing changed"
+
+# moto neither checks a part's `x-amz-checksum-sha256` against its bytes nor minds one on an
+# upload created without a checksum algorithm, and it forgets the checksum, so ListParts
+# cannot give it back for the complete. S3 does all three: a mismatch is 400 `BadDigest`, a
+# checksum the upload was not created for is 400 `InvalidRequest`, and ListParts names each
+# part's `ChecksumSHA256`.
+class _PartChecksumRefused(s3_exceptions.S3ClientError):
+    code = 400
+
+    def __init__(self, code, message):
+        super().__init__(code, message)
+
+
+_upload_part = S3Response.upload_part
+
+
+def _upload_part_checked(self):
+    given = self.headers.get("x-amz-checksum-sha256")
+    if given is None:
+        return _upload_part(self)
+    upload_id = self._get_param("uploadId")
+    multipart = self.backend.get_bucket(self.bucket_name).multiparts.get(upload_id)
+    if multipart is not None:
+        algorithm = (multipart.metadata.get("x-amz-checksum-algorithm") or "").upper()
+        if algorithm != "SHA256":
+            raise _PartChecksumRefused(
+                "InvalidRequest",
+                "Checksum Type mismatch occurred, expected checksum Type: "
+                f"{algorithm.lower() or 'null'}, actual checksum Type: sha256",
+            )
+    actual = base64.b64encode(hashlib.sha256(self.body or b"").digest()).decode()
+    if not hmac.compare_digest(actual, given):
+        raise _PartChecksumRefused(
+            "BadDigest", "The SHA256 you specified did not match the calculated checksum."
+        )
+    answer = _upload_part(self)
+    part = multipart.parts.get(self._get_int_param("partNumber")) if multipart else None
+    if part is not None:
+        part.checksum_algorithm, part.checksum_value = "SHA256", given
+    return answer
+
+
+S3Response.upload_part = _upload_part_checked
+s3_responses.S3_MULTIPART_LIST_RESPONSE = s3_responses.S3_MULTIPART_LIST_RESPONSE.replace(
+    "<Size>{{ part.size }}</Size>",
+    "<Size>{{ part.size }}</Size>{% if part.checksum_value %}"
+    "<ChecksumSHA256>{{ part.checksum_value }}</ChecksumSHA256>{% endif %}",
+)
+assert "ChecksumSHA256" in s3_responses.S3_MULTIPART_LIST_RESPONSE, "moto's part list changed"
 
 # Persistence (with a state directory): moto keeps everything in memory and has no persistence
 # of its own. At a clean stop (our stdin closes: the runner stops, or dies) and every

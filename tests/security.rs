@@ -4,7 +4,8 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use filestore_contract::RouteKey;
 use filestore_contract::api::{
-    CreateShareResponse, FileList, PresignPartsResponse, ShareList, UploadList,
+    CreateShareResponse, CreateUploadResponse, FileList, PresignPartsResponse, ShareList,
+    UploadList,
 };
 use filestore_contract::domain::UploadState;
 use filestore_shared::http::MAX_BODY_BYTES;
@@ -689,10 +690,15 @@ async fn rename_rejects_bad_names_and_keeps_the_old_one() {
 #[tokio::test]
 async fn presign_rejects_bad_part_numbers_and_checksums() {
     let app = TestApp::new().await;
-    // 12 MiB in 5 MiB parts: parts 1..=3.
-    let upload = app
-        .create_upload("p.bin", 12 * 1024 * 1024, Some(5 * 1024 * 1024))
-        .await;
+    // 12 MiB in 5 MiB parts: parts 1..=3, created for part checksums.
+    let upload: CreateUploadResponse = app
+        .post(
+            "/v1/uploads",
+            json!({"name": "p.bin", "size": 12 * 1024 * 1024, "part_size": 5 * 1024 * 1024,
+                   "checksum_algorithm": "SHA256"}),
+        )
+        .await
+        .expect_body(201);
     assert_eq!(upload.part_count, 3);
     let path = path(RouteKey::PresignParts, &upload.upload_id);
     let sum = STANDARD.encode([7u8; 32]);
@@ -744,7 +750,7 @@ async fn presign_rejects_bad_part_numbers_and_checksums() {
     let parts = app
         .post(
             &path,
-            json!({"part_numbers": [1, 3], "checksums_sha256": {"3": sum}}),
+            json!({"part_numbers": [1, 3], "checksums_sha256": {"1": sum, "3": sum}}),
         )
         .await
         .expect_body::<PresignPartsResponse>(200)

@@ -355,34 +355,127 @@ async fn expired_upload_is_404() {
     assert!(app.list_uploads().await.uploads.is_empty());
 }
 
-/// A checksum given at presign time is bound into the signature: the URL signs the
-/// `x-amz-checksum-sha256` header and the client is told to send it.
-#[tokio::test]
-async fn part_checksums_are_signed_into_the_url() {
+/// Creates an upload for part checksums (`checksum_algorithm: "SHA256"`).
+async fn create_checksummed(
+    app: &TestApp,
+    name: &str,
+    size: usize,
+    part_size: usize,
+) -> CreateUploadResponse {
+    app.post(
+        "/v1/uploads",
+        json!({"name": name, "size": size, "part_size": part_size, "checksum_algorithm": "SHA256"}),
+    )
+    .await
+    .expect_body(201)
+}
+
+/// The base64 SHA-256 S3 wants for a part.
+fn part_sum(bytes: &[u8]) -> String {
     use base64::Engine;
     use sha2::Digest;
+    base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(bytes))
+}
+
+/// On an upload created with `checksum_algorithm: "SHA256"`, each part's checksum is bound
+/// into its signature with the algorithm S3 wants named beside it; the store refuses bytes
+/// that do not match (S3's `BadDigest`) and takes the right ones; complete passes the
+/// checksums on and the file comes back byte for byte.
+#[tokio::test]
+async fn part_checksums_are_signed_into_the_url_and_checked() {
     let app = TestApp::new().await;
-    let data = test_bytes(1000, 8);
-    let upload = app.create_upload("sum.bin", data.len(), None).await;
-    let checksum = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&data));
+    let data = test_bytes(5 * MIB + 1000, 8);
+    let upload = create_checksummed(&app, "sum.bin", data.len(), 5 * MIB).await;
+    let (first, second) = data.split_at(5 * MIB);
     let parts = app
         .post(
             &path(PresignParts, &upload.upload_id),
-            json!({"part_numbers": [1], "checksums_sha256": {"1": checksum}}),
+            json!({"part_numbers": [1, 2], "checksums_sha256": {"1": part_sum(first), "2": part_sum(second)}}),
         )
         .await
         .expect_body::<PresignPartsResponse>(200)
         .parts;
-    let part = &parts[0];
-    assert_eq!(part.headers.get("x-amz-checksum-sha256"), Some(&checksum));
-    let signed = part
-        .url
-        .split('&')
-        .find(|kv| kv.starts_with("X-Amz-SignedHeaders="))
-        .unwrap();
-    assert!(signed.contains("x-amz-checksum-sha256"), "{signed}");
-    assert_eq!(app.put_part(part, data.clone()).await, 200);
-    assert!(part.expires_at <= upload.expires_at);
+    for (part, bytes) in parts.iter().zip([first, second]) {
+        assert_eq!(
+            part.headers.get("x-amz-checksum-sha256"),
+            Some(&part_sum(bytes))
+        );
+        assert_eq!(
+            part.headers
+                .get("x-amz-sdk-checksum-algorithm")
+                .map(String::as_str),
+            Some("SHA256")
+        );
+        let signed = part
+            .url
+            .split('&')
+            .find(|kv| kv.starts_with("X-Amz-SignedHeaders="))
+            .unwrap();
+        assert!(signed.contains("x-amz-checksum-sha256"), "{signed}");
+        assert!(signed.contains("x-amz-sdk-checksum-algorithm"), "{signed}");
+        assert!(part.expires_at <= upload.expires_at);
+        // Other bytes of the same length: refused by the checksum, not the length.
+        let mut wrong = bytes.to_vec();
+        wrong[0] ^= 1;
+        assert_eq!(app.put_part(part, wrong).await, 400);
+    }
+    assert!(
+        app.upload_status(&upload.upload_id)
+            .await
+            .parts_done
+            .unwrap()
+            .is_empty()
+    );
+    for (part, bytes) in parts.iter().zip([first, second]) {
+        assert_eq!(app.put_part(part, bytes.to_vec()).await, 200);
+    }
+    let file = app.complete(&upload.upload_id).await;
+    assert_eq!(app.download(&file.file_id).await, data);
+}
+
+/// An upload created for part checksums needs one for every part presigned (422
+/// `checksum_required`); one created without cannot take any (422
+/// `checksum_algorithm_required`, since S3 would refuse the parts); an unknown algorithm is
+/// a 400.
+#[tokio::test]
+async fn part_checksums_go_with_the_uploads_checksum_algorithm() {
+    let app = TestApp::new().await;
+    let sum = part_sum(b"x");
+    let with = create_checksummed(&app, "with.bin", 12 * MIB, 5 * MIB).await;
+    let presign = path(PresignParts, &with.upload_id);
+    app.post(&presign, json!({"part_numbers": [1]}))
+        .await
+        .expect_error(422, "checksum_required");
+    app.post(
+        &presign,
+        json!({"part_numbers": [1, 2], "checksums_sha256": {"2": sum}}),
+    )
+    .await
+    .expect_error(422, "checksum_required");
+    app.post(
+        &presign,
+        json!({"part_numbers": [2], "checksums_sha256": {"2": sum}}),
+    )
+    .await
+    .expect(200);
+
+    let without = app.create_upload("without.bin", 10, None).await;
+    app.post(
+        &path(PresignParts, &without.upload_id),
+        json!({"part_numbers": [1], "checksums_sha256": {"1": sum}}),
+    )
+    .await
+    .expect_error(422, "checksum_algorithm_required");
+    app.presign(&without.upload_id, &[1]).await;
+
+    for bad in [json!("MD5"), json!("sha256"), json!(""), json!(1)] {
+        app.post(
+            "/v1/uploads",
+            json!({"name": "bad.bin", "size": 1, "checksum_algorithm": bad}),
+        )
+        .await
+        .expect_error(400, "invalid_request");
+    }
 }
 
 /// `GET /v1/uploads` pages like files: `limit` items a page, oldest first, a `next_cursor`

@@ -99,6 +99,18 @@ pub struct CreateUploadRequest {
     /// The server picks 8 MiB if not given, and raises it as needed to fit 10,000 parts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub part_size: Option<PartSize>,
+    /// `SHA256`: every part will carry its SHA-256, given at presign and signed into its
+    /// URL, so S3 refuses bytes that differ. S3 takes part checksums only on an upload
+    /// created for them, hence the choice here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_algorithm: Option<ChecksumAlgorithm>,
+}
+
+/// The part checksum an upload is created for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum ChecksumAlgorithm {
+    #[serde(rename = "SHA256")]
+    Sha256,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -135,8 +147,9 @@ fn part_checksums_schema() -> Schema {
         .additional_properties(Some(PartChecksum::schema()))
         .max_properties(Some(MAX_PARTS_PER_CALL))
         .description(Some(
-            "Part number (one of part_numbers) to the base64 SHA-256 of that part; a given \
-             checksum is bound into the part's signed headers.",
+            "Part number (one of part_numbers) to the base64 SHA-256 of that part, bound into \
+             the part's signed headers. Required for every part asked for on an upload created \
+             with `checksum_algorithm` `SHA256`, refused (422) on any other.",
         ))
         .into()
 }
@@ -447,6 +460,7 @@ mod tests {
             sha256: None,
             content_type: None,
             part_size: None,
+            checksum_algorithm: None,
         };
         let json = serde_json::to_value(&body).unwrap();
         assert_eq!(json, serde_json::json!({"name": "a.txt", "size": 5}));

@@ -238,6 +238,7 @@ impl TestApp {
             sha256: None,
             content_type: None,
             part_size: part_size.map(|p| PartSize::parse(p as u64).expect("a valid part size")),
+            checksum_algorithm: None,
         };
         self.post(RouteKey::CreateUpload.template(), json!(body))
             .await

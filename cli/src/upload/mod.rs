@@ -236,6 +236,7 @@ impl Uploader<'_> {
                         sha256: Some(sha256.clone()),
                         content_type: None,
                         part_size: self.options.part_size,
+                        checksum_algorithm: None,
                     })
                     .await?;
                 let state = ResumeState {

@@ -183,7 +183,14 @@ pub(super) fn describe(key: RouteKey, s: &mut Schemas) -> Route {
                 "One presigned request per part",
                 s.of::<PresignPartsResponse>(),
             )
-            .error(409, "`upload_completed`: the upload is already completed"),
+            .error(409, "`upload_completed`: the upload is already completed")
+            .error(
+                422,
+                "`checksum_required`: the upload was created with `checksum_algorithm` \
+                 `SHA256` and a part asked for has no checksum; \
+                 `checksum_algorithm_required`: checksums given for an upload created \
+                 without it (S3 would refuse those parts)",
+            ),
         UploadStatus => Route::new("An upload and the parts storage already holds")
             .describe("After a crash, send only the parts not in `parts_done`.")
             .json(200, "The upload", s.of::<UploadView>()),

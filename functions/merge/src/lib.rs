@@ -119,13 +119,19 @@ async fn complete(
 
     // `None`: S3 no longer knows the upload; an earlier complete joined it, or it was
     // aborted. The size check below tells which.
-    if let Some(parts) = state
+    if let Some(listed) = state
         .storage
-        .list_parts(&upload.object_key, &upload.s3_upload_id)
+        .list_parts_to_join(&upload.object_key, &upload.s3_upload_id)
         .await?
     {
-        let parts = check_parts(&upload, &parts)?;
-        let parts: Vec<UploadedPart> = parts.iter().map(UploadedPart::from).collect();
+        let done: Vec<PartDone> = listed.iter().map(|(done, _)| done.clone()).collect();
+        check_parts(&upload, &done)?;
+        // As S3 listed them, with their checksums on an upload created for them.
+        let parts: Vec<UploadedPart> = listed
+            .into_iter()
+            .filter(|(done, _)| u64::from(done.part_number) <= upload.part_count)
+            .map(|(_, part)| part)
+            .collect();
         match state
             .storage
             .complete_multipart(&upload.object_key, &upload.s3_upload_id, &parts)
@@ -262,6 +268,7 @@ mod tests {
             created_at: OffsetDateTime::UNIX_EPOCH,
             expires_at: OffsetDateTime::now_utc(),
             reserved: true,
+            sha256_parts: false,
         }
     }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use filestore_contract::RouteKey;
 use filestore_contract::api::{
-    CreateUploadRequest, CreateUploadResponse, PART_METHOD, PresignPartsRequest,
+    ChecksumAlgorithm, CreateUploadRequest, CreateUploadResponse, PART_METHOD, PresignPartsRequest,
     PresignPartsResponse, PresignedPart, UploadList,
 };
 use filestore_contract::domain::{ContentType, FileId, PartPlan, UploadId, UserId};
@@ -130,9 +130,10 @@ async fn create(
     tracing::Span::current().record("upload_id", upload_id.as_str());
     let key = object_key(user_id, &file_id);
     let content_type = input.content_type.unwrap_or_else(ContentType::octet_stream);
+    let sha256_parts = input.checksum_algorithm == Some(ChecksumAlgorithm::Sha256);
     let s3_upload_id = state
         .storage
-        .create_multipart(&key, Some(content_type.as_str()))
+        .create_multipart_with(&key, Some(content_type.as_str()), sha256_parts)
         .await?;
     let now = OffsetDateTime::now_utc();
     let upload = UploadRecord {
@@ -151,6 +152,7 @@ async fn create(
         created_at: now,
         expires_at: now + state.config.upload_ttl,
         reserved: true,
+        sha256_parts,
     };
     let mut attempts = 0;
     while !state.repo.create_upload(&upload, quota, max_open).await? {
@@ -224,6 +226,31 @@ async fn presign(
                 format!("checksums_sha256 key {key:?} is not one of the requested part numbers"),
             ));
         }
+    }
+    // S3 takes part checksums only on an upload created for them, and then wants one on
+    // every part.
+    if upload.sha256_parts {
+        let missing: Vec<String> = input
+            .part_numbers
+            .iter()
+            .filter(|n| !checksums.contains_key(&n.get().to_string()))
+            .map(|n| n.get().to_string())
+            .collect();
+        if !missing.is_empty() {
+            return Err(ApiError::unprocessable(
+                "checksum_required",
+                format!(
+                    "this upload was created with checksum_algorithm SHA256: give \
+                     checksums_sha256 for part(s) {}",
+                    missing.join(", ")
+                ),
+            ));
+        }
+    } else if !checksums.is_empty() {
+        return Err(ApiError::unprocessable(
+            "checksum_algorithm_required",
+            "part checksums need an upload created with checksum_algorithm SHA256",
+        ));
     }
     let now = OffsetDateTime::now_utc();
     let left = (upload.expires_at - now).whole_seconds().max(1) as u64;

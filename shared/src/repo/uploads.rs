@@ -34,6 +34,9 @@ pub struct UploadRecord {
     /// Its declared size is reserved in the owner's `claimed_bytes` and it is counted in
     /// `open_uploads` while active. Uploads created before reservations existed are not.
     pub reserved: bool,
+    /// Created for part checksums (`checksum_algorithm: "SHA256"`): every part carries its
+    /// SHA-256, signed into its URL.
+    pub sha256_parts: bool,
 }
 
 impl UploadRecord {
@@ -91,6 +94,9 @@ impl Repo {
         if u.reserved {
             item.insert("reserved".into(), Av::Bool(true));
         }
+        if u.sha256_parts {
+            item.insert("checksum_algorithm".into(), s("SHA256"));
+        }
         if !u.reserved || u.state == UploadState::Completed {
             item.insert("ttl".into(), n(u.expires_at.unix_timestamp()));
         }
@@ -126,6 +132,11 @@ impl Repo {
             created_at: get_time(item, "created_at")?,
             expires_at: get_time(item, "expires_at")?,
             reserved: get_bool(item, "reserved"),
+            sha256_parts: match opt_s(item, "checksum_algorithm").as_deref() {
+                None => false,
+                Some("SHA256") => true,
+                Some(other) => return Err(anyhow!("unknown checksum algorithm {other:?}")),
+            },
         })
     }
 

@@ -8,7 +8,7 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::upload_part::UploadPartError;
 use aws_sdk_s3::operation::upload_part::builders::UploadPartFluentBuilder;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
 
 use super::{Storage, base64_md5, to_time};
@@ -28,6 +28,9 @@ pub struct UploadedPart {
     pub number: u32,
     /// As the store gave it (quoted).
     pub etag: Option<String>,
+    /// The part's base64 SHA-256, on an upload created for part checksums: S3 wants it
+    /// again when the parts are joined.
+    pub checksum_sha256: Option<String>,
 }
 
 impl From<&PartDone> for UploadedPart {
@@ -35,6 +38,7 @@ impl From<&PartDone> for UploadedPart {
         Self {
             number: part.part_number,
             etag: Some(part.etag.clone()),
+            checksum_sha256: None,
         }
     }
 }
@@ -85,12 +89,28 @@ impl Storage {
         key: &str,
         content_type: Option<&str>,
     ) -> anyhow::Result<String> {
+        self.create_multipart_with(key, content_type, false).await
+    }
+
+    /// [`Self::create_multipart`]; with `sha256_parts`, created for part checksums
+    /// (`x-amz-checksum-algorithm: SHA256`): every part then carries its SHA-256, which S3
+    /// checks against the bytes, and completing passes them again.
+    ///
+    /// # Errors
+    /// S3 failures.
+    pub async fn create_multipart_with(
+        &self,
+        key: &str,
+        content_type: Option<&str>,
+        sha256_parts: bool,
+    ) -> anyhow::Result<String> {
         let out = self
             .client
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(key)
             .set_content_type(content_type.map(str::to_string))
+            .set_checksum_algorithm(sha256_parts.then_some(ChecksumAlgorithm::Sha256))
             .send()
             .await
             .context("S3 CreateMultipartUpload")?;
@@ -159,6 +179,7 @@ impl Storage {
         Ok(UploadedPart {
             number,
             etag: out.e_tag,
+            checksum_sha256: out.checksum_sha256,
         })
     }
 
@@ -172,6 +193,21 @@ impl Storage {
         key: &str,
         upload_id: &str,
     ) -> anyhow::Result<Option<Vec<PartDone>>> {
+        Ok(self
+            .list_parts_to_join(key, upload_id)
+            .await?
+            .map(|parts| parts.into_iter().map(|(done, _)| done).collect()))
+    }
+
+    /// [`Self::list_parts`], each with what joining it needs (its checksum, if it has one).
+    ///
+    /// # Errors
+    /// S3 failures.
+    pub async fn list_parts_to_join(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> anyhow::Result<Option<Vec<(PartDone, UploadedPart)>>> {
         let mut parts = Vec::new();
         let mut marker: Option<String> = None;
         loop {
@@ -190,18 +226,23 @@ impl Storage {
                 Err(e) => return Err(e).context("S3 ListParts"),
             };
             for p in out.parts() {
-                parts.push(PartDone {
+                let done = PartDone {
                     part_number: p.part_number().unwrap_or_default().max(0) as u32,
                     size: p.size().unwrap_or_default().max(0) as u64,
                     etag: p.e_tag().unwrap_or_default().to_string(),
-                });
+                };
+                let uploaded = UploadedPart {
+                    checksum_sha256: p.checksum_sha256().map(str::to_string),
+                    ..UploadedPart::from(&done)
+                };
+                parts.push((done, uploaded));
             }
             match (out.is_truncated(), out.next_part_number_marker()) {
                 (Some(true), Some(next)) if !next.is_empty() => marker = Some(next.to_string()),
                 _ => break,
             }
         }
-        parts.sort_by_key(|p| p.part_number);
+        parts.sort_by_key(|(p, _)| p.part_number);
         Ok(Some(parts))
     }
 
@@ -223,6 +264,7 @@ impl Storage {
                         CompletedPart::builder()
                             .part_number(p.number as i32)
                             .set_e_tag(p.etag.clone())
+                            .set_checksum_sha256(p.checksum_sha256.clone())
                             .build()
                     })
                     .collect(),

@@ -83,6 +83,10 @@ impl Storage {
             .upload_id(upload_id)
             .part_number(part_number as i32)
             .content_length(i64::try_from(content_length).context("part length")?)
+            // S3 wants the algorithm named beside a part's checksum.
+            .set_checksum_algorithm(
+                checksum_sha256.map(|_| aws_sdk_s3::types::ChecksumAlgorithm::Sha256),
+            )
             .set_checksum_sha256(checksum_sha256.map(str::to_string))
             .presigned(presigning(ttl)?)
             .await

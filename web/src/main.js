@@ -247,7 +247,7 @@ function startRename(row, file) {
 }
 
 async function remove(row, file) {
-  if (!window.confirm(`Delete "${file.name}"? This cannot be undone.`)) return
+  if (!window.confirm(`Move "${file.name}" to the trash? It can be restored until it is purged.`)) return
   const done = await attempt(async () => {
     await api.deleteFile(file.file_id)
     return true

@@ -278,3 +278,33 @@ fn the_function_alarms_watch_every_function() {
         }
     }
 }
+
+/// API Gateway throttles every route (`DefaultRouteSettings`) and the routes that hash a
+/// password (signup, login, password change) tighter, with the figures of the template's
+/// parameters, so a flood is answered 429 before a function runs.
+#[test]
+fn the_api_throttles_every_route_and_the_password_routes_tighter() {
+    let template = Template::load();
+    let api = &template.resource("HttpApi")["Properties"];
+    let limits = |settings: &Value| {
+        let figure = |name: &str| {
+            let parameter = target(&settings[name])
+                .unwrap_or_else(|| panic!("{name} is not a parameter: {settings:?}"));
+            template.parameter_default(parameter)
+        };
+        (
+            figure("ThrottlingRateLimit"),
+            figure("ThrottlingBurstLimit"),
+        )
+    };
+    let default = limits(&api["DefaultRouteSettings"]);
+    assert_eq!(default, (100, 200));
+    for route in [RouteKey::Signup, RouteKey::Login, RouteKey::ChangePassword] {
+        let settings = &api["RouteSettings"][route.route_key().as_str()];
+        let auth = limits(settings);
+        assert!(
+            auth.0 < default.0 && auth.1 < default.1,
+            "{route:?}: {auth:?}"
+        );
+    }
+}

@@ -46,6 +46,15 @@ impl Template {
             .map(|(k, v)| (k.as_str().expect("logical ids are strings"), v))
     }
 
+    /// The default of a `Number` parameter.
+    pub fn parameter_default(&self, name: &str) -> i64 {
+        let default = &self.doc["Parameters"][name]["Default"];
+        default
+            .as_i64()
+            .or_else(|| default.as_str().and_then(|s| s.parse().ok()))
+            .unwrap_or_else(|| panic!("parameter {name} has no number default"))
+    }
+
     pub fn resource(&self, logical_id: &str) -> &Value {
         let found = &self.doc["Resources"][logical_id];
         assert!(!found.is_null(), "no resource {logical_id}");

@@ -68,7 +68,17 @@ pub fn content_security_policy(config: &Config) -> String {
         }
     }
     if config.endpoint_url.is_none() {
-        connect.push("https://*.amazonaws.com".into());
+        // On AWS, part URLs are virtual-hosted on the deployment's own hot bucket (us-east-1
+        // also answers on the global name): no other bucket, so a page tricked into sending
+        // bytes cannot send them to one an attacker owns.
+        let bucket = &config.hot_bucket;
+        connect.push(format!(
+            "https://{bucket}.s3.{}.amazonaws.com",
+            config.region
+        ));
+        if config.region == "us-east-1" {
+            connect.push(format!("https://{bucket}.s3.amazonaws.com"));
+        }
     }
     format!(
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
@@ -145,14 +155,19 @@ mod tests {
         assert!(!csp.contains("unsafe"));
     }
 
-    /// Without an endpoint, presigned URLs point at AWS S3.
+    /// Without an endpoint, presigned URLs point at the deployment's own bucket on AWS S3,
+    /// and only there: no wildcard another bucket would match.
     #[test]
-    fn policy_without_an_endpoint_allows_aws_s3() {
+    fn policy_without_an_endpoint_allows_only_the_hot_bucket() {
         let csp = content_security_policy(&config(None, None));
         assert!(
-            csp.contains("connect-src 'self' https://*.amazonaws.com;"),
+            csp.contains(
+                "connect-src 'self' https://hot.s3.us-east-1.amazonaws.com \
+                 https://hot.s3.amazonaws.com;"
+            ),
             "{csp}"
         );
+        assert!(!csp.contains('*'), "{csp}");
     }
 
     /// Only the page's own files are served; API paths and other methods are not.

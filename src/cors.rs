@@ -46,6 +46,11 @@ impl Cors {
         Ok(Self { origins })
     }
 
+    /// The allowed origins, lowercase.
+    pub fn origins(&self) -> &[String] {
+        &self.origins
+    }
+
     fn allowed<'a>(&self, headers: &'a HeaderMap) -> Option<&'a HeaderValue> {
         let origin = headers.get(header::ORIGIN)?;
         let text = origin.to_str().ok()?.to_ascii_lowercase();

@@ -755,8 +755,31 @@ def _presign_refusal(environ):
 
 _dispatch = DomainDispatcherApplication.__call__
 
+# moto answers CORS for any origin (flask-cors on every service, and the bucket's rule, which
+# names "*" since the bucket cannot know the runner's port). Any web page a developer opens
+# could then read the local table, password hashes included. Only the origins the runner
+# names (FILESTORE_EMULATOR_ORIGINS, one a line: the local page's own, and the API's
+# allow-list) keep the Access-Control-* headers; any other gets none, so its browser refuses.
+_ORIGINS = {
+    line.strip().lower()
+    for line in os.environ.get("FILESTORE_EMULATOR_ORIGINS", "").splitlines()
+    if line.strip()
+}
+
+
+def _cors_guarded(environ, start_response):
+    if environ.get("HTTP_ORIGIN", "").strip().lower() in _ORIGINS:
+        return start_response
+
+    def start(status, headers, exc_info=None):
+        kept = [(k, v) for k, v in headers if not k.lower().startswith("access-control-")]
+        return start_response(status, kept, exc_info)
+
+    return start
+
 
 def _verified_dispatch(self, environ, start_response):
+    start_response = _cors_guarded(environ, start_response)
     refusal = _presign_refusal(environ)
     if refusal is None:
         return _dispatch(self, environ, start_response)

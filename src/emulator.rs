@@ -63,7 +63,7 @@ impl Emulator {
     /// loads what it saved there and saves to it (every [`SNAPSHOT_SECS`] and when it
     /// stops); without, it keeps everything in memory only. `role` names it in messages.
     /// Presigned requests are checked against `credentials` (access key id, secret) as S3
-    /// checks them.
+    /// checks them. Only `origins` (`scheme://host:port`) get CORS headers back.
     ///
     /// # Errors
     /// When it cannot be installed, its saved state cannot be read, or it does not come up
@@ -73,6 +73,7 @@ impl Emulator {
         state: Option<&Path>,
         role: &'static str,
         credentials: (&str, &str),
+        origins: &[String],
     ) -> anyhow::Result<Self> {
         let python = ensure_installed().await?;
         let started = Instant::now();
@@ -85,6 +86,7 @@ impl Emulator {
             "FILESTORE_EMULATOR_CREDENTIALS",
             format!("{}:{}", credentials.0, credentials.1),
         );
+        command.env("FILESTORE_EMULATOR_ORIGINS", origins.join("\n"));
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -191,6 +191,13 @@ impl Options {
     }
 }
 
+/// The origin (`scheme://host[:port]`, lowercase) of a URL.
+fn origin_of(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..].find('/').map_or(url.len(), |i| start + i);
+    url[..end].to_ascii_lowercase()
+}
+
 /// The fixed credentials (access key id, secret) of the local emulator.
 pub const LOCAL_CREDENTIALS: (&str, &str) = ("test", "test");
 
@@ -234,6 +241,7 @@ struct ColdStart {
     port: u16,
     state: Option<PathBuf>,
     credentials: (String, String),
+    origins: Vec<String>,
 }
 
 impl LocalSystem {
@@ -248,12 +256,30 @@ impl LocalSystem {
                 options.config.jwt_secret = kept_jwt_secret(dir)?;
             }
         }
+        // Bound first: share links are built from the runner's own address unless
+        // FILESTORE_PUBLIC_URL names another, and the emulators answer CORS only to the
+        // page's origin (and the API's allow-list).
+        let listener = TcpListener::bind(("127.0.0.1", options.port))
+            .await
+            .with_context(|| {
+                format!(
+                    "binding 127.0.0.1:{} (set FILESTORE_PORT to use another)",
+                    options.port
+                )
+            })?;
+        let addr = listener.local_addr()?;
+        let public_url = options
+            .config
+            .public_url
+            .get_or_insert_with(|| format!("http://{addr}"));
+        let mut origins = vec![format!("http://{addr}"), origin_of(public_url)];
+        origins.extend(options.cors.origins().iter().cloned());
         let hot_state = options.data_dir.as_ref().map(|d| d.join("hot"));
         let cold_state = options.data_dir.as_ref().map(|d| d.join("cold"));
         let (emulator, endpoint) = match options.emulator_url.clone() {
             Some(url) => (None, url),
             None => {
-                let emulator = Emulator::start(options.emulator_port, hot_state.as_deref(), "emulator", LOCAL_CREDENTIALS).await.with_context(|| {
+                let emulator = Emulator::start(options.emulator_port, hot_state.as_deref(), "emulator", LOCAL_CREDENTIALS, &origins).await.with_context(|| {
                     format!(
                         "starting the emulator on port {} (set FILESTORE_EMULATOR_PORT to use another)",
                         options.emulator_port
@@ -274,7 +300,7 @@ impl LocalSystem {
             let (id, secret) = cold
                 .credentials
                 .get_or_insert_with(|| ("cold".into(), Secret::new("cold-secret")));
-            let emulator = Emulator::start(options.cold_emulator_port, cold_state.as_deref(), "cold-store emulator", (id, secret.expose())).await.with_context(|| {
+            let emulator = Emulator::start(options.cold_emulator_port, cold_state.as_deref(), "cold-store emulator", (id, secret.expose()), &origins).await.with_context(|| {
                     format!(
                         "starting the cold-store emulator on port {} (set FILESTORE_COLD_EMULATOR_PORT to use another)",
                         options.cold_emulator_port
@@ -286,24 +312,10 @@ impl LocalSystem {
                 port: emulator.port(),
                 state: cold_state.clone(),
                 credentials: (id.clone(), secret.expose().to_string()),
+                origins: origins.clone(),
             });
             cold_emulator = Some(emulator);
         }
-        // Bound first: share links are built from the runner's own address unless
-        // FILESTORE_PUBLIC_URL names another.
-        let listener = TcpListener::bind(("127.0.0.1", options.port))
-            .await
-            .with_context(|| {
-                format!(
-                    "binding 127.0.0.1:{} (set FILESTORE_PORT to use another)",
-                    options.port
-                )
-            })?;
-        let addr = listener.local_addr()?;
-        options
-            .config
-            .public_url
-            .get_or_insert_with(|| format!("http://{addr}"));
         let sdk = local_sdk_config(&endpoint, &options.config.region).await;
         let mut state = AppState::new(options.config.clone(), &sdk);
         if let Some(cold) = &state.cold {
@@ -396,6 +408,7 @@ impl LocalSystem {
             start.state.as_deref(),
             "cold-store emulator",
             (&start.credentials.0, &start.credentials.1),
+            &start.origins,
         )
         .await?;
         self.cold_emulator = Some(emulator);

@@ -103,6 +103,52 @@ async fn buckets_let_the_page_put_parts_and_read_the_etag() {
     assert!(headers.contains_key("etag"));
 }
 
+/// Any other web page a developer opens must not read the local emulator through their
+/// browser (the table holds password hashes): the emulator answers CORS only to the page's
+/// own origin, on its buckets and on every other service.
+#[tokio::test]
+async fn emulator_answers_cors_only_to_the_page() {
+    let sys = system();
+    let app = TestApp::new().await;
+    let upload = app.create_upload("evil.bin", 3, None).await;
+    let part = &app.presign(&upload.upload_id, &[1]).await[0];
+    let client = http_client();
+    let evil = "https://evil.example";
+    for origin in [evil, sys.base_url.as_str()] {
+        let preflight = client
+            .request(reqwest::Method::OPTIONS, part.url.as_str())
+            .header("origin", origin)
+            .header("access-control-request-method", "PUT")
+            .send()
+            .await
+            .unwrap();
+        let table = client
+            .post(sys.endpoint_url.as_str())
+            .header("origin", origin)
+            .header("x-amz-target", "DynamoDB_20120810.ListTables")
+            .header("content-type", "application/x-amz-json-1.0")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        let allowed = |resp: &reqwest::Response| {
+            resp.headers()
+                .get("access-control-allow-origin")
+                .map(|v| v.to_str().unwrap().to_string())
+        };
+        if origin == evil {
+            assert_eq!(allowed(&preflight), None, "bucket preflight");
+            assert_eq!(allowed(&table), None, "table");
+        } else {
+            assert_eq!(
+                allowed(&preflight).as_deref(),
+                Some(origin),
+                "bucket preflight"
+            );
+        }
+    }
+}
+
 /// The page downloads by navigating to the presigned URL, so that URL must answer as an
 /// attachment named after the file (S3 applies `response-content-disposition`), or the browser
 /// would show a text or image file instead of saving it.

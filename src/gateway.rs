@@ -151,6 +151,7 @@ async fn dispatch(
         Function::FastUpload => filestore_fastupload::handler(state, request).await,
         Function::Shares => filestore_shares::handler(state, request).await,
         Function::Trash => filestore_trash::handler(state, request).await,
+        Function::Folders => filestore_folders::handler(state, request).await,
     };
     match result {
         Ok(resp) => resp,

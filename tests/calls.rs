@@ -1,6 +1,7 @@
 //! AWS calls per request, counted at the SDK: authentication checks the token version in the
 //! same read that loads the user, so `GET /v1/me` costs one DynamoDB call and `GET /v1/files`
-//! two (the user, then the page of files).
+//! two (the user, then the page of files); the folder routes read one item per folder on the
+//! way.
 
 use std::sync::{Arc, Mutex};
 
@@ -99,4 +100,118 @@ async fn me_costs_one_call_and_a_file_list_two() {
     let files = calls.take();
     println!("GET /v1/files: {} AWS call(s): {files:?}", files.len());
     assert_eq!(files, ["GetItem", "Query"]);
+}
+
+fn send(method: &str, path: &str, token: &str, body: serde_json::Value) -> Request {
+    http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(Body::Text(body.to_string()))
+        .unwrap()
+}
+
+/// The folder routes, on a folder one level below the root (`/a/b`, with a file in `b`):
+/// each chain walk is one GetItem per folder, a listing one Query and one BatchGetItem, every
+/// write one transaction.
+#[tokio::test]
+async fn folder_routes_cost_a_read_per_folder_on_the_way() {
+    use filestore_contract::api::FolderView;
+    let app = TestApp::new().await;
+    let a: FolderView = app
+        .post("/v1/folders", serde_json::json!({"name": "a"}))
+        .await
+        .expect_body(201);
+    let token = app.token.clone().unwrap();
+    let (state, calls) = counted_state().await;
+    let run = async |what: &str, req: Request, status: u16| {
+        let resp = filestore_folders::handler(&state, req).await.unwrap();
+        assert_eq!(resp.status(), status, "{what}");
+        let made = calls.take();
+        println!("{what}: {} AWS call(s): {made:?}", made.len());
+        (resp, made)
+    };
+    let body = serde_json::json!({"name": "b", "parent_id": a.folder_id});
+    let (resp, made) = run(
+        "POST /v1/folders (in /a)",
+        send("POST", "/v1/folders", &token, body),
+        201,
+    )
+    .await;
+    assert_eq!(made, ["GetItem", "GetItem", "TransactWriteItems"]);
+    let b: FolderView = match resp.body() {
+        Body::Text(t) => serde_json::from_str(t).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    app.upload("f.txt", b"f", None).await;
+    let (_, made) = run(
+        "GET /v1/folders/{id} (/a/b)",
+        get(&format!("/v1/folders/{}", b.folder_id), &token),
+        200,
+    )
+    .await;
+    assert_eq!(made, ["GetItem", "GetItem", "GetItem"]);
+    let (_, made) = run(
+        "GET /v1/folders/root/children",
+        get("/v1/folders/root/children", &token),
+        200,
+    )
+    .await;
+    assert_eq!(made, ["GetItem", "Query", "BatchGetItem"]);
+    let (_, made) = run(
+        "GET /v1/paths (/a/b)",
+        lambda_http::RequestExt::with_query_string_parameters(
+            get("/v1/paths", &token),
+            std::collections::HashMap::from([("path".to_string(), "/a/b".to_string())]),
+        ),
+        200,
+    )
+    .await;
+    assert_eq!(
+        made,
+        ["GetItem", "GetItem", "GetItem", "GetItem", "GetItem"]
+    );
+    let (_, made) = run(
+        "PATCH /v1/folders/{id} (rename /a/b)",
+        send(
+            "PATCH",
+            &format!("/v1/folders/{}", b.folder_id),
+            &token,
+            serde_json::json!({"name": "c"}),
+        ),
+        200,
+    )
+    .await;
+    assert_eq!(
+        made,
+        [
+            "GetItem",
+            "GetItem",
+            "GetItem",
+            "GetItem",
+            "TransactWriteItems"
+        ]
+    );
+    let (_, made) = run(
+        "PATCH /v1/folders/{id} (move /a/c to /)",
+        send(
+            "PATCH",
+            &format!("/v1/folders/{}", b.folder_id),
+            &token,
+            serde_json::json!({"parent_id": "root"}),
+        ),
+        200,
+    )
+    .await;
+    assert_eq!(
+        made,
+        [
+            "GetItem",
+            "GetItem",
+            "GetItem",
+            "Query",
+            "TransactWriteItems"
+        ]
+    );
 }

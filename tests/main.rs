@@ -18,6 +18,8 @@ mod deployed;
 mod fastupload;
 /// List pages, get, download URLs, rename, delete.
 mod files;
+/// Folders, paths, unique names, `on_conflict`, moves and their races.
+mod folders;
 /// Expired uploads, unreferenced content, hot retention, orphan cold blobs.
 mod janitor;
 /// File names: NFC on input, no dot, blank or disguised names, on every route that takes one.

@@ -384,6 +384,49 @@ async fn every_function_is_allowed_every_call_it_makes() {
         )
         .await
         .expect(200);
+    // A second file of a taken name is renamed at complete.
+    owner.upload("renamed.bin", b"again", None).await;
+
+    // Folders: create, read, list, rename and move, a path; a file moved into one.
+    let docs: Value = owner
+        .post("/v1/folders", json!({"name": "docs"}))
+        .await
+        .expect(201);
+    let docs_id = docs["folder_id"].as_str().unwrap();
+    let inner: Value = owner
+        .post(
+            "/v1/folders",
+            json!({"name": "inner", "parent_id": docs_id}),
+        )
+        .await
+        .expect(201);
+    let inner_id = inner["folder_id"].as_str().unwrap();
+    owner
+        .get(&path(RouteKey::GetFolder, inner_id))
+        .await
+        .expect(200);
+    owner
+        .patch(
+            &path(RouteKey::RenameFile, file_id),
+            json!({"parent_id": docs_id}),
+        )
+        .await
+        .expect(200);
+    owner
+        .get(&path(RouteKey::ListChildren, docs_id))
+        .await
+        .expect(200);
+    owner
+        .patch(
+            &path(RouteKey::MoveFolder, inner_id),
+            json!({"parent_id": "root", "name": "outer"}),
+        )
+        .await
+        .expect(200);
+    owner
+        .get("/v1/paths?path=%2Fdocs%2Frenamed.bin")
+        .await
+        .expect(200);
     other
         .delete(&path(RouteKey::DeleteFile, &lone_file.file_id))
         .await
@@ -408,7 +451,8 @@ async fn every_function_is_allowed_every_call_it_makes() {
     let challenge: ChallengeResponse = other
         .post(
             "/v1/fast-upload",
-            json!({"name": "instant.bin", "size": data.len(), "sha256": sha256_hex(&data)}),
+            // Named as a file it has already: renamed.
+            json!({"name": "copy.bin", "size": data.len(), "sha256": sha256_hex(&data)}),
         )
         .await
         .expect_body(200);

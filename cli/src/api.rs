@@ -13,8 +13,8 @@ use filestore_contract::api::{
     ChallengeResponse, CompleteUploadRequest, CreateShareRequest, CreateShareResponse,
     CreateUploadRequest, CreateUploadResponse, Credentials, DownloadResponse, ErrorBody,
     FastUploadRequest, FileEnvelope, FileList, FileView, LoginResponse, MAX_LIST_LIMIT, MeResponse,
-    PasswordChange, PresignPartsRequest, PresignPartsResponse, PresignedPart, ProofRequest,
-    ProofResponse, RenameRequest, ShareList, SignupResponse, UploadView,
+    MoveRequest, PasswordChange, PresignPartsRequest, PresignPartsResponse, PresignedPart,
+    ProofRequest, ProofResponse, ShareList, SignupResponse, UploadView,
 };
 use filestore_contract::domain::{FileName, PartNumber, Sha256Hex};
 use reqwest::{RequestBuilder, StatusCode, Url};
@@ -211,7 +211,10 @@ impl Api {
     }
 
     pub async fn rename(&self, file_id: &str, name: &FileName) -> Result<File> {
-        let body = RenameRequest { name: name.clone() };
+        let body = MoveRequest {
+            name: Some(name.clone()),
+            parent_id: None,
+        };
         let req = self
             .request(RouteKey::RenameFile, Some(file_id))?
             .json(&body);

@@ -394,6 +394,7 @@ mod tests {
             sha256: None,
             content_type: "application/octet-stream".into(),
             created_at: "2026-01-01T00:00:00Z".into(),
+            parent_id: Default::default(),
             tier: filestore_contract::domain::Tier::Hot,
             verified: false,
             declared_sha256: None,

@@ -11,9 +11,9 @@ use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, SchemaType, T
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::domain::{
-    ChallengeId, ContentType, DownloadLimit, EntryType, FileId, FileName, ObjectSize, PartChecksum,
-    PartNumber, PartSize, Password, Sha256Hex, ShareId, ShareLifetime, Tier, UploadId, UploadState,
-    UserId, Username,
+    ChallengeId, ContentType, DownloadLimit, EntryType, FileId, FileName, FolderId, ObjectSize,
+    OnConflict, PartChecksum, PartNumber, PartSize, Password, Sha256Hex, ShareId, ShareLifetime,
+    Tier, UploadId, UploadState, UserId, Username,
 };
 
 /// Most part numbers one presign call takes.
@@ -99,6 +99,12 @@ pub struct CreateUploadRequest {
     /// The server picks 8 MiB if not given, and raises it as needed to fit 10,000 parts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub part_size: Option<PartSize>,
+    /// The folder the File is created in; the root if not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<FolderId>,
+    /// What to do when the name is taken in that folder; `rename` if not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_conflict: Option<OnConflict>,
     /// `SHA256`: every part will carry its SHA-256, given at presign and signed into its
     /// URL, so S3 refuses bytes that differ. S3 takes part checksums only on an upload
     /// created for them, hence the choice here.
@@ -259,19 +265,15 @@ pub struct FileView {
     pub content_type: String,
     #[schema(format = DateTime)]
     pub created_at: String,
+    /// The folder it is in (`root` for files created without one).
+    #[serde(default)]
+    pub parent_id: FolderId,
     #[schema(schema_with = tier_schema)]
     pub tier: Tier,
     pub verified: bool,
     /// The declared SHA-256, present only when it differs from the computed one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub declared_sha256: Option<String>,
-}
-
-/// A File or a Folder, with `"type"` saying which.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub enum Entry {
-    File(FileView),
 }
 
 /// One item in the trash: a file or a folder trashed by itself (what was below a trashed
@@ -311,7 +313,7 @@ pub struct TrashList {
 pub struct RestoreRequest {
     /// `root` or a folder id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parent_id: Option<String>,
+    pub parent_id: Option<FolderId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<FileName>,
 }
@@ -329,10 +331,69 @@ pub struct FileList {
     pub next_cursor: Option<String>,
 }
 
+/// A rename, a move, or both: at least one field.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
+pub struct MoveRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<FileName>,
+    /// The folder to move into.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<FolderId>,
+}
+
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RenameRequest {
+pub struct CreateFolderRequest {
     pub name: FileName,
+    /// The root if not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<FolderId>,
+}
+
+/// The Folder object of the contract. The root folder is `{"folder_id":"root","name":"",
+/// "parent_id":null,...}`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct FolderView {
+    pub folder_id: FolderId,
+    pub name: String,
+    /// Null for the root folder only.
+    #[schema(required = true)]
+    pub parent_id: Option<FolderId>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+/// A folder on the way from the root to another one (a breadcrumb).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct Ancestor {
+    pub folder_id: FolderId,
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FolderResponse {
+    pub folder: FolderView,
+    /// From the root down to the folder's parent; empty for the root itself.
+    pub ancestors: Vec<Ancestor>,
+}
+
+/// A File or a Folder, told apart by `type`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Entry {
+    File(FileView),
+    Folder(FolderView),
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EntryList {
+    /// Folders first, then files, each by the bytes of their UTF-8 names.
+    pub entries: Vec<Entry>,
+    /// Pass as `cursor` for the next page; null on the last one.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -349,6 +410,12 @@ pub struct FastUploadRequest {
     pub name: FileName,
     pub size: ObjectSize,
     pub sha256: Sha256Hex,
+    /// The folder the File is created in; the root if not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<FolderId>,
+    /// What to do when the name is taken in that folder; `rename` if not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_conflict: Option<OnConflict>,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
@@ -461,6 +528,8 @@ mod tests {
             content_type: None,
             part_size: None,
             checksum_algorithm: None,
+            parent_id: None,
+            on_conflict: None,
         };
         let json = serde_json::to_value(&body).unwrap();
         assert_eq!(json, serde_json::json!({"name": "a.txt", "size": 5}));

@@ -7,8 +7,9 @@
 //! - `text`: usernames, passwords, file names, hashes, content types, part checksums.
 //! - `numbers`: part numbers, sizes, share lifetimes and limits, whole numbers.
 //! - `parts`: how an object is cut into parts ([`PartPlan`]).
-//! - `ids`: the server-made ids of users, uploads, files, challenges and share links.
-//! - here: the limits S3 sets, upload states, tiers and entry types.
+//! - `ids`: the server-made ids of users, uploads, files, folders, challenges and share
+//!   links (and the root folder's `"root"`).
+//! - here: the limits S3 sets, upload states, tiers, entry types and `on_conflict`.
 
 use std::fmt;
 
@@ -134,7 +135,7 @@ mod numbers;
 mod parts;
 mod text;
 
-pub use ids::{ChallengeId, FileId, ShareId, UploadId, UserId};
+pub use ids::{ChallengeId, FileId, FolderId, ShareId, UploadId, UserId};
 pub use numbers::{DownloadLimit, ObjectSize, PartNumber, PartSize, ShareLifetime, WholeNumber};
 pub use parts::PartPlan;
 pub use text::{ContentType, FileName, PartChecksum, Password, Sha256Hex, Username};
@@ -182,8 +183,38 @@ impl EntryType {
     }
 }
 
-/// The id of every user's root folder, valid wherever a folder id is.
-pub const ROOT_FOLDER: &str = "root";
+/// What an upload or instant upload does when its name is taken in its folder, applied when
+/// the File is created: pick a free `name (1).ext` (the default), put the existing file in
+/// the trash, or refuse with `409 name_taken`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OnConflict {
+    #[default]
+    Rename,
+    Replace,
+    Fail,
+}
+
+impl OnConflict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rename => "rename",
+            Self::Replace => "replace",
+            Self::Fail => "fail",
+        }
+    }
+
+    /// # Errors
+    /// For anything but the three names.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "rename" => Ok(Self::Rename),
+            "replace" => Ok(Self::Replace),
+            "fail" => Ok(Self::Fail),
+            other => Err(format!("unknown on_conflict {other:?}")),
+        }
+    }
+}
 
 /// Where a file's bytes are served from: `hot` until a verified copy is in the cold store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,7 +9,6 @@
 
 use std::sync::LazyLock;
 
-use utoipa::ToSchema;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{
@@ -24,6 +23,7 @@ use utoipa::openapi::{
     ComponentsBuilder, ContentBuilder, InfoBuilder, LicenseBuilder, OpenApi, OpenApiBuilder, Ref,
     RefOr, Required,
 };
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::api::ErrorBody;
 use crate::routes::{Function, RouteKey};
@@ -75,6 +75,12 @@ fn path_id(key: RouteKey) -> Schema {
             .description(Some("A share link's token: base64url of 32 random bytes."))
             .pattern(Some("^[A-Za-z0-9_-]{43}$"))
             .into(),
+        RouteKey::GetFolder | RouteKey::ListChildren | RouteKey::MoveFolder => {
+            match crate::domain::FolderId::schema() {
+                RefOr::T(schema) => schema,
+                RefOr::Ref(_) => unreachable!("a folder id's schema is inline"),
+            }
+        }
         _ => ObjectBuilder::new()
             .schema_type(Type::String)
             .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
@@ -304,6 +310,7 @@ fn build() -> OpenApi {
         ),
         (Function::Shares, "Share links"),
         (Function::Trash, "The trash: restore and purge"),
+        (Function::Folders, "Folders and paths"),
     ]
     .map(|(f, d)| {
         TagBuilder::new()

@@ -26,6 +26,7 @@ pub enum Function {
     FastUpload,
     Shares,
     Trash,
+    Folders,
 }
 
 /// Every route of the contract. The template is API Gateway's route key syntax.
@@ -57,10 +58,15 @@ pub enum RouteKey {
     RestoreTrash,
     PurgeTrash,
     EmptyTrash,
+    CreateFolder,
+    GetFolder,
+    ListChildren,
+    MoveFolder,
+    ResolvePath,
 }
 
 impl RouteKey {
-    pub const ALL: [RouteKey; 26] = [
+    pub const ALL: [RouteKey; 31] = [
         Self::Signup,
         Self::Login,
         Self::Me,
@@ -87,6 +93,11 @@ impl RouteKey {
         Self::RestoreTrash,
         Self::PurgeTrash,
         Self::EmptyTrash,
+        Self::CreateFolder,
+        Self::GetFolder,
+        Self::ListChildren,
+        Self::MoveFolder,
+        Self::ResolvePath,
     ];
 
     pub fn method(self) -> Method {
@@ -100,7 +111,8 @@ impl RouteKey {
             | Self::FastUploadProof
             | Self::ChangePassword
             | Self::CreateShare
-            | Self::RestoreTrash => Method::POST,
+            | Self::RestoreTrash
+            | Self::CreateFolder => Method::POST,
             Self::Me
             | Self::OpenApi
             | Self::ListShares
@@ -110,13 +122,16 @@ impl RouteKey {
             | Self::ListFiles
             | Self::GetFile
             | Self::DownloadFile
-            | Self::ListTrash => Method::GET,
+            | Self::ListTrash
+            | Self::GetFolder
+            | Self::ListChildren
+            | Self::ResolvePath => Method::GET,
             Self::AbortUpload
             | Self::DeleteFile
             | Self::RevokeShare
             | Self::PurgeTrash
             | Self::EmptyTrash => Method::DELETE,
-            Self::RenameFile => Method::PATCH,
+            Self::RenameFile | Self::MoveFolder => Method::PATCH,
         }
     }
 
@@ -142,6 +157,10 @@ impl RouteKey {
             Self::ListTrash | Self::EmptyTrash => "/v1/trash",
             Self::RestoreTrash => "/v1/trash/{id}/restore",
             Self::PurgeTrash => "/v1/trash/{id}",
+            Self::CreateFolder => "/v1/folders",
+            Self::GetFolder | Self::MoveFolder => "/v1/folders/{id}",
+            Self::ListChildren => "/v1/folders/{id}/children",
+            Self::ResolvePath => "/v1/paths",
         }
     }
 
@@ -168,6 +187,11 @@ impl RouteKey {
             Self::ListTrash | Self::RestoreTrash | Self::PurgeTrash | Self::EmptyTrash => {
                 Function::Trash
             }
+            Self::CreateFolder
+            | Self::GetFolder
+            | Self::ListChildren
+            | Self::MoveFolder
+            | Self::ResolvePath => Function::Folders,
         }
     }
 
@@ -217,6 +241,7 @@ impl Function {
             Self::FastUpload => "fastupload",
             Self::Shares => "shares",
             Self::Trash => "trash",
+            Self::Folders => "folders",
         }
     }
 }

@@ -83,6 +83,23 @@ impl ApiError {
         }
     }
 
+    /// 409 `name_taken`: a file or folder of this name is in the folder already.
+    pub fn name_taken(name: &str) -> Self {
+        Self::conflict(
+            "name_taken",
+            format!("a file or folder named {name:?} is in that folder already"),
+        )
+    }
+
+    /// 409 `parent_gone`: the folder a file was to go in was trashed or purged.
+    pub fn parent_gone() -> Self {
+        Self::conflict(
+            "parent_gone",
+            "the folder this was to go in is in the trash or gone; restore it, or choose \
+             another folder",
+        )
+    }
+
     /// 413 `quota_exceeded`: storing `size` more bytes would pass the user's quota, of which
     /// `claimed` bytes are stored or reserved by open uploads.
     pub fn quota_exceeded(claimed: u64, size: u64, quota: u64) -> Self {

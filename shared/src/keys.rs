@@ -10,7 +10,8 @@
 //! - Accounts: [`username_pk`] ([`USERNAME_SK`], [`LOGIN_FAILURES_SK`],
 //!   [`login_failures_from_sk`]), [`user_pk`] ([`PROFILE_SK`]), [`signups_pk`]
 //!   ([`SIGNUPS_SK`]).
-//! - A user's partition: [`upload_sk`], [`file_sk`], [`trash_sk`] / [`parse_trash_sk`], [`challenge_sk`],
+//! - A user's partition: [`upload_sk`], [`file_sk`], [`folder_sk`], [`child_sk`] /
+//!   [`children_prefix`] ([`Kind`]), [`trash_sk`] / [`parse_trash_sk`], [`challenge_sk`],
 //!   [`challenge_count_sk`], [`holding_sk`], [`share_sk`], and the prefixes that list them.
 //! - Elsewhere in the table: [`share_token_pk`], [`content_pk`], [`job_sk`],
 //!   [`transfer_pk`] / [`parse_transfer_pk`].
@@ -18,7 +19,7 @@
 //! - S3: [`object_key`] / [`parse_object_key`] (hot), [`cold_key`] / [`parse_cold_key`] (cold),
 //!   [`PROOF_DECOY_KEY`] (cold).
 
-use filestore_contract::domain::{ChallengeId, FileId, ShareId, UploadId, UserId};
+use filestore_contract::domain::{ChallengeId, FileId, FolderId, ShareId, UploadId, UserId};
 
 /// The partition of a username: its claim and its failed logins.
 pub fn username_pk(canonical_name: &str) -> String {
@@ -84,6 +85,63 @@ pub fn parse_trash_sk(sk: &str) -> Option<(i64, &str)> {
         return None;
     }
     Some((millis.parse().ok()?, id))
+}
+
+/// What every folder's sort key starts with, in [`user_pk`].
+pub const FOLDER_PREFIX: &str = "FOLDER#";
+
+/// A folder, in its owner's [`user_pk`]. The root folder is never stored.
+pub fn folder_sk(folder_id: &FolderId) -> String {
+    format!("{FOLDER_PREFIX}{folder_id}")
+}
+
+/// The two kinds of things a folder holds. Their digit sorts folders before files in a
+/// folder's [`children_prefix`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Folder,
+    File,
+}
+
+impl Kind {
+    fn digit(self) -> char {
+        match self {
+            Self::Folder => '0',
+            Self::File => '1',
+        }
+    }
+
+    /// The kind a name must also be free of: names are unique across both.
+    pub fn other(self) -> Self {
+        match self {
+            Self::Folder => Self::File,
+            Self::File => Self::Folder,
+        }
+    }
+}
+
+/// What the child entries of a folder start with, in its owner's [`user_pk`]: a `Query` on it
+/// lists the folder, folders first, then files, each by the UTF-8 bytes of their names.
+pub fn children_prefix(parent: &FolderId) -> String {
+    format!("CHILD#{parent}#")
+}
+
+/// The child entry of a file or folder named `name` in `parent`: the claim on the name, and
+/// the folder's listing row (its `id` names the item).
+pub fn child_sk(parent: &FolderId, kind: Kind, name: &str) -> String {
+    format!("{}{}#{name}", children_prefix(parent), kind.digit())
+}
+
+/// [`child_sk`] -> its kind and name, for a child entry of `parent`; `None` for any other key.
+pub fn parse_child_sk<'a>(parent: &FolderId, sk: &'a str) -> Option<(Kind, &'a str)> {
+    let rest = sk.strip_prefix(&children_prefix(parent))?;
+    let (digit, name) = rest.split_once('#')?;
+    let kind = match digit {
+        "0" => Kind::Folder,
+        "1" => Kind::File,
+        _ => return None,
+    };
+    Some((kind, name))
 }
 
 /// An instant-upload challenge, in the [`user_pk`] of the user it was issued to.
@@ -244,6 +302,16 @@ mod tests {
         assert_eq!(user_pk(&u), format!("USER#{u}"));
         assert_eq!(upload_sk(&up), format!("UPLOAD#{up}"));
         assert_eq!(file_sk(&f), format!("FILE#{f}"));
+        let folder = FolderId::generate();
+        assert_eq!(folder_sk(&folder), format!("FOLDER#{folder}"));
+        assert_eq!(
+            child_sk(&FolderId::root(), Kind::Folder, "a b"),
+            "CHILD#root#0#a b"
+        );
+        assert_eq!(
+            child_sk(&folder, Kind::File, "x.txt"),
+            format!("CHILD#{folder}#1#x.txt")
+        );
         assert_eq!(challenge_sk(&c), format!("CHALLENGE#{c}"));
         assert_eq!(challenge_count_sk(3600), "CHALLENGECOUNT#3600");
         assert_eq!(holding_sk("ab"), "HOLDING#ab");
@@ -269,6 +337,18 @@ mod tests {
         assert!(upload_sk(&up).starts_with(UPLOAD_PREFIX));
         assert!(file_sk(&f).starts_with(FILE_PREFIX));
         assert!(share_sk(&sh).starts_with(SHARE_PREFIX));
+    }
+
+    /// Child entries parse back to their kind and name, only within their own folder; folders
+    /// sort before files, and a name may hold '#'.
+    #[test]
+    fn child_keys_parse_back_within_their_folder() {
+        let (root, other) = (FolderId::root(), FolderId::generate());
+        let sk = child_sk(&root, Kind::File, "a#b");
+        assert_eq!(parse_child_sk(&root, &sk), Some((Kind::File, "a#b")));
+        assert_eq!(parse_child_sk(&other, &sk), None);
+        assert!(child_sk(&root, Kind::Folder, "zzz") < child_sk(&root, Kind::File, "a"));
+        assert_eq!(Kind::File.other(), Kind::Folder);
     }
 
     #[test]

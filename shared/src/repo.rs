@@ -11,6 +11,8 @@
 //! | user | `USER#<user_id>` | `PROFILE` |
 //! | upload | `USER#<user_id>` | `UPLOAD#<upload_id>` |
 //! | file | `USER#<user_id>` | `FILE#<file_id>` |
+//! | folder | `USER#<user_id>` | `FOLDER#<folder_id>` |
+//! | child entry (a name in a folder) | `USER#<user_id>` | `CHILD#<parent_id>#<0 folder, 1 file>#<name>` |
 //! | challenge | `USER#<user_id>` | `CHALLENGE#<challenge_id>` |
 //! | challenges issued in an hour | `USER#<user_id>` | `CHALLENGECOUNT#<window start>` |
 //! | small content held | `USER#<user_id>` | `HOLDING#<sha256>` |
@@ -36,7 +38,9 @@
 //! - `accounts`: password changes.
 //! - `limits`: the counters that throttle failed logins and signups, taken before the attempt.
 //! - `uploads`: multipart upload records, and completing one into a File.
-//! - `files`: file records: reads, rename, delete.
+//! - `files`: file records: reads, delete.
+//! - `folders`: folders, the child entries that make names unique per folder, listings in
+//!   name order, paths, and the rename-or-move transactions of folders and files.
 //! - `trash`: trash entries: trashing a file, restoring it, purging it.
 //! - `content`: verified content, verification, instant upload, collection.
 //! - `challenges`: instant upload's proof-of-possession challenges.
@@ -52,6 +56,7 @@ mod accounts;
 mod challenges;
 mod content;
 mod files;
+mod folders;
 mod item;
 mod janitor;
 mod limits;
@@ -67,6 +72,7 @@ mod users;
 pub use challenges::{CHALLENGE_WINDOW, ChallengeCount, ChallengeRecord};
 pub use content::{ContentRecord, UNSHARED_BELOW, Verified, VerifyOutcome};
 pub use files::{Copies, FileRecord};
+pub use folders::{Child, FolderRecord, MAX_DEPTH, Place, Placed, numbered_name, root_view};
 pub use item::{rfc3339, to_millis};
 pub use janitor::{DUE_INDEX, HotCopy, SHA256_INDEX, ScanCursor};
 pub use limits::{Counter, Limit, Taken};

@@ -2,7 +2,7 @@
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
-use filestore_contract::domain::{FileId, UploadId, UserId};
+use filestore_contract::domain::{FileId, FolderId, UploadId, UserId};
 
 use crate::auth::TokenKeys;
 use crate::config::{ColdConfig, Config};
@@ -255,6 +255,52 @@ impl AppState {
             .await?
             .filter(|f| !f.trashed())
             .ok_or(crate::ApiError::NotFound("file"))
+    }
+
+    /// The caller's live folder as its chain of folders from the root (itself last; empty
+    /// for the root). Another user's, a trashed and an unknown folder are all a 404.
+    ///
+    /// # Errors
+    /// 404, or a repository failure.
+    pub async fn live_folder(
+        &self,
+        user_id: &UserId,
+        folder_id: &FolderId,
+    ) -> Result<Vec<crate::repo::FolderRecord>, crate::ApiError> {
+        self.repo
+            .live_chain(user_id, folder_id)
+            .await?
+            .ok_or(crate::ApiError::NotFound("folder"))
+    }
+
+    /// Where a new File is asked to go: its folder must be the caller's and live (404), and
+    /// with `on_conflict` `fail` its name free there, with `replace` not a folder's (409
+    /// `name_taken`). The write that creates the File checks again, atomically.
+    ///
+    /// # Errors
+    /// 404, 409, or a repository failure.
+    pub async fn check_target(
+        &self,
+        user_id: &UserId,
+        parent: &FolderId,
+        name: &str,
+        on_conflict: filestore_contract::domain::OnConflict,
+    ) -> Result<(), crate::ApiError> {
+        use filestore_contract::domain::OnConflict;
+        self.live_folder(user_id, parent).await?;
+        let taken = match on_conflict {
+            OnConflict::Rename => false,
+            OnConflict::Fail => self.repo.name_in_use(user_id, parent, name).await?,
+            OnConflict::Replace => self
+                .repo
+                .child_id(user_id, parent, crate::keys::Kind::Folder, name)
+                .await?
+                .is_some(),
+        };
+        if taken {
+            return Err(crate::ApiError::name_taken(name));
+        }
+        Ok(())
     }
 
     /// The caller's upload if it exists and has not expired; anything else is a 404.

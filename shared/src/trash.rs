@@ -2,7 +2,9 @@
 //! finding a trashed item by its id, and purging an entry (the table, then the hot object),
 //! which the trash function and the janitor share.
 
-use filestore_contract::domain::{EntryType, FileId, ROOT_FOLDER, UserId};
+use filestore_contract::domain::{EntryType, FileId, FolderId, UserId};
+
+use crate::keys::Kind;
 use time::OffsetDateTime;
 
 use crate::repo::{FileRecord, TrashEntry, to_millis};
@@ -33,7 +35,7 @@ impl AppState {
                 id: file_id.to_string(),
                 name: file.name.clone(),
                 size: file.size,
-                original_parent_id: ROOT_FOLDER.into(),
+                original_parent_id: file.parent_id.to_string(),
                 trashed_at: now,
                 purge_at: now + self.config.trash_retention,
             };
@@ -44,6 +46,32 @@ impl AppState {
             }
         }
         Err(anyhow::anyhow!("file {file_id} kept changing while trashing it").into())
+    }
+
+    /// Makes room for `on_conflict: replace`: the live file named `name` in `parent` goes to
+    /// the trash. `false` when the name is a folder's, or no file holds it any more.
+    ///
+    /// # Errors
+    /// Repository failures.
+    pub async fn replace_file(
+        &self,
+        user_id: &UserId,
+        parent: &FolderId,
+        name: &str,
+    ) -> Result<bool, ApiError> {
+        let Some(id) = self
+            .repo
+            .child_id(user_id, parent, Kind::File, name)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let file_id = FileId::parse(&id).map_err(anyhow::Error::msg)?;
+        match self.trash_file(user_id, &file_id).await {
+            Ok(()) => Ok(true),
+            Err(ApiError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// The caller's trashed item with this id, with its trash entry. Only items trashed by

@@ -239,6 +239,8 @@ impl TestApp {
             content_type: None,
             part_size: part_size.map(|p| PartSize::parse(p as u64).expect("a valid part size")),
             checksum_algorithm: None,
+            parent_id: None,
+            on_conflict: None,
         };
         self.post(RouteKey::CreateUpload.template(), json!(body))
             .await

@@ -195,6 +195,8 @@ impl Uploader<'_> {
                 name: name.clone(),
                 size: object_size,
                 sha256: sha256.clone(),
+                parent_id: None,
+                on_conflict: None,
             };
             try_instant_upload(self.api, self.out, &self.instant_refused, path, &request).await?
         };
@@ -237,6 +239,8 @@ impl Uploader<'_> {
                         content_type: None,
                         part_size: self.options.part_size,
                         checksum_algorithm: None,
+                        parent_id: None,
+                        on_conflict: None,
                     })
                     .await?;
                 let state = ResumeState {

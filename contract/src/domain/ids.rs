@@ -1,6 +1,6 @@
-//! The ids the server makes: users, uploads, files, challenges and share links. Each is a
-//! UUID written hyphenated in lowercase, and its own type, so one kind of id cannot be passed
-//! where another is meant.
+//! The ids the server makes: users, uploads, files, folders, challenges and share links. Each
+//! is a UUID written hyphenated in lowercase, and its own type, so one kind of id cannot be
+//! passed where another is meant. A folder id may also be `"root"`, every user's root folder.
 
 use std::fmt;
 
@@ -81,6 +81,64 @@ id_newtype!(
     "share id"
 );
 
+/// A folder: a UUID made when it is created, or [`FolderId::ROOT`], the literal `"root"`
+/// naming every user's root folder (which is virtual: never stored).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct FolderId(String);
+string_newtype!(FolderId, "folder id");
+schema!(
+    FolderId,
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(
+            "A folder id: a UUID, or \"root\" for the root folder."
+        ))
+        .pattern(Some(
+            "^(root|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$"
+        ))
+        .into()
+);
+
+impl FolderId {
+    /// The id of every user's root folder.
+    pub const ROOT: &'static str = "root";
+
+    /// The root folder.
+    pub fn root() -> Self {
+        Self(Self::ROOT.to_string())
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.0 == Self::ROOT
+    }
+
+    /// A new time-ordered folder id.
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::now_v7().to_string())
+    }
+
+    /// `"root"` or a server-made folder id.
+    ///
+    /// # Errors
+    /// When the value is neither `"root"` nor a UUID in its canonical form.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s == Self::ROOT {
+            return Ok(Self::root());
+        }
+        canonical_uuid(s)
+            .map(Self)
+            .ok_or_else(|| format!("a folder id must be \"root\" or a UUID, not {s:?}"))
+    }
+}
+
+impl Default for FolderId {
+    /// Files created without a folder are in the root.
+    fn default() -> Self {
+        Self::root()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +150,17 @@ mod tests {
         assert!(FileId::parse("nope").is_err());
         assert!(FileId::parse(&id.as_str().to_uppercase()).is_err());
         assert!(FileId::parse(&id.as_str().replace('-', "")).is_err());
+    }
+
+    #[test]
+    fn folder_ids_are_root_or_canonical_uuids() {
+        assert!(FolderId::parse("root").unwrap().is_root());
+        let id = FolderId::generate();
+        assert_eq!(FolderId::parse(id.as_str()), Ok(id.clone()));
+        assert!(!id.is_root());
+        for bad in ["Root", "", "nope", &id.as_str().to_uppercase()] {
+            assert!(FolderId::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -6,11 +6,12 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
 use super::{Schemas, integer};
 use crate::api::{
-    ChallengeResponse, CompleteUploadRequest, CreateShareRequest, CreateShareResponse,
-    CreateUploadRequest, CreateUploadResponse, Credentials, DownloadResponse, Entry,
-    FastUploadRequest, FileEnvelope, FileList, FileView, LoginResponse, MeResponse, PasswordChange,
-    PresignPartsRequest, PresignPartsResponse, ProofRequest, ProofResponse, RenameRequest,
-    RestoreRequest, ShareList, SignupResponse, TrashList, UploadList, UploadView,
+    ChallengeResponse, CompleteUploadRequest, CreateFolderRequest, CreateShareRequest,
+    CreateShareResponse, CreateUploadRequest, CreateUploadResponse, Credentials, DownloadResponse,
+    Entry, EntryList, FastUploadRequest, FileEnvelope, FileList, FileView, FolderResponse,
+    FolderView, LoginResponse, MeResponse, MoveRequest, PasswordChange, PresignPartsRequest,
+    PresignPartsResponse, ProofRequest, ProofResponse, RestoreRequest, ShareList, SignupResponse,
+    TrashList, UploadList, UploadView,
 };
 use crate::routes::RouteKey;
 
@@ -101,6 +102,13 @@ impl Route {
                 .into(),
         )
     }
+    /// 409 `name_taken`, for routes that give something a name in a folder.
+    fn name_taken(self) -> Self {
+        self.error(
+            409,
+            "`name_taken`: a file or folder of that name is in the folder already",
+        )
+    }
     fn link(mut self, name: &'static str, to: RouteKey, id: &'static str) -> Self {
         self.links.push((name, to, id));
         self
@@ -164,6 +172,14 @@ pub(super) fn describe(key: RouteKey, s: &mut Schemas) -> Route {
                  by default) open uploads; complete or abort one, or wait the `Retry-After` \
                  seconds until the earliest expires",
             )
+            .error(
+                404,
+                "`not_found`: `parent_id` is not one of the caller's live folders",
+            )
+            .error(
+                409,
+                "`name_taken`: with `on_conflict` `fail`, the name is taken in the folder",
+            )
             .link("presign", PresignParts, upload_id)
             .link("status", UploadStatus, upload_id)
             .link("complete", CompleteUpload, upload_id)
@@ -213,7 +229,10 @@ pub(super) fn describe(key: RouteKey, s: &mut Schemas) -> Route {
             .json(201, "The File", s.of::<FileEnvelope>())
             .error(
                 409,
-                "`parts_missing` or `parts_changed`: not every part is stored yet",
+                "`parts_missing` or `parts_changed`: not every part is stored yet; \
+                 `name_taken`: with `on_conflict` `fail`, the name is taken in the folder; \
+                 `parent_gone`: the upload's folder was trashed or purged (the upload stays \
+                 active)",
             )
             .quota_exceeded()
             .error(
@@ -238,9 +257,15 @@ pub(super) fn describe(key: RouteKey, s: &mut Schemas) -> Route {
             )
             .json(200, "The URL", s.of::<DownloadResponse>())
             .redirect("With `redirect=true`: to the presigned URL"),
-        RenameFile => Route::new("Rename a file")
-            .body(s.of::<RenameRequest>())
-            .json(200, "The renamed File", s.of::<FileView>()),
+        RenameFile => Route::new("Rename a file, move it to another folder, or both")
+            .body(s.of::<MoveRequest>())
+            .json(200, "The renamed or moved File", s.of::<FileView>())
+            .error(
+                404,
+                "`not_found`: no such file, or `parent_id` is not one of the caller's live \
+                 folders",
+            )
+            .name_taken(),
         DeleteFile => Route::new("Move a file to the trash")
             .describe(
                 "From then on it is a 404 on every route (its share links too) and absent \
@@ -256,6 +281,14 @@ pub(super) fn describe(key: RouteKey, s: &mut Schemas) -> Route {
             )
             .body(s.of::<FastUploadRequest>())
             .json(200, "A challenge", s.of::<ChallengeResponse>())
+            .error(
+                404,
+                "`not_found`: `parent_id` is not one of the caller's live folders",
+            )
+            .error(
+                409,
+                "`name_taken`: with `on_conflict` `fail`, the name is taken in the folder",
+            )
             .quota_exceeded()
             .error(
                 429,
@@ -280,6 +313,11 @@ pub(super) fn describe(key: RouteKey, s: &mut Schemas) -> Route {
                 200,
                 "`upload_required`: send the bytes with an upload",
                 s.of::<ProofResponse>(),
+            )
+            .error(
+                409,
+                "After a correct proof: `name_taken` (with `on_conflict` `fail`) or \
+                 `parent_gone` (the folder was trashed or purged since the challenge)",
             )
             .quota_exceeded(),
         OpenApi => Route::new("This document").json(
@@ -323,20 +361,7 @@ pub(super) fn describe(key: RouteKey, s: &mut Schemas) -> Route {
             )
             .redirect("To a presigned GET of the file"),
         ListTrash => Route::new("The caller's trash, newest first")
-            .query(
-                "limit",
-                "Entries per page (default 100).",
-                integer(1, u64::from(crate::api::MAX_LIST_LIMIT)),
-            )
-            .query(
-                "cursor",
-                "`next_cursor` of the previous page, as given (opaque base64url).",
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .min_length(Some(1))
-                    .pattern(Some("^[A-Za-z0-9_-]+$"))
-                    .into(),
-            )
+            .paged("Entries per page (default 100).")
             .json(200, "One page of trash entries", s.of::<TrashList>()),
         RestoreTrash => Route::new("Restore a trashed file or folder")
             .describe(
@@ -346,6 +371,11 @@ pub(super) fn describe(key: RouteKey, s: &mut Schemas) -> Route {
             )
             .body(s.of::<RestoreRequest>())
             .json(200, "The restored entry", s.of::<Entry>())
+            .error(
+                404,
+                "`not_found`: no such entry in the trash, or `parent_id` is not one of the \
+                 caller's live folders",
+            )
             .error(
                 409,
                 "`name_taken`: the target folder holds an entry of that name; \
@@ -359,5 +389,58 @@ pub(super) fn describe(key: RouteKey, s: &mut Schemas) -> Route {
             )
             .empty(204, "Purged"),
         EmptyTrash => Route::new("Purge the whole trash").empty(204, "The trash is empty"),
+        CreateFolder => Route::new("Create a folder")
+            .body(s.of::<CreateFolderRequest>())
+            .json(201, "The folder", s.of::<FolderView>())
+            .error(
+                404,
+                "`not_found`: `parent_id` is not one of the caller's live folders",
+            )
+            .name_taken()
+            .error(422, "`too_deep`: the folder would be more than 64 folders deep"),
+        GetFolder => Route::new("A folder and its ancestors (breadcrumbs)")
+            .describe("`root` is the caller's root folder.")
+            .json(200, "The folder", s.of::<FolderResponse>()),
+        ListChildren => Route::new("What a folder holds: folders first, then files, by name")
+            .describe(
+                "Names are ordered by the bytes of their UTF-8; a cursor is good for its own \
+                 folder only.",
+            )
+            .paged("Entries per page (default 100).")
+            .json(200, "One page of entries", s.of::<EntryList>()),
+        MoveFolder => Route::new("Rename a folder, move it, or both")
+            .describe(
+                "One metadata change, whatever the folder holds. Of two moves that would \
+                 put two folders inside each other, at most one succeeds.",
+            )
+            .body(s.of::<MoveRequest>())
+            .json(200, "The folder", s.of::<FolderView>())
+            .error(
+                400,
+                "`root_folder`: the root folder cannot be renamed or moved",
+            )
+            .error(
+                404,
+                "`not_found`: no such folder, or `parent_id` is not one of the caller's live \
+                 folders",
+            )
+            .error(
+                409,
+                "`name_taken`: the name is used in the target folder; `cycle`: the target is \
+                 the folder itself or below it",
+            )
+            .error(422, "`too_deep`: the move would put a folder more than 64 deep"),
+        ResolvePath => Route::new("The file or folder at an absolute path")
+            .query(
+                "path",
+                "An absolute path such as `/a/b/c.txt`; `/` is the root folder.",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .pattern(Some("^/"))
+                    .into(),
+            )
+            .json(200, "The entry", s.of::<Entry>())
+            .error(404, "`not_found`: nothing lives at that path"),
     }
 }

@@ -29,7 +29,7 @@ use filestore_contract::RouteKey;
 use filestore_contract::api::{
     ByteRange, ChallengeResponse, FastUploadRequest, ProofRequest, ProofResponse,
 };
-use filestore_contract::domain::{ChallengeId, ContentType, FileId};
+use filestore_contract::domain::{ChallengeId, ContentType, FileId, OnConflict};
 use filestore_shared::http::{json, json_body, respond};
 use filestore_shared::keys::{PROOF_DECOY_KEY, object_key};
 use filestore_shared::repo::{
@@ -146,6 +146,11 @@ async fn challenge(
     }
     // Judged on the declared size alone, so it says nothing about whether the content exists.
     state.check_quota(user, input.size.get())?;
+    let parent_id = input.parent_id.unwrap_or_default();
+    let on_conflict = input.on_conflict.unwrap_or_default();
+    state
+        .check_target(user_id, &parent_id, input.name.as_str(), on_conflict)
+        .await?;
     let (nonce, ranges) = {
         let mut rng = rand::thread_rng();
         let nonce: [u8; 16] = rng.r#gen();
@@ -158,6 +163,8 @@ async fn challenge(
         user_id: user_id.clone(),
         challenge_id: ChallengeId::generate(),
         name: input.name.to_string(),
+        parent_id,
+        on_conflict,
         size: input.size.get(),
         sha256: input.sha256.to_string(),
         content_type: ContentType::octet_stream().to_string(),
@@ -273,10 +280,11 @@ async fn prove(
         return upload_required();
     };
     let file_id = FileId::generate();
-    let file = FileRecord {
+    let mut file = FileRecord {
         user_id: user_id.clone(),
         file_id: file_id.clone(),
         name: challenge.name,
+        parent_id: challenge.parent_id,
         size: content.size,
         sha256: Some(content.sha256.clone()),
         declared_sha256: None,
@@ -293,7 +301,23 @@ async fn prove(
     };
     // A correct proof has shown the content exists, so answering 413 here reveals nothing.
     let quota = state.quota_of(user);
-    match state.repo.create_shared_file(&file, quota).await? {
+    let mut outcome = state
+        .repo
+        .create_shared_file(&mut file, challenge.on_conflict, quota)
+        .await?;
+    // `replace`: the file holding the name goes to the trash, and the new one takes it.
+    if outcome == AddFile::NameTaken
+        && challenge.on_conflict == OnConflict::Replace
+        && state
+            .replace_file(user_id, &file.parent_id, &file.name)
+            .await?
+    {
+        outcome = state
+            .repo
+            .create_shared_file(&mut file, challenge.on_conflict, quota)
+            .await?;
+    }
+    match outcome {
         AddFile::Added => {}
         AddFile::OverQuota => {
             return Err(ApiError::quota_exceeded(
@@ -302,6 +326,9 @@ async fn prove(
                 quota,
             ));
         }
+        // Like quota, these say nothing a correct proof has not shown already.
+        AddFile::NameTaken => return Err(ApiError::name_taken(&file.name)),
+        AddFile::ParentGone => return Err(ApiError::parent_gone()),
         AddFile::Refused => return upload_required(),
     }
     tracing::info!(file_id = %file.file_id, sha256 = %content.sha256, "instant upload");

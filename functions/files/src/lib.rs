@@ -1,4 +1,5 @@
-//! The files function: list (cursor pages), get, download URL, rename, delete (to the trash).
+//! The files function: list (cursor pages), get, download URL, rename or move, delete (to
+//! the trash).
 //!
 //! A trashed file is a 404 here like a file that never existed, and left out of the list.
 //! Files live in their owner's DynamoDB partition, so every lookup is keyed by the caller
@@ -9,10 +10,10 @@
 use std::convert::Infallible;
 
 use filestore_contract::RouteKey;
-use filestore_contract::api::{DownloadResponse, FileList, RenameRequest};
+use filestore_contract::api::{DownloadResponse, FileList, MoveRequest};
 use filestore_contract::domain::{FileId, UserId};
 use filestore_shared::http::{json, json_body, no_content, query_param, redirect, respond};
-use filestore_shared::repo::rfc3339;
+use filestore_shared::repo::{Place, Placed, rfc3339};
 use filestore_shared::{ApiError, AppState};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -139,19 +140,45 @@ async fn download(
     )
 }
 
+/// A rename, a move to another folder, or both: one transaction that also moves the
+/// file's name claim, conditioned on the file as read; a file changed meanwhile is read again.
 #[instrument(skip(state, input))]
 async fn rename(
     state: &AppState,
     user_id: &UserId,
     file_id: &FileId,
-    input: RenameRequest,
+    input: MoveRequest,
 ) -> Result<Response<Body>, ApiError> {
-    let file = state
-        .repo
-        .rename_file(user_id, file_id, input.name.as_str())
-        .await?
-        .ok_or(ApiError::NotFound("file"))?;
-    json(StatusCode::OK, &file.view())
+    if input.name.is_none() && input.parent_id.is_none() {
+        return Err(ApiError::bad_input(
+            "invalid_request",
+            "give a new name, a parent_id, or both",
+        ));
+    }
+    if let Some(parent) = &input.parent_id {
+        state.live_folder(user_id, parent).await?;
+    }
+    // A file changes under a move only by another rename, move or delete; a few reads settle.
+    for _ in 0..5 {
+        let file = state.owned_file(user_id, file_id).await?;
+        let to = Place {
+            parent: input.parent_id.clone().unwrap_or(file.parent_id.clone()),
+            name: input
+                .name
+                .as_ref()
+                .map_or(file.name.clone(), |n| n.to_string()),
+        };
+        if to.parent == file.parent_id && to.name == file.name {
+            return json(StatusCode::OK, &file.view());
+        }
+        match state.repo.move_file(&file, &to).await? {
+            Placed::Done(file) => return json(StatusCode::OK, &file.view()),
+            Placed::NameTaken => return Err(ApiError::name_taken(&to.name)),
+            Placed::ParentGone => return Err(ApiError::NotFound("folder")),
+            Placed::Stale => continue,
+        }
+    }
+    Err(anyhow::anyhow!("file {file_id} kept changing while moving it").into())
 }
 
 /// `DELETE /v1/files/{id}` moves the file to the trash; the trash function purges it.

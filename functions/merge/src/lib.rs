@@ -10,7 +10,7 @@ use std::convert::Infallible;
 
 use filestore_contract::RouteKey;
 use filestore_contract::api::{CompleteUploadRequest, FileEnvelope, PartDone};
-use filestore_contract::domain::{ObjectSize, PartNumber, UploadId};
+use filestore_contract::domain::{ObjectSize, OnConflict, PartNumber, UploadId};
 use filestore_shared::http::{json, json_body, respond};
 use filestore_shared::repo::{AddFile, Copies, FileRecord, UploadRecord, UploadState, UserRecord};
 use filestore_shared::storage::{Joined, UploadedPart};
@@ -116,6 +116,15 @@ async fn complete(
     }
     // Guards the invariant the plan relies on; the record was written by create.
     ObjectSize::parse(upload.size).map_err(anyhow::Error::msg)?;
+    // Checked before S3 joins the parts too, so the upload stays as it was; the record below
+    // checks again, atomically.
+    match state
+        .check_target(user_id, &upload.parent_id, &upload.name, upload.on_conflict)
+        .await
+    {
+        Err(ApiError::NotFound(_)) => return Err(ApiError::parent_gone()),
+        other => other?,
+    }
 
     // `None`: S3 no longer knows the upload; an earlier complete joined it, or it was
     // aborted. The size check below tells which.
@@ -177,10 +186,11 @@ async fn complete(
         }
     }
 
-    let file = FileRecord {
+    let mut file = FileRecord {
         user_id: user_id.clone(),
         file_id: upload.file_id.clone(),
         name: upload.name.clone(),
+        parent_id: upload.parent_id.clone(),
         size: upload.size,
         sha256: upload.sha256.clone(),
         declared_sha256: None,
@@ -193,11 +203,23 @@ async fn complete(
     };
     // If its transfer has not verified the file by then, the janitor sends it again.
     let transfer_due = file.created_at + state.config.transfer_retry.first;
-    match state
+    let mut outcome = state
         .repo
-        .complete_upload(&upload, &file, quota, transfer_due)
-        .await?
+        .complete_upload(&upload, &mut file, quota, transfer_due)
+        .await?;
+    // `replace`: the file holding the name goes to the trash, and the new one takes it.
+    if outcome == AddFile::NameTaken
+        && upload.on_conflict == OnConflict::Replace
+        && state
+            .replace_file(user_id, &file.parent_id, &file.name)
+            .await?
     {
+        outcome = state
+            .repo
+            .complete_upload(&upload, &mut file, quota, transfer_due)
+            .await?;
+    }
+    match outcome {
         AddFile::Added => {
             tracing::info!(file_id = %file.file_id, size = file.size, "upload completed");
             return created(&file);
@@ -217,6 +239,9 @@ async fn complete(
                 ),
             });
         }
+        // The upload stays active: free the name or restore the folder, and complete again.
+        AddFile::NameTaken => return Err(ApiError::name_taken(&file.name)),
+        AddFile::ParentGone => return Err(ApiError::parent_gone()),
         AddFile::Refused => {}
     }
     // Lost the race to a concurrent complete of the same upload: answer with its File.
@@ -246,7 +271,7 @@ async fn complete(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use filestore_contract::domain::{FileId, UserId};
+    use filestore_contract::domain::{FileId, FolderId, UserId};
     use time::OffsetDateTime;
 
     const MIB: u64 = 1024 * 1024;
@@ -257,6 +282,8 @@ mod tests {
             upload_id: UploadId::generate(),
             file_id: FileId::generate(),
             name: "n".into(),
+            parent_id: FolderId::root(),
+            on_conflict: Default::default(),
             size,
             sha256: None,
             content_type: "application/octet-stream".into(),

@@ -14,10 +14,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use filestore_contract::RouteKey;
 use filestore_contract::api::{Entry, RestoreRequest, TrashList};
-use filestore_contract::domain::{ROOT_FOLDER, UserId};
+use filestore_contract::domain::{FolderId, UserId};
 use filestore_shared::http::{json, json_body, no_content, parse_limit, query_param, respond};
 use filestore_shared::keys::parse_trash_sk;
-use filestore_shared::repo::{Restored, TrashEntry};
+use filestore_shared::repo::{Place, Restored, TrashEntry};
 use filestore_shared::trash::Trashed;
 use filestore_shared::{ApiError, AppState};
 use lambda_http::http::StatusCode;
@@ -104,18 +104,31 @@ async fn restore(
     input: RestoreRequest,
 ) -> Result<Response<Body>, ApiError> {
     let (entry, item) = state.trashed(user_id, id).await?;
-    // Until folders exist, the root is the only folder there is: where every file was, and
-    // the only place another one can go.
-    if input
-        .parent_id
-        .as_deref()
-        .is_some_and(|parent| parent != ROOT_FOLDER)
-    {
-        return Err(ApiError::NotFound("folder"));
-    }
-    let name = input.name.as_ref().map(|n| n.as_str());
+    // A given folder must be the caller's and live (404); the original one may have gone
+    // since (409 parent_gone).
+    let parent = match &input.parent_id {
+        Some(parent) => {
+            state.live_folder(user_id, parent).await?;
+            parent.clone()
+        }
+        None => {
+            let original =
+                FolderId::parse(&entry.original_parent_id).map_err(anyhow::Error::msg)?;
+            if state.repo.live_chain(user_id, &original).await?.is_none() {
+                return Err(ApiError::parent_gone());
+            }
+            original
+        }
+    };
+    let to = Place {
+        parent,
+        name: input
+            .name
+            .as_ref()
+            .map_or(entry.name.clone(), ToString::to_string),
+    };
     match item {
-        Trashed::File(file) => match state.repo.restore_file(&file, &entry, name).await? {
+        Trashed::File(file) => match state.repo.restore_file(&file, &entry, &to).await? {
             Restored::Done => {
                 tracing::info!(file_id = %file.file_id, "file restored");
                 let restored = state.owned_file(user_id, &file.file_id).await?;
@@ -123,6 +136,9 @@ async fn restore(
             }
             // Purged or restored by a request that won the race.
             Restored::Gone => Err(ApiError::NotFound("trash entry")),
+            Restored::NameTaken => Err(ApiError::name_taken(&to.name)),
+            Restored::ParentGone if input.parent_id.is_some() => Err(ApiError::NotFound("folder")),
+            Restored::ParentGone => Err(ApiError::parent_gone()),
         },
     }
 }

@@ -124,6 +124,11 @@ async fn create(
     }
     let quota = state.quota_of(&user);
     let max_open = state.config.max_open_uploads;
+    let parent_id = input.parent_id.unwrap_or_default();
+    let on_conflict = input.on_conflict.unwrap_or_default();
+    state
+        .check_target(user_id, &parent_id, input.name.as_str(), on_conflict)
+        .await?;
     let plan = PartPlan::new(input.size, input.part_size);
     let upload_id = UploadId::generate();
     let file_id = FileId::generate();
@@ -141,6 +146,8 @@ async fn create(
         upload_id: upload_id.clone(),
         file_id,
         name: input.name.to_string(),
+        parent_id,
+        on_conflict,
         size,
         sha256: input.sha256.map(String::from),
         content_type: content_type.to_string(),

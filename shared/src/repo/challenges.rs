@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use anyhow::Context;
 use aws_sdk_dynamodb::types::ReturnValue;
-use filestore_contract::domain::{ChallengeId, UserId};
+use filestore_contract::domain::{ChallengeId, FolderId, OnConflict, UserId};
 use time::OffsetDateTime;
 
 use super::Repo;
@@ -22,6 +22,9 @@ pub struct ChallengeRecord {
     pub user_id: UserId,
     pub challenge_id: ChallengeId,
     pub name: String,
+    /// Where the File goes after a correct proof, and what to do if its name is taken.
+    pub parent_id: FolderId,
+    pub on_conflict: OnConflict,
     pub size: u64,
     pub sha256: String,
     pub content_type: String,
@@ -93,6 +96,8 @@ impl Repo {
             ("SK".into(), s(keys::challenge_sk(&c.challenge_id))),
             ("challenge_id".into(), s(&c.challenge_id)),
             ("name".into(), s(&c.name)),
+            ("parent_id".into(), s(&c.parent_id)),
+            ("on_conflict".into(), s(c.on_conflict.as_str())),
             ("size".into(), n(c.size)),
             ("sha256".into(), s(&c.sha256)),
             ("content_type".into(), s(&c.content_type)),
@@ -139,6 +144,16 @@ impl Repo {
             user_id: user_id.clone(),
             challenge_id: get_parsed(&item, "challenge_id")?,
             name: get_s(&item, "name")?,
+            parent_id: match item.get("parent_id") {
+                Some(_) => get_parsed(&item, "parent_id")?,
+                None => FolderId::root(),
+            },
+            on_conflict: match item.get("on_conflict") {
+                Some(_) => {
+                    OnConflict::parse(&get_s(&item, "on_conflict")?).map_err(anyhow::Error::msg)?
+                }
+                None => OnConflict::Rename,
+            },
             size: get_u64(&item, "size")?,
             sha256: get_s(&item, "sha256")?,
             content_type: get_s(&item, "content_type")?,

@@ -11,12 +11,13 @@ use std::collections::HashMap;
 
 use anyhow::{Context, anyhow};
 use aws_sdk_dynamodb::types::{AttributeValue as Av, TransactWriteItem, Update};
-use filestore_contract::domain::UserId;
+use filestore_contract::domain::{OnConflict, UserId};
 use time::OffsetDateTime;
 
+use super::folders::Place;
 use super::item::{Item, get_s, get_time, get_u64, n, rfc3339, s};
 use super::{AddFile, Copies, FileRecord, Repo};
-use crate::keys::{self, Due};
+use crate::keys::{self, Due, Kind};
 
 /// Content smaller than this is never shared across users by instant upload: only a user
 /// who holds it (has a verified file with these bytes) can instant-upload it again.
@@ -258,26 +259,60 @@ impl Repo {
     /// DynamoDB failures.
     pub async fn create_shared_file(
         &self,
-        file: &FileRecord,
+        file: &mut FileRecord,
+        on_conflict: OnConflict,
         quota: u64,
     ) -> anyhow::Result<AddFile> {
-        let sha256 = file.sha256.as_deref().context("a shared file has a hash")?;
+        let sha256 = file.sha256.clone().context("a shared file has a hash")?;
         let Copies::Verified { cold_key, .. } = &file.copies else {
             anyhow::bail!("a shared file is verified");
         };
+        let cold_key = cold_key.clone();
         if file.size > quota {
             return Ok(AddFile::OverQuota);
         }
-        let mut items = vec![
-            self.put(Self::file_item(file), "attribute_not_exists(PK)")?,
-            self.take_reference(sha256, cold_key)?,
-            self.count_files_within(&file.user_id, file.size.into(), 1, Some(quota))?,
-        ];
-        if file.size < UNSHARED_BELOW {
-            items.push(self.hold_content(&file.user_id, sha256, 1)?);
-        }
-        let tx = self.transact_items(items, "instant upload").await?;
-        Ok(AddFile::from_tx(tx, 2))
+        let user_id = file.user_id.clone();
+        let (outcome, name) = self
+            .with_free_name(
+                &user_id,
+                &file.parent_id,
+                &file.name.clone(),
+                on_conflict,
+                AddFile::is_name_taken,
+                |name| {
+                    let file = FileRecord {
+                        name,
+                        ..file.clone()
+                    };
+                    let (sha256, cold_key, user_id) = (&sha256, &cold_key, &user_id);
+                    async move {
+                        let place = Place {
+                            parent: file.parent_id.clone(),
+                            name: file.name.clone(),
+                        };
+                        let mut items = vec![
+                            self.put(Self::file_item(&file), "attribute_not_exists(PK)")?,
+                            self.take_reference(sha256, cold_key)?,
+                            self.count_files_within(user_id, file.size.into(), 1, Some(quota))?,
+                        ];
+                        items.extend(self.claim_name(
+                            user_id,
+                            Kind::File,
+                            &place,
+                            file.file_id.as_str(),
+                        )?);
+                        items.extend(self.folder_live_check(user_id, &file.parent_id)?);
+                        if file.size < UNSHARED_BELOW {
+                            items.push(self.hold_content(user_id, sha256, 1)?);
+                        }
+                        let tx = self.transact_items(items, "instant upload").await?;
+                        Ok(AddFile::from_tx(tx, 2))
+                    }
+                },
+            )
+            .await?;
+        file.name = name;
+        Ok(outcome)
     }
 
     /// Deletes a content record if nothing references it and it is still the one read (its

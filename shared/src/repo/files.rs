@@ -1,4 +1,4 @@
-//! Files: the record of each, its reads, rename, and the delete a purge makes, which takes it
+//! Files: the record of each, its reads, and the delete a purge makes, which takes it
 //! off its owner's counters and releases its content in one transaction. A trashed file keeps
 //! its record (marked `trashed_at`) until it is purged; reads that serve the owner skip it.
 
@@ -8,17 +8,18 @@ use anyhow::{Context, anyhow};
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
-use aws_sdk_dynamodb::types::{AttributeValue as Av, Delete, ReturnValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue as Av, Delete, TransactWriteItem};
 use filestore_contract::api::FileView;
-use filestore_contract::domain::{FileId, Tier, UploadId, UserId};
+use filestore_contract::domain::{FileId, FolderId, Tier, UploadId, UserId};
 use time::OffsetDateTime;
 
 use super::Repo;
+use super::folders::Place;
 use super::item::{
     Item, get_bool, get_parsed, get_s, get_time, get_u64, n, opt_s, rfc3339, rfc3339_millis, s,
 };
 use super::table::Tx;
-use crate::keys;
+use crate::keys::{self, Kind};
 
 /// A user's file.
 #[derive(Clone, Debug)]
@@ -26,6 +27,8 @@ pub struct FileRecord {
     pub user_id: UserId,
     pub file_id: FileId,
     pub name: String,
+    /// The folder it is in; files written before folders existed are in the root.
+    pub parent_id: FolderId,
     pub size: u64,
     pub sha256: Option<String>,
     pub declared_sha256: Option<String>,
@@ -93,6 +96,7 @@ impl FileRecord {
             sha256: self.sha256.clone(),
             content_type: self.content_type.clone(),
             created_at: rfc3339(self.created_at),
+            parent_id: self.parent_id.clone(),
             tier: self.tier(),
             verified: self.verified(),
             declared_sha256: self.declared_sha256.clone(),
@@ -108,6 +112,7 @@ impl Repo {
             ("user_id".into(), s(&f.user_id)),
             ("file_id".into(), s(&f.file_id)),
             ("name".into(), s(&f.name)),
+            ("parent_id".into(), s(&f.parent_id)),
             ("size".into(), n(f.size)),
             ("content_type".into(), s(&f.content_type)),
             ("created_at".into(), s(rfc3339(f.created_at))),
@@ -142,6 +147,10 @@ impl Repo {
             user_id: get_parsed(item, "user_id")?,
             file_id: get_parsed(item, "file_id")?,
             name: get_s(item, "name")?,
+            parent_id: match item.get("parent_id") {
+                Some(_) => get_parsed(item, "parent_id")?,
+                None => FolderId::root(),
+            },
             size: get_u64(item, "size")?,
             sha256: opt_s(item, "sha256"),
             declared_sha256: opt_s(item, "declared_sha256"),
@@ -213,35 +222,6 @@ impl Repo {
             .map(Self::file_from)
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok((files, more))
-    }
-
-    /// Renames the caller's file; `None` if it does not exist or is in the trash.
-    ///
-    /// # Errors
-    /// DynamoDB failures or a malformed item.
-    pub async fn rename_file(
-        &self,
-        user_id: &UserId,
-        file_id: &FileId,
-        name: &str,
-    ) -> anyhow::Result<Option<FileRecord>> {
-        let update = self
-            .client
-            .update_item()
-            .update_expression("SET #name = :name")
-            .expression_attribute_names("#name", "name")
-            .expression_attribute_values(":name", s(name))
-            .return_values(ReturnValue::AllNew);
-        let live = "attribute_exists(PK) AND attribute_not_exists(trashed_at)";
-        let Some(out) = self
-            .update_file(user_id, file_id, update, live, "rename")
-            .await?
-        else {
-            return Ok(None);
-        };
-        out.attributes
-            .map(|item| Self::file_from(&item))
-            .transpose()
     }
 
     /// Notes that a file's hot copy is gone; downloads then come from the cold copy.
@@ -338,9 +318,24 @@ impl Repo {
         if let Some(entry) = entry {
             items.push(self.delete_trash_entry(entry)?);
         }
+        // The name is free again (a trashed file gave it up when it was trashed); last, so
+        // the indexes below stay put.
+        let name = match file.trashed_at {
+            Some(_) => None,
+            None => Some(self.release_name(
+                &file.user_id,
+                Kind::File,
+                &Place {
+                    parent: file.parent_id.clone(),
+                    name: file.name.clone(),
+                },
+                file.file_id.as_str(),
+            )?),
+        };
         // A verified file holds a reference on its content; the janitor collects content
         // whose count reaches zero.
         let Copies::Verified { .. } = file.copies else {
+            items.extend(name);
             return self.transact(items, "delete file").await;
         };
         let sha256 = file
@@ -352,6 +347,7 @@ impl Repo {
         if file.size < super::content::UNSHARED_BELOW {
             items.push(self.hold_content(&file.user_id, sha256, -1)?);
         }
+        items.extend(name);
         match self.transact_items(items.clone(), "delete file").await? {
             Tx::Done => Ok(true),
             Tx::Refused(i) if i == release => {
@@ -373,6 +369,7 @@ pub(super) fn fixture(copies: Copies) -> FileRecord {
         user_id: UserId::generate(),
         file_id: FileId::generate(),
         name: "n".into(),
+        parent_id: FolderId::root(),
         size: 3,
         sha256: None,
         declared_sha256: None,

@@ -16,10 +16,11 @@ use filestore_contract::api::TrashEntryView;
 use filestore_contract::domain::{EntryType, FileId, UserId};
 use time::OffsetDateTime;
 
+use super::folders::Place;
 use super::item::{Item, get_parsed, get_s, get_time, get_u64, n, rfc3339, rfc3339_millis, s};
 use super::table::Tx;
 use super::{FileRecord, Repo};
-use crate::keys::{self, Due};
+use crate::keys::{self, Due, Kind};
 
 /// One item in the trash.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,6 +68,10 @@ pub enum Restored {
     Done,
     /// The entry is gone (purged, or restored by another request) or the item changed.
     Gone,
+    /// The target folder holds a file or folder of that name.
+    NameTaken,
+    /// The target folder is gone or trashed.
+    ParentGone,
 }
 
 impl Repo {
@@ -132,11 +137,17 @@ impl Repo {
             .expression_attribute_values(":trashed_at", s(rfc3339_millis(entry.trashed_at)))
             .expression_attribute_values(":name", s(&file.name))
             .build()?;
+        // The name is free from now on: the file gives up its child entry.
+        let place = Place {
+            parent: file.parent_id.clone(),
+            name: file.name.clone(),
+        };
         self.transact(
             vec![
                 TransactWriteItem::builder().update(mark).build(),
                 self.put(Self::trash_entry_item(entry), "attribute_not_exists(PK)")?,
                 self.count_files(&file.user_id, 0, 0, entry.size.into())?,
+                self.release_name(&file.user_id, Kind::File, &place, file.file_id.as_str())?,
             ],
             "trash file",
         )
@@ -209,9 +220,10 @@ impl Repo {
         Ok((entries, more))
     }
 
-    /// Takes a trashed file out of the trash, under `name` if given: deletes its entry (on
-    /// the condition that it is still there, which a purge deletes too), unmarks the record
-    /// (as trashed at the entry's time) and takes its size off `trash_bytes`, all or nothing.
+    /// Takes a trashed file out of the trash into the folder and under the name `to`: deletes
+    /// its entry (on the condition that it is still there, which a purge deletes too),
+    /// unmarks the record (as trashed at the entry's time), takes its size off
+    /// `trash_bytes` and claims the name in the folder (checked live), all or nothing.
     ///
     /// # Errors
     /// DynamoDB failures.
@@ -219,46 +231,35 @@ impl Repo {
         &self,
         file: &FileRecord,
         entry: &TrashEntry,
-        name: Option<&str>,
+        to: &Place,
     ) -> anyhow::Result<Restored> {
-        let mut unmark = Update::builder()
+        let unmark = Update::builder()
             .table_name(&self.table)
             .key("PK", s(keys::user_pk(&file.user_id)))
             .key("SK", s(keys::file_sk(&file.file_id)))
             .condition_expression("trashed_at = :trashed_at")
-            .expression_attribute_values(":trashed_at", s(rfc3339_millis(entry.trashed_at)));
-        unmark = match name {
-            Some(name) => unmark
-                .update_expression("REMOVE trashed_at SET #name = :name")
-                .expression_attribute_names("#name", "name")
-                .expression_attribute_values(":name", s(name)),
-            None => unmark.update_expression("REMOVE trashed_at"),
-        };
-        let tx = self
-            .transact_items(
-                vec![
-                    self.delete_trash_entry(entry)?,
-                    TransactWriteItem::builder().update(unmark.build()?).build(),
-                    self.count_files(&file.user_id, 0, 0, -i128::from(entry.size))?,
-                ],
-                "restore file",
-            )
-            .await?;
+            .expression_attribute_values(":trashed_at", s(rfc3339_millis(entry.trashed_at)))
+            .update_expression("REMOVE trashed_at SET #name = :name, parent_id = :parent")
+            .expression_attribute_names("#name", "name")
+            .expression_attribute_values(":name", s(&to.name))
+            .expression_attribute_values(":parent", s(&to.parent))
+            .build()?;
+        let mut items = vec![
+            self.delete_trash_entry(entry)?,
+            TransactWriteItem::builder().update(unmark).build(),
+            self.count_files(&file.user_id, 0, 0, -i128::from(entry.size))?,
+        ];
+        items.extend(self.claim_name(&file.user_id, Kind::File, to, file.file_id.as_str())?);
+        items.extend(self.folder_live_check(&file.user_id, &to.parent)?);
+        let tx = self.transact_items(items, "restore file").await?;
         Ok(match tx {
             Tx::Done => Restored::Done,
+            Tx::Refused(3 | 4) => Restored::NameTaken,
+            Tx::Refused(5) => Restored::ParentGone,
             Tx::Refused(_) => Restored::Gone,
         })
     }
 
-    /// Purges a trashed file: the v1 delete (record, counters, content reference) with its
-    /// trash entry and its bytes off `trash_bytes`, reading the file again when a
-    /// verification committed between the read and the delete, so its reference is
-    /// released exactly when it held one. The purged record; `None` if the entry names a
-    /// file that is no longer in the trash at the entry's time (restored, or purged by
-    /// another request).
-    ///
-    /// # Errors
-    /// DynamoDB failures, or a file that kept changing under every attempt.
     pub async fn purge_file(&self, entry: &TrashEntry) -> anyhow::Result<Option<FileRecord>> {
         let file_id = FileId::parse(&entry.id).map_err(anyhow::Error::msg)?;
         // A file changes copy state once (verification); a third read sees it settled.

@@ -6,12 +6,15 @@ use std::collections::HashMap;
 use anyhow::{Context, anyhow};
 use aws_sdk_dynamodb::types::{AttributeValue as Av, Delete, TransactWriteItem, Update};
 use filestore_contract::api::UploadView;
-use filestore_contract::domain::{FileId, PartPlan, UploadId, UploadState, UserId};
+use filestore_contract::domain::{
+    FileId, FolderId, OnConflict, PartPlan, UploadId, UploadState, UserId,
+};
 use time::OffsetDateTime;
 
+use super::folders::Place;
 use super::item::{Item, get_bool, get_parsed, get_s, get_time, get_u64, n, opt_s, rfc3339, s};
 use super::{AddFile, FileRecord, Repo};
-use crate::keys::{self, Due};
+use crate::keys::{self, Due, Kind};
 
 /// A multipart upload in progress (or completed, until its record expires).
 #[derive(Clone, Debug)]
@@ -21,6 +24,9 @@ pub struct UploadRecord {
     /// Chosen up front, so retries of complete always name the same File.
     pub file_id: FileId,
     pub name: String,
+    /// The folder the File goes in, and what to do if its name is taken there by then.
+    pub parent_id: FolderId,
+    pub on_conflict: OnConflict,
     pub size: u64,
     pub sha256: Option<String>,
     pub content_type: String,
@@ -79,6 +85,8 @@ impl Repo {
             ("upload_id".into(), s(&u.upload_id)),
             ("file_id".into(), s(&u.file_id)),
             ("name".into(), s(&u.name)),
+            ("parent_id".into(), s(&u.parent_id)),
+            ("on_conflict".into(), s(u.on_conflict.as_str())),
             ("size".into(), n(u.size)),
             ("content_type".into(), s(&u.content_type)),
             ("part_size".into(), n(u.part_size)),
@@ -121,6 +129,15 @@ impl Repo {
             upload_id: get_parsed(item, "upload_id")?,
             file_id: get_parsed(item, "file_id")?,
             name: get_s(item, "name")?,
+            // Uploads created before folders existed go to the root, renamed on a conflict.
+            parent_id: match item.get("parent_id") {
+                Some(_) => get_parsed(item, "parent_id")?,
+                None => FolderId::root(),
+            },
+            on_conflict: match opt_s(item, "on_conflict") {
+                Some(v) => OnConflict::parse(&v).map_err(|e| anyhow!(e))?,
+                None => OnConflict::Rename,
+            },
             size: get_u64(item, "size")?,
             sha256: opt_s(item, "sha256"),
             content_type: get_s(item, "content_type")?,
@@ -287,11 +304,13 @@ impl Repo {
         Box::pin(self.transact(items, "end upload")).await
     }
 
-    /// Records a completed upload as a File, marks the upload completed and adds the file to
-    /// the owner's counters, all or nothing. A reserved upload's bytes move from reserved to
-    /// used (its reservation passed the quota at create); an older upload is counted within
-    /// `quota`. [`AddFile::Refused`] if the upload was no longer active (a concurrent or
-    /// earlier complete won); nothing was written then.
+    /// Records a completed upload as a File, marks the upload completed, adds the file to
+    /// the owner's counters and claims its name in its folder (checked live), all or
+    /// nothing. A reserved upload's bytes move from reserved to used (its reservation passed
+    /// the quota at create); an older upload is counted within `quota`. A taken name is
+    /// handled as the upload's `on_conflict` says: with `rename`, `file.name` becomes the
+    /// free name that was recorded. [`AddFile::Refused`] if the upload was no longer active
+    /// (a concurrent or earlier complete won); nothing was written then.
     /// The new file, unverified, is the janitor's at `transfer_due` if its transfer has not
     /// verified it by then (`due` index, kind `TRANSFER`).
     ///
@@ -300,7 +319,7 @@ impl Repo {
     pub async fn complete_upload(
         &self,
         upload: &UploadRecord,
-        file: &FileRecord,
+        file: &mut FileRecord,
         quota: u64,
         transfer_due: OffsetDateTime,
     ) -> anyhow::Result<AddFile> {
@@ -329,21 +348,50 @@ impl Repo {
             .expression_attribute_values(":active", s(UploadState::Active.as_str()))
             .expression_attribute_values(":ttl", n(upload.expires_at.unix_timestamp()))
             .build()?;
-        let mut item = Self::file_item(file);
-        if !file.verified() {
-            item.insert("due_pk".into(), s(Due::Transfer.key(file.file_id.as_str())));
-            item.insert("due_at".into(), s(rfc3339(transfer_due)));
-        }
-        let tx = self
-            .transact_items(
-                vec![
-                    self.put(item, "attribute_not_exists(PK)")?,
-                    TransactWriteItem::builder().update(mark).build(),
-                    counters,
-                ],
-                "complete",
+        let mark = TransactWriteItem::builder().update(mark).build();
+        let user_id = &upload.user_id;
+        let (outcome, name) = self
+            .with_free_name(
+                user_id,
+                &file.parent_id,
+                &file.name.clone(),
+                upload.on_conflict,
+                AddFile::is_name_taken,
+                |name| {
+                    let file = FileRecord {
+                        name,
+                        ..file.clone()
+                    };
+                    let (mark, counters) = (mark.clone(), counters.clone());
+                    async move {
+                        let mut item = Self::file_item(&file);
+                        if !file.verified() {
+                            item.insert(
+                                "due_pk".into(),
+                                s(Due::Transfer.key(file.file_id.as_str())),
+                            );
+                            item.insert("due_at".into(), s(rfc3339(transfer_due)));
+                        }
+                        let place = Place {
+                            parent: file.parent_id.clone(),
+                            name: file.name.clone(),
+                        };
+                        let mut items =
+                            vec![self.put(item, "attribute_not_exists(PK)")?, mark, counters];
+                        items.extend(self.claim_name(
+                            user_id,
+                            Kind::File,
+                            &place,
+                            file.file_id.as_str(),
+                        )?);
+                        items.extend(self.folder_live_check(user_id, &file.parent_id)?);
+                        let tx = self.transact_items(items, "complete").await?;
+                        Ok(AddFile::from_tx(tx, 2))
+                    }
+                },
             )
             .await?;
-        Ok(AddFile::from_tx(tx, 2))
+        file.name = name;
+        Ok(outcome)
     }
 }

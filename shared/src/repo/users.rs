@@ -44,17 +44,29 @@ pub enum AddFile {
     Added,
     /// The user's bytes would pass their quota; nothing was written.
     OverQuota,
+    /// A file or folder of that name is in the target folder; nothing was written.
+    NameTaken,
+    /// The target folder is gone or trashed; nothing was written.
+    ParentGone,
     /// Another condition of the write was false (see the caller); nothing was written.
     Refused,
 }
 
 impl AddFile {
+    /// Reads a transaction whose counter update is at `counter_index`, followed by the name
+    /// claim (two items) and the target folder's check, if any.
     pub(super) fn from_tx(tx: Tx, counter_index: usize) -> Self {
         match tx {
             Tx::Done => Self::Added,
             Tx::Refused(i) if i == counter_index => Self::OverQuota,
+            Tx::Refused(i) if i == counter_index + 1 || i == counter_index + 2 => Self::NameTaken,
+            Tx::Refused(i) if i == counter_index + 3 => Self::ParentGone,
             Tx::Refused(_) => Self::Refused,
         }
+    }
+
+    pub(super) fn is_name_taken(&self) -> bool {
+        *self == Self::NameTaken
     }
 }
 

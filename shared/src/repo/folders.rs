@@ -1,0 +1,692 @@
+//! Folders and the namespace: folder records, the child entries that make names unique per
+//! folder (one `CHILD#<parent>#<kind>#<name>` per live file or folder, written in the same
+//! transaction as the item it names), listings of a folder in name order, paths, and the
+//! rename-or-move transaction of folders and files.
+//!
+//! The root folder (`"root"`) is never stored: it is every user's, always live, and has no
+//! record. Everything else is live iff it is not trashed and every folder on its parent chain
+//! exists and is not trashed; [`Repo::live_chain`] walks that chain.
+
+use std::collections::{HashMap, HashSet};
+
+use anyhow::{Context, anyhow};
+use aws_sdk_dynamodb::types::{
+    ConditionCheck, Delete, KeysAndAttributes, TransactWriteItem, Update,
+};
+use filestore_contract::api::{Ancestor, FolderView};
+use filestore_contract::domain::{FileId, FolderId, OnConflict, UserId};
+use time::OffsetDateTime;
+
+use super::item::{Item, get_parsed, get_s, get_time, opt_s, rfc3339, s};
+use super::table::Tx;
+use super::{FileRecord, Repo};
+use crate::keys::{self, Kind};
+
+/// Most folders on the way from the root to any folder (the root not counted).
+pub const MAX_DEPTH: usize = 64;
+
+/// Attempts at a free numbered name (`name (n).ext`) before giving up under contention.
+const NAME_ATTEMPTS: usize = 20;
+
+/// A user's folder (never the root, which is not stored).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FolderRecord {
+    pub user_id: UserId,
+    pub folder_id: FolderId,
+    pub name: String,
+    pub parent_id: FolderId,
+    pub created_at: OffsetDateTime,
+    /// Trashed itself (`trashed_at`), or being purged: not live, nor is anything below it.
+    pub trashed: bool,
+}
+
+impl FolderRecord {
+    pub fn view(&self) -> FolderView {
+        FolderView {
+            folder_id: self.folder_id.clone(),
+            name: self.name.clone(),
+            parent_id: Some(self.parent_id.clone()),
+            created_at: rfc3339(self.created_at),
+        }
+    }
+
+    pub fn ancestor(&self) -> Ancestor {
+        Ancestor {
+            folder_id: self.folder_id.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
+/// The root folder as the contract shows it: no name, no parent, made with the account.
+pub fn root_view(user_created_at: OffsetDateTime) -> FolderView {
+    FolderView {
+        folder_id: FolderId::root(),
+        name: String::new(),
+        parent_id: None,
+        created_at: rfc3339(user_created_at),
+    }
+}
+
+/// One entry of a folder's listing.
+#[derive(Clone, Debug)]
+pub enum Child {
+    Folder(FolderRecord),
+    File(FileRecord),
+}
+
+/// How a write that gives something a name in a folder ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Placed<T> {
+    Done(T),
+    /// The name is used by a file or folder in that folder; nothing was written.
+    NameTaken,
+    /// The target folder is gone or trashed; nothing was written.
+    ParentGone,
+    /// The item is no longer as read (changed, trashed or gone), or a folder on the target's
+    /// chain moved: read again and decide again.
+    Stale,
+}
+
+/// `report.pdf` -> `report (n).pdf`; a leading dot is part of the stem (`.env (1)`). The stem
+/// is shortened (at a character boundary) if the result would pass the 255-byte limit.
+pub fn numbered_name(name: &str, n: u32) -> String {
+    let split = name.rfind('.').filter(|&i| i > 0).unwrap_or(name.len());
+    let (stem, ext) = name.split_at(split);
+    let suffix = format!(" ({n}){ext}");
+    let room = filestore_contract::domain::FileName::MAX_BYTES.saturating_sub(suffix.len());
+    let mut cut = stem.len().min(room);
+    while !stem.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{suffix}", &stem[..cut])
+}
+
+/// Where an item's name sits: the folder and the name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Place {
+    pub parent: FolderId,
+    pub name: String,
+}
+
+impl Repo {
+    fn folder_item(f: &FolderRecord) -> Item {
+        HashMap::from([
+            ("PK".into(), s(keys::user_pk(&f.user_id))),
+            ("SK".into(), s(keys::folder_sk(&f.folder_id))),
+            ("user_id".into(), s(&f.user_id)),
+            ("folder_id".into(), s(&f.folder_id)),
+            ("name".into(), s(&f.name)),
+            ("parent_id".into(), s(&f.parent_id)),
+            ("created_at".into(), s(rfc3339(f.created_at))),
+        ])
+    }
+
+    pub(super) fn folder_from(item: &Item) -> anyhow::Result<FolderRecord> {
+        Ok(FolderRecord {
+            user_id: get_parsed(item, "user_id")?,
+            folder_id: get_parsed(item, "folder_id")?,
+            name: get_s(item, "name")?,
+            parent_id: get_parsed(item, "parent_id")?,
+            created_at: get_time(item, "created_at")?,
+            trashed: item.contains_key("trashed_at") || item.contains_key("purging"),
+        })
+    }
+
+    /// The write items that give `id` the name `place` as a `kind`: its child entry (refused
+    /// if taken) and a check that no item of the other kind has the name. [`Self::name_refusal`]
+    /// reads a refusal at these two positions.
+    pub(super) fn claim_name(
+        &self,
+        user_id: &UserId,
+        kind: Kind,
+        place: &Place,
+        id: &str,
+    ) -> anyhow::Result<Vec<TransactWriteItem>> {
+        let pk = keys::user_pk(user_id);
+        let entry: Item = HashMap::from([
+            ("PK".into(), s(&pk)),
+            (
+                "SK".into(),
+                s(keys::child_sk(&place.parent, kind, &place.name)),
+            ),
+            ("id".into(), s(id)),
+        ]);
+        let other = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key("PK", s(&pk))
+            .key(
+                "SK",
+                s(keys::child_sk(&place.parent, kind.other(), &place.name)),
+            )
+            .condition_expression("attribute_not_exists(SK)")
+            .build()?;
+        Ok(vec![
+            self.put(entry, "attribute_not_exists(SK)")?,
+            TransactWriteItem::builder().condition_check(other).build(),
+        ])
+    }
+
+    /// A check that `folder` is still stored and not trashed; `None` for the root, which
+    /// always is.
+    pub(super) fn folder_live_check(
+        &self,
+        user_id: &UserId,
+        folder: &FolderId,
+    ) -> anyhow::Result<Option<TransactWriteItem>> {
+        if folder.is_root() {
+            return Ok(None);
+        }
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key("PK", s(keys::user_pk(user_id)))
+            .key("SK", s(keys::folder_sk(folder)))
+            .condition_expression(
+                "attribute_exists(SK) AND attribute_not_exists(trashed_at) AND \
+                 attribute_not_exists(purging)",
+            )
+            .build()?;
+        Ok(Some(
+            TransactWriteItem::builder().condition_check(check).build(),
+        ))
+    }
+
+    /// Releases an item's child entry, on the condition that it is still this item's (an
+    /// entry a file written before entries existed never had is no refusal).
+    pub(super) fn release_name(
+        &self,
+        user_id: &UserId,
+        kind: Kind,
+        place: &Place,
+        id: &str,
+    ) -> anyhow::Result<TransactWriteItem> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .key("PK", s(keys::user_pk(user_id)))
+            .key("SK", s(keys::child_sk(&place.parent, kind, &place.name)))
+            .condition_expression("attribute_not_exists(SK) OR id = :id")
+            .expression_attribute_values(":id", s(id))
+            .build()?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    /// The caller's folder record, trashed or not; `None` for the root and unknown ids.
+    ///
+    /// # Errors
+    /// DynamoDB failures or a malformed item.
+    pub async fn get_folder(
+        &self,
+        user_id: &UserId,
+        folder_id: &FolderId,
+    ) -> anyhow::Result<Option<FolderRecord>> {
+        if folder_id.is_root() {
+            return Ok(None);
+        }
+        self.get(keys::user_pk(user_id), &keys::folder_sk(folder_id))
+            .await?
+            .map(|item| Self::folder_from(&item))
+            .transpose()
+    }
+
+    /// The folders from the root down to `folder_id` (itself last; empty for the root), if
+    /// it is live: every one of them stored and not trashed. `None` otherwise. One read per
+    /// folder, at most [`MAX_DEPTH`] + 1.
+    ///
+    /// # Errors
+    /// DynamoDB failures, a malformed item, or a parent chain that loops.
+    pub async fn live_chain(
+        &self,
+        user_id: &UserId,
+        folder_id: &FolderId,
+    ) -> anyhow::Result<Option<Vec<FolderRecord>>> {
+        let mut chain = Vec::new();
+        let mut next = folder_id.clone();
+        while !next.is_root() {
+            if chain.len() > MAX_DEPTH {
+                return Err(anyhow!("folder {folder_id} is more than {MAX_DEPTH} deep"));
+            }
+            let Some(folder) = self.get_folder(user_id, &next).await? else {
+                return Ok(None);
+            };
+            if folder.trashed {
+                return Ok(None);
+            }
+            next = folder.parent_id.clone();
+            chain.push(folder);
+        }
+        chain.reverse();
+        Ok(Some(chain))
+    }
+
+    /// Creates a folder in `folder.parent_id` under `folder.name`: the record, its child
+    /// entry, and checks that the name is free of files too and that the parent is live,
+    /// in one transaction.
+    ///
+    /// # Errors
+    /// DynamoDB failures.
+    pub async fn create_folder(&self, folder: &FolderRecord) -> anyhow::Result<Placed<()>> {
+        let place = Place {
+            parent: folder.parent_id.clone(),
+            name: folder.name.clone(),
+        };
+        let mut items = vec![self.put(Self::folder_item(folder), "attribute_not_exists(PK)")?];
+        items.extend(self.claim_name(
+            &folder.user_id,
+            Kind::Folder,
+            &place,
+            folder.folder_id.as_str(),
+        )?);
+        items.extend(self.folder_live_check(&folder.user_id, &folder.parent_id)?);
+        Ok(match self.transact_items(items, "create folder").await? {
+            Tx::Done => Placed::Done(()),
+            Tx::Refused(1 | 2) => Placed::NameTaken,
+            Tx::Refused(3) => Placed::ParentGone,
+            Tx::Refused(_) => Placed::Stale,
+        })
+    }
+
+    /// Whether a file or folder named `name` is in `parent` (two strongly consistent reads).
+    ///
+    /// # Errors
+    /// DynamoDB failures.
+    pub async fn name_in_use(
+        &self,
+        user_id: &UserId,
+        parent: &FolderId,
+        name: &str,
+    ) -> anyhow::Result<bool> {
+        let pk = keys::user_pk(user_id);
+        let (as_folder, as_file) = (
+            keys::child_sk(parent, Kind::Folder, name),
+            keys::child_sk(parent, Kind::File, name),
+        );
+        let (folder, file) = tokio::try_join!(
+            self.get(pk.clone(), &as_folder),
+            self.get(pk.clone(), &as_file),
+        )?;
+        Ok(folder.is_some() || file.is_some())
+    }
+
+    /// The first `name (n).ext` not used in `parent` by a file or a folder, from one query of
+    /// each kind's numbered names. A concurrent write may take it first: the caller's write is
+    /// conditional and asks again.
+    ///
+    /// # Errors
+    /// DynamoDB failures.
+    pub async fn free_name(
+        &self,
+        user_id: &UserId,
+        parent: &FolderId,
+        name: &str,
+    ) -> anyhow::Result<String> {
+        let probe = numbered_name(name, 1);
+        let stem_end = probe.rfind(" (1)").unwrap_or(probe.len());
+        let prefix = format!("{} (", &probe[..stem_end]);
+        let mut taken = HashSet::new();
+        for kind in [Kind::Folder, Kind::File] {
+            let (items, _) = self
+                .query_prefix(
+                    user_id,
+                    &keys::child_sk(parent, kind, &prefix),
+                    None,
+                    None,
+                    None,
+                )
+                .await?;
+            for item in items {
+                let sk = get_s(&item, "SK")?;
+                if let Some((_, taken_name)) = keys::parse_child_sk(parent, &sk) {
+                    taken.insert(taken_name.to_string());
+                }
+            }
+        }
+        Ok((1..)
+            .map(|n| numbered_name(name, n))
+            .find(|candidate| !taken.contains(candidate))
+            .expect("some number is free"))
+    }
+
+    /// Runs `write` with the name asked and, while its outcome is `taken` and `on_conflict`
+    /// is `rename`, again with a free numbered name until one sticks. `replace` stops at a
+    /// taken name like `fail`: the caller trashes the file holding it and writes again.
+    pub(super) async fn with_free_name<R, F, Fut>(
+        &self,
+        user_id: &UserId,
+        parent: &FolderId,
+        name: &str,
+        on_conflict: OnConflict,
+        taken: fn(&R) -> bool,
+        mut write: F,
+    ) -> anyhow::Result<(R, String)>
+    where
+        F: FnMut(String) -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<R>>,
+    {
+        let mut candidate = name.to_string();
+        for _ in 0..NAME_ATTEMPTS {
+            let outcome = write(candidate.clone()).await?;
+            if !(taken(&outcome) && on_conflict == OnConflict::Rename) {
+                return Ok((outcome, candidate));
+            }
+            candidate = self.free_name(user_id, parent, name).await?;
+        }
+        Err(anyhow!(
+            "no free name like {name:?} after {NAME_ATTEMPTS} attempts"
+        ))
+    }
+
+    /// One page of a folder's entries after the child entry `after` (a sort key the caller
+    /// checked is this folder's): folders first, then files, by name bytes. One `Query` of
+    /// the child entries, then strongly consistent `BatchGetItem`s of the items they name.
+    /// An entry whose item vanished in between is left out.
+    ///
+    /// # Errors
+    /// DynamoDB failures or a malformed item.
+    pub async fn list_children(
+        &self,
+        user_id: &UserId,
+        parent: &FolderId,
+        limit: u32,
+        after: Option<String>,
+    ) -> anyhow::Result<(Vec<Child>, Option<String>)> {
+        // One more than the page tells whether another follows.
+        let (entries, _) = self
+            .query_prefix(
+                user_id,
+                &keys::children_prefix(parent),
+                Some(limit as i32 + 1),
+                after,
+                None,
+            )
+            .await?;
+        let more = entries.len() > limit as usize;
+        let mut wanted = Vec::new();
+        for entry in entries.iter().take(limit as usize) {
+            let sk = get_s(entry, "SK")?;
+            let (kind, _) =
+                keys::parse_child_sk(parent, &sk).context("a child entry out of its folder")?;
+            let item_sk = match kind {
+                Kind::Folder => keys::folder_sk(&get_parsed(entry, "id")?),
+                Kind::File => keys::file_sk(&get_parsed::<FileId>(entry, "id")?),
+            };
+            wanted.push((sk, item_sk));
+        }
+        let mut found = self
+            .batch_get(user_id, wanted.iter().map(|(_, k)| k.clone()).collect())
+            .await?;
+        let mut children = Vec::with_capacity(wanted.len());
+        for (_, item_sk) in &wanted {
+            let Some(item) = found.remove(item_sk) else {
+                continue;
+            };
+            children.push(if item_sk.starts_with(keys::FOLDER_PREFIX) {
+                Child::Folder(Self::folder_from(&item)?)
+            } else {
+                Child::File(Self::file_from(&item)?)
+            });
+        }
+        let cursor = more
+            .then(|| wanted.last().map(|(sk, _)| sk.clone()))
+            .flatten();
+        Ok((children, cursor))
+    }
+
+    /// Items of the caller's partition by sort key, strongly consistent, 100 keys a call and
+    /// again for what DynamoDB left unprocessed.
+    async fn batch_get(
+        &self,
+        user_id: &UserId,
+        sort_keys: Vec<String>,
+    ) -> anyhow::Result<HashMap<String, Item>> {
+        let pk = keys::user_pk(user_id);
+        let mut found = HashMap::new();
+        for chunk in sort_keys.chunks(100) {
+            let mut keys_and_attributes = KeysAndAttributes::builder().consistent_read(true);
+            for sk in chunk {
+                keys_and_attributes = keys_and_attributes.keys(HashMap::from([
+                    ("PK".to_string(), s(&pk)),
+                    ("SK".to_string(), s(sk)),
+                ]));
+            }
+            let mut request = Some(HashMap::from([(
+                self.table.clone(),
+                keys_and_attributes.build()?,
+            )]));
+            while let Some(items) = request.take().filter(|r| !r.is_empty()) {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .set_request_items(Some(items))
+                    .send()
+                    .await
+                    .context("DynamoDB BatchGetItem")?;
+                for item in out
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
+                    found.insert(get_s(&item, "SK")?, item);
+                }
+                request = out.unprocessed_keys;
+            }
+        }
+        Ok(found)
+    }
+
+    /// The id named by the child entry `name` of `kind` in `parent`, if any.
+    ///
+    /// # Errors
+    /// DynamoDB failures.
+    pub async fn child_id(
+        &self,
+        user_id: &UserId,
+        parent: &FolderId,
+        kind: Kind,
+        name: &str,
+    ) -> anyhow::Result<Option<String>> {
+        Ok(self
+            .get(keys::user_pk(user_id), &keys::child_sk(parent, kind, name))
+            .await?
+            .and_then(|item| opt_s(&item, "id")))
+    }
+
+    /// How many levels of folders `folder` holds, itself included (1 for a folder without
+    /// subfolders), counted up to `cap`: one `Query` of subfolder entries per folder visited.
+    ///
+    /// # Errors
+    /// DynamoDB failures or a malformed entry.
+    pub async fn subtree_height(
+        &self,
+        user_id: &UserId,
+        folder: &FolderId,
+        cap: usize,
+    ) -> anyhow::Result<usize> {
+        let mut level = vec![folder.clone()];
+        let mut height = 0;
+        while !level.is_empty() && height < cap {
+            height += 1;
+            let mut next = Vec::new();
+            for f in &level {
+                let prefix = format!("{}0#", keys::children_prefix(f));
+                let (items, _) = self
+                    .query_prefix(user_id, &prefix, None, None, None)
+                    .await?;
+                for item in items {
+                    next.push(get_parsed(&item, "id")?);
+                }
+            }
+            level = next;
+        }
+        Ok(if level.is_empty() { height } else { cap + 1 })
+    }
+
+    /// Renames and/or moves a folder as read (`folder`) to `to`, in one transaction: the
+    /// record (conditioned on the name and parent read, and not trashed), the old child entry
+    /// out, the new one in, and a check on every folder of `to_chain` (the target's chain,
+    /// root first, the target last) that it is live with the parent read. Of two moves that
+    /// would nest two folders in each other, the second thus finds a chain changed and reads
+    /// again, and then sees the cycle.
+    ///
+    /// # Errors
+    /// DynamoDB failures.
+    pub async fn move_folder(
+        &self,
+        folder: &FolderRecord,
+        to: &Place,
+        to_chain: &[FolderRecord],
+    ) -> anyhow::Result<Placed<FolderRecord>> {
+        let user_id = &folder.user_id;
+        let from = Place {
+            parent: folder.parent_id.clone(),
+            name: folder.name.clone(),
+        };
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("PK", s(keys::user_pk(user_id)))
+            .key("SK", s(keys::folder_sk(&folder.folder_id)))
+            .update_expression("SET #name = :name, parent_id = :parent")
+            .condition_expression(
+                "#name = :old_name AND parent_id = :old_parent AND \
+                 attribute_not_exists(trashed_at) AND attribute_not_exists(purging)",
+            )
+            .expression_attribute_names("#name", "name")
+            .expression_attribute_values(":name", s(&to.name))
+            .expression_attribute_values(":parent", s(&to.parent))
+            .expression_attribute_values(":old_name", s(&from.name))
+            .expression_attribute_values(":old_parent", s(&from.parent))
+            .build()?;
+        let id = folder.folder_id.as_str();
+        let mut items = vec![
+            TransactWriteItem::builder().update(update).build(),
+            self.release_name(user_id, Kind::Folder, &from, id)?,
+        ];
+        items.extend(self.claim_name(user_id, Kind::Folder, to, id)?);
+        for link in to_chain {
+            let check = ConditionCheck::builder()
+                .table_name(&self.table)
+                .key("PK", s(keys::user_pk(user_id)))
+                .key("SK", s(keys::folder_sk(&link.folder_id)))
+                .condition_expression(
+                    "parent_id = :parent AND attribute_not_exists(trashed_at) AND \
+                     attribute_not_exists(purging)",
+                )
+                .expression_attribute_values(":parent", s(&link.parent_id))
+                .build()?;
+            items.push(TransactWriteItem::builder().condition_check(check).build());
+        }
+        Ok(match self.transact_items(items, "move folder").await? {
+            Tx::Done => Placed::Done(FolderRecord {
+                name: to.name.clone(),
+                parent_id: to.parent.clone(),
+                ..folder.clone()
+            }),
+            Tx::Refused(2 | 3) => Placed::NameTaken,
+            Tx::Refused(_) => Placed::Stale,
+        })
+    }
+
+    /// Renames and/or moves a file as read to `to`, in one transaction: the record
+    /// (conditioned on the name and folder read, and not trashed), the old child entry out,
+    /// the new one in, and a check that the target folder is live.
+    ///
+    /// # Errors
+    /// DynamoDB failures.
+    pub async fn move_file(
+        &self,
+        file: &FileRecord,
+        to: &Place,
+    ) -> anyhow::Result<Placed<FileRecord>> {
+        let user_id = &file.user_id;
+        let from = Place {
+            parent: file.parent_id.clone(),
+            name: file.name.clone(),
+        };
+        // Files written before folders existed carry no parent: they are in the root.
+        let same_parent = if from.parent.is_root() {
+            "(parent_id = :old_parent OR attribute_not_exists(parent_id))"
+        } else {
+            "parent_id = :old_parent"
+        };
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("PK", s(keys::user_pk(user_id)))
+            .key("SK", s(keys::file_sk(&file.file_id)))
+            .update_expression("SET #name = :name, parent_id = :parent")
+            .condition_expression(format!(
+                "attribute_exists(PK) AND #name = :old_name AND {same_parent} AND \
+                 attribute_not_exists(trashed_at)"
+            ))
+            .expression_attribute_names("#name", "name")
+            .expression_attribute_values(":name", s(&to.name))
+            .expression_attribute_values(":parent", s(&to.parent))
+            .expression_attribute_values(":old_name", s(&from.name))
+            .expression_attribute_values(":old_parent", s(&from.parent))
+            .build()?;
+        let id = file.file_id.as_str();
+        let mut items = vec![
+            TransactWriteItem::builder().update(update).build(),
+            self.release_name(user_id, Kind::File, &from, id)?,
+        ];
+        items.extend(self.claim_name(user_id, Kind::File, to, id)?);
+        items.extend(self.folder_live_check(user_id, &to.parent)?);
+        Ok(match self.transact_items(items, "move file").await? {
+            Tx::Done => Placed::Done(FileRecord {
+                name: to.name.clone(),
+                parent_id: to.parent.clone(),
+                ..file.clone()
+            }),
+            Tx::Refused(2 | 3) => Placed::NameTaken,
+            Tx::Refused(4) => Placed::ParentGone,
+            Tx::Refused(_) => Placed::Stale,
+        })
+    }
+}
+
+/// Whether an attribute value is a string equal to `value` (for tests of stored items).
+#[cfg(test)]
+fn is_s(v: Option<&aws_sdk_dynamodb::types::AttributeValue>, value: &str) -> bool {
+    matches!(v, Some(aws_sdk_dynamodb::types::AttributeValue::S(x)) if x == value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbered_names_keep_the_extension() {
+        assert_eq!(numbered_name("report.pdf", 1), "report (1).pdf");
+        assert_eq!(numbered_name("report.pdf", 12), "report (12).pdf");
+        assert_eq!(numbered_name("notes", 2), "notes (2)");
+        assert_eq!(numbered_name(".env", 1), ".env (1)");
+        assert_eq!(numbered_name("a.tar.gz", 1), "a.tar (1).gz");
+    }
+
+    /// A numbered name never passes the byte limit: the stem gives way, whole characters only.
+    #[test]
+    fn numbered_names_stay_within_255_bytes() {
+        let long = format!("{}.txt", "é".repeat(125));
+        let named = numbered_name(&long, 3);
+        assert!(named.len() <= 255, "{}", named.len());
+        assert!(named.ends_with(" (3).txt"));
+        assert!(filestore_contract::domain::FileName::parse(&named).is_ok());
+    }
+
+    #[test]
+    fn folder_records_round_trip_through_the_item() {
+        let folder = FolderRecord {
+            user_id: UserId::generate(),
+            folder_id: FolderId::generate(),
+            name: "docs".into(),
+            parent_id: FolderId::root(),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            trashed: false,
+        };
+        let item = Repo::folder_item(&folder);
+        assert!(is_s(item.get("parent_id"), "root"));
+        assert_eq!(Repo::folder_from(&item).unwrap(), folder);
+        let mut trashed = item.clone();
+        trashed.insert("trashed_at".into(), s("2026-01-01T00:00:00Z"));
+        assert!(Repo::folder_from(&trashed).unwrap().trashed);
+    }
+}

@@ -85,22 +85,23 @@ fn functions_get_exactly_the_environment_config_reads() {
         .iter()
         .flat_map(|f| template.environment(f))
         .collect();
+    // The key itself is for the local runner: deployed, functions get the secret's ARN.
     let expected: BTreeSet<String> = Config::VARIABLES
         .iter()
-        .filter(|v| !PROVIDED_BY_LAMBDA.contains(v))
+        .filter(|v| !PROVIDED_BY_LAMBDA.contains(v) && **v != "FILESTORE_JWT_SECRET")
         .map(|v| v.to_string())
         .collect();
     assert_eq!(set, expected);
 
     // A value each variable accepts.
     let valid = |name: &str| match name {
-        "FILESTORE_JWT_SECRET" => "k".repeat(32),
+        "FILESTORE_JWT_SECRET_ARN" => "arn:aws:secretsmanager:us-east-1:1:secret:k".into(),
         "FILESTORE_COLD_PATH_STYLE" => "true".into(),
         n if n.ends_with("_SECS") || n.ends_with("_BYTES") => "60".into(),
         _ => "x".into(),
     };
     // Config names the first variable it misses: collect them until it has what it needs.
-    let mut required: Vec<&str> = Vec::new();
+    let mut required: Vec<&str> = vec!["FILESTORE_JWT_SECRET_ARN"];
     loop {
         match Config::from_lookup(|name| required.contains(&name).then(|| valid(name))) {
             Ok(_) => break,
@@ -108,7 +109,11 @@ fn functions_get_exactly_the_environment_config_reads() {
             Err(e) => panic!("a stand-in value is invalid: {e}"),
         }
     }
-    assert!(required.contains(&"FILESTORE_JWT_SECRET"));
+    // The key is checked apart (`only_the_functions_that_verify_tokens_may_read_the_key`).
+    let required: Vec<&str> = required
+        .into_iter()
+        .filter(|name| !name.starts_with("FILESTORE_JWT_SECRET"))
+        .collect();
 
     let cold: Vec<&str> = Config::VARIABLES
         .iter()
@@ -306,5 +311,51 @@ fn the_api_throttles_every_route_and_the_password_routes_tighter() {
             auth.0 < default.0 && auth.1 < default.1,
             "{route:?}: {auth:?}"
         );
+    }
+}
+
+/// The token key is read from its Secrets Manager secret by the functions that sign or
+/// verify tokens (every HTTP function) and by no other: transfer and janitor get neither the
+/// key nor the secret's ARN, and no statement of theirs reaches Secrets Manager, so neither
+/// could forge a token. The key is in no function's environment.
+#[test]
+fn only_the_functions_that_verify_tokens_may_read_the_key() {
+    let template = Template::load();
+    let secret = template.resource("JwtSecret");
+    assert_eq!(secret["Type"].as_str(), Some("AWS::SecretsManager::Secret"));
+    assert!(secret["Properties"]["GenerateSecretString"].is_mapping());
+    for function in template.functions() {
+        let name = template.crate_of(&function);
+        let env = template.environment(&function);
+        assert!(
+            !env.contains("FILESTORE_JWT_SECRET"),
+            "{name} holds the key"
+        );
+        let secret_access: Vec<_> = template
+            .statements(&function)
+            .into_iter()
+            .filter(|s| s.actions.iter().any(|a| a.starts_with("secretsmanager:")))
+            .collect();
+        if matches!(name.as_str(), "transfer" | "janitor") {
+            assert!(
+                !env.contains("FILESTORE_JWT_SECRET_ARN"),
+                "{name} gets the key's secret"
+            );
+            assert!(secret_access.is_empty(), "{name} may read a secret");
+        } else {
+            assert!(
+                env.contains("FILESTORE_JWT_SECRET_ARN"),
+                "{name} lacks the key's secret"
+            );
+            assert!(!secret_access.is_empty(), "{name} may not read the key");
+            for statement in &secret_access {
+                assert_eq!(
+                    statement.actions,
+                    ["secretsmanager:GetSecretValue"],
+                    "{name}"
+                );
+                assert_eq!(statement.resources, ["${JwtSecret}"], "{name}");
+            }
+        }
     }
 }

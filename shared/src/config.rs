@@ -95,8 +95,12 @@ pub struct Config {
     pub table: String,
     /// `FILESTORE_HOT_BUCKET`: where uploads land.
     pub hot_bucket: String,
-    /// `FILESTORE_JWT_SECRET`: HS256 key, at least 32 bytes.
+    /// `FILESTORE_JWT_SECRET`: HS256 key, at least 32 bytes. Deployed, the functions that
+    /// sign or verify tokens get `FILESTORE_JWT_SECRET_ARN` instead, and
+    /// [`crate::AppState::from_env`] reads the key from that Secrets Manager secret.
     pub jwt_secret: Secret,
+    /// `FILESTORE_JWT_SECRET_ARN`: the secret holding the key, when not given itself.
+    pub jwt_secret_arn: Option<String>,
     /// `FILESTORE_TOKEN_TTL_SECS` (default 3600).
     pub token_ttl: Duration,
     /// `FILESTORE_QUOTA_BYTES` (default 10 GiB).
@@ -139,6 +143,20 @@ pub enum ConfigError {
     Invalid { name: &'static str, reason: String },
 }
 
+/// The key, refused under 32 bytes (`name` says where it came from).
+///
+/// # Errors
+/// A key too short.
+pub fn checked_key(key: String, name: &'static str) -> Result<String, ConfigError> {
+    if key.len() < 32 {
+        return Err(ConfigError::Invalid {
+            name,
+            reason: "must be at least 32 bytes".into(),
+        });
+    }
+    Ok(key)
+}
+
 impl Config {
     /// Loads the configuration from the process environment.
     ///
@@ -155,6 +173,7 @@ impl Config {
         "FILESTORE_TABLE",
         "FILESTORE_HOT_BUCKET",
         "FILESTORE_JWT_SECRET",
+        "FILESTORE_JWT_SECRET_ARN",
         "FILESTORE_TOKEN_TTL_SECS",
         "FILESTORE_QUOTA_BYTES",
         "FILESTORE_UPLOAD_TTL_SECS",
@@ -175,6 +194,35 @@ impl Config {
         "FILESTORE_TRASH_RETENTION_SECS",
     ];
 
+    /// Loads the configuration for a function that signs and verifies no token (transfer,
+    /// janitor): it is given no key, and holds a random one of its own, which signs nothing
+    /// any other function accepts.
+    ///
+    /// # Errors
+    /// Names the first missing or malformed variable.
+    pub fn from_env_without_key() -> Result<Self, ConfigError> {
+        Self::from_lookup_without_key(|name| std::env::var(name).ok())
+    }
+
+    /// [`Config::from_env_without_key`] through `lookup`.
+    ///
+    /// # Errors
+    /// Names the first missing or malformed variable.
+    pub fn from_lookup_without_key(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let own = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        Self::from_lookup(|name| match name {
+            "FILESTORE_JWT_SECRET" => Some(own.clone()),
+            "FILESTORE_JWT_SECRET_ARN" => None,
+            _ => lookup(name),
+        })
+    }
+
     /// Loads the configuration through `lookup`, so tests need not touch the process environment.
     ///
     /// # Errors
@@ -194,13 +242,13 @@ impl Config {
                 }),
             }
         };
-        let secret = required("FILESTORE_JWT_SECRET")?;
-        if secret.len() < 32 {
-            return Err(ConfigError::Invalid {
-                name: "FILESTORE_JWT_SECRET",
-                reason: "must be at least 32 bytes".into(),
-            });
-        }
+        let jwt_secret_arn = lookup("FILESTORE_JWT_SECRET_ARN").filter(|v| !v.trim().is_empty());
+        let secret = match (required("FILESTORE_JWT_SECRET"), &jwt_secret_arn) {
+            (Ok(secret), _) => checked_key(secret, "FILESTORE_JWT_SECRET")?,
+            // Read from the secret once the SDK is configured.
+            (Err(_), Some(_)) => String::new(),
+            (Err(missing), None) => return Err(missing),
+        };
         let positive = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
             match number(name, default)? {
                 0 => Err(ConfigError::Invalid {
@@ -273,6 +321,7 @@ impl Config {
             table: required("FILESTORE_TABLE")?,
             hot_bucket: required("FILESTORE_HOT_BUCKET")?,
             jwt_secret: Secret::new(secret),
+            jwt_secret_arn,
             token_ttl: Duration::from_secs(positive("FILESTORE_TOKEN_TTL_SECS", 3600)?),
             quota_bytes: number("FILESTORE_QUOTA_BYTES", DEFAULT_QUOTA_BYTES)?,
             upload_ttl: Duration::from_secs(positive("FILESTORE_UPLOAD_TTL_SECS", 7 * 24 * 3600)?),

@@ -61,6 +61,36 @@ pub async fn load_sdk_config(config: &Config) -> SdkConfig {
     loader.load().await
 }
 
+/// Reads the token key from the Secrets Manager secret `arn`, once, at cold start: the key is
+/// then in no function's environment, and only the functions granted that secret can read it.
+///
+/// # Errors
+/// The secret cannot be read, holds no string, or a key under 32 bytes.
+pub async fn read_jwt_secret(
+    sdk: &SdkConfig,
+    arn: &str,
+) -> Result<crate::config::Secret, crate::config::ConfigError> {
+    const NAME: &str = "FILESTORE_JWT_SECRET_ARN";
+    let invalid = |reason: String| crate::config::ConfigError::Invalid { name: NAME, reason };
+    let out = aws_sdk_secretsmanager::Client::new(sdk)
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .map_err(|e| {
+            invalid(format!(
+                "reading {arn}: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+            ))
+        })?;
+    let key = out
+        .secret_string
+        .ok_or_else(|| invalid(format!("{arn} holds no string")))?;
+    Ok(crate::config::Secret::new(crate::config::checked_key(
+        key, NAME,
+    )?))
+}
+
 impl AppState {
     /// Builds the clients. Against an emulator endpoint, S3 uses path-style addressing, since
     /// `bucket.127.0.0.1` does not resolve.
@@ -91,7 +121,21 @@ impl AppState {
     /// # Errors
     /// A missing or malformed environment variable.
     pub async fn from_env() -> Result<Self, crate::config::ConfigError> {
-        let config = Config::from_env()?;
+        let mut config = Config::from_env()?;
+        let sdk = load_sdk_config(&config).await;
+        if let Some(arn) = &config.jwt_secret_arn {
+            config.jwt_secret = read_jwt_secret(&sdk, arn).await?;
+        }
+        Ok(Self::new(config, &sdk))
+    }
+
+    /// [`AppState::from_env`] for a function that signs and verifies no token
+    /// ([`Config::from_env_without_key`]).
+    ///
+    /// # Errors
+    /// A missing or malformed environment variable.
+    pub async fn from_env_without_key() -> Result<Self, crate::config::ConfigError> {
+        let config = Config::from_env_without_key()?;
         let sdk = load_sdk_config(&config).await;
         Ok(Self::new(config, &sdk))
     }

@@ -14,7 +14,7 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let config = Config::from_env()?;
+    let config = Config::from_env_without_key()?;
     let sdk = load_sdk_config(&config).await;
     let state = AppState::new(config, &sdk);
     if state.cold.is_none() {

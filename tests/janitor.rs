@@ -63,6 +63,34 @@ async fn expired_uploads_are_aborted_and_removed() {
     assert_eq!(claims(&app.user_id).await, (10, 1));
 }
 
+/// Expired uploads are found in every shard of the janitor's index, whose shards a sweep
+/// queries several at a time: 40 uploads (their ids spread over most of the 16 shards),
+/// every one expired, are all ended by one sweep.
+#[tokio::test]
+async fn expired_uploads_in_many_shards_are_ended_by_one_sweep() {
+    let app = TestApp::new().await;
+    let mut uploads = Vec::new();
+    for i in 0..40 {
+        let upload = app.create_upload(&format!("f{i}.bin"), 10, None).await;
+        uploads.push(upload.upload_id);
+    }
+    let shards: std::collections::HashSet<_> = uploads
+        .iter()
+        .map(|id| keys::Due::Upload.key(id.as_str()))
+        .collect();
+    assert!(shards.len() >= 8, "{} shards", shards.len());
+    for id in &uploads {
+        expire_upload(&app.user_id, id).await;
+    }
+
+    let report = filestore_janitor::sweep(&app_state().await, OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert!(report.aborted_uploads >= uploads.len() as u64, "{report:?}");
+    assert_eq!(open_multipart_uploads(&app.user_id).await, 0);
+    assert_eq!(claims(&app.user_id).await, (0, 0));
+}
+
 /// Content whose last File was deleted is collected from both the table and the cold store;
 /// content that is still referenced stays.
 #[tokio::test]

@@ -10,14 +10,15 @@ use std::time::Duration;
 
 use filestore_contract::RouteKey;
 use filestore_contract::api::{
-    ChallengeResponse, CompleteUploadRequest, CreateShareRequest, CreateShareResponse,
-    CreateUploadRequest, CreateUploadResponse, Credentials, DownloadResponse, ErrorBody,
-    FastUploadRequest, FileEnvelope, FileList, FileView, LoginResponse, MAX_LIST_LIMIT, MeResponse,
-    MoveRequest, PasswordChange, PresignPartsRequest, PresignPartsResponse, PresignedPart,
-    ProofRequest, ProofResponse, ShareList, SignupResponse, UploadView,
+    ChallengeResponse, CompleteUploadRequest, CreateFolderRequest, CreateShareRequest,
+    CreateShareResponse, CreateUploadRequest, CreateUploadResponse, Credentials, DownloadResponse,
+    Entry, ErrorBody, FastUploadRequest, FileEnvelope, FileList, FileView, FolderResponse,
+    FolderView, LoginResponse, MAX_LIST_LIMIT, MeResponse, MoveRequest, PasswordChange,
+    PresignPartsRequest, PresignPartsResponse, PresignedPart, ProofRequest, ProofResponse,
+    RestoreRequest, ShareList, SignupResponse, TrashEntryView, UploadView,
 };
-use filestore_contract::domain::{FileName, PartNumber, Sha256Hex};
-use reqwest::{RequestBuilder, StatusCode, Url};
+use filestore_contract::domain::{PartNumber, Sha256Hex};
+use reqwest::{Method, RequestBuilder, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -118,9 +119,19 @@ impl Api {
     /// # Errors
     /// [`Error::NotLoggedIn`] for a route that needs a token, without one.
     fn request(&self, route: RouteKey, id: Option<&str>) -> Result<RequestBuilder> {
+        self.request_as(route.method(), route, id)
+    }
+
+    /// [`Api::request`] with another method on the route's path.
+    fn request_as(
+        &self,
+        method: Method,
+        route: RouteKey,
+        id: Option<&str>,
+    ) -> Result<RequestBuilder> {
         let req = self
             .http
-            .request(route.method(), self.url(route, id))
+            .request(method, self.url(route, id))
             .timeout(API_TIMEOUT);
         if route.is_public() {
             return Ok(req);
@@ -200,6 +211,99 @@ impl Api {
         }
     }
 
+    /// Every item of a paginated listing (`items` of each page), following `next_cursor`.
+    async fn all_pages<T: DeserializeOwned>(
+        &self,
+        route: RouteKey,
+        id: Option<&str>,
+        items: &str,
+    ) -> Result<Vec<T>> {
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut req = self
+                .request(route, id)?
+                .query(&[("limit", MAX_LIST_LIMIT.to_string())]);
+            if let Some(c) = &cursor {
+                req = req.query(&[("cursor", c)]);
+            }
+            let mut page: Value = self.json(req).await?;
+            all.extend(whole::<Vec<T>>(page[items].take())?);
+            match page["next_cursor"].as_str() {
+                Some(next) if !next.is_empty() => cursor = Some(next.to_string()),
+                _ => return Ok(all),
+            }
+        }
+    }
+
+    /// The file or folder at an absolute path (`/` is the root folder).
+    pub async fn resolve_path(&self, path: &str) -> Result<Entry> {
+        let req = self
+            .request(RouteKey::ResolvePath, None)?
+            .query(&[("path", path)]);
+        self.json(req).await
+    }
+
+    pub async fn folder(&self, folder_id: &str) -> Result<FolderResponse> {
+        self.json(self.request(RouteKey::GetFolder, Some(folder_id))?)
+            .await
+    }
+
+    /// Every entry of a folder, folders first, walking all pages.
+    pub async fn children(&self, folder_id: &str) -> Result<Vec<Entry>> {
+        self.all_pages(RouteKey::ListChildren, Some(folder_id), "entries")
+            .await
+    }
+
+    pub async fn create_folder(&self, body: &CreateFolderRequest) -> Result<FolderView> {
+        self.json(self.request(RouteKey::CreateFolder, None)?.json(body))
+            .await
+    }
+
+    /// Renames and/or moves a file.
+    pub async fn move_file(&self, file_id: &str, body: &MoveRequest) -> Result<File> {
+        let req = self
+            .request(RouteKey::RenameFile, Some(file_id))?
+            .json(body);
+        self.json(req).await
+    }
+
+    /// Renames and/or moves a folder.
+    pub async fn move_folder(&self, folder_id: &str, body: &MoveRequest) -> Result<FolderView> {
+        let req = self
+            .request(RouteKey::MoveFolder, Some(folder_id))?
+            .json(body);
+        self.json(req).await
+    }
+
+    /// Moves a folder and everything below it to the trash (`DELETE /v1/folders/{id}`).
+    pub async fn delete_folder(&self, folder_id: &str) -> Result<()> {
+        let req = self.request_as(Method::DELETE, RouteKey::GetFolder, Some(folder_id))?;
+        self.send(req).await.map(drop)
+    }
+
+    /// Every trash entry, newest first, walking all pages.
+    pub async fn trash(&self) -> Result<Vec<TrashEntryView>> {
+        self.all_pages(RouteKey::ListTrash, None, "entries").await
+    }
+
+    pub async fn restore(&self, id: &str, body: &RestoreRequest) -> Result<Entry> {
+        let req = self.request(RouteKey::RestoreTrash, Some(id))?.json(body);
+        self.json(req).await
+    }
+
+    pub async fn purge(&self, id: &str) -> Result<()> {
+        self.send(self.request(RouteKey::PurgeTrash, Some(id))?)
+            .await
+            .map(drop)
+    }
+
+    pub async fn empty_trash(&self) -> Result<()> {
+        self.send(self.request(RouteKey::EmptyTrash, None)?)
+            .await
+            .map(drop)
+    }
+
     pub async fn file(&self, file_id: &str) -> Result<File> {
         self.json(self.request(RouteKey::GetFile, Some(file_id))?)
             .await
@@ -208,17 +312,6 @@ impl Api {
     pub async fn download_url(&self, file_id: &str) -> Result<DownloadResponse> {
         self.json(self.request(RouteKey::DownloadFile, Some(file_id))?)
             .await
-    }
-
-    pub async fn rename(&self, file_id: &str, name: &FileName) -> Result<File> {
-        let body = MoveRequest {
-            name: Some(name.clone()),
-            parent_id: None,
-        };
-        let req = self
-            .request(RouteKey::RenameFile, Some(file_id))?
-            .json(&body);
-        self.json(req).await
     }
 
     pub async fn delete(&self, file_id: &str) -> Result<()> {
@@ -342,6 +435,11 @@ async fn api_error(resp: reqwest::Response) -> Error {
 /// Whether an error is the API saying "no such thing" (used to drop stale resume state).
 pub fn is_not_found(err: &Error) -> bool {
     matches!(err, Error::Api { status, .. } if *status == StatusCode::NOT_FOUND.as_u16())
+}
+
+/// Whether an error is the API's `409` with this `code` (`name_taken`, `cycle`, ...).
+pub fn is_conflict(err: &Error, wanted: &str) -> bool {
+    matches!(err, Error::Api { status: 409, code, .. } if code == wanted)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use filestore_contract::domain::{DownloadLimit, FileName, PartSize, ShareLifetime};
+use filestore_contract::domain::{DownloadLimit, FileName, OnConflict, PartSize, ShareLifetime};
 
 /// A client of the filestore API: accounts, parallel resumable uploads, downloads.
 #[derive(Debug, Parser)]
@@ -26,6 +26,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Wherever a command takes a FILE, FOLDER or TARGET, an argument starting with `/` is a path
+/// (`/docs/a.pdf`, `/` is the root folder) and anything else is an id.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create an account, then log in to it.
@@ -34,24 +36,58 @@ pub enum Command {
     Login(CredentialArgs),
     /// Show the logged-in account and its usage.
     Whoami,
-    /// List your files (every page).
-    Ls,
-    /// Upload files; directories upload recursively. Re-run an interrupted upload to resume.
+    /// List a folder (folders first, then files, by name; every page), or show one file.
+    Ls(LsArgs),
+    /// Show a file or a folder (a folder with its path).
+    Info { target: String },
+    /// Create a folder at a path.
+    Mkdir {
+        /// Create missing parents too, and accept a folder already there.
+        #[arg(short, long)]
+        parents: bool,
+        path: String,
+    },
+    /// Upload files; directories upload as folders, recursively. Re-run to resume: files
+    /// already there with the same bytes are skipped.
     Upload(UploadArgs),
     /// Download a file; re-run an interrupted download to resume.
     Download(DownloadArgs),
-    /// Rename a file.
-    Mv {
-        file_id: String,
-        #[arg(value_parser = FileName::parse)]
-        new_name: FileName,
+    /// Rename and/or move a file or folder. DESTINATION: a new name (rename in place), or a
+    /// path: into that folder when it ends in `/` or is a folder, else to that path.
+    Mv { source: String, destination: String },
+    /// Move a file (or with -r a folder and everything in it) to the trash.
+    Rm {
+        /// Remove a folder and everything below it.
+        #[arg(short, long)]
+        recursive: bool,
+        target: String,
     },
-    /// Delete a file.
-    Rm { file_id: String },
+    /// List the trash, newest first.
+    Trash,
+    /// Bring an item back from the trash: where it was, or into --to under --name.
+    Restore {
+        /// The trash entry's id (`filestore trash` lists them).
+        id: String,
+        /// The folder to restore into (a path or an id).
+        #[arg(long)]
+        to: Option<String>,
+        /// The name to restore it under.
+        #[arg(long, value_parser = FileName::parse)]
+        name: Option<FileName>,
+    },
+    /// Delete an item of the trash for good (its space is freed), or the whole trash.
+    Purge {
+        /// The trash entry's id.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Purge everything in the trash.
+        #[arg(long)]
+        all: bool,
+    },
     /// Create a share link to a file: anyone with the link can download it until it expires.
     Share(ShareArgs),
     /// List a file's live share links (with download counts).
-    Shares { file_id: String },
+    Shares { file: String },
     /// Revoke a share link.
     Unshare { share_id: String },
     /// Change your password; every earlier token stops working, this one is replaced.
@@ -65,11 +101,16 @@ impl Command {
             Self::Signup(_) => "signup",
             Self::Login(_) => "login",
             Self::Whoami => "whoami",
-            Self::Ls => "ls",
+            Self::Ls(_) => "ls",
+            Self::Info { .. } => "info",
+            Self::Mkdir { .. } => "mkdir",
             Self::Upload(_) => "upload",
             Self::Download(_) => "download",
             Self::Mv { .. } => "mv",
             Self::Rm { .. } => "rm",
+            Self::Trash => "trash",
+            Self::Restore { .. } => "restore",
+            Self::Purge { .. } => "purge",
             Self::Share(_) => "share",
             Self::Shares { .. } => "shares",
             Self::Unshare { .. } => "unshare",
@@ -90,6 +131,15 @@ pub struct CredentialArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct LsArgs {
+    /// A folder or file (default: the root folder `/`).
+    pub target: Option<String>,
+    /// Every file in every folder, as one list (no folders).
+    #[arg(long, conflicts_with = "target")]
+    pub flat: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct UploadArgs {
     /// Files or directories.
     #[arg(required = true)]
@@ -97,6 +147,13 @@ pub struct UploadArgs {
     /// Name on the server (a single file only; default: its file name).
     #[arg(long, value_parser = FileName::parse)]
     pub name: Option<FileName>,
+    /// The folder to upload into (a path, made if missing, or a folder id).
+    #[arg(long, default_value = "/")]
+    pub to: String,
+    /// When a name is taken in its folder: rename (the server picks `name (1).ext`),
+    /// replace (the file there goes to the trash) or fail. Default: rename.
+    #[arg(long, value_parser = OnConflict::parse)]
+    pub on_conflict: Option<OnConflict>,
     /// Parts sent at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
@@ -107,7 +164,8 @@ pub struct UploadArgs {
 
 #[derive(Debug, Args)]
 pub struct DownloadArgs {
-    pub file_id: String,
+    /// A file's path or id.
+    pub file: String,
     /// Where to write (a directory keeps the file's name). Default: its name, here.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
@@ -118,7 +176,8 @@ pub struct DownloadArgs {
 
 #[derive(Debug, Args)]
 pub struct ShareArgs {
-    pub file_id: String,
+    /// A file's path or id.
+    pub file: String,
     /// How long the link works: seconds, or with a unit (90s, 15m, 12h, 7d); 1 minute to 30 days.
     #[arg(long, default_value = "1d", value_parser = parse_share_expiry)]
     pub expires: ShareLifetime,
@@ -245,7 +304,11 @@ mod tests {
         for args in [
             &["filestore", "upload", "a", "--part-size", "1MiB"][..],
             &["filestore", "upload", "a", "--name", "a/b"],
-            &["filestore", "mv", "f", ""],
+            &["filestore", "restore", "f", "--name", ""],
+            &["filestore", "upload", "a", "--on-conflict", "merge"],
+            &["filestore", "purge"],
+            &["filestore", "purge", "x", "--all"],
+            &["filestore", "ls", "/docs", "--flat"],
             &["filestore", "share", "f", "--max-downloads", "0"],
         ] {
             assert!(Cli::try_parse_from(args).is_err(), "{args:?}");

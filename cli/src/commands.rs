@@ -4,7 +4,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::sync::atomic::AtomicBool;
 
 use filestore_contract::api::{CreateShareRequest, Credentials, PasswordChange};
-use filestore_contract::domain::{Password, Username};
+use filestore_contract::domain::{FolderId, Password, Username};
 use serde_json::json;
 
 use crate::api::Api;
@@ -12,8 +12,10 @@ use crate::cli::{Cli, Command, CredentialArgs, DownloadArgs, UploadArgs};
 use crate::config::{ResumeStore, Session, Sessions, Settings, unix_now};
 use crate::download;
 use crate::error::{Error, Result};
+use crate::namespace;
 use crate::output::{Output, human_bytes};
-use crate::upload::{self, UploadOptions, Uploader};
+use crate::remote;
+use crate::upload::{self, Destination, UploadOptions, Uploader};
 
 /// Runs the parsed command line.
 ///
@@ -26,28 +28,44 @@ pub async fn run(cli: Cli, settings: Settings, out: &Output) -> Result<()> {
         Command::Signup(args) => sign_in(server, &args, &settings, &sessions, out, true).await,
         Command::Login(args) => sign_in(server, &args, &settings, &sessions, out, false).await,
         Command::Whoami => whoami(&authed(server, &sessions)?.0, out).await,
-        Command::Ls => ls(&authed(server, &sessions)?.0, out).await,
+        Command::Ls(args) => {
+            let api = authed(server, &sessions)?.0;
+            if args.flat {
+                ls_flat(&api, out).await
+            } else {
+                namespace::ls(&api, args.target.as_deref().unwrap_or("/"), out).await
+            }
+        }
+        Command::Info { target } => {
+            namespace::info(&authed(server, &sessions)?.0, &target, out).await
+        }
+        Command::Mkdir { parents, path } => {
+            namespace::mkdir(&authed(server, &sessions)?.0, &path, parents, out).await
+        }
+        Command::Trash => namespace::trash(&authed(server, &sessions)?.0, out).await,
+        Command::Restore { id, to, name } => {
+            let api = authed(server, &sessions)?.0;
+            namespace::restore(&api, &id, to.as_deref(), name, out).await
+        }
+        Command::Purge { id, all } => {
+            namespace::purge(&authed(server, &sessions)?.0, id.as_deref(), all, out).await
+        }
         Command::Upload(args) => upload(server, &args, &settings, &sessions, out).await,
         Command::Download(args) => {
             download(&authed(server, &sessions)?.0, &args, &settings, out).await
         }
-        Command::Mv { file_id, new_name } => {
-            let file = authed(server, &sessions)?
-                .0
-                .rename(&file_id, &new_name)
-                .await?;
-            out.result(&file, || {
-                format!("renamed {} to {:?}", file.file_id, file.name)
-            });
-            Ok(())
-        }
+        Command::Mv {
+            source,
+            destination,
+        } => namespace::mv(&authed(server, &sessions)?.0, &source, &destination, out).await,
         Command::Share(args) => {
             let api = authed(server, &sessions)?.0;
             let body = CreateShareRequest {
                 expires_in: args.expires,
                 max_downloads: args.max_downloads,
             };
-            let share = api.share(&args.file_id, &body).await?;
+            let file_id = remote::file_id(&api, &args.file).await?;
+            let share = api.share(&file_id, &body).await?;
             out.result(&share, || {
                 let limit = share
                     .max_downloads
@@ -59,8 +77,9 @@ pub async fn run(cli: Cli, settings: Settings, out: &Output) -> Result<()> {
             });
             Ok(())
         }
-        Command::Shares { file_id } => {
-            let list = authed(server, &sessions)?.0.shares(&file_id).await?;
+        Command::Shares { file } => {
+            let api = authed(server, &sessions)?.0;
+            let list = api.shares(&remote::file_id(&api, &file).await?).await?;
             out.result(&list, || {
                 if list.shares.is_empty() {
                     return "no live share links".to_string();
@@ -89,12 +108,8 @@ pub async fn run(cli: Cli, settings: Settings, out: &Output) -> Result<()> {
             Ok(())
         }
         Command::Passwd => passwd(server, &settings, &sessions, out).await,
-        Command::Rm { file_id } => {
-            authed(server, &sessions)?.0.delete(&file_id).await?;
-            out.result(&json!({ "deleted": file_id }), || {
-                format!("deleted {file_id}")
-            });
-            Ok(())
+        Command::Rm { recursive, target } => {
+            namespace::rm(&authed(server, &sessions)?.0, &target, recursive, out).await
         }
     }
 }
@@ -279,7 +294,8 @@ async fn whoami(api: &Api, out: &Output) -> Result<()> {
     Ok(())
 }
 
-async fn ls(api: &Api, out: &Output) -> Result<()> {
+/// `ls --flat`: every file in every folder (`GET /v1/files`).
+async fn ls_flat(api: &Api, out: &Output) -> Result<()> {
     let files = api.all_files().await?;
     out.result(&json!({ "files": files }), || {
         if files.is_empty() {
@@ -311,7 +327,25 @@ async fn upload(
     out: &Output,
 ) -> Result<()> {
     let (api, session) = authed(server, sessions)?;
-    let files = upload::plan_files(&args.paths, args.name.as_ref())?;
+    let plan = upload::plan_files(&args.paths, args.name.as_ref())?;
+    let destination = match remote::Target::of(&args.to) {
+        // The root is always there: no request to find it.
+        remote::Target::Path(path) if remote::normalize(path) == "/" => Destination {
+            folder_id: FolderId::root(),
+            path: "/".to_string(),
+        },
+        remote::Target::Path(path) => Destination {
+            folder_id: remote::ensure_path(&api, path).await?.folder_id,
+            path: remote::normalize(path),
+        },
+        remote::Target::Id(id) => {
+            let folder = api.folder(id).await?;
+            Destination {
+                path: namespace::folder_path(&folder),
+                folder_id: folder.folder.folder_id,
+            }
+        }
+    };
     let uploader = Uploader {
         api: &api,
         server,
@@ -322,10 +356,12 @@ async fn upload(
         options: UploadOptions {
             concurrency: usize::from(args.concurrency),
             part_size: args.part_size,
+            on_conflict: args.on_conflict,
         },
+        destination,
         instant_refused: AtomicBool::new(false),
     };
-    let (uploaded, outcome) = uploader.upload_all(&files).await;
+    let (uploaded, outcome) = uploader.upload_all(&plan).await;
     // Files uploaded before a failure are reported too (with `--json`, the failure itself
     // goes to stderr and the exit code), so a script knows what is stored.
     if outcome.is_ok() || !uploaded.is_empty() {
@@ -334,12 +370,14 @@ async fn upload(
     outcome
 }
 
+/// Resolves the argument to a file id first; the transfer itself only knows ids.
 async fn download(api: &Api, args: &DownloadArgs, settings: &Settings, out: &Output) -> Result<()> {
+    let file_id = remote::file_id(api, &args.file).await?;
     let done = download::download(
         api,
         out,
         settings.hooks,
-        &args.file_id,
+        &file_id,
         args.output.as_deref(),
         args.force,
     )

@@ -184,6 +184,8 @@ pub struct ResumeKey {
     pub size: u64,
     pub mtime_ns: u128,
     pub sha256: String,
+    /// The folder the file goes in.
+    pub folder_id: String,
     pub name: String,
 }
 
@@ -198,6 +200,7 @@ impl ResumeKey {
             self.size.to_string().as_bytes(),
             self.mtime_ns.to_string().as_bytes(),
             self.sha256.as_bytes(),
+            self.folder_id.as_bytes(),
             self.name.as_bytes(),
         ] {
             h.update((field.len() as u64).to_be_bytes());
@@ -342,6 +345,7 @@ mod tests {
             size: 12 << 20,
             mtime_ns: 1_700_000_000_123_456_789,
             sha256: "ab".repeat(32),
+            folder_id: "root".into(),
             name: "big.iso".into(),
         }
     }
@@ -354,13 +358,14 @@ mod tests {
         let mut same = base.clone();
         same.server.push('/');
         assert_eq!(same.id(), id);
-        let variants: [fn(&mut ResumeKey); 7] = [
+        let variants: [fn(&mut ResumeKey); 8] = [
             |k| k.server = "http://other:8080".into(),
             |k| k.username = "bob".into(),
             |k| k.path = PathBuf::from("/home/alice/big.iso2"),
             |k| k.size += 1,
             |k| k.mtime_ns += 1,
             |k| k.sha256 = "cd".repeat(32),
+            |k| k.folder_id = "0190f0e0-0000-7000-8000-000000000000".into(),
             |k| k.name = "other.iso".into(),
         ];
         for change in variants {

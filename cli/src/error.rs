@@ -19,6 +19,9 @@ pub enum Error {
         code: String,
         message: String,
     },
+    /// No file or folder of mine at this path.
+    #[error("no file or folder at {0}")]
+    NoSuchPath(String),
     /// The API or the storage could not be reached or stopped answering.
     #[error("cannot reach {what}: {reason}")]
     Unreachable { what: String, reason: String },
@@ -81,16 +84,36 @@ impl Error {
             Self::Api { status: 404, .. }
                 if matches!(
                     command,
-                    "download" | "mv" | "rm" | "upload" | "share" | "shares"
+                    "download" | "mv" | "rm" | "upload" | "share" | "shares" | "info" | "ls"
                 ) =>
             {
                 Some("list your files and their ids with `filestore ls`")
             }
+            Self::NoSuchPath(_) => Some("see what is there with `filestore ls /FOLDER`"),
+            Self::Api {
+                status: 409, code, ..
+            } => match code.as_str() {
+                "name_taken" => Some("choose another name, or move or remove the one there"),
+                "cycle" => Some("choose a folder outside the one being moved"),
+                "parent_gone" if command == "restore" => {
+                    Some("restore its folder first, or choose another with --to PATH")
+                }
+                "parent_gone" => Some(
+                    "restore the folder with `filestore restore`, or upload elsewhere with --to",
+                ),
+                _ if command == "signup" => {
+                    Some("choose another username, or `filestore login` if it is yours")
+                }
+                _ => None,
+            },
+            Self::Api {
+                status: 400, code, ..
+            } if code == "root_folder" => Some("the root folder `/` stays where it is"),
+            Self::Api { status: 404, .. } if matches!(command, "restore" | "purge") => {
+                Some("list the trash and its ids with `filestore trash`")
+            }
             Self::Api { status: 404, .. } if command == "unshare" => {
                 Some("list a file's links and their ids with `filestore shares FILE_ID`")
-            }
-            Self::Api { status: 409, .. } if command == "signup" => {
-                Some("choose another username, or `filestore login` if it is yours")
             }
             Self::Api {
                 status: 413, code, ..
@@ -171,6 +194,22 @@ mod tests {
             report("upload", &api(413, "quota_exceeded", "over quota")).contains("filestore rm")
         );
         assert!(report("ls", &api(503, "internal", "boom")).contains("try again later"));
+    }
+
+    #[test]
+    fn namespace_refusals_say_what_to_do() {
+        assert_eq!(
+            report("ls", &Error::NoSuchPath("/docs/x".into())),
+            "ls failed: no file or folder at /docs/x; see what is there with `filestore ls /FOLDER`"
+        );
+        assert!(
+            report("mv", &api(409, "name_taken", "taken"))
+                .ends_with("move or remove the one there")
+        );
+        assert!(report("mv", &api(409, "cycle", "cycle")).contains("outside"));
+        assert!(report("restore", &api(409, "parent_gone", "gone")).contains("--to PATH"));
+        assert!(report("rm", &api(400, "root_folder", "root")).contains("root folder"));
+        assert!(report("purge", &api(404, "not_found", "gone")).ends_with("`filestore trash`"));
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! `filestore`, the command-line client of the filestore API (DESIGN.md): sign up, log in,
-//! change the password, upload files of any size straight to S3 through presigned multipart
-//! URLs (hashed once, parts in parallel, retried, resumable across runs; instant when the
-//! server already holds the content), list, download (resumable, checked against the
-//! server's verified SHA-256), rename, delete, and make, list and revoke share links.
+//! change the password; folders addressed by path (`/docs/a.pdf`) or by id; upload files and
+//! directory trees of any size straight to S3 through presigned multipart URLs (hashed once,
+//! parts in parallel, retried, resumable across runs; instant when the server already holds
+//! the content); list, download (resumable, checked against the server's verified SHA-256),
+//! move, rename, delete to the trash, restore, purge; make, list and revoke share links.
 //!
 //! It promises one result on stdout (text, or JSON with `--json`), progress on stderr only
 //! when stderr is a terminal, and for any failure one line on stderr saying what failed,
@@ -11,8 +12,10 @@
 //! # Layout
 //! - [`cli`]: the command line (clap).
 //! - [`commands`]: one function per command: accounts (`signup`, `login`, `whoami`,
-//!   `passwd`), files (`ls`, `mv`, `rm`), share links (`share`, `shares`, `unshare`), and
-//!   the transfers.
+//!   `passwd`), share links (`share`, `shares`, `unshare`), and the transfers.
+//! - [`namespace`]: folders, paths and the trash (`ls`, `info`, `mkdir`, `mv`, `rm`,
+//!   `trash`, `restore`, `purge`).
+//! - [`remote`]: arguments to ids: `/a/b` is a path, anything else an id; `mkdir -p`.
 //! - [`api`]: typed client of the HTTP contract.
 //! - [`config`]: the environment, the token store, the resume-state store.
 //! - [`upload`]: the upload command and its parts (local files, hashing, instant upload,
@@ -27,7 +30,9 @@ pub mod commands;
 pub mod config;
 pub mod download;
 pub mod error;
+pub mod namespace;
 pub mod output;
+pub mod remote;
 pub mod upload;
 
 use std::process::ExitCode;

@@ -11,6 +11,8 @@ mod accounts;
 mod errors;
 /// An expired part URL and a storage error from a scripted stand-in.
 mod faults;
+/// Folders, paths and the trash: mkdir, ls, info, mv, rm, trash, restore, purge.
+mod folders;
 /// Instant upload of content the server already verified.
 mod instant;
 /// Parallel upload, list, download, directories, rename, delete, resume.

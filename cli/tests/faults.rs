@@ -136,6 +136,9 @@ fn expired_url_and_storage_fault(req: &Seen, before: &[Seen], base: &str) -> (u1
                 .collect();
             (200, json!({ "parts": parts }))
         }
+        ("GET", path) if path.starts_with("/v1/folders/root/children?") => {
+            (200, json!({"entries": [], "next_cursor": null}))
+        }
         ("PUT", "/s3/1/0") => (403, Value::Null),
         ("PUT", path) if path.starts_with("/s3/2/") && tries(path) == 0 => (500, Value::Null),
         ("PUT", _) => (200, Value::Null),
@@ -203,15 +206,23 @@ fn expired_urls_are_presigned_again_and_faults_retried() {
         2,
         "{paths:?}"
     );
-    let create: Value = serde_json::from_slice(&seen[0].body).unwrap();
+    assert!(
+        paths[0].starts_with("GET /v1/folders/root/children?"),
+        "the root's listing is read first, to skip files already there: {paths:?}"
+    );
+    let create = seen
+        .iter()
+        .find(|s| s.path == "/v1/uploads")
+        .expect("the upload was created");
+    assert_eq!(
+        create.headers.get("authorization").map(String::as_str),
+        Some("Bearer t")
+    );
+    let create: Value = serde_json::from_slice(&create.body).unwrap();
     assert_eq!(create["name"], "six.bin");
     assert_eq!(create["size"], 6);
     assert_eq!(
         create["sha256"],
         "bef57ec7f53a6d40beb640a780a639c83bc29ac8a9816f1fc6c5c6dcd93c4721"
-    );
-    assert_eq!(
-        seen[0].headers.get("authorization").map(String::as_str),
-        Some("Bearer t")
     );
 }

@@ -182,12 +182,29 @@ impl Cli {
             .collect()
     }
 
-    /// Every file listed by `ls --json`.
+    /// Every file in every folder, listed by `ls --flat --json`.
     pub fn files(&self) -> Vec<Value> {
-        self.json(&["ls"])["files"]
+        self.json(&["ls", "--flat"])["files"]
             .as_array()
             .expect("files array")
             .clone()
+    }
+}
+
+impl Cli {
+    /// The entries of a folder (`ls PATH --json`), as `name` for files and `name/` for
+    /// folders, in the order listed.
+    #[track_caller]
+    pub fn names(&self, path: &str) -> Vec<String> {
+        self.json(&["ls", path])["entries"]
+            .as_array()
+            .expect("entries array")
+            .iter()
+            .map(|e| match e["type"].as_str() {
+                Some("folder") => format!("{}/", str_field(e, "name")),
+                _ => str_field(e, "name").to_string(),
+            })
+            .collect()
     }
 }
 

@@ -92,49 +92,54 @@ fn parallel_upload_lists_and_downloads_byte_for_byte() {
     assert!(std::fs::read(cli.path("big.bin")).unwrap() == data);
 }
 
-/// A directory uploads recursively, each file named by its relative path; empty files too.
+/// A directory uploads as a folder of the same name holding its tree (empty files and
+/// empty directories too), and each file downloads by its path.
 #[test]
-fn directory_uploads_recursively() {
+fn directory_uploads_recreate_the_tree_as_folders() {
     let cli = Cli::logged_in();
     cli.write("photos/a.jpg", &test_bytes(1000, 2));
     cli.write("photos/2024/june/b.jpg", &test_bytes(70_000, 3));
     cli.write("photos/empty.txt", b"");
+    std::fs::create_dir_all(cli.path("photos/nothing")).unwrap();
 
     let out = cli.json(&["upload", "photos"]);
-    let names: Vec<&str> = out["uploads"]
+    let paths: Vec<&str> = out["uploads"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|u| u["file"]["name"].as_str().unwrap())
+        .map(|u| u["remote_path"].as_str().unwrap())
         .collect();
     assert_eq!(
-        names,
+        paths,
         [
-            "photos__2024__june__b.jpg",
-            "photos__a.jpg",
-            "photos__empty.txt"
+            "/photos/2024/june/b.jpg",
+            "/photos/a.jpg",
+            "/photos/empty.txt"
         ]
     );
+    assert_eq!(cli.names("/"), ["photos/"]);
+    assert_eq!(
+        cli.names("/photos"),
+        ["2024/", "nothing/", "a.jpg", "empty.txt"]
+    );
+    assert_eq!(cli.names("/photos/2024/june"), ["b.jpg"]);
+    assert!(cli.names("/photos/nothing").is_empty());
 
-    let files = cli.files();
-    assert_eq!(files.len(), 3);
     std::fs::create_dir(cli.path("out")).unwrap();
-    for file in &files {
-        let id = str_field(file, "file_id");
-        let name = str_field(file, "name");
-        cli.json(&["download", id, "-o", "out"]);
-        let original = match name {
-            "photos__a.jpg" => test_bytes(1000, 2),
-            "photos__2024__june__b.jpg" => test_bytes(70_000, 3),
-            _ => Vec::new(),
-        };
+    for (path, original) in [
+        ("/photos/a.jpg", test_bytes(1000, 2)),
+        ("/photos/2024/june/b.jpg", test_bytes(70_000, 3)),
+        ("/photos/empty.txt", Vec::new()),
+    ] {
+        cli.json(&["download", path, "-o", "out"]);
+        let name = path.rsplit('/').next().unwrap();
         assert_eq!(std::fs::read(cli.path("out").join(name)).unwrap(), original);
     }
     assert_eq!(cli.json(&["whoami"])["file_count"], 3);
 }
 
-/// `mv` renames (ls shows the new name), `rm` deletes (ls no longer shows it, a second
-/// `rm` is a 404).
+/// `mv` renames (ls shows the new name), `rm` moves it to the trash (ls no longer shows it,
+/// a second `rm` is a 404).
 #[test]
 fn mv_renames_and_rm_deletes() {
     let cli = Cli::logged_in();
@@ -152,7 +157,12 @@ fn mv_renames_and_rm_deletes() {
 
     let run = cli.run(&["rm", &id]);
     run.success();
-    assert_eq!(run.stdout().trim(), format!("deleted {id}"));
+    assert!(
+        run.stdout()
+            .starts_with(&format!("moved file {id} to the trash")),
+        "{}",
+        run.stdout()
+    );
     assert!(cli.files().is_empty());
     let line = cli.run(&["rm", &id]).failure();
     assert!(line.contains("(HTTP 404)"), "{line}");
@@ -263,10 +273,10 @@ fn rerun_of_a_stopped_directory_upload_skips_files_already_uploaded() {
     let partial = run.json();
     let stored = partial["uploads"].as_array().unwrap();
     assert_eq!(stored.len(), 1, "{partial}");
-    assert_eq!(stored[0]["file"]["name"], "other__a.bin");
+    assert_eq!(stored[0]["remote_path"], "/other/a.bin");
 
-    let a_id = id_of(&before, "batch__a.bin");
-    let b_id = id_of(&before, "batch__b.bin");
+    let a_id = id_of(&before, "a.bin");
+    let b_id = id_of(&before, "b.bin");
 
     let out = cli.json(&args);
     let ups = out["uploads"].as_array().unwrap();
@@ -283,7 +293,7 @@ fn rerun_of_a_stopped_directory_upload_skips_files_already_uploaded() {
     assert_eq!(ups[2]["parts_sent"], 2);
     let after = cli.files();
     assert_eq!(after.len(), 3, "no second File: {after:?}");
-    let c_id = id_of(&after, "batch__c.bin");
+    let c_id = id_of(&after, "c.bin");
     assert!(cli.resume_states().is_empty());
     assert_eq!(cli.completed_states().len(), 3);
 
@@ -321,11 +331,12 @@ fn rerun_of_a_stopped_directory_upload_skips_files_already_uploaded() {
     let last = cli.files();
     let mut names: Vec<&str> = last.iter().map(|f| str_field(f, "name")).collect();
     names.sort_unstable();
+    assert_eq!(names, ["a.bin", "b.bin", "c.bin", "kept-a.bin"]);
     assert_eq!(
-        names,
-        ["batch__a.bin", "batch__b.bin", "batch__c.bin", "kept-a.bin"]
+        cli.names("/batch"),
+        ["a.bin", "b.bin", "c.bin", "kept-a.bin"]
     );
-    let new_b = id_of(&last, "batch__b.bin");
+    let new_b = id_of(&last, "b.bin");
     assert_ne!(new_b, b_id);
     cli.json(&["download", &new_b, "-o", "b.copy"]);
     assert!(

@@ -1,8 +1,14 @@
 //! `filestore upload`: hash each file once (SHA-256, streaming), create the upload with that
 //! hash declared, presign its parts in batches, PUT them in parallel with retries, complete.
 //!
+//! Folders: a directory becomes a folder of the same name in the destination (`--to`, the
+//! root by default), its tree recreated with `mkdir -p` semantics (a folder already there is
+//! used, also when another client creates it at the same moment). Before sending a file,
+//! the destination folder's listing is read once: a file of the same name, size and
+//! SHA-256 (the server's) is already uploaded and is skipped.
+//!
 //! Resume: the upload id is kept in a [`ResumeStore`] under a [`ResumeKey`] (server, user,
-//! path, size, mtime, SHA-256, name). A re-run asks the server which parts S3 already holds
+//! path, size, mtime, SHA-256, folder, name). A re-run asks the server which parts S3 already holds
 //! (`parts_done`) and sends only the others; S3 is the truth, the local state only remembers
 //! the id. Once the upload completes, the state records the File instead, so re-running a
 //! command that stopped at its k-th file skips the files before it while their Files still
@@ -10,7 +16,7 @@
 //!
 //! # Layout
 //! - this module: the command, one file after another.
-//! - `files`: which local files, under which names.
+//! - `files`: which local files and directories, under which names.
 //! - `hash`: the SHA-256 of a whole file.
 //! - `instant`: instant upload by proof of possession.
 //! - `resume`: what an earlier run left, and recording what this one did.
@@ -22,16 +28,16 @@ mod instant;
 mod parts;
 mod resume;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::{Instant, UNIX_EPOCH};
 
-use filestore_contract::api::{CreateUploadRequest, FastUploadRequest};
-use filestore_contract::domain::{FileName, ObjectSize, PartPlan, PartSize};
+use filestore_contract::api::{CreateUploadRequest, Entry, FastUploadRequest, FileView};
+use filestore_contract::domain::{FileName, FolderId, ObjectSize, OnConflict, PartPlan, PartSize};
 use serde::Serialize;
 
-pub use self::files::{PATH_SEPARATOR, plan_files};
+pub use self::files::{LocalFile, UploadPlan, plan_files};
 use self::hash::hash_file;
 pub use self::hash::sha256_file;
 use self::instant::try_instant_upload;
@@ -41,6 +47,7 @@ use crate::api::{Api, File};
 use crate::config::{ResumeKey, ResumeState, ResumeStore, TestHooks, unix_now};
 use crate::error::{Error, Result};
 use crate::output::{Output, human_bytes, human_rate};
+use crate::remote;
 
 /// How to send (what to send is [`plan_files`]'s answer).
 #[derive(Clone, Debug)]
@@ -49,6 +56,15 @@ pub struct UploadOptions {
     pub concurrency: usize,
     /// Part size to ask the server for; `None` lets it choose.
     pub part_size: Option<PartSize>,
+    /// What the server does with a name already taken (`None`: its default, rename).
+    pub on_conflict: Option<OnConflict>,
+}
+
+/// The folder an upload goes into: its id and its path.
+#[derive(Clone, Debug)]
+pub struct Destination {
+    pub folder_id: FolderId,
+    pub path: String,
 }
 
 /// Who is uploading, where, and with what.
@@ -60,6 +76,7 @@ pub struct Uploader<'a> {
     pub out: &'a Output,
     pub hooks: TestHooks,
     pub options: UploadOptions,
+    pub destination: Destination,
     /// Set once the server refused an instant upload with `429`: the rest of the run sends
     /// the bytes without asking.
     pub instant_refused: AtomicBool,
@@ -69,6 +86,8 @@ pub struct Uploader<'a> {
 #[derive(Debug, Serialize)]
 pub struct Uploaded {
     pub path: PathBuf,
+    /// Where it is on the server (under the name the server gave it).
+    pub remote_path: String,
     pub file: File,
     pub part_count: u64,
     /// Parts this run sent.
@@ -91,6 +110,7 @@ impl Uploaded {
     /// uploaded by an earlier run.
     fn nothing_sent(
         path: &Path,
+        remote_path: &str,
         file: File,
         instant: bool,
         hash_seconds: f64,
@@ -98,6 +118,7 @@ impl Uploaded {
     ) -> Self {
         Self {
             path: path.to_path_buf(),
+            remote_path: remote_path.to_string(),
             file,
             part_count: 0,
             parts_sent: 0,
@@ -113,17 +134,38 @@ impl Uploaded {
 }
 
 impl Uploader<'_> {
-    /// Uploads every file in order; stops at the first failure (a re-run resumes it).
+    /// Makes the plan's folders, then uploads every file in order; stops at the first
+    /// failure (a re-run resumes it).
     ///
-    /// # Errors
-    /// The first file that could not be uploaded.
     /// Returns the files uploaded, and the failure that stopped the others, if any.
-    pub async fn upload_all(&self, files: &[(PathBuf, FileName)]) -> (Vec<Uploaded>, Result<()>) {
+    pub async fn upload_all(&self, plan: &UploadPlan) -> (Vec<Uploaded>, Result<()>) {
         self.store.prune(unix_now());
-        let mut done = Vec::with_capacity(files.len());
+        let mut done = Vec::with_capacity(plan.files.len());
+        let mut folders = Folders::new(&self.destination);
+        for folder in &plan.folders {
+            if let Err(e) = folders.ensure(self.api, folder).await {
+                return (done, Err(e));
+            }
+        }
         let mut parts_sent = 0;
-        for (path, name) in files {
-            match self.upload(path, name, parts_sent).await {
+        for file in &plan.files {
+            let uploaded = match folders.ensure(self.api, &file.folder).await {
+                Ok(place) => {
+                    let there = place.files.get(file.name.as_str()).cloned();
+                    let to = Destination {
+                        folder_id: place.folder_id.clone(),
+                        path: place.path.clone(),
+                    };
+                    self.upload(file, &to, there.as_ref(), parts_sent)
+                        .await
+                        .map(|mut up| {
+                            up.remote_path = remote::join(&to.path, &up.file.name);
+                            up
+                        })
+                }
+                Err(e) => Err(e),
+            };
+            match uploaded {
                 Ok(uploaded) => {
                     self.out.line(&summary(&uploaded));
                     parts_sent += uploaded.parts_sent;
@@ -135,10 +177,19 @@ impl Uploader<'_> {
         (done, Ok(()))
     }
 
-    /// Uploads one file, resuming an earlier run of the same upload, or skipping it when an
+    /// Uploads one file into `to`, resuming an earlier run of the same upload, or skipping
+    /// it when the folder holds a file of that name with the same bytes (`there`) or an
     /// earlier run completed it and its File is still there. `parts_before`: parts this
     /// command sent for earlier files.
-    async fn upload(&self, path: &Path, name: &FileName, parts_before: u64) -> Result<Uploaded> {
+    async fn upload(
+        &self,
+        local: &LocalFile,
+        to: &Destination,
+        there: Option<&FileView>,
+        parts_before: u64,
+    ) -> Result<Uploaded> {
+        let (path, name) = (local.path.as_path(), &local.name);
+        let remote_path = remote::join(&to.path, name.as_str());
         let started = Instant::now();
         let meta = std::fs::metadata(path)
             .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
@@ -166,13 +217,28 @@ impl Uploader<'_> {
             size,
             mtime_ns,
             sha256: sha256.to_string(),
+            folder_id: to.folder_id.to_string(),
             name: name.to_string(),
         };
+        if let Some(file) =
+            there.filter(|f| f.size == size && f.sha256.as_deref() == Some(sha256.as_str()))
+        {
+            self.remember(&key, None, file.file_id.as_str());
+            return Ok(Uploaded::nothing_sent(
+                path,
+                &remote_path,
+                File::from(file.clone()),
+                false,
+                hash_seconds,
+                started,
+            ));
+        }
         let mut earlier = self.store.load(&key);
         if let Some(file_id) = earlier.as_ref().and_then(|s| s.file_id.clone()) {
             if let Some(file) = self.still_there(&file_id, &key).await? {
                 return Ok(Uploaded::nothing_sent(
                     path,
+                    &remote_path,
                     file,
                     false,
                     hash_seconds,
@@ -195,15 +261,16 @@ impl Uploader<'_> {
                 name: name.clone(),
                 size: object_size,
                 sha256: sha256.clone(),
-                parent_id: None,
-                on_conflict: None,
+                parent_id: Some(to.folder_id.clone()),
+                on_conflict: self.options.on_conflict,
             };
             try_instant_upload(self.api, self.out, &self.instant_refused, path, &request).await?
         };
         if let Some(file) = instant {
-            self.remember(&key, None, &file);
+            self.remember(&key, None, file.file_id.as_str());
             return Ok(Uploaded::nothing_sent(
                 path,
+                &remote_path,
                 file,
                 true,
                 hash_seconds,
@@ -214,9 +281,10 @@ impl Uploader<'_> {
         let plan = match self.resume(&key).await? {
             Resume::Continue(plan) => plan,
             Resume::Finished(upload_id, file) => {
-                self.remember(&key, Some(upload_id), &file);
+                self.remember(&key, Some(upload_id), file.file_id.as_str());
                 return Ok(Uploaded {
                     path: path.to_path_buf(),
+                    remote_path,
                     part_count: 0,
                     file: *file,
                     parts_sent: 0,
@@ -239,8 +307,8 @@ impl Uploader<'_> {
                         content_type: None,
                         part_size: self.options.part_size,
                         checksum_algorithm: None,
-                        parent_id: None,
-                        on_conflict: None,
+                        parent_id: Some(to.folder_id.clone()),
+                        on_conflict: self.options.on_conflict,
                     })
                     .await?;
                 let state = ResumeState {
@@ -284,9 +352,10 @@ impl Uploader<'_> {
         let (parts_sent, bytes_sent) = sent?;
 
         let file = self.api.complete(&plan.upload_id).await?;
-        self.remember(&key, Some(plan.upload_id), &file);
+        self.remember(&key, Some(plan.upload_id), file.file_id.as_str());
         Ok(Uploaded {
             path: path.to_path_buf(),
+            remote_path,
             file,
             part_count: plan.parts.part_count,
             parts_sent,
@@ -305,9 +374,9 @@ impl Uploader<'_> {
 pub fn summary(u: &Uploaded) -> String {
     if u.already_uploaded {
         return format!(
-            "already uploaded {} as {:?} ({}) -> {}; nothing sent",
+            "already uploaded {} as {} ({}) -> {}; nothing sent",
             u.path.display(),
-            u.file.name,
+            u.remote_path,
             human_bytes(u.file.size),
             u.file.file_id,
         );
@@ -318,9 +387,9 @@ pub fn summary(u: &Uploaded) -> String {
         human_rate(u.bytes_sent, u.seconds)
     };
     let mut line = format!(
-        "uploaded {} as {:?} ({}) -> {} in {:.1} s, {how}",
+        "uploaded {} as {} ({}) -> {} in {:.1} s, {how}",
         u.path.display(),
-        u.file.name,
+        u.remote_path,
         human_bytes(u.file.size),
         u.file.file_id,
         u.seconds,
@@ -332,4 +401,79 @@ pub fn summary(u: &Uploaded) -> String {
         ));
     }
     line
+}
+
+/// A folder of the upload, made or found, and the files it held before this run (empty for a
+/// folder this run made).
+struct Place {
+    folder_id: FolderId,
+    path: String,
+    files: BTreeMap<String, FileView>,
+}
+
+/// The upload's folders by their names below the destination, made or found once each.
+struct Folders {
+    /// Keyed by the names below the destination joined with `/` (`""` is the destination).
+    known: HashMap<String, Place>,
+    /// Folders made or found whose listing has not been read yet (those that existed).
+    unread: HashSet<String>,
+}
+
+fn key(names: &[FileName]) -> String {
+    names
+        .iter()
+        .map(FileName::as_str)
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+impl Folders {
+    fn new(destination: &Destination) -> Self {
+        let top = Place {
+            folder_id: destination.folder_id.clone(),
+            path: destination.path.clone(),
+            files: BTreeMap::new(),
+        };
+        Self {
+            known: HashMap::from([(String::new(), top)]),
+            unread: HashSet::from([String::new()]),
+        }
+    }
+
+    /// The folder at `names` below the destination, made if missing (with its parents),
+    /// with its listing read if it existed before.
+    async fn ensure(&mut self, api: &Api, names: &[FileName]) -> Result<&Place> {
+        let here = key(names);
+        if !self.known.contains_key(&here) {
+            let (parent_names, name) = names.split_at(names.len() - 1);
+            let parent_key = key(parent_names);
+            if !self.known.contains_key(&parent_key) {
+                Box::pin(self.ensure(api, parent_names)).await?;
+            }
+            let parent = &self.known[&parent_key];
+            let (folder, made) =
+                remote::ensure_child(api, &parent.folder_id, &parent.path, &name[0]).await?;
+            let path = remote::join(&parent.path, name[0].as_str());
+            self.known.insert(
+                here.clone(),
+                Place {
+                    folder_id: folder.folder_id,
+                    path,
+                    files: BTreeMap::new(),
+                },
+            );
+            if !made {
+                self.unread.insert(here.clone());
+            }
+        }
+        if self.unread.remove(&here) {
+            let place = self.known.get_mut(&here).expect("known above");
+            for entry in api.children(place.folder_id.as_str()).await? {
+                if let Entry::File(file) = entry {
+                    place.files.insert(file.name.clone(), file);
+                }
+            }
+        }
+        Ok(&self.known[&here])
+    }
 }

@@ -43,11 +43,12 @@ pub(super) fn unix_seconds(rfc3339: &str) -> Option<u64> {
 
 impl Uploader<'_> {
     /// The File an earlier run made of `key`'s file, if it still exists as that run left it
-    /// (same name, size and SHA-256; declared or, once verified, computed).
+    /// (same folder, name, size and SHA-256; declared or, once verified, computed).
     pub(super) async fn still_there(&self, file_id: &str, key: &ResumeKey) -> Result<Option<File>> {
         match self.api.file(file_id).await {
             Ok(file)
                 if file.name == key.name
+                    && file.parent_id.as_str() == key.folder_id
                     && file.size == key.size
                     && file.sha256.as_deref() == Some(key.sha256.as_str()) =>
             {
@@ -60,8 +61,8 @@ impl Uploader<'_> {
     }
 
     /// Records that `key`'s file is now `file`, so a re-run skips it.
-    pub(super) fn remember(&self, key: &ResumeKey, upload_id: Option<String>, file: &File) {
-        let state = ResumeState::completed(key, upload_id, file.file_id.as_str());
+    pub(super) fn remember(&self, key: &ResumeKey, upload_id: Option<String>, file_id: &str) {
+        let state = ResumeState::completed(key, upload_id, file_id);
         if let Err(e) = self.store.save(key, &state) {
             self.out.note(&format!(
                 "note: a re-run will upload {} again ({e})",

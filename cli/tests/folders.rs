@@ -325,3 +325,19 @@ fn share_commands_take_paths() {
     let listed = cli.json(&["shares", "/shared stuff/s.bin"]);
     assert_eq!(listed["shares"][0]["downloads"], 1);
 }
+
+/// A file uploaded under a name the server chose (`readme (1).txt`, since `readme.txt` held
+/// other bytes) is recognised on a re-run and not uploaded a third time.
+#[test]
+fn a_rerun_skips_a_file_the_server_renamed() {
+    let cli = Cli::logged_in();
+    cli.write("old/readme.txt", b"old words");
+    cli.json(&["upload", "old/readme.txt", "--to", "/docs"]);
+    cli.write("readme.txt", b"new words");
+    let first = cli.json(&["upload", "readme.txt", "--to", "/docs"]);
+    assert_eq!(first["uploads"][0]["remote_path"], "/docs/readme (1).txt");
+    let again = cli.json(&["upload", "readme.txt", "--to", "/docs"]);
+    assert_eq!(again["uploads"][0]["already_uploaded"], true, "{again}");
+    assert_eq!(again["uploads"][0]["remote_path"], "/docs/readme (1).txt");
+    assert_eq!(cli.names("/docs"), ["readme (1).txt", "readme.txt"]);
+}

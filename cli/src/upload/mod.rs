@@ -223,7 +223,7 @@ impl Uploader<'_> {
         if let Some(file) =
             there.filter(|f| f.size == size && f.sha256.as_deref() == Some(sha256.as_str()))
         {
-            self.remember(&key, None, file.file_id.as_str());
+            self.remember(&key, None, file.file_id.as_str(), &file.name);
             return Ok(Uploaded::nothing_sent(
                 path,
                 &remote_path,
@@ -234,8 +234,11 @@ impl Uploader<'_> {
             ));
         }
         let mut earlier = self.store.load(&key);
-        if let Some(file_id) = earlier.as_ref().and_then(|s| s.file_id.clone()) {
-            if let Some(file) = self.still_there(&file_id, &key).await? {
+        if let Some((file_id, name)) = earlier
+            .as_ref()
+            .and_then(|s| Some((s.file_id.clone()?, s.name.clone())))
+        {
+            if let Some(file) = self.still_there(&file_id, &name, &key).await? {
                 return Ok(Uploaded::nothing_sent(
                     path,
                     &remote_path,
@@ -267,7 +270,7 @@ impl Uploader<'_> {
             try_instant_upload(self.api, self.out, &self.instant_refused, path, &request).await?
         };
         if let Some(file) = instant {
-            self.remember(&key, None, file.file_id.as_str());
+            self.remember(&key, None, file.file_id.as_str(), &file.name);
             return Ok(Uploaded::nothing_sent(
                 path,
                 &remote_path,
@@ -281,7 +284,7 @@ impl Uploader<'_> {
         let plan = match self.resume(&key).await? {
             Resume::Continue(plan) => plan,
             Resume::Finished(upload_id, file) => {
-                self.remember(&key, Some(upload_id), file.file_id.as_str());
+                self.remember(&key, Some(upload_id), file.file_id.as_str(), &file.name);
                 return Ok(Uploaded {
                     path: path.to_path_buf(),
                     remote_path,
@@ -352,7 +355,12 @@ impl Uploader<'_> {
         let (parts_sent, bytes_sent) = sent?;
 
         let file = self.api.complete(&plan.upload_id).await?;
-        self.remember(&key, Some(plan.upload_id), file.file_id.as_str());
+        self.remember(
+            &key,
+            Some(plan.upload_id),
+            file.file_id.as_str(),
+            &file.name,
+        );
         Ok(Uploaded {
             path: path.to_path_buf(),
             remote_path,

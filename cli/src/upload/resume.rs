@@ -43,11 +43,17 @@ pub(super) fn unix_seconds(rfc3339: &str) -> Option<u64> {
 
 impl Uploader<'_> {
     /// The File an earlier run made of `key`'s file, if it still exists as that run left it
-    /// (same folder, name, size and SHA-256; declared or, once verified, computed).
-    pub(super) async fn still_there(&self, file_id: &str, key: &ResumeKey) -> Result<Option<File>> {
+    /// (same folder, size and SHA-256, declared or, once verified, computed; and the `name`
+    /// the server gave it, which a taken name made `a (1).jpg`).
+    pub(super) async fn still_there(
+        &self,
+        file_id: &str,
+        name: &str,
+        key: &ResumeKey,
+    ) -> Result<Option<File>> {
         match self.api.file(file_id).await {
             Ok(file)
-                if file.name == key.name
+                if file.name == name
                     && file.parent_id.as_str() == key.folder_id
                     && file.size == key.size
                     && file.sha256.as_deref() == Some(key.sha256.as_str()) =>
@@ -60,9 +66,19 @@ impl Uploader<'_> {
         }
     }
 
-    /// Records that `key`'s file is now `file`, so a re-run skips it.
-    pub(super) fn remember(&self, key: &ResumeKey, upload_id: Option<String>, file_id: &str) {
-        let state = ResumeState::completed(key, upload_id, file_id);
+    /// Records that `key`'s file is now the File `file_id`, named `name` by the server, so a
+    /// re-run skips it.
+    pub(super) fn remember(
+        &self,
+        key: &ResumeKey,
+        upload_id: Option<String>,
+        file_id: &str,
+        name: &str,
+    ) {
+        let state = ResumeState {
+            name: name.to_string(),
+            ..ResumeState::completed(key, upload_id, file_id)
+        };
         if let Err(e) = self.store.save(key, &state) {
             self.out.note(&format!(
                 "note: a re-run will upload {} again ({e})",

@@ -71,6 +71,8 @@ pub struct Api {
     http: reqwest::Client,
     base: Url,
     token: Option<String>,
+    /// The `limit` listings ask for.
+    page_limit: u32,
 }
 
 impl Api {
@@ -90,7 +92,19 @@ impl Api {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Error::Failed(format!("cannot start the HTTP client: {e}")))?;
-        Ok(Self { http, base, token })
+        Ok(Self {
+            http,
+            base,
+            token,
+            page_limit: MAX_LIST_LIMIT,
+        })
+    }
+
+    /// Listings ask for pages of `limit` entries (the largest the contract allows if `None`).
+    #[must_use]
+    pub fn page_limit(mut self, limit: Option<u32>) -> Self {
+        self.page_limit = limit.unwrap_or(MAX_LIST_LIMIT);
+        self
     }
 
     /// The HTTP client, shared with part and download transfers (they go to presigned URLs).
@@ -198,7 +212,7 @@ impl Api {
         loop {
             let mut req = self
                 .request(RouteKey::ListFiles, None)?
-                .query(&[("limit", MAX_LIST_LIMIT.to_string())]);
+                .query(&[("limit", self.page_limit.to_string())]);
             if let Some(c) = &cursor {
                 req = req.query(&[("cursor", c)]);
             }
@@ -223,7 +237,7 @@ impl Api {
         loop {
             let mut req = self
                 .request(route, id)?
-                .query(&[("limit", MAX_LIST_LIMIT.to_string())]);
+                .query(&[("limit", self.page_limit.to_string())]);
             if let Some(c) = &cursor {
                 req = req.query(&[("cursor", c)]);
             }

@@ -27,9 +27,9 @@ pub async fn run(cli: Cli, settings: Settings, out: &Output) -> Result<()> {
     match cli.command {
         Command::Signup(args) => sign_in(server, &args, &settings, &sessions, out, true).await,
         Command::Login(args) => sign_in(server, &args, &settings, &sessions, out, false).await,
-        Command::Whoami => whoami(&authed(server, &sessions)?.0, out).await,
+        Command::Whoami => whoami(&authed(server, &sessions, &settings)?.0, out).await,
         Command::Ls(args) => {
-            let api = authed(server, &sessions)?.0;
+            let api = authed(server, &sessions, &settings)?.0;
             if args.flat {
                 ls_flat(&api, out).await
             } else {
@@ -37,29 +37,55 @@ pub async fn run(cli: Cli, settings: Settings, out: &Output) -> Result<()> {
             }
         }
         Command::Info { target } => {
-            namespace::info(&authed(server, &sessions)?.0, &target, out).await
+            namespace::info(&authed(server, &sessions, &settings)?.0, &target, out).await
         }
         Command::Mkdir { parents, path } => {
-            namespace::mkdir(&authed(server, &sessions)?.0, &path, parents, out).await
+            namespace::mkdir(
+                &authed(server, &sessions, &settings)?.0,
+                &path,
+                parents,
+                out,
+            )
+            .await
         }
-        Command::Trash => namespace::trash(&authed(server, &sessions)?.0, out).await,
+        Command::Trash => namespace::trash(&authed(server, &sessions, &settings)?.0, out).await,
         Command::Restore { id, to, name } => {
-            let api = authed(server, &sessions)?.0;
+            let api = authed(server, &sessions, &settings)?.0;
             namespace::restore(&api, &id, to.as_deref(), name, out).await
         }
         Command::Purge { id, all } => {
-            namespace::purge(&authed(server, &sessions)?.0, id.as_deref(), all, out).await
+            namespace::purge(
+                &authed(server, &sessions, &settings)?.0,
+                id.as_deref(),
+                all,
+                out,
+            )
+            .await
         }
         Command::Upload(args) => upload(server, &args, &settings, &sessions, out).await,
         Command::Download(args) => {
-            download(&authed(server, &sessions)?.0, &args, &settings, out).await
+            download(
+                &authed(server, &sessions, &settings)?.0,
+                &args,
+                &settings,
+                out,
+            )
+            .await
         }
         Command::Mv {
             source,
             destination,
-        } => namespace::mv(&authed(server, &sessions)?.0, &source, &destination, out).await,
+        } => {
+            namespace::mv(
+                &authed(server, &sessions, &settings)?.0,
+                &source,
+                &destination,
+                out,
+            )
+            .await
+        }
         Command::Share(args) => {
-            let api = authed(server, &sessions)?.0;
+            let api = authed(server, &sessions, &settings)?.0;
             let body = CreateShareRequest {
                 expires_in: args.expires,
                 max_downloads: args.max_downloads,
@@ -78,7 +104,7 @@ pub async fn run(cli: Cli, settings: Settings, out: &Output) -> Result<()> {
             Ok(())
         }
         Command::Shares { file } => {
-            let api = authed(server, &sessions)?.0;
+            let api = authed(server, &sessions, &settings)?.0;
             let list = api.shares(&remote::file_id(&api, &file).await?).await?;
             out.result(&list, || {
                 if list.shares.is_empty() {
@@ -101,7 +127,10 @@ pub async fn run(cli: Cli, settings: Settings, out: &Output) -> Result<()> {
             Ok(())
         }
         Command::Unshare { share_id } => {
-            authed(server, &sessions)?.0.unshare(&share_id).await?;
+            authed(server, &sessions, &settings)?
+                .0
+                .unshare(&share_id)
+                .await?;
             out.result(&json!({ "revoked": share_id }), || {
                 format!("revoked share {share_id}")
             });
@@ -109,17 +138,24 @@ pub async fn run(cli: Cli, settings: Settings, out: &Output) -> Result<()> {
         }
         Command::Passwd => passwd(server, &settings, &sessions, out).await,
         Command::Rm { recursive, target } => {
-            namespace::rm(&authed(server, &sessions)?.0, &target, recursive, out).await
+            namespace::rm(
+                &authed(server, &sessions, &settings)?.0,
+                &target,
+                recursive,
+                out,
+            )
+            .await
         }
     }
 }
 
 /// A client with the stored token for `server`, and the session it came from.
-fn authed(server: &str, sessions: &Sessions) -> Result<(Api, Session)> {
+fn authed(server: &str, sessions: &Sessions, settings: &Settings) -> Result<(Api, Session)> {
     // Check the URL first: a malformed --server should say so, not "not logged in".
     Api::new(server, None)?;
     let session = sessions.get(server)?;
-    Ok((Api::new(server, Some(session.token.clone()))?, session))
+    let api = Api::new(server, Some(session.token.clone()))?.page_limit(settings.hooks.page_limit);
+    Ok((api, session))
 }
 
 /// Username and password from flags, `FILESTORE_PASSWORD`, or a terminal prompt (the
@@ -230,7 +266,7 @@ async fn passwd(
     sessions: &Sessions,
     out: &Output,
 ) -> Result<()> {
-    let (api, session) = authed(server, sessions)?;
+    let (api, session) = authed(server, sessions, settings)?;
     let interactive = std::io::stdin().is_terminal();
     let read = |prompt: &str| {
         rpassword::prompt_password(prompt).map_err(|e| Error::io("reading the password", e))
@@ -326,7 +362,7 @@ async fn upload(
     sessions: &Sessions,
     out: &Output,
 ) -> Result<()> {
-    let (api, session) = authed(server, sessions)?;
+    let (api, session) = authed(server, sessions, settings)?;
     let plan = upload::plan_files(&args.paths, args.name.as_ref())?;
     let destination = match remote::Target::of(&args.to) {
         // The root is always there: no request to find it.

@@ -26,6 +26,9 @@ pub struct TestHooks {
     pub stop_after_parts: Option<u64>,
     /// `FILESTORE_TEST_STOP_AFTER_BYTES`: a download fails after writing this many bytes.
     pub stop_after_bytes: Option<u64>,
+    /// `FILESTORE_TEST_PAGE_LIMIT`: listings ask for pages this small, so a test walks many
+    /// pages without making thousands of entries.
+    pub page_limit: Option<u32>,
 }
 
 /// Everything the environment says.
@@ -66,6 +69,7 @@ impl Settings {
             hooks: TestHooks {
                 stop_after_parts: number("FILESTORE_TEST_STOP_AFTER_PARTS"),
                 stop_after_bytes: number("FILESTORE_TEST_STOP_AFTER_BYTES"),
+                page_limit: lookup("FILESTORE_TEST_PAGE_LIMIT").and_then(|v| v.parse().ok()),
             },
         })
     }

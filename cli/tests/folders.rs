@@ -341,3 +341,62 @@ fn a_rerun_skips_a_file_the_server_renamed() {
     assert_eq!(again["uploads"][0]["remote_path"], "/docs/readme (1).txt");
     assert_eq!(cli.names("/docs"), ["readme (1).txt", "readme.txt"]);
 }
+
+/// `ls`, `ls --flat`, `trash` and an upload's listing of its folder walk every page: with
+/// pages of 4 entries, every entry is listed once, in order.
+#[test]
+fn listings_walk_every_page() {
+    let cli = Cli::logged_in();
+    cli.json(&["mkdir", "/big"]);
+    let folders: Vec<String> = (0..9).map(|n| format!("f{n}")).collect();
+    for name in &folders {
+        cli.json(&["mkdir", &format!("/big/{name}")]);
+    }
+    for n in 0..5 {
+        cli.write(&format!("files/g{n}.txt"), format!("g{n}").as_bytes());
+    }
+    cli.json(&["upload", "files", "--to", "/big"]);
+    cli.json(&["mv", "/big/files", "/big/f9"]);
+    let paged = |args: &[&str]| {
+        let mut cmd = cli.command(&[args, &["--json"]].concat());
+        cmd.env("FILESTORE_TEST_PAGE_LIMIT", "4");
+        let run = cli.run_with(cmd);
+        run.success();
+        run.json()
+    };
+    let mut expected: Vec<String> = (0..10).map(|n| format!("f{n}/")).collect();
+    let listed: Vec<String> = paged(&["ls", "/big"])["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| format!("{}/", str_field(e, "name")))
+        .collect();
+    assert_eq!(listed, expected);
+    expected = (0..5).map(|n| format!("g{n}.txt")).collect();
+    let listed: Vec<String> = paged(&["ls", "/big/f9"])["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| str_field(e, "name").to_string())
+        .collect();
+    assert_eq!(listed, expected);
+    assert_eq!(
+        paged(&["ls", "--flat"])["files"].as_array().unwrap().len(),
+        5
+    );
+
+    // Every file is found in the folder's listing (the last one on its second page).
+    std::fs::remove_dir_all(cli.config.path().join("uploads")).unwrap();
+    let local: Vec<String> = (0..5).map(|n| format!("files/g{n}.txt")).collect();
+    let mut args = vec!["upload", "--to", "/big/f9", "--on-conflict", "fail"];
+    args.extend(local.iter().map(String::as_str));
+    let again = paged(&args);
+    let ups = again["uploads"].as_array().unwrap();
+    assert_eq!(ups.len(), 5);
+    assert!(ups.iter().all(|u| u["already_uploaded"] == true), "{again}");
+
+    for n in 0..5 {
+        cli.json(&["rm", &format!("/big/f9/g{n}.txt")]);
+    }
+    assert_eq!(paged(&["trash"])["entries"].as_array().unwrap().len(), 5);
+}

@@ -123,6 +123,7 @@ impl Cli {
             .env("FILESTORE_PASSWORD", PASSWORD)
             .env_remove("FILESTORE_TEST_STOP_AFTER_PARTS")
             .env_remove("FILESTORE_TEST_STOP_AFTER_BYTES")
+            .env_remove("FILESTORE_TEST_PAGE_LIMIT")
             .env_remove("RUST_BACKTRACE")
             .stdin(Stdio::null());
         cmd

@@ -3,9 +3,11 @@
 //!
 //! Folders: a directory becomes a folder of the same name in the destination (`--to`, the
 //! root by default), its tree recreated with `mkdir -p` semantics (a folder already there is
-//! used, also when another client creates it at the same moment). Before sending a file,
-//! the destination folder's listing is read once: a file of the same name, size and
-//! SHA-256 (the server's) is already uploaded and is skipped.
+//! used, also when another client creates it at the same moment). Each folder that existed
+//! before the run is listed once (all pages): a file there of the same name, size and SHA-256
+//! (the server's) is already uploaded and is skipped, and the subfolders it names are used
+//! without asking again, so a re-run of a tree of F folders that are all there costs F + 2
+//! requests (the top folder's create, answered `409`, and its lookup) and no upload.
 //!
 //! Resume: the upload id is kept in a [`ResumeStore`] under a [`ResumeKey`] (server, user,
 //! path, size, mtime, SHA-256, folder, name). A re-run asks the server which parts S3 already holds
@@ -411,12 +413,14 @@ pub fn summary(u: &Uploaded) -> String {
     line
 }
 
-/// A folder of the upload, made or found, and the files it held before this run (empty for a
+/// A folder of the upload, made or found, and what it held before this run (nothing for a
 /// folder this run made).
 struct Place {
     folder_id: FolderId,
     path: String,
     files: BTreeMap<String, FileView>,
+    /// The folders it held, so a re-run finds its subfolders without asking again.
+    folders: BTreeMap<String, FolderId>,
 }
 
 /// The upload's folders by their names below the destination, made or found once each.
@@ -441,6 +445,7 @@ impl Folders {
             folder_id: destination.folder_id.clone(),
             path: destination.path.clone(),
             files: BTreeMap::new(),
+            folders: BTreeMap::new(),
         };
         Self {
             known: HashMap::from([(String::new(), top)]),
@@ -459,15 +464,29 @@ impl Folders {
                 Box::pin(self.ensure(api, parent_names)).await?;
             }
             let parent = &self.known[&parent_key];
-            let (folder, made) =
-                remote::ensure_child(api, &parent.folder_id, &parent.path, &name[0]).await?;
+            // A listing already read names the subfolder: no create, no lookup.
+            let listed = if self.unread.contains(&parent_key) {
+                None
+            } else {
+                parent.folders.get(name[0].as_str()).cloned()
+            };
+            let (folder_id, made) = match listed {
+                Some(id) => (id, false),
+                None => {
+                    let (folder, made) =
+                        remote::ensure_child(api, &parent.folder_id, &parent.path, &name[0])
+                            .await?;
+                    (folder.folder_id, made)
+                }
+            };
             let path = remote::join(&parent.path, name[0].as_str());
             self.known.insert(
                 here.clone(),
                 Place {
-                    folder_id: folder.folder_id,
+                    folder_id,
                     path,
                     files: BTreeMap::new(),
+                    folders: BTreeMap::new(),
                 },
             );
             if !made {
@@ -477,8 +496,13 @@ impl Folders {
         if self.unread.remove(&here) {
             let place = self.known.get_mut(&here).expect("known above");
             for entry in api.children(place.folder_id.as_str()).await? {
-                if let Entry::File(file) = entry {
-                    place.files.insert(file.name.clone(), file);
+                match entry {
+                    Entry::File(file) => {
+                        place.files.insert(file.name.clone(), file);
+                    }
+                    Entry::Folder(folder) => {
+                        place.folders.insert(folder.name, folder.folder_id);
+                    }
                 }
             }
         }

@@ -11,7 +11,7 @@ const METHODS: &str = "GET, POST, PATCH, DELETE";
 /// Request headers a browser client sends.
 const HEADERS: &str = "authorization, content-type";
 /// Response headers a browser client may read.
-const EXPOSED: &str = "retry-after, location";
+const EXPOSED: &str = "retry-after, location, x-request-id";
 /// How long a browser may cache a preflight answer, in seconds.
 const MAX_AGE: &str = "600";
 

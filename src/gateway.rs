@@ -21,7 +21,7 @@ use filestore_shared::AppState;
 
 use crate::cors::Cors;
 use filestore_contract::{Function, resolve};
-use filestore_shared::http::{MAX_BODY_BYTES, respond};
+use filestore_shared::http::{MAX_BODY_BYTES, REQUEST_ID, respond};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -100,17 +100,27 @@ async fn handle(
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    if let Some(preflight) = cors.preflight(&method, req.headers()) {
-        return Ok(into_hyper(preflight));
+    // As API Gateway does, every request gets an id; the function's log lines carry it, and
+    // answers the runner gives itself name it too.
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let mut resp = match cors.preflight(&method, req.headers()) {
+        Some(preflight) => preflight,
+        None => {
+            let request_headers = req.headers().clone();
+            let mut resp = dispatch(&functions, connection, req, &request_id).await;
+            cors.decorate(&request_headers, resp.headers_mut());
+            resp
+        }
+    };
+    if let Ok(value) = http::HeaderValue::from_str(&request_id) {
+        resp.headers_mut().entry(REQUEST_ID).or_insert(value);
     }
-    let request_headers = req.headers().clone();
-    let mut resp = dispatch(&functions, connection, req).await;
-    cors.decorate(&request_headers, resp.headers_mut());
     tracing::info!(
         %method,
         path,
         status = resp.status().as_u16(),
         ms = started.elapsed().as_millis() as u64,
+        request_id,
         "request"
     );
     Ok(into_hyper(resp))
@@ -120,6 +130,7 @@ async fn dispatch(
     functions: &Functions,
     connection: Connection,
     req: hyper::Request<Incoming>,
+    request_id: &str,
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
     // Like API Gateway's `$default` route, what no route matches goes to the auth function,
@@ -132,7 +143,14 @@ async fn dispatch(
         Ok(b) => b,
         Err(e) => return respond(Err(e)),
     };
-    let event = api_gateway_event(&parts, &body, connection, route_key, id.as_deref());
+    let event = api_gateway_event(
+        &parts,
+        &body,
+        connection,
+        route_key,
+        id.as_deref(),
+        request_id,
+    );
     let request: Request = match lambda_http::request::from_str(&event.to_string()) {
         Ok(r) => r,
         Err(e) => {
@@ -211,6 +229,7 @@ pub fn api_gateway_event(
     connection: Connection,
     route_key: String,
     id: Option<&str>,
+    request_id: &str,
 ) -> Value {
     // API Gateway joins repeated headers and query parameters with commas.
     let mut headers = Map::new();
@@ -276,7 +295,7 @@ pub fn api_gateway_event(
                 "sourceIp": source_ip,
                 "userAgent": user_agent,
             },
-            "requestId": uuid::Uuid::new_v4().to_string(),
+            "requestId": request_id,
             "routeKey": route_key,
             "stage": "$default",
             "time": now.to_string(),
@@ -325,6 +344,7 @@ mod tests {
             connection,
             matched.key.route_key(),
             matched.id.as_deref(),
+            "req-1",
         );
         lambda_http::request::from_str(&value.to_string()).unwrap()
     }
@@ -389,6 +409,7 @@ mod tests {
                     Some("GET /v1/files/{id}/download")
                 );
                 assert_eq!(ctx.stage.as_deref(), Some("$default"));
+                assert_eq!(ctx.request_id.as_deref(), Some("req-1"));
             }
             other => panic!("unexpected context {other:?}"),
         }

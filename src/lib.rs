@@ -360,7 +360,11 @@ impl LocalSystem {
                 loop {
                     tokio::time::sleep(every).await;
                     let now = time::OffsetDateTime::now_utc();
-                    if let Err(e) = filestore_janitor::sweep(&state, now).await {
+                    let request_id = uuid::Uuid::new_v4().to_string();
+                    let sweep = filestore_janitor::sweep(&state, now);
+                    let swept =
+                        filestore_shared::metrics::invocation("janitor", &request_id, sweep).await;
+                    if let Err(e) = swept {
                         tracing::warn!(error = format!("{e:#}"), "janitor sweep failed");
                     }
                 }

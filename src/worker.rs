@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use aws_lambda_events::sqs::SqsEvent;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
-use filestore_shared::AppState;
+use filestore_shared::{AppState, metrics};
 use serde_json::{Map, Value, json};
 
 use crate::provision::Provisioned;
@@ -97,7 +97,10 @@ async fn poll(state: Arc<AppState>, sqs: aws_sdk_sqs::Client, queues: Provisione
             std::time::SystemTime::now() + RUN_LIMIT,
             Some(requeue.clone()),
         );
-        let response = filestore_transfer::handler(&state, event, &limits).await;
+        // Each batch is one invocation, with an id of its own as Lambda gives it.
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let batch = filestore_transfer::handler(&state, event, &limits);
+        let response = metrics::invocation("transfer", &request_id, batch).await;
         let failed: HashSet<String> = response
             .batch_item_failures
             .iter()

@@ -11,7 +11,8 @@ use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Resp, TestApp, app_state, system, unique_name};
+use crate::helpers::{Resp, TestApp, app_state, output, system, unique_name};
+use filestore_shared::metrics::SIGNUPS_THROTTLED;
 
 /// A new user can sign up, log in and see an empty account with the default quota.
 #[tokio::test]
@@ -419,6 +420,12 @@ async fn signups_are_limited_per_source_address() {
         .filter(|r| r.status == StatusCode::TOO_MANY_REQUESTS)
     {
         retry_after(resp, 3600);
+    }
+    // Each refused signup is counted for the operator, and only those.
+    for resp in &resps {
+        let counted = output::metric_of(&resp.request_id(), SIGNUPS_THROTTLED.name);
+        let refused = resp.status == StatusCode::TOO_MANY_REQUESTS;
+        assert_eq!(counted, refused.then(|| json!(1.0)), "{:?}", resp.status);
     }
     let late = signup(client_from(&base, 40), unique_name("late_")).await;
     retry_after(&late, 3600);

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use filestore_dev::{LocalSystem, Options};
-use filestore_shared::keys;
 use filestore_shared::repo::TransferCheckpoint;
+use filestore_shared::{keys, metrics};
 use time::OffsetDateTime;
 
 use crate::helpers::{
     MIB, TestApp, app_state, aws, claims, cold_endpoint, cold_s3, expire_upload,
-    open_multipart_uploads, s3_event, sha256_hex, sqs_batch, system, test_bytes,
+    open_multipart_uploads, output, s3_event, sha256_hex, sqs_batch, system, test_bytes,
 };
 
 async fn cold_has(key: &str) -> bool {
@@ -28,7 +28,8 @@ async fn cold_has(key: &str) -> bool {
 }
 
 /// An upload left past its expiry is aborted in S3 (its parts freed) and its record removed;
-/// a live one is left alone.
+/// a live one is left alone. The sweep's work is written as its metrics (run as Lambda runs
+/// it, one invocation).
 #[tokio::test]
 async fn expired_uploads_are_aborted_and_removed() {
     let app = TestApp::new().await;
@@ -43,10 +44,22 @@ async fn expired_uploads_are_aborted_and_removed() {
     let stale_id = &stale.upload_id;
     expire_upload(&app.user_id, stale_id).await;
 
-    let report = filestore_janitor::sweep(&app_state().await, time::OffsetDateTime::now_utc())
+    let state = app_state().await;
+    let sweep_id = uuid::Uuid::new_v4().to_string();
+    let sweep = filestore_janitor::sweep(&state, time::OffsetDateTime::now_utc());
+    let report = metrics::invocation("janitor", &sweep_id, sweep)
         .await
         .unwrap();
     assert!(report.aborted_uploads >= 1, "{report:?}");
+    // Sweeps see every test's items, so the figures are the report's, zeros included.
+    for (metric, n) in [
+        (metrics::UPLOADS_EXPIRED, report.aborted_uploads),
+        (metrics::TRASH_PURGED, report.purged_trash),
+        (metrics::TRANSFERS_REQUEUED, report.requeued_transfers),
+    ] {
+        let written = output::metric_of(&sweep_id, metric.name).and_then(|v| v.as_f64());
+        assert_eq!(written, Some(n as f64), "{}", metric.name);
+    }
     assert_eq!(open_multipart_uploads(&app.user_id).await, 1);
     let (_, ddb) = aws().await;
     let record = ddb

@@ -22,6 +22,8 @@ mod files;
 mod folders;
 /// Expired uploads, unreferenced content, hot retention, orphan cold blobs.
 mod janitor;
+/// Metrics of real flows, and the request id on every log line.
+mod metrics;
 /// File names: NFC on input, no dot, blank or disguised names, on every route that takes one.
 mod names;
 /// Every AWS call each function makes is allowed by its IAM policy, and no more.

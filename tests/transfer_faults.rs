@@ -18,14 +18,14 @@ use aws_sdk_s3::primitives::SdkBody;
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
 use bytes::Bytes;
 use filestore_dev::{LocalSystem, Options};
-use filestore_shared::AppState;
 use filestore_shared::keys::PROOF_DECOY_KEY;
 use filestore_shared::repo::TransferCheckpoint;
+use filestore_shared::{AppState, metrics};
 use filestore_transfer::{Checkpoint, Tuning};
 use filestore_transfer::{Limits, Requeue};
 use http_body::Frame;
 
-use crate::helpers::{MIB, TestApp, s3_event, sha256_hex, sqs_batch, test_bytes};
+use crate::helpers::{MIB, TestApp, output, s3_event, sha256_hex, sqs_batch, test_bytes};
 use filestore_contract::domain::FileId;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -398,6 +398,32 @@ impl Staged {
         assert!(stored == self.data, "cold copy differs");
         self.local.stop().await;
     }
+}
+
+/// A corrupted copy counts one verification failure in the metrics of the run that caught
+/// it (run as Lambda runs it, one invocation); a read that merely fails is no such failure,
+/// and the retry that verifies counts the object's bytes instead.
+#[tokio::test]
+async fn a_corrupted_copy_counts_a_verification_failure() {
+    let staged = Staged::new(12 * MIB, PART, 64).await;
+    let run = async |state: &AppState| {
+        let id = uuid::Uuid::new_v4().to_string();
+        let handled = metrics::invocation("transfer", &id, staged.deliver(state)).await;
+        let counted =
+            |metric: metrics::Metric| output::metric_of(&id, metric.name).and_then(|v| v.as_f64());
+        (
+            handled,
+            counted(metrics::TRANSFER_VERIFICATION_FAILURES),
+            counted(metrics::TRANSFER_BYTES),
+        )
+    };
+    let corrupted = staged.with_hot_fault(ReadFault::FlipBitAt(7 * MIB + 3));
+    assert_eq!(run(&corrupted).await, (false, Some(1.0), None));
+    let failing = staged.with_hot_fault(ReadFault::FailAfter(6 * MIB));
+    assert_eq!(run(&failing).await, (false, None, None));
+    let size = (12 * MIB) as f64;
+    assert_eq!(run(&staged.local.state).await, (true, None, Some(size)));
+    staged.local.stop().await;
 }
 
 /// 34 MiB in 5 MiB hot parts, which the cold copy follows, so a fault can strike with parts

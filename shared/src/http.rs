@@ -9,7 +9,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use filestore_contract::{Matched, RouteKey};
+use filestore_contract::{Function, Matched, RouteKey};
 
 use crate::error::ApiError;
 use crate::repo::UserRecord;
@@ -205,6 +205,41 @@ pub fn redirect(url: &str) -> Result<Response<Body>, ApiError> {
         .header(header::LOCATION, url)
         .body(Body::Empty)
         .map_err(|e| ApiError::Internal(e.into()))
+}
+
+/// The header every answer names its request in: API Gateway's request id, which the
+/// function's log lines and metrics carry too.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Serves one API Gateway request as one invocation of `function` (the preamble every HTTP
+/// handler shares): `work` runs inside [`crate::metrics::invocation`], so its log lines carry
+/// the request id and the function's name and what it records is written as metrics; the
+/// answer names the request in [`REQUEST_ID`].
+pub async fn serve(
+    function: Function,
+    req: &Request,
+    work: impl Future<Output = Response<Body>>,
+) -> Result<Response<Body>, std::convert::Infallible> {
+    let request_id = request_id(req);
+    let mut resp = crate::metrics::invocation(function.name(), &request_id, work).await;
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert(REQUEST_ID, value);
+    }
+    Ok(resp)
+}
+
+/// API Gateway's id of a request (`requestContext.requestId`), else the Lambda invocation's,
+/// else a fresh one: every request has an id to find its log lines by.
+pub fn request_id(req: &Request) -> String {
+    let gateway = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
+        _ => None,
+    };
+    gateway
+        .filter(|id| !id.is_empty())
+        .or_else(|| req.lambda_context_ref().map(|ctx| ctx.request_id.clone()))
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
 /// Turns a handler's result into the response, adding the headers every API answer carries.

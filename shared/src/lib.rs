@@ -13,7 +13,8 @@
 //! - [`keys`]: every DynamoDB and S3 key, built and parsed in one place.
 //! - [`repo`]: the single-table DynamoDB repository.
 //! - [`storage`]: the only door to S3: objects, multipart uploads, presigning, bucket setup.
-//! - [`metrics`]: counters, written for CloudWatch as Embedded Metric Format lines.
+//! - [`metrics`]: the invocation scope: its request id on every log line, its figures written
+//!   for CloudWatch as Embedded Metric Format lines.
 //! - [`queue`]: the transfer queue, as a sender of the message that runs a transfer.
 //! - [`state`]: [`AppState`], the dependencies every handler takes.
 //! - [`trash`]: trashing, finding and purging trashed items, for the files and trash

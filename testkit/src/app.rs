@@ -43,6 +43,16 @@ pub struct Resp {
 }
 
 impl Resp {
+    /// The id the API gave the request (`x-request-id`), which its log lines and metrics carry.
+    #[track_caller]
+    pub fn request_id(&self) -> String {
+        self.headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .expect("an x-request-id header")
+            .to_string()
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.bytes).unwrap_or_else(|e| {
             panic!(
@@ -120,7 +130,10 @@ pub fn unique_name(prefix: &str) -> String {
     )
 }
 
+/// A client of the API. Every test's requests go through one, so the functions' output is
+/// captured from before the first ([`crate::output::capture`]).
 pub fn http_client() -> reqwest::Client {
+    crate::output::capture();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

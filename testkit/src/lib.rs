@@ -9,9 +9,11 @@
 //!   flow and the reads tests repeat; [`Resp`], a whole response; [`path`], a route's path.
 //! - [`content`]: deterministic test bytes, their hash, and the answer to an instant-upload
 //!   challenge.
+//! - [`output`]: the functions' log and metric lines, captured, read by request id.
 
 pub mod app;
 pub mod content;
+pub mod output;
 pub mod system;
 
 pub use app::{Resp, TestApp, eventually, http_client, path, unique_name};

@@ -27,6 +27,7 @@ static SYSTEM: OnceLock<System> = OnceLock::new();
 /// watches its stdin).
 pub fn system() -> &'static System {
     SYSTEM.get_or_init(|| {
+        crate::output::capture();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()

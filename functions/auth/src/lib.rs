@@ -19,15 +19,15 @@ use std::time::Duration;
 
 use filestore_contract::domain::Username;
 
-use filestore_contract::RouteKey;
 use filestore_contract::api::{
     Credentials, LoginResponse, MeResponse, PasswordChange, SignupResponse, TOKEN_TYPE,
 };
 use filestore_contract::domain::UserId;
+use filestore_contract::{Function, RouteKey};
 use filestore_shared::auth::{hash_password, verify_password};
-use filestore_shared::http::{json, json_body, no_content, respond, source_address};
+use filestore_shared::http::{json, json_body, no_content, respond, serve, source_address};
 use filestore_shared::repo::{Counter, Limit, Taken, UserRecord, rfc3339};
-use filestore_shared::{ApiError, AppState};
+use filestore_shared::{ApiError, AppState, metrics};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use tracing::instrument;
@@ -42,10 +42,13 @@ pub const SIGNUP_WINDOW: Duration = Duration::from_secs(60 * 60);
 
 /// Serves one API Gateway request.
 pub async fn handler(state: &AppState, req: Request) -> Result<Response<Body>, Infallible> {
-    if let Some(page) = web::serve(req.method(), req.uri().path(), &state.config) {
-        return Ok(page);
-    }
-    Ok(respond(route(state, &req).await))
+    serve(Function::Auth, &req, async {
+        match web::serve(req.method(), req.uri().path(), &state.config) {
+            Some(page) => page,
+            None => respond(route(state, &req).await),
+        }
+    })
+    .await
 }
 
 async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiError> {
@@ -94,6 +97,7 @@ async fn signup(
         .await?
     {
         tracing::warn!(address, "signups throttled");
+        metrics::add(metrics::SIGNUPS_THROTTLED, 1.0);
         return Err(ApiError::Throttled { retry_after });
     }
     let user = UserRecord {
@@ -146,6 +150,7 @@ async fn login(
         (true, Some(user)) => user,
         // The attempt keeps its places: a counted failure.
         _ => {
+            metrics::add(metrics::LOGIN_FAILURES, 1.0);
             return Err(ApiError::Unauthorized {
                 code: "invalid_credentials",
                 message: "wrong username or password".into(),
@@ -196,6 +201,7 @@ async fn change_password(
         .canonical();
     let attempt = Attempt::begin(state, &name, address).await?;
     if !verify_password(&input.old_password, Some(user.password_hash.clone())).await? {
+        metrics::add(metrics::LOGIN_FAILURES, 1.0);
         return Err(ApiError::Forbidden {
             code: "wrong_password",
             message: "old_password is not this account's password".into(),

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use filestore_shared::repo::{Counter, Limit, Taken};
-use filestore_shared::{ApiError, AppState};
+use filestore_shared::{ApiError, AppState, metrics};
 
 /// Failed password checks of one username from one source address.
 pub const PER_ADDRESS: Limit = Limit {
@@ -57,6 +57,7 @@ impl Attempt {
                 Taken::Counted { window_start } => attempt.taken.push((counter, window_start)),
                 Taken::Refused { retry_after } => {
                     tracing::warn!(address, limit = limit.max, "password checks throttled");
+                    metrics::add(metrics::LOGINS_THROTTLED, 1.0);
                     attempt.give_back(state).await;
                     return Err(ApiError::Throttled { retry_after });
                 }

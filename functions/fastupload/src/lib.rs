@@ -25,19 +25,19 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use filestore_contract::RouteKey;
 use filestore_contract::api::{
     ByteRange, ChallengeResponse, FastUploadRequest, ProofRequest, ProofResponse,
 };
 use filestore_contract::domain::{ChallengeId, ContentType, FileId, OnConflict};
-use filestore_shared::http::{json, json_body, respond};
+use filestore_contract::{Function, RouteKey};
+use filestore_shared::http::{json, json_body, respond, serve};
 use filestore_shared::keys::{PROOF_DECOY_KEY, object_key};
 use filestore_shared::repo::{
     AddFile, ChallengeCount, ChallengeRecord, ContentRecord, Copies, FileRecord, UNSHARED_BELOW,
     UserRecord, rfc3339,
 };
 use filestore_shared::storage::{DECOY_SIZE, Storage};
-use filestore_shared::{ApiError, AppState};
+use filestore_shared::{ApiError, AppState, metrics};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use rand::Rng;
@@ -59,7 +59,10 @@ pub const CHALLENGES_PER_HOUR: u64 = 120;
 
 /// Serves one API Gateway request.
 pub async fn handler(state: &AppState, req: Request) -> Result<Response<Body>, Infallible> {
-    Ok(respond(route(state, &req).await))
+    serve(Function::FastUpload, &req, async {
+        respond(route(state, &req).await)
+    })
+    .await
 }
 
 async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiError> {
@@ -126,6 +129,12 @@ fn upload_required() -> Result<Response<Body>, ApiError> {
     json(StatusCode::OK, &ProofResponse::UploadRequired)
 }
 
+/// Counts an instant upload refused for `reason`: the client is told only
+/// `upload_required` (or 429), the operator why.
+fn refused(reason: &str) {
+    metrics::add_by(metrics::INSTANT_UPLOAD_REFUSALS, ("reason", reason), 1.0);
+}
+
 #[instrument(skip(state, user, input), fields(user_id = %user.user_id, challenge_id))]
 async fn challenge(
     state: &AppState,
@@ -140,6 +149,7 @@ async fn challenge(
         .await?
     {
         tracing::info!("challenge limit reached");
+        refused("throttled");
         return Err(ApiError::Throttled {
             retry_after: (window_end - now).max(1) as u64,
         });
@@ -255,9 +265,11 @@ async fn prove(
     let user_id = &user.user_id;
     // Whether a challenge exists, and when it expires, the caller knows already.
     let Some(challenge) = state.repo.take_challenge(user_id, challenge_id).await? else {
+        refused("no_challenge");
         return upload_required();
     };
     if challenge.expires_at <= OffsetDateTime::now_utc() {
+        refused("expired");
         return upload_required();
     }
     // From here on, every path does the same work whether or not the content exists.
@@ -271,12 +283,20 @@ async fn prove(
     })?;
     let content = content.filter(|c| c.size == challenge.size && held);
     let Some(cold) = state.cold.as_ref() else {
+        refused("no_cold_store");
         return upload_required();
     };
     let expected = expected_proof(cold, content.as_ref(), &challenge).await;
+    let (found, readable) = (content.is_some(), expected.is_some());
     let proven = expected.is_some_and(|e| same(&e, input.proof.as_str()));
     let Some(content) = content.filter(|_| proven) else {
         tracing::info!("proof not accepted");
+        // Said after the work, which is the same on every path.
+        refused(match (found, readable) {
+            (false, _) => "no_content",
+            (true, false) => "unreadable",
+            (true, true) => "wrong_proof",
+        });
         return upload_required();
     };
     let file_id = FileId::generate();
@@ -329,9 +349,13 @@ async fn prove(
         // Like quota, these say nothing a correct proof has not shown already.
         AddFile::NameTaken => return Err(ApiError::name_taken(&file.name)),
         AddFile::ParentGone => return Err(ApiError::parent_gone()),
-        AddFile::Refused => return upload_required(),
+        AddFile::Refused => {
+            refused("content_gone");
+            return upload_required();
+        }
     }
     tracing::info!(file_id = %file.file_id, sha256 = %content.sha256, "instant upload");
+    metrics::add(metrics::INSTANT_UPLOAD_HITS, 1.0);
     json(
         StatusCode::CREATED,
         &ProofResponse::Complete { file: file.view() },

@@ -9,10 +9,10 @@
 
 use std::convert::Infallible;
 
-use filestore_contract::RouteKey;
 use filestore_contract::api::{DownloadResponse, FileList, MoveRequest};
 use filestore_contract::domain::{FileId, UserId};
-use filestore_shared::http::{json, json_body, no_content, query_param, redirect, respond};
+use filestore_contract::{Function, RouteKey};
+use filestore_shared::http::{json, json_body, no_content, query_param, redirect, respond, serve};
 use filestore_shared::repo::{Place, Placed, rfc3339};
 use filestore_shared::{ApiError, AppState};
 use lambda_http::http::StatusCode;
@@ -27,7 +27,10 @@ const CURSOR_PREFIX: &str = "f1:";
 
 /// Serves one API Gateway request.
 pub async fn handler(state: &AppState, req: Request) -> Result<Response<Body>, Infallible> {
-    Ok(respond(route(state, &req).await))
+    serve(Function::Files, &req, async {
+        respond(route(state, &req).await)
+    })
+    .await
 }
 
 async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiError> {

@@ -11,12 +11,12 @@
 
 use std::convert::Infallible;
 
-use filestore_contract::RouteKey;
 use filestore_contract::api::{
     Ancestor, CreateFolderRequest, Entry, EntryList, FolderResponse, FolderView, MoveRequest,
 };
 use filestore_contract::domain::{FileId, FileName, FolderId};
-use filestore_shared::http::{json, json_body, parse_limit, query_param, respond};
+use filestore_contract::{Function, RouteKey};
+use filestore_shared::http::{json, json_body, parse_limit, query_param, respond, serve};
 use filestore_shared::keys::{self, Kind};
 use filestore_shared::repo::{
     Child, FolderRecord, MAX_DEPTH, Place, Placed, UserRecord, root_view,
@@ -31,7 +31,10 @@ const CURSOR_PREFIX: &str = "c1:";
 
 /// Serves one API Gateway request.
 pub async fn handler(state: &AppState, req: Request) -> Result<Response<Body>, Infallible> {
-    Ok(respond(route(state, &req).await))
+    serve(Function::Folders, &req, async {
+        respond(route(state, &req).await)
+    })
+    .await
 }
 
 async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiError> {

@@ -27,9 +27,9 @@ pub mod stranded;
 
 use std::time::Duration;
 
-use filestore_shared::AppState;
 use filestore_shared::keys::{COLD_BLOB_PREFIX, parse_cold_key};
 use filestore_shared::storage::Storage;
+use filestore_shared::{AppState, metrics};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -77,7 +77,22 @@ pub async fn sweep(state: &AppState, now: OffsetDateTime) -> anyhow::Result<Repo
     remove_orphan_blobs(state, now, &mut report).await?;
     stranded::requeue_stranded_transfers(state, now, &mut report).await?;
     tracing::info!(?report, "sweep done");
+    report.record();
     Ok(report)
+}
+
+impl Report {
+    /// Records the sweep's work as metrics, zeros included: a sweep that found nothing to
+    /// do is a figure too.
+    pub fn record(&self) {
+        for (metric, n) in [
+            (metrics::UPLOADS_EXPIRED, self.aborted_uploads),
+            (metrics::TRASH_PURGED, self.purged_trash),
+            (metrics::TRANSFERS_REQUEUED, self.requeued_transfers),
+        ] {
+            metrics::add(metric, n as f64);
+        }
+    }
 }
 
 async fn abort_expired_uploads(

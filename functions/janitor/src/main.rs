@@ -7,11 +7,10 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let state = AppState::from_env_without_key().await?;
-    let recorder = metrics::init("janitor")?;
-    run(service_fn(|_: LambdaEvent<serde_json::Value>| async {
-        let report = filestore_janitor::sweep(&state, time::OffsetDateTime::now_utc()).await;
-        metrics::flush(recorder);
-        Ok::<_, Error>(report?)
+    run(service_fn(|event: LambdaEvent<serde_json::Value>| {
+        let request_id = event.context.request_id;
+        let sweep = filestore_janitor::sweep(&state, time::OffsetDateTime::now_utc());
+        async move { Ok::<_, Error>(metrics::invocation("janitor", &request_id, sweep).await?) }
     }))
     .await
 }

@@ -57,7 +57,6 @@ pub(crate) async fn requeue_stranded_transfers(
             }
             queue.continue_transfer(&stranded.object_key).await?;
             log_requeued(&stranded, retries, next, now);
-            metrics::counter!(filestore_shared::metrics::TRANSFERS_REQUEUED).increment(1);
             Ok::<_, anyhow::Error>(true)
         }
         .await;

@@ -8,20 +8,23 @@
 
 use std::convert::Infallible;
 
-use filestore_contract::RouteKey;
 use filestore_contract::api::{CompleteUploadRequest, FileEnvelope, PartDone};
 use filestore_contract::domain::{ObjectSize, OnConflict, PartNumber, UploadId};
-use filestore_shared::http::{json, json_body, respond};
+use filestore_contract::{Function, RouteKey};
+use filestore_shared::http::{json, json_body, respond, serve};
 use filestore_shared::repo::{AddFile, Copies, FileRecord, UploadRecord, UploadState, UserRecord};
 use filestore_shared::storage::{Joined, UploadedPart};
-use filestore_shared::{ApiError, AppState};
+use filestore_shared::{ApiError, AppState, metrics};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use tracing::instrument;
 
 /// Serves one API Gateway request.
 pub async fn handler(state: &AppState, req: Request) -> Result<Response<Body>, Infallible> {
-    Ok(respond(route(state, &req).await))
+    serve(Function::Merge, &req, async {
+        respond(route(state, &req).await)
+    })
+    .await
 }
 
 async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiError> {
@@ -222,6 +225,8 @@ async fn complete(
     match outcome {
         AddFile::Added => {
             tracing::info!(file_id = %file.file_id, size = file.size, "upload completed");
+            metrics::add(metrics::UPLOADS_COMPLETED, 1.0);
+            metrics::add(metrics::UPLOADS_COMPLETED_BYTES, file.size as f64);
             return created(&file);
         }
         AddFile::OverQuota => {

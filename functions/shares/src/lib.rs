@@ -10,10 +10,10 @@ use std::convert::Infallible;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use filestore_contract::RouteKey;
 use filestore_contract::api::{CreateShareRequest, CreateShareResponse, ShareList};
 use filestore_contract::domain::{FileId, ShareId, UserId};
-use filestore_shared::http::{json, json_body, no_content, redirect, respond};
+use filestore_contract::{Function, RouteKey};
+use filestore_shared::http::{json, json_body, no_content, redirect, respond, serve};
 use filestore_shared::repo::{ShareRecord, rfc3339};
 use filestore_shared::{ApiError, AppState};
 use lambda_http::http::StatusCode;
@@ -29,7 +29,10 @@ pub const TOKEN_BYTES: usize = 32;
 
 /// Serves one API Gateway request.
 pub async fn handler(state: &AppState, req: Request) -> Result<Response<Body>, Infallible> {
-    Ok(respond(route(state, &req).await))
+    serve(Function::Shares, &req, async {
+        respond(route(state, &req).await)
+    })
+    .await
 }
 
 async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiError> {

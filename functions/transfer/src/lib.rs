@@ -44,9 +44,9 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, bail};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsMessage};
 use filestore_contract::domain::{FileId, UserId};
-use filestore_shared::AppState;
 use filestore_shared::keys::{cold_key, parse_object_key};
 use filestore_shared::repo::{FileRecord, TransferCheckpoint, Verified, VerifyOutcome};
+use filestore_shared::{AppState, metrics};
 use percent_encoding::percent_decode_str;
 use tracing::instrument;
 
@@ -158,7 +158,7 @@ pub async fn handler(
                     error = format!("{e:#}"),
                     "transfer dead-lettered: it failed on every receive; the janitor re-queues the file once it is due"
                 );
-                metrics::counter!(filestore_shared::metrics::TRANSFERS_DEAD_LETTERED).increment(1);
+                metrics::add(metrics::TRANSFERS_DEAD_LETTERED, 1.0);
             } else {
                 tracing::error!(
                     message_id = %id,
@@ -188,10 +188,13 @@ async fn process_message(
     let body = message.body.as_deref().context("message has no body")?;
     for key in message::created_keys(body)? {
         // Boxed: nested whole, the transfer's future overflows the compiler's layout depth
-        // in the Lambda's `main`.
-        Box::pin(transfer_object(state, &key, limits))
-            .await
-            .with_context(|| format!("transferring {key}"))?;
+        // in the Lambda's `main`. Each object's figures are its own, named by its key.
+        metrics::item(
+            ("object", key.clone()),
+            Box::pin(transfer_object(state, &key, limits)),
+        )
+        .await
+        .with_context(|| format!("transferring {key}"))?;
     }
     Ok(())
 }
@@ -268,18 +271,23 @@ async fn transfer_object(state: &AppState, key: &str, limits: &Limits) -> anyhow
             file.size,
         )
     };
+    let run_started = Instant::now();
     let copied = match job.run().await {
         Ok(Progress::Done(copied)) => copied,
         Ok(Progress::Paused(checkpoint)) => {
             return pause(state, &file, key, saved.as_ref(), &checkpoint, limits).await;
         }
         Err(e) => {
-            if is_bad_copy(&e) && saved.is_some() {
-                state.repo.delete_transfer(&file_id).await?;
+            if is_bad_copy(&e) {
+                metrics::add(metrics::TRANSFER_VERIFICATION_FAILURES, 1.0);
+                if saved.is_some() {
+                    state.repo.delete_transfer(&file_id).await?;
+                }
             }
             return Err(e);
         }
     };
+    let run_time = run_started.elapsed();
     let found = Verified {
         sha256: copied.sha256.clone(),
         sha1: copied.sha1.clone(),
@@ -317,6 +325,15 @@ async fn transfer_object(state: &AppState, key: &str, limits: &Limits) -> anyhow
         tracing::warn!(declared = ?file.sha256, computed = %copied.sha256, "declared hash was wrong");
     }
     tracing::info!(sha256 = %copied.sha256, size = copied.size, outcome = ?outcome, "verified and stored cold");
+    metrics::add(metrics::TRANSFER_BYTES, copied.size as f64);
+    metrics::add(metrics::TRANSFER_DURATION, run_time.as_secs_f64() * 1000.0);
+    // A copy resumed from a checkpoint moved only part of its bytes in this run.
+    if saved.is_none() && !run_time.is_zero() {
+        metrics::add(
+            metrics::TRANSFER_THROUGHPUT,
+            copied.size as f64 / run_time.as_secs_f64(),
+        );
+    }
     if saved.is_some() {
         state.repo.delete_transfer(&file_id).await?;
     }

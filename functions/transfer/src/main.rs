@@ -24,12 +24,11 @@ async fn main() -> Result<(), Error> {
     if requeue.is_none() {
         return Err("FILESTORE_TRANSFER_QUEUE_URL is required by the transfer function".into());
     }
-    let recorder = metrics::init("transfer")?;
     let (state, requeue) = (&state, &requeue);
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let limits = Limits::until(event.context.deadline(), requeue.clone());
-        let response = filestore_transfer::handler(state, event.payload, &limits).await;
-        metrics::flush(recorder);
+        let batch = filestore_transfer::handler(state, event.payload, &limits);
+        let response = metrics::invocation("transfer", &event.context.request_id, batch).await;
         Ok::<_, Error>(response)
     }))
     .await

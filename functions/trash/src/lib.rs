@@ -12,10 +12,12 @@ use std::convert::Infallible;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use filestore_contract::RouteKey;
 use filestore_contract::api::{Entry, RestoreRequest, TrashList};
 use filestore_contract::domain::{FolderId, UserId};
-use filestore_shared::http::{json, json_body, no_content, parse_limit, query_param, respond};
+use filestore_contract::{Function, RouteKey};
+use filestore_shared::http::{
+    json, json_body, no_content, parse_limit, query_param, respond, serve,
+};
 use filestore_shared::keys::parse_trash_sk;
 use filestore_shared::repo::{Place, Restored, TrashEntry};
 use filestore_shared::trash::Trashed;
@@ -31,7 +33,10 @@ const EMPTY_PAGE: u32 = 100;
 
 /// Serves one API Gateway request.
 pub async fn handler(state: &AppState, req: Request) -> Result<Response<Body>, Infallible> {
-    Ok(respond(route(state, &req).await))
+    serve(Function::Trash, &req, async {
+        respond(route(state, &req).await)
+    })
+    .await
 }
 
 async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiError> {

@@ -8,18 +8,19 @@ use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::time::Duration;
 
-use filestore_contract::RouteKey;
 use filestore_contract::api::{
     ChecksumAlgorithm, CreateUploadRequest, CreateUploadResponse, PART_METHOD, PresignPartsRequest,
     PresignPartsResponse, PresignedPart, UploadList,
 };
 use filestore_contract::domain::{ContentType, FileId, PartPlan, UploadId, UserId};
+use filestore_contract::{Function, RouteKey};
 use filestore_shared::http::{
     decode_cursor, encode_cursor, json, json_body, no_content, parse_limit, query_param, respond,
+    serve,
 };
 use filestore_shared::keys::object_key;
 use filestore_shared::repo::{UploadRecord, UploadState, UserRecord, rfc3339};
-use filestore_shared::{ApiError, AppState};
+use filestore_shared::{ApiError, AppState, metrics};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use time::OffsetDateTime;
@@ -30,7 +31,10 @@ pub use filestore_contract::api::MAX_PARTS_PER_CALL;
 
 /// Serves one API Gateway request.
 pub async fn handler(state: &AppState, req: Request) -> Result<Response<Body>, Infallible> {
-    Ok(respond(route(state, &req).await))
+    serve(Function::Upload, &req, async {
+        respond(route(state, &req).await)
+    })
+    .await
 }
 
 async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiError> {
@@ -181,6 +185,8 @@ async fn create(
             .await?;
         return Err(refused);
     }
+    metrics::add(metrics::UPLOADS_CREATED, 1.0);
+    metrics::add(metrics::UPLOADS_CREATED_BYTES, size as f64);
     json(
         StatusCode::CREATED,
         &CreateUploadResponse {

@@ -1,13 +1,15 @@
 //! The deployment template, `infra/sam/template.yaml`, checked against the code it deploys:
 //! every route of the contract reaches the function that serves it and nothing else is
 //! routed, every function crate is built for Lambda on arm64, the functions get exactly the
-//! environment `Config::from_env` reads, and the transfer queue fits the transfer function.
+//! environment `Config::from_env` reads, the transfer queue fits the transfer function, and
+//! the alarms and the dashboard watch metrics the functions write.
 //! Only the template is read: no emulator, no cloud. `infra/check` lints it with AWS's tools.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use filestore_contract::{Function, RouteKey};
 use filestore_shared::config::{Config, ConfigError};
+use filestore_shared::metrics;
 use serde_yaml::Value;
 
 mod template;
@@ -358,4 +360,87 @@ fn only_the_functions_that_verify_tokens_may_read_the_key() {
             }
         }
     }
+}
+
+/// The alarms on the functions' own metrics name metrics the code writes, under the function
+/// that writes them (`shared/src/metrics.rs`), so a renamed metric cannot leave an alarm
+/// watching nothing.
+#[test]
+fn alarms_on_our_metrics_watch_what_the_functions_write() {
+    let template = Template::load();
+    let mut watched = BTreeSet::new();
+    for (name, resource) in template.resources() {
+        let props = &resource["Properties"];
+        if resource["Type"].as_str() != Some("AWS::CloudWatch::Alarm")
+            || props["Namespace"].as_str() != Some(metrics::NAMESPACE)
+        {
+            continue;
+        }
+        let metric = props["MetricName"].as_str().expect("a metric name");
+        let (_, function) = metrics::ALL
+            .iter()
+            .find(|(m, _)| m.name == metric)
+            .unwrap_or_else(|| panic!("{name} watches {metric}, which no function writes"));
+        let dimensions: Vec<(&str, &str)> = props["Dimensions"]
+            .as_sequence()
+            .expect("dimensions")
+            .iter()
+            .map(|d| (d["Name"].as_str().unwrap(), d["Value"].as_str().unwrap()))
+            .collect();
+        let function = function.expect("alarms watch one function's metric");
+        assert_eq!(dimensions, [("function", function)], "{name}");
+        watched.insert(metric);
+    }
+    // Where an operator would be paged.
+    for metric in [
+        metrics::TRANSFER_VERIFICATION_FAILURES,
+        metrics::TRANSFERS_DEAD_LETTERED,
+        metrics::LOGINS_THROTTLED,
+    ] {
+        assert!(watched.contains(metric.name), "no alarm on {}", metric.name);
+    }
+}
+
+/// The dashboard shows every alarm, and its graphs of the functions' metrics name metrics
+/// the code writes.
+#[test]
+fn the_dashboard_shows_every_alarm_and_only_metrics_that_exist() {
+    let template = Template::load();
+    let Value::Tagged(sub) = &template.resource("Dashboard")["Properties"]["DashboardBody"] else {
+        panic!("the dashboard body is a !Sub");
+    };
+    let body = sub.value[0].as_str().expect("the body's text");
+    for (name, resource) in template.resources() {
+        if resource["Type"].as_str() == Some("AWS::CloudWatch::Alarm") {
+            assert!(
+                body.contains(&format!("${{{name}.Arn}}")),
+                "{name} not shown"
+            );
+        }
+    }
+    let names: BTreeSet<&str> = metrics::ALL.iter().map(|(m, _)| m.name).collect();
+    // Metric rows are `[namespace, name, ...]`, where "." repeats the row above; searches
+    // of our namespace name theirs in `MetricName=\"...\"`.
+    let mut shown = BTreeSet::new();
+    let mut ours = false;
+    for line in body.lines().map(str::trim) {
+        let fields: Vec<&str> = line.split('"').collect();
+        if line.starts_with("[\"") && fields.len() > 3 {
+            ours = fields[1] == metrics::NAMESPACE || (fields[1] == "." && ours);
+            if ours {
+                shown.insert(fields[3]);
+            }
+        }
+        if line.contains(&format!("{{{},", metrics::NAMESPACE)) {
+            let searched = line
+                .split(r#"MetricName=\""#)
+                .nth(1)
+                .expect("a metric name");
+            shown.insert(searched.split('\\').next().unwrap());
+        }
+    }
+    for metric in &shown {
+        assert!(names.contains(metric), "{metric} is written by no function");
+    }
+    assert_eq!(shown, names, "every metric is graphed");
 }

@@ -106,6 +106,30 @@ pub const COLD_STARTS: Metric = metric("ColdStarts", Unit::Count);
 /// From the process's start to its first invocation: the init its first caller waited for.
 pub const INIT_DURATION: Metric = metric("InitDuration", Unit::Milliseconds);
 
+/// Every metric, with the function that writes it (its `function` dimension; `None`: every
+/// function).
+pub const ALL: [(Metric, Option<&str>); 19] = [
+    (UPLOADS_CREATED, Some("upload")),
+    (UPLOADS_CREATED_BYTES, Some("upload")),
+    (UPLOADS_COMPLETED, Some("merge")),
+    (UPLOADS_COMPLETED_BYTES, Some("merge")),
+    (INSTANT_UPLOAD_HITS, Some("fastupload")),
+    (INSTANT_UPLOAD_REFUSALS, Some("fastupload")),
+    (LOGIN_FAILURES, Some("auth")),
+    (LOGINS_THROTTLED, Some("auth")),
+    (SIGNUPS_THROTTLED, Some("auth")),
+    (TRANSFER_DURATION, Some("transfer")),
+    (TRANSFER_BYTES, Some("transfer")),
+    (TRANSFER_THROUGHPUT, Some("transfer")),
+    (TRANSFER_VERIFICATION_FAILURES, Some("transfer")),
+    (TRANSFERS_DEAD_LETTERED, Some("transfer")),
+    (TRANSFERS_REQUEUED, Some("janitor")),
+    (UPLOADS_EXPIRED, Some("janitor")),
+    (TRASH_PURGED, Some("janitor")),
+    (COLD_STARTS, None),
+    (INIT_DURATION, None),
+];
+
 /// Dimension values of one EMF document beyond `function`: none, or one `(name, value)`.
 type Extra = Option<(&'static str, String)>;
 

@@ -212,9 +212,12 @@ fn npm_ci(dir: &Path) {
 /// listed with its status, downloads the same bytes, renames it, shares it (the link, opened
 /// in a context without a session, gives the same bytes; revoked, it is a 404), deletes it,
 /// pauses and resumes another upload (which then sends only the missing part), and logs out.
-/// The committed bundle must be what the sources build to, since that is what the runner serves.
+/// Then, at 390x844 and at 1280x800, the folder journey (new folder, upload into it,
+/// breadcrumbs, rename, move, delete, trash, restore, purge), where no view may be wider than
+/// the screen. The committed bundle must be what the sources build to, since that is what the
+/// runner serves. Screenshots of every view go to `target/tmp/browser/`.
 #[test]
-fn browser_signs_up_uploads_downloads_renames_shares_and_deletes() {
+fn browser_signs_up_uploads_shares_and_walks_folders_and_trash_on_phone_and_desktop() {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     assert!(
         Path::new(&chromium).exists(),
@@ -240,6 +243,16 @@ fn browser_signs_up_uploads_downloads_renames_shares_and_deletes() {
         .expect("the browser test prints a JSON summary last");
     assert_eq!(summary["ok"], true);
     assert_eq!(summary["parts"], 3);
+    // Both screen sizes ran the folder journey, and at 390 px nothing scrolled sideways.
+    let layouts = summary["layouts"].as_array().expect("layouts");
+    let sizes: Vec<_> = layouts.iter().map(|l| l["viewport"].as_str()).collect();
+    assert_eq!(sizes, [Some("390x844"), Some("1280x800")]);
+    for view in layouts[0]["views"].as_array().unwrap() {
+        assert!(
+            view["scrollWidth"].as_u64() <= view["width"].as_u64(),
+            "{view}"
+        );
+    }
     for shot in summary["screenshots"].as_array().unwrap() {
         let path = shot.as_str().unwrap();
         let png = std::fs::read(path).unwrap();

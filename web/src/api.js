@@ -86,11 +86,26 @@ export const api = {
   prove: (challengeId, proof) =>
     request('POST', `/v1/fast-upload/${enc(challengeId)}/proof`, { proof }),
 
-  listFiles: (cursor) =>
-    request('GET', `/v1/files?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`),
   downloadUrl: (fileId) => request('GET', `/v1/files/${enc(fileId)}/download`),
-  renameFile: (fileId, name) => request('PATCH', `/v1/files/${enc(fileId)}`, { name }),
+  /** A rename, a move, or both: `change` is `{name?, parent_id?}`. */
+  patchFile: (fileId, change) => request('PATCH', `/v1/files/${enc(fileId)}`, change),
   deleteFile: (fileId) => request('DELETE', `/v1/files/${enc(fileId)}`),
+
+  /** `{folder, ancestors}`: the folder and its breadcrumbs, root first. */
+  folder: (folderId) => request('GET', `/v1/folders/${enc(folderId)}`),
+  children: (folderId, cursor, limit = 100) =>
+    request('GET', `/v1/folders/${enc(folderId)}/children${page(limit, cursor)}`),
+  createFolder: (name, parentId) =>
+    request('POST', '/v1/folders', { name, parent_id: parentId }),
+  patchFolder: (folderId, change) => request('PATCH', `/v1/folders/${enc(folderId)}`, change),
+  deleteFolder: (folderId) => request('DELETE', `/v1/folders/${enc(folderId)}`),
+
+  trash: (cursor) => request('GET', `/v1/trash${page(100, cursor)}`),
+  /** Back where it was, or into `parentId` when given. */
+  restore: (id, parentId) =>
+    request('POST', `/v1/trash/${enc(id)}/restore`, parentId ? { parent_id: parentId } : {}),
+  purge: (id) => request('DELETE', `/v1/trash/${enc(id)}`),
+  emptyTrash: () => request('DELETE', '/v1/trash'),
 
   createShare: (fileId, expiresIn, maxDownloads) =>
     request('POST', `/v1/files/${enc(fileId)}/shares`, {
@@ -103,4 +118,8 @@ export const api = {
 
 function enc(id) {
   return encodeURIComponent(id)
+}
+
+function page(limit, cursor) {
+  return `?limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`
 }

@@ -1,68 +1,87 @@
-// The page: log in or sign up, upload with the Dashboard, and list, download, rename,
-// share and delete files. User data is only ever put in the page as text, never as HTML.
+// The page: log in or sign up; browse folders (breadcrumbs, new folder, rename, move, delete
+// to the trash), upload into the folder shown, download and share files; the trash. Where
+// the page is lives in the URL's fragment (`#/`, `#/f/<folder id>`, `#/trash`), so Back,
+// reload and bookmarks work. User data is only ever put in the page as text, never as HTML.
 
-import { api, ApiError, session, whenUnauthorized } from './api.js'
+import { api, session, whenUnauthorized } from './api.js'
+import { chooseFolder } from './chooser.js'
+import {
+  $,
+  attempt,
+  button,
+  el,
+  folderName,
+  formatSize,
+  formatTime,
+  icon,
+  notify,
+  renderCrumbs,
+  showError,
+} from './dom.js'
+import { closeShares, openShares } from './share.js'
+import { clearTrash, showTrash, whenTrashChanges } from './trash.js'
 import { createUploader } from './uploader.js'
-
-const $ = (id) => document.getElementById(id)
 
 const view = {
   login: $('login-view'),
   files: $('files-view'),
+  upload: $('upload-card'),
+  uploadTarget: $('upload-target'),
+  browse: $('browse-card'),
+  trash: $('trash-card'),
   account: $('account'),
   whoami: $('whoami'),
-  error: $('error'),
-  notice: $('notice'),
+  title: $('files-title'),
+  crumbs: $('crumbs'),
+  table: $('files-table'),
   rows: $('files'),
   noFiles: $('no-files'),
   more: $('more'),
+  newFolder: $('new-folder-form'),
+  newFolderName: $('new-folder-name'),
 }
 
 let uppy = null
+/** The folder shown, `{folder, ancestors}` as `GET /v1/folders/{id}` answers. */
+let here = { folder: { folder_id: 'root', name: '', parent_id: null }, ancestors: [] }
 let nextCursor = null
-/** Rows with an open rename form, kept as they are when the list is refreshed. */
+/** Bumped on every listing, so an answer for a folder no longer shown is dropped. */
+let generation = 0
+/** Rows with an open rename form, kept as they are when the folder is listed again. */
 const editing = new Map()
 
-function showError(message) {
-  view.error.textContent = message
-  view.error.hidden = !message
+// ---- where the page is ----
+
+function folderHref(folderId) {
+  return folderId === 'root' ? '#/' : `#/f/${encodeURIComponent(folderId)}`
 }
 
-function notify(message) {
-  view.notice.textContent = message
+/** `{trash: true}` or `{folderId}` from the URL's fragment. */
+function location() {
+  const hash = window.location.hash
+  if (hash === '#/trash') return { trash: true }
+  const folder = /^#\/f\/([0-9a-f-]+)$/.exec(hash)
+  return { folderId: folder ? folder[1] : 'root' }
 }
 
-function messageOf(error) {
-  return error instanceof ApiError || error instanceof Error ? error.message : String(error)
-}
-
-/** Runs `action`, showing its failure; resolves to undefined on failure. */
-async function attempt(action) {
-  try {
-    showError('')
-    return await action()
-  } catch (e) {
-    showError(messageOf(e))
-    return undefined
+async function render({ focus = false } = {}) {
+  const where = location()
+  view.upload.hidden = !!where.trash
+  view.browse.hidden = !!where.trash
+  view.trash.hidden = !where.trash
+  if (where.trash) {
+    document.title = 'Trash · filestore'
+    await showTrash()
+    if (focus) $('trash-title').focus()
+  } else {
+    await openFolder(where.folderId)
+    if (focus) view.title.focus()
   }
 }
 
-// Sizes in binary units, as the server counts part sizes and quotas.
-function formatSize(bytes) {
-  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB']
-  let value = bytes
-  let unit = 0
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024
-    unit += 1
-  }
-  return unit === 0 ? `${bytes} ${bytes === 1 ? 'byte' : 'bytes'}` : `${value.toFixed(1)} ${units[unit]}`
-}
-
-function formatTime(rfc3339) {
-  const date = new Date(rfc3339)
-  return Number.isNaN(date.getTime()) ? rfc3339 : date.toLocaleString()
-}
+window.addEventListener('hashchange', () => {
+  if (session.token) render({ focus: true })
+})
 
 // ---- session ----
 
@@ -72,9 +91,12 @@ function showLogin(message) {
     uppy.destroy()
     uppy = null
   }
+  generation += 1
   view.rows.replaceChildren()
   editing.clear()
-  if (share.dialog.open) share.dialog.close()
+  clearTrash()
+  closeShares()
+  $('move-dialog').close()
   view.files.hidden = true
   view.account.hidden = true
   view.login.hidden = false
@@ -89,24 +111,31 @@ async function showFiles() {
   view.account.hidden = false
   if (!uppy) {
     uppy = createUploader($('uploader'), {
+      folderId: () => here.folder.folder_id,
       onUploaded: (file) => {
         notify(`Uploaded ${file.name}.`)
-        refreshFiles()
+        if ((file.parent_id ?? 'root') === here.folder.folder_id && !view.browse.hidden) {
+          refreshFolder()
+        } else {
+          refreshAccount()
+        }
       },
       onError: showError,
     })
   }
-  await Promise.all([refreshAccount(), refreshFiles()])
+  await Promise.all([refreshAccount(), render()])
 }
 
 async function refreshAccount() {
   const me = await attempt(() => api.me())
   if (me) {
-    view.whoami.textContent = `${me.username} · ${formatSize(me.used_bytes)} of ${formatSize(me.quota_bytes)} used`
+    const trash = me.trash_bytes ? ` (${formatSize(me.trash_bytes)} in the trash)` : ''
+    view.whoami.textContent = `${me.username} · ${formatSize(me.used_bytes)} of ${formatSize(me.quota_bytes)} used${trash}`
   }
 }
 
 whenUnauthorized(() => showLogin('Your session has ended. Please log in again.'))
+whenTrashChanges(refreshAccount)
 
 $('login-form').addEventListener('submit', async (event) => {
   event.preventDefault()
@@ -134,47 +163,96 @@ $('logout').addEventListener('click', () => {
   notify('Logged out.')
 })
 
-// ---- files ----
+// ---- a folder ----
 
-async function refreshFiles() {
+/** Lists folder `folderId` from its first page, with its breadcrumbs. */
+async function openFolder(folderId) {
+  const mine = ++generation
   const refresh = $('refresh')
   refresh.disabled = true
-  $('files-table').setAttribute('aria-busy', 'true')
-  const page = await attempt(() => api.listFiles())
+  view.table.setAttribute('aria-busy', 'true')
+  const answer = await attempt(() => Promise.all([api.folder(folderId), api.children(folderId)]))
+  if (mine !== generation) return
   refresh.disabled = false
-  $('files-table').setAttribute('aria-busy', 'false')
-  if (!page) return
-  view.rows.replaceChildren(...page.files.map((file) => editing.get(file.file_id) ?? fileRow(file)))
+  view.table.setAttribute('aria-busy', 'false')
+  if (!answer) return
+  const [info, page] = answer
+  if (info.folder.folder_id !== here.folder.folder_id) {
+    editing.clear()
+    view.newFolder.hidden = true
+  }
+  here = info
+  const name = folderName(info.folder)
+  document.title = `${name} · filestore`
+  view.title.textContent = name
+  view.uploadTarget.textContent = name
+  renderCrumbs(view.crumbs, info, (id, crumb) => el('a', { href: folderHref(id), textContent: crumb }))
+  view.rows.replaceChildren(...page.entries.map((entry) => editing.get(idOf(entry)) ?? entryRow(entry)))
   setCursor(page.next_cursor)
   refreshAccount()
+}
+
+function refreshFolder() {
+  return openFolder(here.folder.folder_id)
 }
 
 function setCursor(cursor) {
   nextCursor = cursor ?? null
   view.more.hidden = !nextCursor
+  updateEmpty()
+}
+
+function updateEmpty() {
   view.noFiles.hidden = view.rows.children.length > 0
 }
 
-$('refresh').addEventListener('click', refreshFiles)
-$('more').addEventListener('click', async () => {
-  const page = await attempt(() => api.listFiles(nextCursor))
-  if (!page) return
-  view.rows.append(...page.files.map(fileRow))
+$('refresh').addEventListener('click', refreshFolder)
+view.more.addEventListener('click', async () => {
+  const mine = generation
+  const page = await attempt(() => api.children(here.folder.folder_id, nextCursor))
+  if (!page || mine !== generation) return
+  view.rows.append(...page.entries.map(entryRow))
   setCursor(page.next_cursor)
 })
 
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag)
-  Object.assign(node, props)
-  node.append(...children)
-  return node
+// New folder: a small form under the heading.
+$('new-folder').addEventListener('click', () => {
+  view.newFolder.hidden = false
+  view.newFolderName.value = ''
+  view.newFolderName.focus()
+})
+$('new-folder-cancel').addEventListener('click', () => {
+  view.newFolder.hidden = true
+  $('new-folder').focus()
+})
+view.newFolder.addEventListener('submit', async (event) => {
+  event.preventDefault()
+  const parent = here.folder.folder_id
+  const folder = await attempt(() => api.createFolder(view.newFolderName.value, parent))
+  if (!folder) return
+  view.newFolder.hidden = true
+  notify(`Created folder ${folder.name}.`)
+  if (parent === here.folder.folder_id) await refreshFolder()
+  rowOf({ type: 'folder', ...folder })?.querySelector('a')?.focus()
+})
+
+// ---- entries ----
+
+function idOf(entry) {
+  return entry.type === 'folder' ? entry.folder_id : entry.file_id
 }
 
-function button(label, accessibleName, onClick) {
-  const b = el('button', { type: 'button', textContent: label })
-  b.setAttribute('aria-label', accessibleName)
-  b.addEventListener('click', onClick)
-  return b
+function rowOf(entry) {
+  const key = entry.type === 'folder' ? 'folderId' : 'fileId'
+  return [...view.rows.children].find((row) => row.dataset[key] === idOf(entry))
+}
+
+function entryRow(entry) {
+  const row = el('tr')
+  if (entry.type === 'folder') row.dataset.folderId = entry.folder_id
+  else row.dataset.fileId = entry.file_id
+  fillRow(row, entry)
+  return row
 }
 
 function statusText(file) {
@@ -183,36 +261,50 @@ function statusText(file) {
   return `${state} · ${tier}`
 }
 
-function fileRow(file) {
-  const row = el('tr')
-  row.dataset.fileId = file.file_id
-  fillRow(row, file)
-  return row
-}
-
-function fillRow(row, file) {
-  editing.delete(file.file_id)
-  const name = el('td', { className: 'name', textContent: file.name })
-  const status = el('td', { className: file.verified ? 'verified' : 'pending' }, statusText(file))
-  if (file.sha256) status.title = `SHA-256 ${file.sha256}`
-  if (file.declared_sha256) {
-    status.append(el('div', { className: 'warning', textContent: 'Declared hash differs' }))
+function fillRow(row, entry) {
+  editing.delete(idOf(entry))
+  const isFolder = entry.type === 'folder'
+  const name = el('td', { className: 'name' })
+  const label = el('span', { className: 'entry-name', textContent: entry.name })
+  if (isFolder) {
+    name.append(el('a', { href: folderHref(entry.folder_id) }, icon('folder'), label))
+  } else {
+    name.append(icon('file'), label)
   }
-  const actions = el(
-    'td',
-    { className: 'row-actions' },
-    button('Download', `Download ${file.name}`, () => download(file)),
-    button('Rename', `Rename ${file.name}`, () => startRename(row, file)),
-    button('Share', `Share ${file.name}`, () => openShares(file)),
-    button('Delete', `Delete ${file.name}`, () => remove(row, file)),
+  let size
+  let status
+  if (isFolder) {
+    size = el('td', { className: 'num size empty' })
+    status = el('td', { className: 'status', textContent: 'Folder' })
+  } else {
+    size = el('td', { className: 'num size', textContent: formatSize(entry.size), title: `${entry.size} bytes` })
+    status = el('td', { className: `status ${entry.verified ? 'verified' : 'pending'}` }, statusText(entry))
+    if (entry.sha256) status.title = `SHA-256 ${entry.sha256}`
+    if (entry.declared_sha256) {
+      status.append(el('div', { className: 'warning', textContent: 'Declared hash differs' }))
+    }
+  }
+  const buttons = el('div', { className: 'buttons' })
+  if (!isFolder) buttons.append(button('Download', `Download ${entry.name}`, () => download(entry)))
+  buttons.append(
+    button('Rename', `Rename ${entry.name}`, () => startRename(row, entry)),
+    button('Move', `Move ${entry.name}`, () => move(row, entry)),
   )
+  if (!isFolder) buttons.append(button('Share', `Share ${entry.name}`, () => openShares(entry)))
+  buttons.append(button('Delete', `Delete ${entry.name}`, () => remove(row, entry)))
   row.replaceChildren(
     name,
-    el('td', { className: 'num', textContent: formatSize(file.size), title: `${file.size} bytes` }),
+    size,
     status,
-    el('td', { textContent: formatTime(file.created_at) }),
-    actions,
+    el('td', { className: 'created', textContent: formatTime(entry.created_at) }),
+    el('td', { className: 'row-actions' }, buttons),
   )
+}
+
+function patch(entry, change) {
+  return entry.type === 'folder'
+    ? api.patchFolder(entry.folder_id, change)
+    : api.patchFile(entry.file_id, change)
 }
 
 async function download(file) {
@@ -221,171 +313,68 @@ async function download(file) {
   if (link) window.location.assign(link.url)
 }
 
-function startRename(row, file) {
-  const input = el('input', { id: `rename-${file.file_id}`, value: file.name, required: true, maxLength: 255 })
-  const label = el('label', { htmlFor: input.id, className: 'visually-hidden', textContent: `New name for ${file.name}` })
+function startRename(row, entry) {
+  const id = idOf(entry)
+  const input = el('input', { id: `rename-${id}`, value: entry.name, required: true, maxLength: 255 })
+  const label = el('label', { htmlFor: input.id, className: 'visually-hidden', textContent: `New name for ${entry.name}` })
   const form = el(
     'form',
     { className: 'rename' },
     label,
     input,
     el('button', { type: 'submit', textContent: 'Save', className: 'primary' }),
-    button('Cancel', 'Cancel renaming', () => fillRow(row, file)),
+    button('Cancel', 'Cancel renaming', () => fillRow(row, entry)),
   )
   form.addEventListener('submit', async (event) => {
     event.preventDefault()
-    const renamed = await attempt(() => api.renameFile(file.file_id, input.value))
+    const renamed = await attempt(() => patch(entry, { name: input.value }))
     if (renamed) {
-      fillRow(row, renamed)
+      fillRow(row, { type: entry.type, ...renamed })
       notify(`Renamed to ${renamed.name}.`)
     }
   })
   row.cells[0].replaceChildren(form)
-  editing.set(file.file_id, row)
+  editing.set(id, row)
   input.focus()
   input.select()
 }
 
-async function remove(row, file) {
-  if (!window.confirm(`Move "${file.name}" to the trash? It can be restored until it is purged.`)) return
+function move(row, entry) {
+  const isFolder = entry.type === 'folder'
+  chooseFolder({
+    title: `Move ${entry.name} to…`,
+    confirmLabel: 'Move here',
+    start: here.folder.folder_id,
+    exclude: isFolder ? entry.folder_id : undefined,
+    unchanged: entry.parent_id ?? 'root',
+    onChoose: async (folderId, folderName) => {
+      const moved = await patch(entry, { parent_id: folderId })
+      notify(`Moved ${moved.name} to ${folderName}.`)
+      if ((moved.parent_id ?? 'root') !== here.folder.folder_id) {
+        editing.delete(idOf(entry))
+        row.remove()
+        updateEmpty()
+      }
+    },
+  })
+}
+
+async function remove(row, entry) {
+  const isFolder = entry.type === 'folder'
+  const what = isFolder ? `the folder "${entry.name}" and everything in it` : `"${entry.name}"`
+  if (!window.confirm(`Move ${what} to the trash? It can be restored until it is purged.`)) return
   const done = await attempt(async () => {
-    await api.deleteFile(file.file_id)
+    await (isFolder ? api.deleteFolder(entry.folder_id) : api.deleteFile(entry.file_id))
     return true
   })
   if (done) {
-    editing.delete(file.file_id)
+    editing.delete(idOf(entry))
     row.remove()
-    view.noFiles.hidden = view.rows.children.length > 0
-    notify(`Deleted ${file.name}.`)
+    updateEmpty()
+    notify(`Deleted ${entry.name}.`)
     refreshAccount()
   }
 }
-
-// ---- share links ----
-
-const share = {
-  dialog: $('share-dialog'),
-  title: $('share-title'),
-  error: $('share-error'),
-  notice: $('share-notice'),
-  form: $('share-form'),
-  expires: $('share-expires'),
-  limit: $('share-limit'),
-  created: $('share-created'),
-  url: $('share-url'),
-  rows: $('shares'),
-  none: $('no-shares'),
-}
-/** The file whose links the dialog shows; answers for another file are dropped. */
-let sharing = null
-
-/** Like `attempt`, but the failure shows in the dialog, which makes the page inert. */
-async function attemptInDialog(action) {
-  try {
-    share.error.hidden = true
-    return await action()
-  } catch (e) {
-    share.error.textContent = messageOf(e)
-    share.error.hidden = false
-    return undefined
-  }
-}
-
-function openShares(file) {
-  sharing = file
-  share.title.textContent = `Share links for ${file.name}`
-  share.error.hidden = true
-  share.notice.textContent = ''
-  forgetCreatedLink()
-  share.limit.value = ''
-  share.rows.replaceChildren()
-  share.none.hidden = true
-  share.dialog.showModal()
-  refreshShares(file)
-}
-
-/** A new link's token is shown once: it leaves the page when the dialog closes. */
-function forgetCreatedLink() {
-  share.url.value = ''
-  share.created.hidden = true
-}
-
-async function refreshShares(file) {
-  const list = await attemptInDialog(() => api.listShares(file.file_id))
-  if (!list || sharing !== file) return
-  share.rows.replaceChildren(...list.shares.map((s) => shareRow(file, s)))
-  share.none.hidden = list.shares.length > 0
-}
-
-function shareRow(file, link) {
-  const expires = formatTime(link.expires_at)
-  const limit = link.max_downloads == null ? 'no limit' : String(link.max_downloads)
-  const row = el(
-    'tr',
-    {},
-    el('td', { textContent: expires }),
-    el('td', { className: 'num', textContent: `${link.downloads} of ${limit}` }),
-    el(
-      'td',
-      { className: 'row-actions' },
-      button('Revoke', `Revoke the link expiring ${expires}`, () => revokeShare(file, row, link)),
-    ),
-  )
-  row.dataset.shareId = link.share_id
-  return row
-}
-
-async function revokeShare(file, row, link) {
-  if (!window.confirm('Revoke this link? Whoever has it can no longer download the file.')) return
-  const done = await attemptInDialog(async () => {
-    await api.revokeShare(link.share_id)
-    return true
-  })
-  if (done && sharing === file) {
-    row.remove()
-    share.none.hidden = share.rows.children.length > 0
-    share.notice.textContent = 'Link revoked.'
-  }
-}
-
-share.form.addEventListener('submit', async (event) => {
-  event.preventDefault()
-  const file = sharing
-  if (!file) return
-  const limit = share.limit.value.trim()
-  const submit = share.form.querySelector('button[type="submit"]')
-  submit.disabled = true
-  const created = await attemptInDialog(() =>
-    api.createShare(file.file_id, Number(share.expires.value), limit === '' ? undefined : Number(limit)),
-  )
-  submit.disabled = false
-  if (!created || sharing !== file) return
-  share.url.value = created.url
-  share.created.hidden = false
-  share.notice.textContent = 'Link created.'
-  share.url.focus()
-  share.url.select()
-  refreshShares(file)
-})
-
-$('share-copy').addEventListener('click', async () => {
-  share.url.select()
-  try {
-    await navigator.clipboard.writeText(share.url.value)
-    share.notice.textContent = 'Link copied.'
-  } catch {
-    // No clipboard API (an insecure origin, or permission refused): the selection remains.
-    share.notice.textContent = document.execCommand('copy')
-      ? 'Link copied.'
-      : 'Copy the selected link with Ctrl+C (⌘C on a Mac).'
-  }
-})
-
-$('share-close').addEventListener('click', () => share.dialog.close())
-share.dialog.addEventListener('close', () => {
-  sharing = null
-  forgetCreatedLink()
-})
 
 // ---- start ----
 

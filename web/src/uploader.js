@@ -55,6 +55,7 @@ async function instantUpload(file) {
     name: file.name,
     size: file.size,
     sha256: await sha256Hex(data),
+    parent_id: file.meta.parent_id ?? 'root',
   })
   const nonce = Uint8Array.from(challenge.nonce.match(/../g) ?? [], (h) => parseInt(h, 16))
   const ranges = challenge.ranges.map((r) => data.subarray(r.offset, r.offset + r.length))
@@ -69,10 +70,12 @@ function secondsUntil(rfc3339) {
 }
 
 /**
- * Mounts the Dashboard in `target`. `onUploaded(file)` gets each completed File (DESIGN.md's
- * File object); `onError(message)` gets failures worth telling the user.
+ * Mounts the Dashboard in `target`. Each file goes to the folder `folderId()` names when it
+ * is added (navigating away while it uploads does not move it). `onUploaded(file)` gets each
+ * completed File (DESIGN.md's File object); `onError(message)` gets failures worth telling the
+ * user.
  */
-export function createUploader(target, { onUploaded, onError }) {
+export function createUploader(target, { folderId, onUploaded, onError }) {
   const uppy = new Uppy({
     id: 'filestore',
     autoProceed: false,
@@ -89,6 +92,7 @@ export function createUploader(target, { onUploaded, onError }) {
     showRemoveButtonAfterComplete: false,
     note: 'Files go straight to storage in parts; a paused upload resumes where it stopped.',
   })
+  uppy.on('file-added', (file) => uppy.setFileMeta(file.id, { parent_id: folderId() }))
 
   uppy.use(AwsS3, {
     shouldUseMultipart: true,
@@ -101,6 +105,7 @@ export function createUploader(target, { onUploaded, onError }) {
         name: file.name,
         size: file.size,
         part_size: partSize,
+        parent_id: file.meta.parent_id ?? 'root',
         ...(file.type ? { content_type: file.type } : {}),
       })
       if (created.part_size !== partSize) {

@@ -1,8 +1,11 @@
 // Drives the page in headless Chromium against a running system, as a person would: sign up,
 // upload a three-part file through the Dashboard, see it listed, download it and
 // compare bytes, rename it, share it (open the link elsewhere, revoke it) and delete it;
-// pause a second upload and resume it; log out.
-// Screenshots go to the given directory.
+// pause a second upload and resume it; log out. Then, on a 390x844 phone screen and on a
+// 1280x800 desktop one, the folder journey: new folder, upload into it, navigate by link,
+// keyboard and breadcrumbs, rename, move (with a refused name), delete to the trash, restore,
+// purge, empty the trash; at 390 px nothing may be wider than the screen.
+// Screenshots (one per view and size) go to the given directory.
 //
 //   node tests/browser.mjs <base-url> <screenshot-dir>
 //
@@ -25,11 +28,14 @@ const MIB = 1024 * 1024
 /** Three 8 MiB parts: 8 + 8 + 4. */
 const FILE_SIZE = 20 * MIB
 /** Generous bounds on waiting for eventual states; nothing is asserted about speed. */
-const WAIT_MS = 120_000
+const WAIT_MS = Number(process.env.WAIT_MS ?? 120_000)
 
 function expect(condition, message) {
   if (!condition) throw new Error(`expectation failed: ${message}`)
 }
+
+const PHONE = { width: 390, height: 844 }
+const DESKTOP = { width: 1280, height: 800 }
 
 const sha256 = (bytes) => createHash('sha256').update(bytes).digest('hex')
 const started = Date.now()
@@ -42,6 +48,241 @@ async function screenshot(page, name) {
   await page.screenshot({ path, fullPage: true })
   shots.push(path)
   console.log(`screenshot: ${path}`)
+}
+
+/**
+ * Fails on anything the page shows wider than the screen: the document itself (it would
+ * scroll sideways), or a visible control or name reaching past either edge. Returns what it
+ * measured.
+ */
+async function checkLayout(page, label) {
+  const m = await page.evaluate(() => {
+    const width = window.innerWidth
+    const outside = []
+    for (const node of document.querySelectorAll('button, a, input, select, td, li, h2, .error')) {
+      const r = node.getBoundingClientRect()
+      // Zero-sized (hidden) nodes and Uppy's invisible file inputs cover nothing.
+      if (r.width < 2 || r.height < 2 || getComputedStyle(node).visibility === 'hidden') continue
+      if (r.left < -0.5 || r.right > width + 0.5) outside.push(`${node.tagName} ${node.textContent.slice(0, 40)} [${r.left}, ${r.right}]`)
+    }
+    const names = [...document.querySelectorAll('#files td.name, #trash td.name')]
+      .map((n) => n.getBoundingClientRect().width)
+      .filter((w) => w > 0)
+    return {
+      width,
+      scrollWidth: document.documentElement.scrollWidth,
+      outside,
+      narrowestName: names.length ? Math.min(...names) : null,
+      rowDisplay: getComputedStyle(document.querySelector('#files tr, #trash tr') ?? document.body).display,
+    }
+  })
+  expect(m.scrollWidth <= m.width, `${label}: no horizontal overflow (scrollWidth ${m.scrollWidth} > ${m.width})`)
+  expect(m.outside.length === 0, `${label}: everything within the screen: ${JSON.stringify(m.outside)}`)
+  // A name column squeezed to a few letters would break names letter by letter.
+  if (m.narrowestName !== null) {
+    expect(m.narrowestName >= Math.min(200, m.width * 0.5), `${label}: names get room (${m.narrowestName} px)`)
+  }
+  return { view: label, ...m }
+}
+
+/**
+ * The folder journey at one screen size, as a new user: every view is screenshotted and,
+ * with `checkLayout`, measured.
+ */
+async function folderJourney(viewport) {
+  const tag = `${viewport.width}x${viewport.height}`
+  const phone = viewport.width <= 600
+  const context = await browser.newContext({ viewport, hasTouch: phone, isMobile: phone })
+  const page = await context.newPage()
+  page.setDefaultTimeout(WAIT_MS)
+  const consoleErrors = []
+  const expectedStatuses = []
+  page.on('console', (msg) => {
+    if (msg.type() !== 'error') return
+    const expected = expectedStatuses.findIndex((code) => msg.text().includes(`status of ${code}`))
+    if (expected >= 0) expectedStatuses.splice(expected, 1)
+    else consoleErrors.push(msg.text())
+  })
+  page.on('pageerror', (e) => consoleErrors.push(`uncaught: ${e.message}`))
+  const measured = []
+  const view = async (name) => {
+    measured.push(await checkLayout(page, `${tag} ${name}`))
+    await screenshot(page, `${tag}-${name}.png`)
+  }
+  // Every confirmation is accepted; the test checks what it asked.
+  const confirmations = []
+  page.on('dialog', (d) => {
+    confirmations.push(d.message())
+    d.accept()
+  })
+
+  await page.goto(base)
+  const username = `fold_${randomBytes(5).toString('hex')}`
+  await page.getByLabel('Username').fill(username)
+  await page.getByLabel('Password').fill(`pw-${randomBytes(8).toString('hex')}`)
+  await page.getByRole('button', { name: 'Sign up' }).click()
+  await page.locator('#whoami', { hasText: username }).waitFor()
+  const token = await page.evaluate(() => sessionStorage.getItem('filestore.token'))
+  const api = async (method, path, body) => {
+    const r = await fetch(new URL(path, base), {
+      method,
+      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    })
+    return { status: r.status, body: r.status === 204 ? null : await r.json() }
+  }
+  const heading = page.locator('#files-title')
+  const crumbs = page.getByRole('navigation', { name: 'Folder path', exact: true })
+  const alert = page.locator('#error')
+  await page.locator('#no-files').waitFor()
+  await view('01-empty-root')
+
+  // New folder; the same name again is refused in one line.
+  const album = 'Holiday photos from the long summer of 2024'
+  await page.getByRole('button', { name: 'New folder' }).click()
+  await page.getByLabel('Folder name').fill(album)
+  await page.getByRole('button', { name: 'Create', exact: true }).click()
+  const albumRow = page.locator('#files tr[data-folder-id]', { hasText: album })
+  await albumRow.waitFor()
+  await page.getByRole('button', { name: 'New folder' }).click()
+  await page.getByLabel('Folder name').fill(album)
+  expectedStatuses.push(409)
+  await page.getByRole('button', { name: 'Create', exact: true }).click()
+  await alert.filter({ hasText: 'is in that folder already' }).waitFor()
+  await view('02-name-taken')
+  await page.getByRole('button', { name: 'Cancel', exact: true }).click()
+  const albumId = await albumRow.getAttribute('data-folder-id')
+
+  // Into the folder with the keyboard: focus its link, press Enter; the focus ring shows.
+  await albumRow.getByRole('link', { name: album }).focus()
+  await page.keyboard.press('Tab')
+  await page.keyboard.press('Shift+Tab')
+  const ring = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle)
+  expect(ring !== 'none', `the focused link shows a focus ring (${ring})`)
+  await page.keyboard.press('Enter')
+  await heading.filter({ hasText: album }).waitFor()
+  expect(page.url().endsWith(`#/f/${albumId}`), `the URL names the folder: ${page.url()}`)
+  await crumbs.getByRole('link', { name: 'Your files' }).waitFor()
+  await page.locator('#upload-target', { hasText: album }).waitFor()
+
+  // Upload into it: a name long enough to wrap on a phone.
+  const photoName = `IMG_20240812_183501 sunset over the harbour, taken from the ferry ${randomBytes(2).toString('hex')}.jpg`
+  await page.locator('.uppy-Dashboard-input').first().setInputFiles({
+    name: photoName,
+    mimeType: 'image/jpeg',
+    buffer: randomBytes(64 * 1024),
+  })
+  await page.locator('.uppy-StatusBar-actionBtn--upload').click()
+  const photoRow = page.locator('#files tr[data-file-id]', { hasText: photoName })
+  await photoRow.waitFor()
+  const photoId = await photoRow.getAttribute('data-file-id')
+  const stored = await api('GET', `/v1/files/${photoId}`)
+  expect(stored.body.parent_id === albumId, `uploaded into the folder shown: ${JSON.stringify(stored.body)}`)
+  await page.getByRole('button', { name: 'Done' }).click()
+
+  // A subfolder, renamed.
+  await page.getByRole('button', { name: 'New folder' }).click()
+  await page.getByLabel('Folder name').fill('Archive')
+  await page.getByRole('button', { name: 'Create', exact: true }).click()
+  const archiveRow = page.locator('#files tr[data-folder-id]', { hasText: 'Archive' })
+  await archiveRow.waitFor()
+  const archiveId = await archiveRow.getAttribute('data-folder-id')
+  await view('03-folder')
+  await archiveRow.getByRole('button', { name: 'Rename Archive' }).click()
+  await page.getByLabel('New name for Archive').fill('Old archive')
+  await view('04-renaming')
+  await page.getByRole('button', { name: 'Save' }).click()
+  await page.locator(`#files tr[data-folder-id="${archiveId}"] td.name`, { hasText: 'Old archive' }).waitFor()
+
+  // Rename the photo too.
+  const photoNew = `sunset ${randomBytes(2).toString('hex')}.jpg`
+  await photoRow.getByRole('button', { name: `Rename ${photoName}` }).click()
+  await page.getByLabel(`New name for ${photoName}`).fill(photoNew)
+  await page.getByRole('button', { name: 'Save' }).click()
+  const photo = page.locator(`#files tr[data-file-id="${photoId}"]`)
+  await photo.locator('td.name', { hasText: photoNew }).waitFor()
+
+  // Move the photo into Old archive: the chooser starts here (where it already is, so
+  // "Move here" is off), opens the subfolder, moves.
+  await photo.getByRole('button', { name: `Move ${photoNew}` }).click()
+  const chooser = page.getByRole('dialog')
+  await chooser.getByRole('heading', { name: `Move ${photoNew} to…` }).waitFor()
+  const moveHere = chooser.locator('#move-confirm')
+  await chooser.getByRole('button', { name: 'Open Old archive' }).waitFor()
+  expect(await moveHere.isDisabled(), 'no move to where it already is')
+  await chooser.getByRole('button', { name: 'Open Old archive' }).click()
+  await chooser.locator('#move-crumbs [aria-current]', { hasText: 'Old archive' }).waitFor()
+  await view('05-move-dialog')
+  await moveHere.click()
+  await chooser.waitFor({ state: 'hidden' })
+  await photo.waitFor({ state: 'detached' })
+  const moved = await api('GET', `/v1/files/${photoId}`)
+  expect(moved.body.parent_id === archiveId, `moved into Old archive: ${JSON.stringify(moved.body)}`)
+
+  // Moving Old archive to the root, where that name is taken: one line in the dialog, which
+  // stays open; Escape closes it.
+  expect((await api('POST', '/v1/folders', { name: 'Old archive' })).status === 201, 'a root folder named Old archive')
+  await page.locator(`#files tr[data-folder-id="${archiveId}"]`).getByRole('button', { name: 'Move Old archive' }).click()
+  await chooser.getByRole('button', { name: 'Your files' }).click()
+  await chooser.locator('#move-crumbs [aria-current]', { hasText: 'Your files' }).waitFor()
+  expectedStatuses.push(409)
+  await moveHere.click()
+  await chooser.locator('#move-error', { hasText: 'is in that folder already' }).waitFor()
+  await view('06-move-refused')
+  await page.keyboard.press('Escape')
+  await chooser.waitFor({ state: 'hidden' })
+
+  // Into Old archive and back up by the breadcrumbs.
+  await page.locator(`#files tr[data-folder-id="${archiveId}"]`).getByRole('link', { name: 'Old archive' }).click()
+  await heading.filter({ hasText: 'Old archive' }).waitFor()
+  await photo.waitFor()
+  await crumbs.getByRole('link', { name: album }).waitFor()
+  await view('07-subfolder')
+
+  // Delete the photo to the trash, then see it there with its purge date.
+  await photo.getByRole('button', { name: `Delete ${photoNew}` }).click()
+  await photo.waitFor({ state: 'detached' })
+  expect(confirmations.at(-1)?.includes(photoNew), `the page asked before deleting: ${confirmations}`)
+  await page.locator('#no-files').waitFor()
+  await crumbs.getByRole('link', { name: album }).click()
+  await heading.filter({ hasText: album }).waitFor()
+  await crumbs.getByRole('link', { name: 'Your files' }).click()
+  await heading.filter({ hasText: 'Your files' }).waitFor()
+  await page.getByRole('link', { name: 'Trash' }).click()
+  await page.locator('#trash-title').waitFor()
+  const trashed = page.locator(`#trash tr[data-id="${photoId}"]`)
+  await trashed.locator('td.purge', { hasText: 'Purged on' }).waitFor()
+  const me = await api('GET', '/v1/me')
+  expect(me.body.trash_bytes === 64 * 1024, `the trash holds the photo's bytes: ${JSON.stringify(me.body)}`)
+  await view('08-trash')
+
+  // Restore it: back in Old archive.
+  await trashed.getByRole('button', { name: `Restore ${photoNew}`, exact: true }).click()
+  await trashed.waitFor({ state: 'detached' })
+  await page.locator('#no-trash').waitFor()
+  const restored = await api('GET', `/v1/files/${photoId}`)
+  expect(restored.status === 200 && restored.body.parent_id === archiveId, `restored where it was: ${JSON.stringify(restored)}`)
+
+  // Delete it again and purge it for good; then trash a folder and empty the trash.
+  expect((await api('DELETE', `/v1/files/${photoId}`)).status === 204, 'deleted again')
+  await page.getByRole('link', { name: 'Your files' }).click()
+  await heading.filter({ hasText: 'Your files' }).waitFor()
+  await page.getByRole('link', { name: 'Trash' }).click()
+  await trashed.waitFor()
+  await trashed.getByRole('button', { name: `Purge ${photoNew}` }).click()
+  await trashed.waitFor({ state: 'detached' })
+  expect(confirmations.at(-1)?.startsWith('Purge'), `the page asked before purging: ${confirmations}`)
+  expect((await api('GET', '/v1/me')).body.trash_bytes === 0, 'purged: nothing left in the trash')
+  expect((await api('POST', `/v1/trash/${photoId}/restore`, {})).status === 404, 'a purged file cannot be restored')
+  await view('09-trash-empty')
+
+  await page.getByRole('link', { name: 'Your files' }).click()
+  await heading.filter({ hasText: 'Your files' }).waitFor()
+  await page.getByRole('button', { name: 'Log out' }).click()
+  expect(consoleErrors.length === 0, `${tag}: the page logged no errors: ${JSON.stringify(consoleErrors, null, 2)}`)
+  await context.close()
+  stamp(`${tag}: folders, move, trash, restore, purge`)
+  return { viewport: tag, views: measured }
 }
 
 const work = join(tmpdir(), `filestore-web-${randomBytes(6).toString('hex')}`)
@@ -59,7 +300,7 @@ const browser = await chromium.launch({
 })
 let failed = false
 try {
-  const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1200, height: 900 } })
+  const context = await browser.newContext({ acceptDownloads: true, viewport: DESKTOP })
   const page = await context.newPage()
   page.setDefaultTimeout(WAIT_MS)
 
@@ -332,12 +573,18 @@ try {
   stamp('logged out')
 
   expect(consoleErrors.length === 0, `the page logged no errors: ${JSON.stringify(consoleErrors, null, 2)}`)
+  await context.close()
+
+  const layouts = []
+  for (const viewport of [PHONE, DESKTOP]) layouts.push(await folderJourney(viewport))
+
   console.log(JSON.stringify({
     ok: true,
     seconds: (Date.now() - started) / 1000,
     size: FILE_SIZE,
     parts: partNumbers.length,
     sha256: downloadedSha,
+    layouts,
     screenshots: shots,
   }))
 } catch (e) {

@@ -73,6 +73,11 @@ async fn the_deployed_template_serves_the_contract() {
 
     let alice = TestApp::new_at(base).await;
     alice.me().await;
+    // Deployed, the function names each request by its id, as the local runner does.
+    let me = alice.get("/v1/me").await;
+    me.expect(200);
+    let again = alice.get("/v1/me").await;
+    assert!(!me.request_id().is_empty() && me.request_id() != again.request_id());
     let data = test_bytes(2 * 5 * MIB + 300_000, 91);
     let upload = alice
         .create_upload("report.bin", data.len(), Some(5 * MIB))

@@ -163,7 +163,7 @@ struct Scope {
 
 impl Scope {
     /// The EMF documents of what was recorded: one per set of dimensions.
-    fn documents(&self, timestamp_ms: u128) -> Vec<Value> {
+    fn documents(&self, timestamp_ms: u64) -> Vec<Value> {
         let figures = std::mem::take(&mut *self.figures.lock().unwrap_or_else(|e| e.into_inner()));
         figures
             .0
@@ -210,7 +210,7 @@ impl Scope {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_millis();
-        for doc in self.documents(now) {
+        for doc in self.documents(u64::try_from(now).unwrap_or(u64::MAX)) {
             write_line(&doc.to_string());
         }
     }

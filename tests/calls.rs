@@ -215,3 +215,23 @@ async fn folder_routes_cost_a_read_per_folder_on_the_way() {
         ]
     );
 }
+
+/// A cold start's warm-up opens a connection to each service the function uses with one
+/// call each: the table only for a function that uses only the table (its S3 client is
+/// never built), the table and the hot bucket for the others. Each answer counts, the
+/// emulator's "no such item" and "no such object" included.
+#[tokio::test]
+async fn the_warm_up_calls_only_the_services_a_function_uses() {
+    use filestore_shared::state::Uses;
+    let (state, calls) = counted_state().await;
+
+    let outcomes = state.warm_up(Uses::DynamoDb).await;
+    assert_eq!(outcomes, [("dynamodb", Ok(()))]);
+    assert_eq!(calls.take(), ["GetItem"]);
+
+    let outcomes = state.warm_up(Uses::DynamoDbAndS3).await;
+    assert_eq!(outcomes, [("dynamodb", Ok(())), ("s3", Ok(()))]);
+    let mut made = calls.take();
+    made.sort();
+    assert_eq!(made, ["GetItem", "S3 HEAD"]);
+}

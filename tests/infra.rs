@@ -87,10 +87,15 @@ fn functions_get_exactly_the_environment_config_reads() {
         .iter()
         .flat_map(|f| template.environment(f))
         .collect();
-    // The key itself is for the local runner: deployed, functions get the secret's ARN.
+    // The key itself is for the local runner: deployed, functions get the secret's ARN. A CA
+    // bundle is the operator's to add, for a cold store behind a private CA.
     let expected: BTreeSet<String> = Config::VARIABLES
         .iter()
-        .filter(|v| !PROVIDED_BY_LAMBDA.contains(v) && **v != "FILESTORE_JWT_SECRET")
+        .filter(|v| {
+            !PROVIDED_BY_LAMBDA.contains(v)
+                && **v != "FILESTORE_JWT_SECRET"
+                && **v != "SSL_CERT_FILE"
+        })
         .map(|v| v.to_string())
         .collect();
     assert_eq!(set, expected);

@@ -132,6 +132,9 @@ pub struct Config {
     /// `FILESTORE_TRASH_RETENTION_SECS` (default 30 days): how long a trashed item waits
     /// before the janitor purges it (its `purge_at`, fixed when it is trashed).
     pub trash_retention: Duration,
+    /// `SSL_CERT_FILE`: one PEM bundle of the root certificates to trust instead of the
+    /// compiled-in Mozilla roots (a cold store behind a private CA).
+    pub ca_bundle: Option<String>,
 }
 
 /// A missing or malformed environment variable, named so the operator can fix it.
@@ -192,6 +195,7 @@ impl Config {
         "FILESTORE_TRANSFER_RETRY_SECS",
         "FILESTORE_TRANSFER_RETRY_MAX_SECS",
         "FILESTORE_TRASH_RETENTION_SECS",
+        "SSL_CERT_FILE",
     ];
 
     /// Loads the configuration for a function that signs and verifies no token (transfer,
@@ -317,6 +321,7 @@ impl Config {
         }
         Ok(Self {
             endpoint_url: optional("AWS_ENDPOINT_URL"),
+            ca_bundle: optional("SSL_CERT_FILE"),
             region,
             table: required("FILESTORE_TABLE")?,
             hot_bucket: required("FILESTORE_HOT_BUCKET")?,

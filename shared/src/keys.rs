@@ -186,6 +186,10 @@ pub fn content_pk(sha256: &str) -> String {
 /// The only item in [`content_pk`]; also how a scan tells content records.
 pub const CONTENT_SK: &str = "CONTENT";
 
+/// The key of the item no one writes, read by a function's cold start to open its
+/// connection to the table ([`crate::AppState::warm_up`]); also the S3 key it heads.
+pub const WARM_UP_KEY: &str = "WARM-UP";
+
 /// The partition of the janitor's periodic jobs.
 pub const JANITOR_PK: &str = "JANITOR";
 

@@ -51,6 +51,7 @@
 //!   periodic jobs.
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue as Av;
 
 mod accounts;
 mod challenges;
@@ -97,6 +98,26 @@ impl Repo {
         Self {
             client,
             table: table.into(),
+        }
+    }
+
+    /// Reads an item that does not exist, to open the connection to DynamoDB: any answer
+    /// from the service (a refusal too) counts.
+    ///
+    /// # Errors
+    /// No answer: the connection could not be made.
+    pub async fn warm_up(&self) -> Result<(), String> {
+        let read = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("PK", Av::S(crate::keys::WARM_UP_KEY.into()))
+            .key("SK", Av::S(crate::keys::WARM_UP_KEY.into()))
+            .send()
+            .await;
+        match read {
+            Ok(_) | Err(aws_sdk_dynamodb::error::SdkError::ServiceError(_)) => Ok(()),
+            Err(e) => Err(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()),
         }
     }
 

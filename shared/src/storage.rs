@@ -17,6 +17,8 @@ mod multipart;
 mod objects;
 mod presign;
 
+use std::sync::{Arc, LazyLock};
+
 use aws_sdk_s3::Client;
 use base64::Engine;
 
@@ -28,10 +30,14 @@ pub use presign::{Presigned, content_disposition};
 /// The error a streamed request body may end with.
 pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
+/// An S3 client built the first time it is used, so that a function that never calls S3
+/// never builds one.
+type LazyClient = Arc<LazyLock<Client, Box<dyn FnOnce() -> Client + Send>>>;
+
 /// A bucket: the hot one, or the cold store's.
 #[derive(Clone, Debug)]
 pub struct Storage {
-    client: Client,
+    client: LazyClient,
     bucket: String,
 }
 
@@ -46,8 +52,16 @@ fn base64_md5(md5: &[u8; 16]) -> String {
 
 impl Storage {
     pub fn new(client: Client, bucket: impl Into<String>) -> Self {
+        Self::lazy(move || client, bucket)
+    }
+
+    /// A bucket whose client `build` makes on the first call.
+    pub fn lazy(
+        build: impl FnOnce() -> Client + Send + 'static,
+        bucket: impl Into<String>,
+    ) -> Self {
         Self {
-            client,
+            client: Arc::new(LazyLock::new(Box::new(build))),
             bucket: bucket.into(),
         }
     }
@@ -60,6 +74,25 @@ impl Storage {
     ) -> Self {
         let client = with_interceptor!(aws_sdk_s3, self.client, interceptor);
         Self::new(client, &self.bucket)
+    }
+
+    /// Heads an object that does not exist, to build the client and open its connection to
+    /// S3: any answer from the service (a 404 or a refusal) counts.
+    ///
+    /// # Errors
+    /// No answer: the connection could not be made.
+    pub async fn warm_up(&self) -> Result<(), String> {
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(crate::keys::WARM_UP_KEY)
+            .send()
+            .await;
+        match head {
+            Ok(_) | Err(aws_sdk_s3::error::SdkError::ServiceError(_)) => Ok(()),
+            Err(e) => Err(aws_sdk_s3::error::DisplayErrorContext(e).to_string()),
+        }
     }
 
     pub fn bucket(&self) -> &str {

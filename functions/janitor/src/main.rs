@@ -1,12 +1,13 @@
 //! Lambda entry point: run one sweep per scheduled event.
 
+use filestore_shared::state::Uses;
 use filestore_shared::{AppState, metrics};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let state = AppState::from_env_without_key().await?;
+    let state = AppState::from_env_without_key(Uses::DynamoDbAndS3).await?;
     run(service_fn(|event: LambdaEvent<serde_json::Value>| {
         let request_id = event.context.request_id;
         let sweep = filestore_janitor::sweep(&state, time::OffsetDateTime::now_utc());

@@ -7,7 +7,7 @@ use aws_lambda_events::sqs::SqsEvent;
 use filestore_shared::AppState;
 use filestore_shared::config::Config;
 use filestore_shared::metrics;
-use filestore_shared::state::load_sdk_config;
+use filestore_shared::state::{Uses, load_sdk_config};
 use filestore_transfer::{Limits, Requeue};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
 
@@ -15,7 +15,7 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = Config::from_env_without_key()?;
-    let sdk = load_sdk_config(&config).await;
+    let sdk = load_sdk_config(&config).await?;
     let state = AppState::new(config, &sdk);
     if state.cold.is_none() {
         return Err("FILESTORE_COLD_BUCKET is required by the transfer function".into());
@@ -24,6 +24,7 @@ async fn main() -> Result<(), Error> {
     if requeue.is_none() {
         return Err("FILESTORE_TRANSFER_QUEUE_URL is required by the transfer function".into());
     }
+    state.warm_up(Uses::DynamoDbAndS3).await;
     let (state, requeue) = (&state, &requeue);
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let limits = Limits::until(event.context.deadline(), requeue.clone());

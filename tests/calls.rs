@@ -235,3 +235,62 @@ async fn the_warm_up_calls_only_the_services_a_function_uses() {
     made.sort();
     assert_eq!(made, ["GetItem", "S3 HEAD"]);
 }
+
+/// A page of `GET /v1/files` whose files share folders reads each folder once: five files in
+/// `/a/b` cost the user, the page, then `b` and `a`, not a walk per file. Trashing `/a` reads
+/// its chain, one page of each folder's child entries and one batch of each page's files (none
+/// for a page without files),
+/// then writes one transaction, whatever lies below.
+#[tokio::test]
+async fn a_page_of_files_reads_each_folder_on_the_way_once() {
+    use crate::helpers::{file_in_folder, new_folder};
+    let app = TestApp::new().await;
+    let a = new_folder(&app, "a", "root").await;
+    let b = new_folder(&app, "b", a.folder_id.as_str()).await;
+    for i in 0..5u64 {
+        file_in_folder(
+            &app,
+            &format!("f{i}"),
+            b.folder_id.as_str(),
+            &test_bytes(10, 95 + i),
+        )
+        .await;
+    }
+    let token = app.token.clone().unwrap();
+    let (state, calls) = counted_state().await;
+    let resp = filestore_files::handler(&state, get("/v1/files", &token))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let made = calls.take();
+    println!(
+        "GET /v1/files (5 files in /a/b): {} AWS call(s): {made:?}",
+        made.len()
+    );
+    assert_eq!(made, ["GetItem", "Query", "GetItem", "GetItem"]);
+
+    let delete = http::Request::builder()
+        .method("DELETE")
+        .uri(format!("/v1/folders/{}", a.folder_id))
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::Empty)
+        .unwrap();
+    let resp = filestore_folders::handler(&state, delete).await.unwrap();
+    assert_eq!(resp.status(), 204);
+    let made = calls.take();
+    println!(
+        "DELETE /v1/folders/{{id}} (/a, 5 files in /a/b): {} AWS call(s): {made:?}",
+        made.len()
+    );
+    assert_eq!(
+        made,
+        [
+            "GetItem",
+            "GetItem",
+            "Query",
+            "Query",
+            "BatchGetItem",
+            "TransactWriteItems"
+        ]
+    );
+}

@@ -166,3 +166,49 @@ pub fn sqs_batch(body: &serde_json::Value) -> aws_lambda_events::sqs::SqsEvent {
     }]}))
     .unwrap()
 }
+
+/// Creates a folder named `name` in `parent` (`"root"` or a folder id).
+pub async fn new_folder(
+    app: &TestApp,
+    name: &str,
+    parent: &str,
+) -> filestore_contract::api::FolderView {
+    app.post("/v1/folders", json!({"name": name, "parent_id": parent}))
+        .await
+        .expect_body(201)
+}
+
+/// Uploads `data` as `name` into the folder `parent` and completes it; the answer to the
+/// complete, whatever it is.
+pub async fn upload_into_folder(app: &TestApp, name: &str, parent: &str, data: &[u8]) -> Resp {
+    let upload: filestore_contract::api::CreateUploadResponse = app
+        .post(
+            "/v1/uploads",
+            json!({"name": name, "size": data.len(), "parent_id": parent}),
+        )
+        .await
+        .expect_body(201);
+    let all: Vec<u64> = (1..=upload.part_count).collect();
+    app.send_parts(&upload, data, &all).await;
+    app.post(
+        &path(
+            filestore_contract::RouteKey::CompleteUpload,
+            &upload.upload_id,
+        ),
+        json!({}),
+    )
+    .await
+}
+
+/// Uploads `data` as `name` into the folder `parent`.
+pub async fn file_in_folder(
+    app: &TestApp,
+    name: &str,
+    parent: &str,
+    data: &[u8],
+) -> filestore_contract::api::FileView {
+    upload_into_folder(app, name, parent, data)
+        .await
+        .expect_body::<filestore_contract::api::FileEnvelope>(201)
+        .file
+}

@@ -18,6 +18,9 @@ mod deployed;
 mod fastupload;
 /// List pages, get, download URLs, rename, delete.
 mod files;
+/// Folders in the trash: the subtree out of reach, restore, purge page by page, the
+/// janitor finishing a stopped purge, restore racing purge.
+mod folder_trash;
 /// Folders, paths, unique names, `on_conflict`, moves and their races.
 mod folders;
 /// Expired uploads, unreferenced content, hot retention, orphan cold blobs.

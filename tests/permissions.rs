@@ -30,7 +30,10 @@ use filestore_transfer::{Limits, Requeue};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::helpers::{MIB, TestApp, answer, path, s3_event, sha256_hex, sqs_batch, test_bytes};
+use crate::helpers::{
+    MIB, TestApp, answer, file_in_folder, new_folder, path, s3_event, sha256_hex, sqs_batch,
+    test_bytes,
+};
 use crate::template::Template;
 use filestore_contract::domain::FileId;
 
@@ -487,6 +490,32 @@ async fn every_function_is_allowed_every_call_it_makes() {
         .expect(200);
     owner.delete_for_good(long_id).await;
 
+    // Folders in the trash: one trashed with a file in it, restored, trashed again and purged
+    // at once; one left in the trash, which the janitor's sweep below purges.
+    for (name, purge_now) in [("bin", true), ("old", false)] {
+        let folder = new_folder(&owner, name, "root").await;
+        let id = folder.folder_id.as_str();
+        file_in_folder(&owner, "in.bin", id, b"inside").await;
+        owner
+            .delete(&path(RouteKey::DeleteFolder, id))
+            .await
+            .expect(204);
+        if purge_now {
+            owner
+                .post(&path(RouteKey::RestoreTrash, id), json!({}))
+                .await
+                .expect(200);
+            owner
+                .delete(&path(RouteKey::DeleteFolder, id))
+                .await
+                .expect(204);
+            owner
+                .delete(&path(RouteKey::PurgeTrash, id))
+                .await
+                .expect(204);
+        }
+    }
+
     // Instant upload: a challenge, answered.
     let challenge: ChallengeResponse = other
         .post(
@@ -546,6 +575,7 @@ async fn every_function_is_allowed_every_call_it_makes() {
     assert!(report.removed_orphan_blobs >= 1, "{report:?}");
     assert!(report.aborted_cold_uploads >= 1, "{report:?}");
     assert!(report.purged_trash >= 1, "{report:?}");
+    assert!(report.purged_folders >= 1, "{report:?}");
 
     // From the cold copy now, then gone; the password changed last (it ends the tokens).
     assert_eq!(open_share().await, 302);

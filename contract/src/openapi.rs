@@ -75,12 +75,13 @@ fn path_id(key: RouteKey) -> Schema {
             .description(Some("A share link's token: base64url of 32 random bytes."))
             .pattern(Some("^[A-Za-z0-9_-]{43}$"))
             .into(),
-        RouteKey::GetFolder | RouteKey::ListChildren | RouteKey::MoveFolder => {
-            match crate::domain::FolderId::schema() {
-                RefOr::T(schema) => schema,
-                RefOr::Ref(_) => unreachable!("a folder id's schema is inline"),
-            }
-        }
+        RouteKey::GetFolder
+        | RouteKey::ListChildren
+        | RouteKey::MoveFolder
+        | RouteKey::DeleteFolder => match crate::domain::FolderId::schema() {
+            RefOr::T(schema) => schema,
+            RefOr::Ref(_) => unreachable!("a folder id's schema is inline"),
+        },
         _ => ObjectBuilder::new()
             .schema_type(Type::String)
             .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))

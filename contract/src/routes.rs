@@ -62,11 +62,12 @@ pub enum RouteKey {
     GetFolder,
     ListChildren,
     MoveFolder,
+    DeleteFolder,
     ResolvePath,
 }
 
 impl RouteKey {
-    pub const ALL: [RouteKey; 31] = [
+    pub const ALL: [RouteKey; 32] = [
         Self::Signup,
         Self::Login,
         Self::Me,
@@ -97,6 +98,7 @@ impl RouteKey {
         Self::GetFolder,
         Self::ListChildren,
         Self::MoveFolder,
+        Self::DeleteFolder,
         Self::ResolvePath,
     ];
 
@@ -130,7 +132,8 @@ impl RouteKey {
             | Self::DeleteFile
             | Self::RevokeShare
             | Self::PurgeTrash
-            | Self::EmptyTrash => Method::DELETE,
+            | Self::EmptyTrash
+            | Self::DeleteFolder => Method::DELETE,
             Self::RenameFile | Self::MoveFolder => Method::PATCH,
         }
     }
@@ -158,7 +161,7 @@ impl RouteKey {
             Self::RestoreTrash => "/v1/trash/{id}/restore",
             Self::PurgeTrash => "/v1/trash/{id}",
             Self::CreateFolder => "/v1/folders",
-            Self::GetFolder | Self::MoveFolder => "/v1/folders/{id}",
+            Self::GetFolder | Self::MoveFolder | Self::DeleteFolder => "/v1/folders/{id}",
             Self::ListChildren => "/v1/folders/{id}/children",
             Self::ResolvePath => "/v1/paths",
         }
@@ -191,6 +194,7 @@ impl RouteKey {
             | Self::GetFolder
             | Self::ListChildren
             | Self::MoveFolder
+            | Self::DeleteFolder
             | Self::ResolvePath => Function::Folders,
         }
     }

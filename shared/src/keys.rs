@@ -225,6 +225,8 @@ pub enum Due {
     Transfer,
     /// A trash entry, due at its `purge_at`.
     Trash,
+    /// A folder whose purge began (and may have stopped halfway), due at once.
+    Purge,
 }
 
 impl Due {
@@ -235,6 +237,7 @@ impl Due {
             Self::Content => "CONTENT",
             Self::Transfer => "TRANSFER",
             Self::Trash => "TRASH",
+            Self::Purge => "PURGE",
         }
     }
 
@@ -329,6 +332,7 @@ mod tests {
         assert_eq!(Due::Content.partition(15), "DUE#CONTENT#f");
         assert_eq!(Due::Transfer.partition(3), "DUE#TRANSFER#3");
         assert_eq!(Due::Trash.partition(3), "DUE#TRASH#3");
+        assert_eq!(Due::Purge.partition(4), "DUE#PURGE#4");
         assert_eq!(
             trash_sk(1_733_000_000_123, f.as_str()),
             format!("TRASH#1733000000123#{f}")

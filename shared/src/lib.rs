@@ -11,14 +11,16 @@
 //! - [`http`]: JSON bodies in and out, bearer tokens, the headers of every answer.
 //! - [`auth`]: argon2id password hashing and JWTs.
 //! - [`keys`]: every DynamoDB and S3 key, built and parsed in one place.
+//! - [`live`]: whether a file or folder is live, walking its parent chain once per request.
 //! - [`repo`]: the single-table DynamoDB repository.
 //! - [`storage`]: the only door to S3: objects, multipart uploads, presigning, bucket setup.
 //! - [`metrics`]: the invocation scope: its request id on every log line, its figures written
 //!   for CloudWatch as Embedded Metric Format lines.
 //! - [`queue`]: the transfer queue, as a sender of the message that runs a transfer.
 //! - [`state`]: [`AppState`], the dependencies every handler takes.
-//! - [`trash`]: trashing, finding and purging trashed items, for the files and trash
-//!   functions and the janitor.
+//! - [`trash`]: trashing, finding and purging trashed items, for the files, folders and
+//!   trash functions and the janitor.
+//! - [`purge`]: a folder's purge, a step at a time within a budget, resumable.
 
 /// `$client`, a client of the AWS SDK crate `$sdk`, rebuilt with `$interceptor` on its
 /// config: how tests record or fail the calls of a [`repo::Repo`] or a [`storage::Storage`].
@@ -39,7 +41,9 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod keys;
+pub mod live;
 pub mod metrics;
+pub mod purge;
 pub mod queue;
 pub mod repo;
 pub mod state;

@@ -41,7 +41,8 @@
 //! - `files`: file records: reads, delete.
 //! - `folders`: folders, the child entries that make names unique per folder, listings in
 //!   name order, paths, and the rename-or-move transactions of folders and files.
-//! - `trash`: trash entries: trashing a file, restoring it, purging it.
+//! - `trash`: trash entries: trashing a file or folder, restoring it, purging a file.
+//! - `subtree`: a folder's subtree a page at a time: its bytes, and the steps of its purge.
 //! - `content`: verified content, verification, instant upload, collection.
 //! - `challenges`: instant upload's proof-of-possession challenges.
 //! - `shares`: share links and their token pointers.
@@ -64,6 +65,7 @@ mod limits;
 mod schema;
 mod shares;
 mod stranded;
+mod subtree;
 mod table;
 mod transfers;
 mod trash;
@@ -79,6 +81,7 @@ pub use janitor::{DUE_INDEX, HotCopy, SHA256_INDEX, ScanCursor};
 pub use limits::{Counter, Limit, Taken};
 pub use shares::ShareRecord;
 pub use stranded::StrandedTransfer;
+pub use subtree::{ChildRef, SUBTREE_PAGE};
 pub use transfers::{CHECKPOINT_TTL, TransferCheckpoint};
 pub use trash::{Restored, TrashEntry};
 pub use uploads::UploadRecord;

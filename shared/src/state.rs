@@ -5,7 +5,7 @@ use std::time::Duration;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
-use filestore_contract::domain::{FileId, FolderId, UploadId, UserId};
+use filestore_contract::domain::{FolderId, UploadId, UserId};
 
 use crate::auth::TokenKeys;
 use crate::config::{ColdConfig, Config, ConfigError};
@@ -382,22 +382,6 @@ impl AppState {
             }
         }
         Ok((ended, next))
-    }
-
-    /// The caller's live file; a 404 if they have none with this id, or it is in the trash.
-    ///
-    /// # Errors
-    /// 404, or a repository failure.
-    pub async fn owned_file(
-        &self,
-        user_id: &UserId,
-        file_id: &FileId,
-    ) -> Result<crate::repo::FileRecord, crate::ApiError> {
-        self.repo
-            .get_file(user_id, file_id)
-            .await?
-            .filter(|f| !f.trashed())
-            .ok_or(crate::ApiError::NotFound("file"))
     }
 
     /// The caller's live folder as its chain of folders from the root (itself last; empty

@@ -372,6 +372,10 @@ pub(super) fn describe(key: RouteKey, s: &mut Schemas) -> Route {
             .body(s.of::<RestoreRequest>())
             .json(200, "The restored entry", s.of::<Entry>())
             .error(
+                422,
+                "`too_deep`: the restored folder would hold folders more than 64 deep",
+            )
+            .error(
                 404,
                 "`not_found`: no such entry in the trash, or `parent_id` is not one of the \
                  caller's live folders",
@@ -430,6 +434,15 @@ pub(super) fn describe(key: RouteKey, s: &mut Schemas) -> Route {
                  the folder itself or below it",
             )
             .error(422, "`too_deep`: the move would put a folder more than 64 deep"),
+        DeleteFolder => Route::new("Move a folder, with everything below it, to the trash")
+            .describe(
+                "From then on the folder and everything below it are a 404 on every route \
+                 (share links too) and absent from listings and paths; they keep their bytes \
+                 and their place in `used_bytes` until purged. The trash entry's `size` is \
+                 the bytes of the files below it.",
+            )
+            .empty(204, "In the trash")
+            .error(400, "`root_folder`: the root folder cannot be deleted"),
         ResolvePath => Route::new("The file or folder at an absolute path")
             .query(
                 "path",

@@ -1,7 +1,8 @@
 //! The files function: list (cursor pages), get, download URL, rename or move, delete (to
 //! the trash).
 //!
-//! A trashed file is a 404 here like a file that never existed, and left out of the list.
+//! A trashed file, or one in a trashed folder, is a 404 here like a file that never existed,
+//! and left out of the list.
 //! Files live in their owner's DynamoDB partition, so every lookup is keyed by the caller
 //! and another user's file id is simply not found (404). The list cursor is opaque to
 //! clients but carries only a file id that is re-scoped to the caller, so a forged cursor
@@ -96,7 +97,7 @@ async fn list(
     limit: u32,
     after: Option<&FileId>,
 ) -> Result<Response<Body>, ApiError> {
-    let (files, more) = state.repo.list_files(user_id, limit, after).await?;
+    let (files, more) = state.list_live_files(user_id, limit, after).await?;
     let next_cursor = more
         .then(|| files.last().map(|f| encode_cursor(&f.file_id)))
         .flatten();

@@ -1,6 +1,6 @@
 //! The folders function: create a folder, read one with its ancestors, list what it holds
-//! (folders first, then files, by name bytes, in pages), rename or move one, and find the
-//! file or folder at a path.
+//! (folders first, then files, by name bytes, in pages), rename or move one, move one to the
+//! trash with everything below it, and find the file or folder at a path.
 //!
 //! Every folder lives in its owner's partition, so another user's folder id is simply not
 //! found (404). Names are unique per folder across files and folders through child entries
@@ -16,7 +16,9 @@ use filestore_contract::api::{
 };
 use filestore_contract::domain::{FileId, FileName, FolderId};
 use filestore_contract::{Function, RouteKey};
-use filestore_shared::http::{json, json_body, parse_limit, query_param, respond, serve};
+use filestore_shared::http::{
+    json, json_body, no_content, parse_limit, query_param, respond, serve,
+};
 use filestore_shared::keys::{self, Kind};
 use filestore_shared::repo::{
     Child, FolderRecord, MAX_DEPTH, Place, Placed, UserRecord, root_view,
@@ -56,6 +58,7 @@ async fn route(state: &AppState, req: &Request) -> Result<Response<Body>, ApiErr
             let folder = id()?;
             move_folder(state, user, &folder, json_body(req)?).await
         }
+        RouteKey::DeleteFolder => delete(state, user, &id()?).await,
         RouteKey::ResolvePath => {
             let path = query_param(req, "path")
                 .ok_or_else(|| ApiError::bad_input("invalid_path", "give a path, e.g. /a/b"))?;
@@ -142,7 +145,8 @@ async fn create(
         name: input.name.to_string(),
         parent_id: parent,
         created_at: OffsetDateTime::now_utc(),
-        trashed: false,
+        trashed_at: None,
+        purging: false,
     };
     match state.repo.create_folder(&folder).await? {
         Placed::Done(()) => json(StatusCode::CREATED, &folder.view()),
@@ -257,6 +261,18 @@ async fn move_folder(
     Err(anyhow::anyhow!("folder {folder_id} kept changing while moving it").into())
 }
 
+/// `DELETE /v1/folders/{id}` moves the folder, and everything below it, to the trash.
+#[instrument(skip(state, user), fields(user_id = %user.user_id))]
+async fn delete(
+    state: &AppState,
+    user: &UserRecord,
+    folder_id: &FolderId,
+) -> Result<Response<Body>, ApiError> {
+    state.trash_folder(&user.user_id, folder_id).await?;
+    tracing::info!("folder trashed");
+    Ok(no_content())
+}
+
 /// Walks a path from the root one segment at a time through the child entries, which only
 /// live files and folders have: one read per folder segment, then the item itself.
 #[instrument(skip(state, user), fields(user_id = %user.user_id))]
@@ -294,7 +310,7 @@ async fn resolve(
             .repo
             .get_folder(user_id, &id)
             .await?
-            .filter(|f| !f.trashed)
+            .filter(|f| !f.trashed())
             .ok_or_else(not_found)?;
         return json(StatusCode::OK, &Entry::Folder(folder.view()));
     }

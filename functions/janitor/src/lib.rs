@@ -1,6 +1,7 @@
 //! The janitor, run on a schedule: aborts multipart uploads abandoned past their expiry
 //! (S3's `AbortIncompleteMultipartUpload` lifecycle rule is the backstop), purges trash
-//! entries past their `purge_at` (`FILESTORE_TRASH_RETENTION_SECS`), checks that each
+//! entries past their `purge_at` (`FILESTORE_TRASH_RETENTION_SECS`) and finishes folder
+//! purges that stopped halfway ([`purge`]), checks that each
 //! content's reference count matches the verified files holding it (and repairs it),
 //! collects content no File references any more from the table and the cold store, removes
 //! hot copies of verified files once their retention (`FILESTORE_HOT_RETENTION_SECS`) has
@@ -23,11 +24,13 @@
 //! The reference check scans the content records a page at a time and queries the hash
 //! index once per content, so it too runs at most once per [`REFS_CHECK_EVERY`].
 
+pub mod purge;
 pub mod stranded;
 
 use std::time::Duration;
 
 use filestore_shared::keys::{COLD_BLOB_PREFIX, parse_cold_key};
+use filestore_shared::purge::Budget;
 use filestore_shared::storage::Storage;
 use filestore_shared::{AppState, metrics};
 use serde::Serialize;
@@ -61,6 +64,9 @@ pub struct Report {
     pub requeued_transfers: u64,
     /// Trash entries purged because their `purge_at` had passed.
     pub purged_trash: u64,
+    /// Folders whose purge finished (their record deleted), and the files purged below them.
+    pub purged_folders: u64,
+    pub purged_folder_files: u64,
 }
 
 /// Runs one sweep as of `now`.
@@ -70,7 +76,8 @@ pub struct Report {
 pub async fn sweep(state: &AppState, now: OffsetDateTime) -> anyhow::Result<Report> {
     let mut report = Report::default();
     abort_expired_uploads(state, now, &mut report).await?;
-    purge_expired_trash(state, now, &mut report).await?;
+    let mut budget = Budget::steps(purge::PURGE_STEPS_PER_SWEEP);
+    purge::purge_trash(state, now, &mut budget, &mut report).await?;
     check_references(state, now, &mut report).await?;
     collect_unreferenced_content(state, now, &mut report).await?;
     remove_retained_hot_copies(state, now, &mut report).await?;
@@ -106,27 +113,6 @@ async fn abort_expired_uploads(
             Ok(false) => {} // completed or removed meanwhile
             Err(e) => {
                 tracing::warn!(upload_id = %upload.upload_id, error = format!("{e:#}"), "could not abort an expired upload")
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Purges the trash entries whose `purge_at` has passed (`FILESTORE_TRASH_RETENTION_SECS`
-/// after they were trashed), as `DELETE /v1/trash/{id}` does: bytes, quota and content
-/// references released exactly once. Runs before content collection, so content whose last
-/// reference a purge released is collected in the same sweep.
-async fn purge_expired_trash(
-    state: &AppState,
-    now: OffsetDateTime,
-    report: &mut Report,
-) -> anyhow::Result<()> {
-    for entry in state.repo.trash_due(now).await? {
-        match state.purge(&entry).await {
-            Ok(true) => report.purged_trash += 1,
-            Ok(false) => {} // restored or purged meanwhile
-            Err(e) => {
-                tracing::warn!(id = %entry.id, error = format!("{e:#}"), "could not purge a trash entry")
             }
         }
     }

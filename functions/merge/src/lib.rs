@@ -46,14 +46,13 @@ async fn existing_file(
     state: &AppState,
     upload: &UploadRecord,
 ) -> Result<Response<Body>, ApiError> {
-    let file = state
-        .repo
-        .get_file(&upload.user_id, &upload.file_id)
-        .await?
-        // Completed, then the file was trashed or purged: nothing to show.
-        .filter(|f| !f.trashed())
-        .ok_or(ApiError::NotFound("upload"))?;
-    created(&file)
+    // Completed, then the file (or a folder above it) was trashed, or it was purged: nothing
+    // to show.
+    match state.owned_file(&upload.user_id, &upload.file_id).await {
+        Ok(file) => created(&file),
+        Err(ApiError::NotFound(_)) => Err(ApiError::NotFound("upload")),
+        Err(e) => Err(e),
+    }
 }
 
 /// Checks that S3 holds exactly parts 1..=part_count, each of the size the plan requires.

@@ -186,14 +186,12 @@ async fn open(state: &AppState, token: &str) -> Result<Response<Body>, ApiError>
     let Some(share) = state.repo.share_by_token(&token_hash(token)).await? else {
         return Err(gone);
     };
-    // A trashed file's links are dead until it is restored, and count nothing meanwhile.
-    let Some(file) = state
-        .repo
-        .get_file(&share.user_id, &share.file_id)
-        .await?
-        .filter(|f| !f.trashed())
-    else {
-        return Err(gone);
+    // A trashed file's links (or those of a file in a trashed folder) are dead until it is
+    // restored, and count nothing meanwhile.
+    let file = match state.owned_file(&share.user_id, &share.file_id).await {
+        Ok(file) => file,
+        Err(ApiError::NotFound(_)) => return Err(gone),
+        Err(e) => return Err(e),
     };
     if !state
         .repo

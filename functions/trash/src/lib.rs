@@ -1,14 +1,17 @@
 //! The trash function: the caller's trash, newest first (cursor pages); restore an item
 //! (back where it was, or elsewhere, under another name); purge one item now; purge them all.
 //!
-//! Items reach the trash through `DELETE /v1/files/{id}` (the files function), and leave it
+//! Items reach the trash through `DELETE /v1/files/{id}` and `DELETE /v1/folders/{id}`, and leave it
 //! by restore, by purge, or by the janitor once their `purge_at` passes. Every entry lives in
 //! its owner's partition and is found through the trashed item's own record, so another
 //! user's id is simply not found (404). Of a restore and a purge of one item, or two restores,
 //! exactly one wins: each is one transaction conditioned on the trash entry still being there.
-//! A purge releases bytes, quota and content references exactly as the v1 delete did.
+//! A purge releases bytes, quota and content references exactly as the v1 delete did; a
+//! folder's purge goes on below it a step at a time (`filestore_shared::purge`), and what a
+//! request has no time left for, the janitor finishes.
 
 use std::convert::Infallible;
+use std::time::Instant;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -19,8 +22,9 @@ use filestore_shared::http::{
     json, json_body, no_content, parse_limit, query_param, respond, serve,
 };
 use filestore_shared::keys::parse_trash_sk;
-use filestore_shared::repo::{Place, Restored, TrashEntry};
-use filestore_shared::trash::Trashed;
+use filestore_shared::purge::Budget;
+use filestore_shared::repo::{FolderRecord, MAX_DEPTH, Place, Restored, TrashEntry};
+use filestore_shared::trash::{REQUEST_PURGE_TIME, Trashed};
 use filestore_shared::{ApiError, AppState};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -111,18 +115,18 @@ async fn restore(
     let (entry, item) = state.trashed(user_id, id).await?;
     // A given folder must be the caller's and live (404); the original one may have gone
     // since (409 parent_gone).
-    let parent = match &input.parent_id {
-        Some(parent) => {
-            state.live_folder(user_id, parent).await?;
-            parent.clone()
-        }
+    let (parent, depth) = match &input.parent_id {
+        Some(parent) => (
+            parent.clone(),
+            state.live_folder(user_id, parent).await?.len(),
+        ),
         None => {
             let original =
                 FolderId::parse(&entry.original_parent_id).map_err(anyhow::Error::msg)?;
-            if state.repo.live_chain(user_id, &original).await?.is_none() {
+            let Some(chain) = state.repo.live_chain(user_id, &original).await? else {
                 return Err(ApiError::parent_gone());
-            }
-            original
+            };
+            (original, chain.len())
         }
     };
     let to = Place {
@@ -132,34 +136,71 @@ async fn restore(
             .as_ref()
             .map_or(entry.name.clone(), ToString::to_string),
     };
-    match item {
-        Trashed::File(file) => match state.repo.restore_file(&file, &entry, &to).await? {
-            Restored::Done => {
-                tracing::info!(file_id = %file.file_id, "file restored");
-                let restored = state.owned_file(user_id, &file.file_id).await?;
-                json(StatusCode::OK, &Entry::File(restored.view()))
+    let restored = match &item {
+        Trashed::File(file) => state.repo.restore_file(file, &entry, &to).await?,
+        Trashed::Folder(folder) => {
+            // Its subtree comes back with it, and must fit under the target.
+            let room = MAX_DEPTH.saturating_sub(depth);
+            let height = state
+                .repo
+                .subtree_height(user_id, &folder.folder_id, room)
+                .await?;
+            if height > room {
+                return Err(ApiError::unprocessable(
+                    "too_deep",
+                    format!("folders nest at most {MAX_DEPTH} deep"),
+                ));
             }
-            // Purged or restored by a request that won the race.
-            Restored::Gone => Err(ApiError::NotFound("trash entry")),
-            Restored::NameTaken => Err(ApiError::name_taken(&to.name)),
-            Restored::ParentGone if input.parent_id.is_some() => Err(ApiError::NotFound("folder")),
-            Restored::ParentGone => Err(ApiError::parent_gone()),
-        },
+            state.repo.restore_folder(folder, &entry, &to).await?
+        }
+    };
+    match restored {
+        Restored::Done => {}
+        // Purged or restored by a request that won the race.
+        Restored::Gone => return Err(ApiError::NotFound("trash entry")),
+        Restored::NameTaken => return Err(ApiError::name_taken(&to.name)),
+        Restored::ParentGone if input.parent_id.is_some() => {
+            return Err(ApiError::NotFound("folder"));
+        }
+        Restored::ParentGone => return Err(ApiError::parent_gone()),
     }
+    let entry = match item {
+        Trashed::File(file) => {
+            tracing::info!(file_id = %file.file_id, "file restored");
+            Entry::File(state.owned_file(user_id, &file.file_id).await?.view())
+        }
+        Trashed::Folder(folder) => {
+            tracing::info!(folder_id = %folder.folder_id, "folder restored");
+            Entry::Folder(
+                FolderRecord {
+                    name: to.name,
+                    parent_id: to.parent,
+                    trashed_at: None,
+                    ..folder
+                }
+                .view(),
+            )
+        }
+    };
+    json(StatusCode::OK, &entry)
 }
 
 #[instrument(skip(state))]
 async fn purge(state: &AppState, user_id: &UserId, id: &str) -> Result<Response<Body>, ApiError> {
     let (entry, _) = state.trashed(user_id, id).await?;
-    if !state.purge(&entry).await? {
+    let mut budget = Budget::until(Instant::now() + REQUEST_PURGE_TIME);
+    if state.purge(&entry, &mut budget).await?.is_none() {
         return Err(ApiError::NotFound("trash entry"));
     }
     Ok(no_content())
 }
 
-/// Purges every entry, a page at a time. An entry restored meanwhile is left alone.
+/// Purges every entry, a page at a time. An entry restored meanwhile is left alone. A purge
+/// that takes longer than [`REQUEST_PURGE_TIME`] leaves the rest of its folders' subtrees to
+/// the janitor, which goes on where it stopped.
 #[instrument(skip(state))]
 async fn empty(state: &AppState, user_id: &UserId) -> Result<Response<Body>, ApiError> {
+    let mut budget = Budget::until(Instant::now() + REQUEST_PURGE_TIME);
     let mut after = None;
     loop {
         let (entries, more) = state
@@ -167,7 +208,7 @@ async fn empty(state: &AppState, user_id: &UserId) -> Result<Response<Body>, Api
             .list_trash(user_id, EMPTY_PAGE, after.as_deref())
             .await?;
         for entry in &entries {
-            state.purge(entry).await?;
+            state.purge(entry, &mut budget).await?;
         }
         match entries.last() {
             Some(last) if more => after = Some(last.sk()),

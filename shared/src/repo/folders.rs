@@ -36,11 +36,19 @@ pub struct FolderRecord {
     pub name: String,
     pub parent_id: FolderId,
     pub created_at: OffsetDateTime,
-    /// Trashed itself (`trashed_at`), or being purged: not live, nor is anything below it.
-    pub trashed: bool,
+    /// When this folder itself was moved to the trash (to the millisecond: it names its
+    /// trash entry); `None` otherwise, also when a folder above it was.
+    pub trashed_at: Option<OffsetDateTime>,
+    /// Its purge began: it goes, with everything below it, and cannot be restored.
+    pub purging: bool,
 }
 
 impl FolderRecord {
+    /// Trashed itself, or being purged: not live, nor is anything below it.
+    pub fn trashed(&self) -> bool {
+        self.trashed_at.is_some() || self.purging
+    }
+
     pub fn view(&self) -> FolderView {
         FolderView {
             folder_id: self.folder_id.clone(),
@@ -129,7 +137,11 @@ impl Repo {
             name: get_s(item, "name")?,
             parent_id: get_parsed(item, "parent_id")?,
             created_at: get_time(item, "created_at")?,
-            trashed: item.contains_key("trashed_at") || item.contains_key("purging"),
+            trashed_at: match item.get("trashed_at") {
+                Some(_) => Some(get_time(item, "trashed_at")?),
+                None => None,
+            },
+            purging: item.contains_key("purging"),
         })
     }
 
@@ -248,7 +260,7 @@ impl Repo {
             let Some(folder) = self.get_folder(user_id, &next).await? else {
                 return Ok(None);
             };
-            if folder.trashed {
+            if folder.trashed() {
                 return Ok(None);
             }
             next = folder.parent_id.clone();
@@ -433,7 +445,7 @@ impl Repo {
 
     /// Items of the caller's partition by sort key, strongly consistent, 100 keys a call and
     /// again for what DynamoDB left unprocessed.
-    async fn batch_get(
+    pub(super) async fn batch_get(
         &self,
         user_id: &UserId,
         sort_keys: Vec<String>,
@@ -680,13 +692,20 @@ mod tests {
             name: "docs".into(),
             parent_id: FolderId::root(),
             created_at: OffsetDateTime::UNIX_EPOCH,
-            trashed: false,
+            trashed_at: None,
+            purging: false,
         };
         let item = Repo::folder_item(&folder);
         assert!(is_s(item.get("parent_id"), "root"));
         assert_eq!(Repo::folder_from(&item).unwrap(), folder);
         let mut trashed = item.clone();
-        trashed.insert("trashed_at".into(), s("2026-01-01T00:00:00Z"));
-        assert!(Repo::folder_from(&trashed).unwrap().trashed);
+        trashed.insert("trashed_at".into(), s("2026-01-01T00:00:00.123Z"));
+        assert!(Repo::folder_from(&trashed).unwrap().trashed());
+        let mut purging = item.clone();
+        purging.insert(
+            "purging".into(),
+            aws_sdk_dynamodb::types::AttributeValue::Bool(true),
+        );
+        assert!(Repo::folder_from(&purging).unwrap().trashed());
     }
 }

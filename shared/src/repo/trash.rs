@@ -16,7 +16,7 @@ use filestore_contract::api::TrashEntryView;
 use filestore_contract::domain::{EntryType, FileId, UserId};
 use time::OffsetDateTime;
 
-use super::folders::Place;
+use super::folders::{FolderRecord, Place};
 use super::item::{Item, get_parsed, get_s, get_time, get_u64, n, rfc3339, rfc3339_millis, s};
 use super::table::Tx;
 use super::{FileRecord, Repo};
@@ -120,36 +120,81 @@ impl Repo {
 
     /// Moves a live file to the trash as `entry` describes: marks the record, writes the
     /// entry and adds the size to `trash_bytes`, all or nothing, on the condition that the
-    /// file is still live under the name read (the entry shows it). `false` if it is not.
+    /// file is still live under the name and in the folder read (the entry shows them).
+    /// `false` if it is not.
     ///
     /// # Errors
     /// DynamoDB failures.
     pub async fn trash_file(&self, file: &FileRecord, entry: &TrashEntry) -> anyhow::Result<bool> {
-        let mark = Update::builder()
-            .table_name(&self.table)
-            .key("PK", s(keys::user_pk(&file.user_id)))
-            .key("SK", s(keys::file_sk(&file.file_id)))
-            .update_expression("SET trashed_at = :trashed_at")
-            .condition_expression(
-                "attribute_exists(PK) AND attribute_not_exists(trashed_at) AND #name = :name",
-            )
-            .expression_attribute_names("#name", "name")
-            .expression_attribute_values(":trashed_at", s(rfc3339_millis(entry.trashed_at)))
-            .expression_attribute_values(":name", s(&file.name))
-            .build()?;
-        // The name is free from now on: the file gives up its child entry.
         let place = Place {
             parent: file.parent_id.clone(),
             name: file.name.clone(),
         };
+        self.trash_item(Kind::File, &keys::file_sk(&file.file_id), &place, entry)
+            .await
+    }
+
+    /// Moves a live folder to the trash as `entry` describes, as [`Self::trash_file`] does a
+    /// file: only the folder is marked; everything below it is unreachable through it.
+    ///
+    /// # Errors
+    /// DynamoDB failures.
+    pub async fn trash_folder(
+        &self,
+        folder: &FolderRecord,
+        entry: &TrashEntry,
+    ) -> anyhow::Result<bool> {
+        let place = Place {
+            parent: folder.parent_id.clone(),
+            name: folder.name.clone(),
+        };
+        self.trash_item(
+            Kind::Folder,
+            &keys::folder_sk(&folder.folder_id),
+            &place,
+            entry,
+        )
+        .await
+    }
+
+    /// Marks the item `sk` trashed, writes its entry, counts it in `trash_bytes` and frees
+    /// its name, on the condition that it is live at `place` as read.
+    async fn trash_item(
+        &self,
+        kind: Kind,
+        sk: &str,
+        place: &Place,
+        entry: &TrashEntry,
+    ) -> anyhow::Result<bool> {
+        // Files written before folders carry no parent: they are in the root.
+        let same_parent = if kind == Kind::File && place.parent.is_root() {
+            "(parent_id = :parent OR attribute_not_exists(parent_id))"
+        } else {
+            "parent_id = :parent"
+        };
+        let mark = Update::builder()
+            .table_name(&self.table)
+            .key("PK", s(keys::user_pk(&entry.user_id)))
+            .key("SK", s(sk))
+            .update_expression("SET trashed_at = :trashed_at")
+            .condition_expression(format!(
+                "attribute_exists(PK) AND attribute_not_exists(trashed_at) AND \
+                 attribute_not_exists(purging) AND #name = :name AND {same_parent}"
+            ))
+            .expression_attribute_names("#name", "name")
+            .expression_attribute_values(":trashed_at", s(rfc3339_millis(entry.trashed_at)))
+            .expression_attribute_values(":name", s(&place.name))
+            .expression_attribute_values(":parent", s(&place.parent))
+            .build()?;
+        // The name is free from now on: the item gives up its child entry.
         self.transact(
             vec![
                 TransactWriteItem::builder().update(mark).build(),
                 self.put(Self::trash_entry_item(entry), "attribute_not_exists(PK)")?,
-                self.count_files(&file.user_id, 0, 0, entry.size.into())?,
-                self.release_name(&file.user_id, Kind::File, &place, file.file_id.as_str())?,
+                self.count_files(&entry.user_id, 0, 0, entry.size.into())?,
+                self.release_name(&entry.user_id, kind, place, &entry.id)?,
             ],
-            "trash file",
+            "trash",
         )
         .await
     }
@@ -233,11 +278,38 @@ impl Repo {
         entry: &TrashEntry,
         to: &Place,
     ) -> anyhow::Result<Restored> {
+        self.restore_item(Kind::File, &keys::file_sk(&file.file_id), entry, to)
+            .await
+    }
+
+    /// Takes a trashed folder, with everything below it, out of the trash, as
+    /// [`Self::restore_file`] does a file. A folder whose purge began has no entry left.
+    ///
+    /// # Errors
+    /// DynamoDB failures.
+    pub async fn restore_folder(
+        &self,
+        folder: &FolderRecord,
+        entry: &TrashEntry,
+        to: &Place,
+    ) -> anyhow::Result<Restored> {
+        self.restore_item(Kind::Folder, &keys::folder_sk(&folder.folder_id), entry, to)
+            .await
+    }
+
+    async fn restore_item(
+        &self,
+        kind: Kind,
+        sk: &str,
+        entry: &TrashEntry,
+        to: &Place,
+    ) -> anyhow::Result<Restored> {
+        let user_id = &entry.user_id;
         let unmark = Update::builder()
             .table_name(&self.table)
-            .key("PK", s(keys::user_pk(&file.user_id)))
-            .key("SK", s(keys::file_sk(&file.file_id)))
-            .condition_expression("trashed_at = :trashed_at")
+            .key("PK", s(keys::user_pk(user_id)))
+            .key("SK", s(sk))
+            .condition_expression("trashed_at = :trashed_at AND attribute_not_exists(purging)")
             .expression_attribute_values(":trashed_at", s(rfc3339_millis(entry.trashed_at)))
             .update_expression("REMOVE trashed_at SET #name = :name, parent_id = :parent")
             .expression_attribute_names("#name", "name")
@@ -247,11 +319,11 @@ impl Repo {
         let mut items = vec![
             self.delete_trash_entry(entry)?,
             TransactWriteItem::builder().update(unmark).build(),
-            self.count_files(&file.user_id, 0, 0, -i128::from(entry.size))?,
+            self.count_files(user_id, 0, 0, -i128::from(entry.size))?,
         ];
-        items.extend(self.claim_name(&file.user_id, Kind::File, to, file.file_id.as_str())?);
-        items.extend(self.folder_live_check(&file.user_id, &to.parent)?);
-        let tx = self.transact_items(items, "restore file").await?;
+        items.extend(self.claim_name(user_id, kind, to, &entry.id)?);
+        items.extend(self.folder_live_check(user_id, &to.parent)?);
+        let tx = self.transact_items(items, "restore").await?;
         Ok(match tx {
             Tx::Done => Restored::Done,
             Tx::Refused(3 | 4) => Restored::NameTaken,
@@ -260,6 +332,12 @@ impl Repo {
         })
     }
 
+    /// Purges a trashed file: the v1 delete of its record (counters, content reference) and
+    /// its entry, in one transaction; `None` when the file is gone or no longer trashed as
+    /// the entry says (restored, or purged by another request).
+    ///
+    /// # Errors
+    /// DynamoDB failures, or a file that keeps changing.
     pub async fn purge_file(&self, entry: &TrashEntry) -> anyhow::Result<Option<FileRecord>> {
         let file_id = FileId::parse(&entry.id).map_err(anyhow::Error::msg)?;
         // A file changes copy state once (verification); a third read sees it settled.

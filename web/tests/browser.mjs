@@ -3,8 +3,9 @@
 // compare bytes, rename it, share it (open the link elsewhere, revoke it) and delete it;
 // pause a second upload and resume it; log out. Then, on a 390x844 phone screen and on a
 // 1280x800 desktop one, the folder journey: new folder, upload into it, navigate by link,
-// keyboard and breadcrumbs, rename, move (with a refused name), delete to the trash, restore,
-// purge, empty the trash; at 390 px nothing may be wider than the screen.
+// keyboard and breadcrumbs, rename, move (with a refused name), delete a file and a folder to
+// the trash, restore (refused while its folder is gone, then elsewhere), purge, empty the
+// trash; at 390 px nothing may be wider than the screen.
 // Screenshots (one per view and size) go to the given directory.
 //
 //   node tests/browser.mjs <base-url> <screenshot-dir>
@@ -263,8 +264,41 @@ async function folderJourney(viewport) {
   const restored = await api('GET', `/v1/files/${photoId}`)
   expect(restored.status === 200 && restored.body.parent_id === archiveId, `restored where it was: ${JSON.stringify(restored)}`)
 
-  // Delete it again and purge it for good; then trash a folder and empty the trash.
+  // The photo to the trash again, then its folder, Old archive, from the page: restoring the
+  // photo alone is refused (parent_gone) in one line; Restore to… puts it in the root.
   expect((await api('DELETE', `/v1/files/${photoId}`)).status === 204, 'deleted again')
+  await page.getByRole('link', { name: 'Your files' }).click()
+  await heading.filter({ hasText: 'Your files' }).waitFor()
+  await albumRow.getByRole('link', { name: album }).click()
+  await heading.filter({ hasText: album }).waitFor()
+  const archive = page.locator(`#files tr[data-folder-id="${archiveId}"]`)
+  await archive.getByRole('button', { name: 'Delete Old archive' }).click()
+  await archive.waitFor({ state: 'detached' })
+  expect(confirmations.at(-1)?.includes('Old archive" and everything in it'), `the page asked before deleting a folder: ${confirmations}`)
+  expect((await api('GET', `/v1/folders/${archiveId}`)).status === 404, 'the deleted folder is a 404')
+  await page.getByRole('link', { name: 'Trash' }).click()
+  const trashedFolder = page.locator(`#trash tr[data-id="${archiveId}"]`)
+  await trashedFolder.waitFor()
+  await trashed.waitFor()
+  expectedStatuses.push(409)
+  await trashed.getByRole('button', { name: `Restore ${photoNew}`, exact: true }).click()
+  await alert.filter({ hasText: 'in the trash or gone' }).waitFor()
+  await view('09-trash-parent-gone')
+  await trashed.getByRole('button', { name: `Restore ${photoNew} to a folder you choose` }).click()
+  await chooser.locator('#move-crumbs [aria-current]', { hasText: 'Your files' }).waitFor()
+  await chooser.locator('#move-confirm').click()
+  await chooser.waitFor({ state: 'hidden' })
+  await trashed.waitFor({ state: 'detached' })
+  const elsewhere = await api('GET', `/v1/files/${photoId}`)
+  expect(elsewhere.status === 200 && elsewhere.body.parent_id === 'root', `restored to the root: ${JSON.stringify(elsewhere)}`)
+
+  // The folder comes back where it was; then the photo goes for good (Purge), and the folder
+  // with the rest of the trash (Empty trash).
+  await trashedFolder.getByRole('button', { name: 'Restore Old archive', exact: true }).click()
+  await trashedFolder.waitFor({ state: 'detached' })
+  const back = await api('GET', `/v1/folders/${archiveId}`)
+  expect(back.status === 200 && back.body.folder.parent_id === albumId, `the folder is back: ${JSON.stringify(back)}`)
+  expect((await api('DELETE', `/v1/files/${photoId}`)).status === 204, 'the photo deleted again')
   await page.getByRole('link', { name: 'Your files' }).click()
   await heading.filter({ hasText: 'Your files' }).waitFor()
   await page.getByRole('link', { name: 'Trash' }).click()
@@ -274,7 +308,17 @@ async function folderJourney(viewport) {
   expect(confirmations.at(-1)?.startsWith('Purge'), `the page asked before purging: ${confirmations}`)
   expect((await api('GET', '/v1/me')).body.trash_bytes === 0, 'purged: nothing left in the trash')
   expect((await api('POST', `/v1/trash/${photoId}/restore`, {})).status === 404, 'a purged file cannot be restored')
-  await view('09-trash-empty')
+  expect((await api('DELETE', `/v1/folders/${albumId}`)).status === 204, 'the album to the trash')
+  await page.getByRole('link', { name: 'Your files' }).click()
+  await heading.filter({ hasText: 'Your files' }).waitFor()
+  await page.getByRole('link', { name: 'Trash' }).click()
+  await page.locator(`#trash tr[data-id="${albumId}"]`).waitFor()
+  await page.getByRole('button', { name: 'Empty trash' }).click()
+  await page.locator('#no-trash').waitFor()
+  expect(confirmations.at(-1)?.startsWith('Empty the trash?'), `the page asked before emptying: ${confirmations}`)
+  expect((await api('GET', '/v1/trash')).body.entries.length === 0, 'the trash is empty')
+  expect((await api('GET', `/v1/folders/${albumId}`)).status === 404, 'the album is gone')
+  await view('10-trash-empty')
 
   await page.getByRole('link', { name: 'Your files' }).click()
   await heading.filter({ hasText: 'Your files' }).waitFor()

@@ -18,7 +18,7 @@ use filestore_contract::api::{
     RestoreRequest, ShareList, SignupResponse, TrashEntryView, UploadView,
 };
 use filestore_contract::domain::{PartNumber, Sha256Hex};
-use reqwest::{Method, RequestBuilder, StatusCode, Url};
+use reqwest::{RequestBuilder, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -133,19 +133,9 @@ impl Api {
     /// # Errors
     /// [`Error::NotLoggedIn`] for a route that needs a token, without one.
     fn request(&self, route: RouteKey, id: Option<&str>) -> Result<RequestBuilder> {
-        self.request_as(route.method(), route, id)
-    }
-
-    /// [`Api::request`] with another method on the route's path.
-    fn request_as(
-        &self,
-        method: Method,
-        route: RouteKey,
-        id: Option<&str>,
-    ) -> Result<RequestBuilder> {
         let req = self
             .http
-            .request(method, self.url(route, id))
+            .request(route.method(), self.url(route, id))
             .timeout(API_TIMEOUT);
         if route.is_public() {
             return Ok(req);
@@ -292,7 +282,7 @@ impl Api {
 
     /// Moves a folder and everything below it to the trash (`DELETE /v1/folders/{id}`).
     pub async fn delete_folder(&self, folder_id: &str) -> Result<()> {
-        let req = self.request_as(Method::DELETE, RouteKey::GetFolder, Some(folder_id))?;
+        let req = self.request(RouteKey::DeleteFolder, Some(folder_id))?;
         self.send(req).await.map(drop)
     }
 

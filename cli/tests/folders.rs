@@ -400,3 +400,58 @@ fn listings_walk_every_page() {
     }
     assert_eq!(paged(&["trash"])["entries"].as_array().unwrap().len(), 5);
 }
+
+/// `rm -r` moves a folder and everything below it to the trash (a path or an id; one trash
+/// entry whose size is the subtree's bytes); `restore` brings the whole tree back, `purge`
+/// frees its space. A file whose folder is in the trash restores only with `--to`
+/// (`parent_gone`), and the root folder cannot be removed (`root_folder`).
+#[test]
+fn rm_r_trashes_a_folder_with_its_tree_and_restore_brings_it_back() {
+    let cli = Cli::logged_in();
+    cli.write("proj/src/main.rs", &test_bytes(1200, 51));
+    cli.write("proj/README", &test_bytes(300, 52));
+    cli.json(&["upload", "proj"]);
+    cli.write("notes.txt", &test_bytes(100, 53));
+    let notes = uploaded_id(&cli.json(&["upload", "notes.txt", "--to", "/proj"]));
+
+    // The file first, then its folder: the file's own place is gone when restored alone.
+    cli.json(&["rm", "/proj/notes.txt"]);
+    let gone = cli.json(&["rm", "-r", "/proj"]);
+    assert_eq!(gone["type"], "folder");
+    let proj = str_field(&gone, "trashed").to_string();
+    assert!(cli.names("/").is_empty());
+    let line = cli.run(&["ls", "/proj/src"]).failure();
+    assert!(line.contains("no file or folder at /proj/src"), "{line}");
+    let trash = cli.json(&["trash"]);
+    let entry = &trash["entries"][0];
+    assert_eq!(entry["id"], proj.as_str());
+    assert_eq!(entry["type"], "folder");
+    assert_eq!(entry["size"], 1500, "the subtree's bytes");
+
+    let line = cli.run(&["restore", &notes]).failure();
+    assert!(line.starts_with("restore failed: "), "{line}");
+    assert!(
+        line.ends_with("(HTTP 409); restore its folder first, or choose another with --to PATH"),
+        "{line}"
+    );
+    cli.json(&["restore", &proj]);
+    assert_eq!(cli.names("/proj"), ["src/", "README"]);
+    assert_eq!(cli.names("/proj/src"), ["main.rs"]);
+    cli.json(&["restore", &notes, "--to", "/proj/src"]);
+    assert_eq!(cli.names("/proj/src"), ["main.rs", "notes.txt"]);
+
+    let line = cli.run(&["rm", "-r", "/"]).failure();
+    assert!(line.contains("(HTTP 400)"), "{line}");
+    assert!(
+        line.ends_with("the root folder `/` stays where it is"),
+        "{line}"
+    );
+
+    let src = cli.json(&["info", "/proj/src"]);
+    cli.json(&["rm", "-r", str_field(&src["folder"], "folder_id")]);
+    assert_eq!(cli.names("/proj"), ["README"]);
+    cli.json(&["rm", "-r", "/proj"]);
+    cli.json(&["purge", &proj]);
+    cli.run(&["purge", "--all"]).success();
+    assert_eq!(cli.json(&["whoami"])["used_bytes"], 0);
+}

@@ -8,6 +8,8 @@ mod template;
 
 /// Signup, login, `/v1/me`, password change, throttling, which tokens count.
 mod auth;
+/// A folder of 2,500 entries listed in pages of every size.
+mod big_folder;
 /// How many AWS calls a request costs.
 mod calls;
 /// The served OpenAPI document, and schemathesis against it.

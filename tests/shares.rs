@@ -1,13 +1,18 @@
 //! Share links: created by the owner, opened by anyone holding the link (a redirect to a
 //! presigned GET), limited in time and downloads, revocable; every dead link is the same 404.
 
-use filestore_contract::RouteKey::{CreateShare, DeleteFile, ListShares, RevokeShare};
+use filestore_contract::RouteKey::{
+    CreateShare, DeleteFile, DeleteFolder, ListShares, RestoreTrash, RevokeShare,
+};
 use filestore_contract::api::{CreateShareResponse, ShareList};
+use filestore_contract::domain::FileId;
 use futures::future::join_all;
 use serde_json::{Value, json};
+use time::OffsetDateTime;
 
-use crate::helpers::{TestApp, aws, path, system, test_bytes};
-use filestore_contract::domain::FileId;
+use crate::helpers::{
+    TestApp, app_state, aws, file_in_folder, new_folder, path, system, test_bytes,
+};
 
 /// An anonymous client that does not follow redirects.
 fn anyone() -> reqwest::Client {
@@ -261,4 +266,72 @@ async fn share_links_ignore_forged_host_and_forwarding_headers() {
         assert_eq!(status, 302);
         assert_eq!(fetch(&location.unwrap()).await, data);
     }
+}
+
+/// The interleaving a link opened while its file's folder is trashed can take: the opener
+/// read the file and its folders live, then the folder went to the trash, then the opener
+/// counts. The count is conditioned on the folders as read, so it counts nothing and
+/// serves nothing; after a restore the link works again.
+#[tokio::test]
+async fn a_link_read_live_counts_nothing_once_a_folder_above_is_trashed() {
+    let app = TestApp::new().await;
+    let outer = new_folder(&app, "outer", "root").await;
+    let inner = new_folder(&app, "inner", outer.folder_id.as_str()).await;
+    let data = test_bytes(300, 77);
+    let file = file_in_folder(&app, "deep.bin", inner.folder_id.as_str(), &data).await;
+    let link = share(&app, &file.file_id, json!({"expires_in": 3600})).await;
+    let state = app_state().await;
+    let repo = &state.repo;
+    let record = repo
+        .get_share(&app.user_id, &link.share_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let read = repo
+        .get_file(&app.user_id, &file.file_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let chain = repo
+        .live_chain(&app.user_id, &read.parent_id)
+        .await
+        .unwrap()
+        .expect("the folders are live when read");
+    assert_eq!(chain.len(), 2);
+
+    app.delete(&path(DeleteFolder, &outer.folder_id))
+        .await
+        .expect(204);
+    let now = OffsetDateTime::now_utc();
+    assert!(
+        !repo
+            .count_share_download(&record, &read, &chain, now)
+            .await
+            .unwrap(),
+        "a download counted through a folder trashed after the read"
+    );
+    assert_eq!(open(&link.url).await.0, 404);
+    let counted = repo.get_share(&app.user_id, &link.share_id).await.unwrap();
+    assert_eq!(
+        counted.unwrap().downloads,
+        0,
+        "nothing counted while trashed"
+    );
+
+    app.post(&path(RestoreTrash, &outer.folder_id), json!({}))
+        .await
+        .expect(200);
+    assert!(
+        repo.count_share_download(&record, &read, &chain, now)
+            .await
+            .unwrap()
+    );
+    let (status, location) = open(&link.url).await;
+    assert_eq!(status, 302);
+    assert_eq!(fetch(&location.unwrap()).await, data);
+    let listed = shares(&app, &file.file_id).await;
+    assert_eq!(
+        listed.shares[0].downloads, 2,
+        "the two counts after the restore"
+    );
 }

@@ -187,15 +187,26 @@ async fn open(state: &AppState, token: &str) -> Result<Response<Body>, ApiError>
         return Err(gone);
     };
     // A trashed file's links (or those of a file in a trashed folder) are dead until it is
-    // restored, and count nothing meanwhile.
-    let file = match state.owned_file(&share.user_id, &share.file_id).await {
-        Ok(file) => file,
-        Err(ApiError::NotFound(_)) => return Err(gone),
-        Err(e) => return Err(e),
+    // restored, and count nothing meanwhile: the count is conditioned on the file and its
+    // folders as read here.
+    let Some(file) = state
+        .repo
+        .get_file(&share.user_id, &share.file_id)
+        .await?
+        .filter(|file| !file.trashed())
+    else {
+        return Err(gone);
+    };
+    let Some(chain) = state
+        .repo
+        .live_chain(&share.user_id, &file.parent_id)
+        .await?
+    else {
+        return Err(gone);
     };
     if !state
         .repo
-        .count_share_download(&share, OffsetDateTime::now_utc())
+        .count_share_download(&share, &file, &chain, OffsetDateTime::now_utc())
         .await?
     {
         return Err(gone);

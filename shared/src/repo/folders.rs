@@ -203,6 +203,32 @@ impl Repo {
         ))
     }
 
+    /// A check on every folder of `chain` (as [`Self::live_chain`] read it) that it is still
+    /// live under the parent read, so a transaction built on that read fails if any folder
+    /// on the way was trashed or moved meanwhile.
+    pub(super) fn chain_checks(
+        &self,
+        user_id: &UserId,
+        chain: &[FolderRecord],
+    ) -> anyhow::Result<Vec<TransactWriteItem>> {
+        chain
+            .iter()
+            .map(|link| {
+                let check = ConditionCheck::builder()
+                    .table_name(&self.table)
+                    .key("PK", s(keys::user_pk(user_id)))
+                    .key("SK", s(keys::folder_sk(&link.folder_id)))
+                    .condition_expression(
+                        "parent_id = :parent AND attribute_not_exists(trashed_at) AND \
+                         attribute_not_exists(purging)",
+                    )
+                    .expression_attribute_values(":parent", s(&link.parent_id))
+                    .build()?;
+                Ok(TransactWriteItem::builder().condition_check(check).build())
+            })
+            .collect()
+    }
+
     /// Releases an item's child entry, on the condition that it is still this item's (an
     /// entry a file written before entries existed never had is no refusal).
     pub(super) fn release_name(
@@ -574,19 +600,7 @@ impl Repo {
             self.release_name(user_id, Kind::Folder, &from, id)?,
         ];
         items.extend(self.claim_name(user_id, Kind::Folder, to, id)?);
-        for link in to_chain {
-            let check = ConditionCheck::builder()
-                .table_name(&self.table)
-                .key("PK", s(keys::user_pk(user_id)))
-                .key("SK", s(keys::folder_sk(&link.folder_id)))
-                .condition_expression(
-                    "parent_id = :parent AND attribute_not_exists(trashed_at) AND \
-                     attribute_not_exists(purging)",
-                )
-                .expression_attribute_values(":parent", s(&link.parent_id))
-                .build()?;
-            items.push(TransactWriteItem::builder().condition_check(check).build());
-        }
+        items.extend(self.chain_checks(user_id, to_chain)?);
         Ok(match self.transact_items(items, "move folder").await? {
             Tx::Done => Placed::Done(FolderRecord {
                 name: to.name.clone(),

@@ -10,8 +10,8 @@ use aws_sdk_dynamodb::types::{ConditionCheck, Delete, TransactWriteItem, Update}
 use filestore_contract::domain::{FileId, ShareId, UserId};
 use time::OffsetDateTime;
 
-use super::Repo;
 use super::item::{Item, get_parsed, get_s, get_time, get_u64, n, rfc3339, s};
+use super::{FileRecord, FolderRecord, Repo};
 use crate::keys;
 
 /// A share link of one file.
@@ -188,9 +188,11 @@ impl Repo {
     }
 
     /// Counts one download through `share` if it is live: not revoked, not expired at `now`,
-    /// under its download limit, and its file not trashed (nor purged). The count, its
-    /// checks and a check of the file are one transaction, so concurrent downloads never
-    /// pass the limit and a link never counts a download of a file trashed meanwhile.
+    /// under its download limit, and its file (`file` as read) neither trashed nor purged,
+    /// still in the folder read, below the folders of `chain` (its live chain as read, root
+    /// first) still live where they were. The count and all those checks are one
+    /// transaction, so concurrent downloads never pass the limit and a link never counts a
+    /// download of a file that was trashed, or whose folder was, meanwhile.
     /// `false` when it may not be opened (nothing was counted).
     ///
     /// # Errors
@@ -198,6 +200,8 @@ impl Repo {
     pub async fn count_share_download(
         &self,
         share: &ShareRecord,
+        file: &FileRecord,
+        chain: &[FolderRecord],
         now: OffsetDateTime,
     ) -> anyhow::Result<bool> {
         let count = Update::builder()
@@ -213,21 +217,28 @@ impl Repo {
             .expression_attribute_values(":hash", s(&share.token_hash))
             .expression_attribute_values(":now", n(now.unix_timestamp()))
             .build()?;
+        // A file written before folders existed has no parent_id: it is in the root.
+        let in_parent = if file.parent_id.is_root() {
+            "(parent_id = :parent OR attribute_not_exists(parent_id))"
+        } else {
+            "parent_id = :parent"
+        };
         let file_live = ConditionCheck::builder()
             .table_name(&self.table)
             .key("PK", s(keys::user_pk(&share.user_id)))
             .key("SK", s(keys::file_sk(&share.file_id)))
-            .condition_expression("attribute_exists(PK) AND attribute_not_exists(trashed_at)")
+            .condition_expression(format!(
+                "attribute_exists(PK) AND attribute_not_exists(trashed_at) AND {in_parent}"
+            ))
+            .expression_attribute_values(":parent", s(&file.parent_id))
             .build()?;
-        self.transact(
-            vec![
-                TransactWriteItem::builder().update(count).build(),
-                TransactWriteItem::builder()
-                    .condition_check(file_live)
-                    .build(),
-            ],
-            "share download",
-        )
-        .await
+        let mut items = vec![
+            TransactWriteItem::builder().update(count).build(),
+            TransactWriteItem::builder()
+                .condition_check(file_live)
+                .build(),
+        ];
+        items.extend(self.chain_checks(&share.user_id, chain)?);
+        self.transact(items, "share download").await
     }
 }

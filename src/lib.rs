@@ -1,5 +1,5 @@
 //! `filestore-dev`: the whole system on one machine, no Docker. It installs and starts the
-//! AWS emulator (moto), provisions the table and bucket, and serves every Lambda handler on
+//! AWS emulator (moto), provisions the table and the buckets, and serves every Lambda handler on
 //! one HTTP port exactly as API Gateway would deliver requests to them.
 //!
 //! The end-to-end tests start the same [`LocalSystem`] on free ports, so they run beside a

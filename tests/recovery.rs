@@ -16,16 +16,31 @@ use crate::helpers::{MIB, TestApp, sha256_hex, test_bytes};
 
 /// How many messages a queue holds, as SQS counts them.
 async fn queue_depth(local: &LocalSystem, url: &str) -> u64 {
+    queue_count(local, url, QueueAttributeName::ApproximateNumberOfMessages).await
+}
+
+/// How many messages a queue holds, waiting or received and not yet deleted.
+async fn queue_held(local: &LocalSystem, url: &str) -> u64 {
+    queue_depth(local, url).await
+        + queue_count(
+            local,
+            url,
+            QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+        )
+        .await
+}
+
+async fn queue_count(local: &LocalSystem, url: &str, count: QueueAttributeName) -> u64 {
     let sqs = aws_sdk_sqs::Client::new(&local.sdk);
     let out = sqs
         .get_queue_attributes()
         .queue_url(url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(count.clone())
         .send()
         .await
         .unwrap();
     out.attributes()
-        .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))
+        .and_then(|a| a.get(&count))
         .and_then(|n| n.parse().ok())
         .unwrap_or_default()
 }
@@ -60,11 +75,19 @@ async fn transfers_dead_lettered_in_a_cold_store_outage_end_verified() {
             .await;
         files.push((file.file_id, data));
     }
-    let dlq = local.queues.dead_letter_queue_url.clone();
+    // Every message dead-lettered and none left to retry: a transfer still retrying when
+    // the cold store comes back would verify its file on its own, and the sweep would
+    // rightly find it not stranded.
+    let (queue, dlq) = (
+        local.queues.transfer_queue_url.clone(),
+        local.queues.dead_letter_queue_url.clone(),
+    );
     crate::helpers::eventually(180, "every transfer in the dead-letter queue", || async {
-        (queue_depth(&local, &dlq).await >= files.len() as u64).then_some(())
+        let dead = queue_depth(&local, &dlq).await;
+        (dead >= files.len() as u64 && queue_held(&local, &queue).await == 0).then_some(())
     })
     .await;
+    assert_eq!(queue_depth(&local, &dlq).await, files.len() as u64);
     for (file_id, _) in &files {
         assert!(!app.file(file_id).await.verified);
     }
@@ -113,6 +136,30 @@ async fn unverified_files(count: usize) -> (LocalSystem, TestApp, Vec<FileId>) {
         ids.push(file.file_id);
     }
     (local, app, ids)
+}
+
+/// A completed upload is one message on the transfer queue, as S3 sends one
+/// `ObjectCreated` event for it (moto sent a `Put` event too, until the local emulator
+/// dropped it).
+#[tokio::test]
+async fn each_completed_upload_is_one_transfer_message() {
+    let mut options = Options::isolated();
+    options.run_worker = false;
+    let local = LocalSystem::start(options).await.unwrap();
+    let app = TestApp::new_at(&local.base_url()).await;
+    let queue = local.queues.transfer_queue_url.clone();
+    // S3 sends an `s3:TestEvent` when the notification is configured.
+    let before = queue_held(&local, &queue).await;
+    for (i, size) in [0, 1000, 6 * MIB].into_iter().enumerate() {
+        app.upload(
+            &format!("once-{i}.bin"),
+            &test_bytes(size, i as u64),
+            Some(5 * MIB),
+        )
+        .await;
+        assert_eq!(queue_held(&local, &queue).await - before, i as u64 + 1);
+    }
+    local.stop().await;
 }
 
 /// Janitors racing over the same stranded files ask for each transfer once: the

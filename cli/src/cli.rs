@@ -172,6 +172,13 @@ pub struct DownloadArgs {
     /// Replace a file already at that path.
     #[arg(short, long)]
     pub force: bool,
+    /// Parts fetched at once, each by a ranged GET of its own (1: one stream).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+    /// Bytes per ranged GET, e.g. 16MiB (1MiB..5GiB; default 8MiB). A resumed download
+    /// keeps the part size it started with.
+    #[arg(long, value_parser = parse_download_part_size)]
+    pub part_size: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -243,6 +250,16 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 /// A part size the contract allows, from a [`parse_size`].
 pub fn parse_part_size(s: &str) -> Result<PartSize, String> {
     PartSize::parse(parse_size(s)?)
+}
+
+/// A download's part size: 1 MiB to 5 GiB, from a [`parse_size`].
+pub fn parse_download_part_size(s: &str) -> Result<u64, String> {
+    let size = parse_size(s)?;
+    if (1 << 20..=5 << 30).contains(&size) {
+        Ok(size)
+    } else {
+        Err(format!("{s:?} is outside 1MiB to 5GiB"))
+    }
 }
 
 #[cfg(test)]
@@ -341,5 +358,33 @@ mod tests {
             other => panic!("parsed as {other:?}"),
         }
         assert!(Cli::try_parse_from(["filestore", "upload", "a", "--concurrency", "0"]).is_err());
+        match Cli::try_parse_from([
+            "filestore",
+            "download",
+            "/a",
+            "--concurrency",
+            "16",
+            "--part-size",
+            "1MiB",
+        ])
+        .unwrap()
+        .command
+        {
+            Command::Download(args) => {
+                assert_eq!(args.concurrency, 16);
+                assert_eq!(args.part_size, Some(1 << 20));
+            }
+            other => panic!("{other:?}"),
+        }
+        match Cli::try_parse_from(["filestore", "download", "/a"])
+            .unwrap()
+            .command
+        {
+            Command::Download(args) => assert_eq!((args.concurrency, args.part_size), (8, None)),
+            other => panic!("{other:?}"),
+        }
+        assert!(parse_download_part_size("1023KiB").is_err());
+        assert!(parse_download_part_size("6GiB").is_err());
+        assert_eq!(parse_download_part_size("5GiB"), Ok(5 << 30));
     }
 }

@@ -416,6 +416,10 @@ async fn download(api: &Api, args: &DownloadArgs, settings: &Settings, out: &Out
         &file_id,
         args.output.as_deref(),
         args.force,
+        download::DownloadOptions {
+            concurrency: usize::from(args.concurrency),
+            part_size: args.part_size.unwrap_or(download::DEFAULT_PART_SIZE),
+        },
     )
     .await?;
     out.result(&done, || download::summary(&done));

@@ -22,10 +22,9 @@ use crate::error::{Error, Result};
 /// Faults a test injects to interrupt a transfer at a chosen point. Not for users.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TestHooks {
-    /// `FILESTORE_TEST_STOP_AFTER_PARTS`: an upload fails after sending this many parts.
+    /// `FILESTORE_TEST_STOP_AFTER_PARTS`: an upload fails after sending this many parts, a
+    /// download after writing this many.
     pub stop_after_parts: Option<u64>,
-    /// `FILESTORE_TEST_STOP_AFTER_BYTES`: a download fails after writing this many bytes.
-    pub stop_after_bytes: Option<u64>,
     /// `FILESTORE_TEST_PAGE_LIMIT`: listings ask for pages this small, so a test walks many
     /// pages without making thousands of entries.
     pub page_limit: Option<u32>,
@@ -68,7 +67,6 @@ impl Settings {
             new_password: lookup("FILESTORE_NEW_PASSWORD"),
             hooks: TestHooks {
                 stop_after_parts: number("FILESTORE_TEST_STOP_AFTER_PARTS"),
-                stop_after_bytes: number("FILESTORE_TEST_STOP_AFTER_BYTES"),
                 page_limit: lookup("FILESTORE_TEST_PAGE_LIMIT").and_then(|v| v.parse().ok()),
             },
         })
@@ -531,6 +529,5 @@ mod tests {
         assert_eq!(s.config_dir, PathBuf::from("/tmp/fs-conf"));
         assert_eq!(s.password.as_deref(), Some("secret pw"));
         assert_eq!(s.hooks.stop_after_parts, Some(2));
-        assert_eq!(s.hooks.stop_after_bytes, None);
     }
 }

@@ -2,8 +2,8 @@
 //! change the password; folders addressed by path (`/docs/a.pdf`) or by id; upload files and
 //! directory trees of any size straight to S3 through presigned multipart URLs (hashed once,
 //! parts in parallel, retried, resumable across runs; instant when the server already holds
-//! the content); list, download (resumable, checked against the server's verified SHA-256),
-//! move, rename, delete to the trash, restore, purge; make, list and revoke share links.
+//! the content); list, download (parallel ranged GETs, resumable per part, checked against
+//! the server's verified SHA-256), move, rename, delete to the trash, restore, purge; make, list and revoke share links.
 //!
 //! It promises one result on stdout (text, or JSON with `--json`), progress on stderr only
 //! when stderr is a terminal, and for any failure one line on stderr saying what failed,
@@ -20,7 +20,7 @@
 //! - [`config`]: the environment, the token store, the resume-state store.
 //! - [`upload`]: the upload command and its parts (local files, hashing, instant upload,
 //!   resume, parallel part sending).
-//! - [`download`]: the resumable, checked download.
+//! - [`download`]: the parallel, resumable, checked download.
 //! - [`output`]: stdout/stderr, JSON, progress bars.
 //! - [`error`]: failures and the one-line report.
 

@@ -5,8 +5,13 @@
 /// The built binary with its own config and work directory; the rest is `filestore-testkit`.
 mod helpers;
 
+/// A forward proxy that records the binary's requests and can refuse some.
+mod proxy;
+
 /// Sign up, log in, who am I, where the token is kept.
 mod accounts;
+/// Parallel ranged downloads: part boundaries, resume, corruption, expiry.
+mod downloads;
 /// User mistakes and server refusals: one line, a non-zero exit, no panic.
 mod errors;
 /// An expired part URL and a storage error from a scripted stand-in.

@@ -122,7 +122,6 @@ impl Cli {
             .env("FILESTORE_CONFIG_DIR", self.config.path())
             .env("FILESTORE_PASSWORD", PASSWORD)
             .env_remove("FILESTORE_TEST_STOP_AFTER_PARTS")
-            .env_remove("FILESTORE_TEST_STOP_AFTER_BYTES")
             .env_remove("FILESTORE_TEST_PAGE_LIMIT")
             .env_remove("RUST_BACKTRACE")
             .stdin(Stdio::null());

@@ -345,42 +345,6 @@ fn rerun_of_a_stopped_directory_upload_skips_files_already_uploaded() {
     );
 }
 
-/// A download interrupted part way leaves a partial file beside the target (and no
-/// target); the re-run asks only for the rest with a Range request.
-#[test]
-fn interrupted_download_resumes_from_the_partial_file() {
-    let cli = Cli::logged_in();
-    let data = test_bytes(12 * MIB + 1, 5);
-    cli.write("big.bin", &data);
-    let up = cli.json(&["upload", "big.bin"]);
-    let id = str_field(&up["uploads"][0]["file"], "file_id").to_string();
-
-    let mut first = cli.command(&["download", &id, "-o", "copy.bin"]);
-    first.env("FILESTORE_TEST_STOP_AFTER_BYTES", (5 * MIB).to_string());
-    let line = cli.run_with(first).failure();
-    assert!(line.contains("interrupted after"), "{line}");
-    assert!(!cli.path("copy.bin").exists(), "no target until complete");
-    let partial = cli.path(&format!(".filestore-{id}.part"));
-    let have = std::fs::metadata(&partial)
-        .expect("partial file kept")
-        .len() as usize;
-    assert!(have >= 5 * MIB && have < data.len(), "partial holds {have}");
-    assert!(
-        std::fs::read(&partial).unwrap() == data[..have],
-        "partial is a prefix"
-    );
-
-    let down = cli.json(&["download", &id, "-o", "copy.bin"]);
-    assert_eq!(down["resumed_from"], have);
-    assert_eq!(down["bytes_downloaded"], data.len() - have);
-    assert_eq!(down["sha256"], sha256_hex(&data).as_str());
-    assert!(
-        std::fs::read(cli.path("copy.bin")).unwrap() == data,
-        "bytes differ"
-    );
-    assert!(!partial.exists(), "partial renamed into place");
-}
-
 /// `share` prints a link anyone can download from; `shares` lists it with its count;
 /// `unshare` revokes it.
 #[test]

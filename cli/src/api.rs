@@ -397,6 +397,13 @@ impl Api {
         }
     }
 
+    /// Aborts an unfinished upload (its parts are dropped).
+    pub async fn abort_upload(&self, upload_id: &str) -> Result<()> {
+        self.send(self.request(RouteKey::AbortUpload, Some(upload_id))?)
+            .await
+            .map(drop)
+    }
+
     pub async fn complete(&self, upload_id: &str) -> Result<File> {
         let req = self
             .request(RouteKey::CompleteUpload, Some(upload_id))?

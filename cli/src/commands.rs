@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::namespace;
 use crate::output::{Output, human_bytes};
 use crate::remote;
-use crate::upload::{self, Destination, UploadOptions, Uploader};
+use crate::upload::{self, Destination, HashCache, UploadOptions, Uploader};
 
 /// Runs the parsed command line.
 ///
@@ -387,6 +387,8 @@ async fn upload(
         server,
         username: &session.username,
         store: ResumeStore::new(&settings.config_dir),
+        hashes: HashCache::new(&settings.config_dir),
+        config_dir: &settings.config_dir,
         out,
         hooks: settings.hooks,
         options: UploadOptions {

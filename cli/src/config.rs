@@ -28,6 +28,10 @@ pub struct TestHooks {
     /// `FILESTORE_TEST_PAGE_LIMIT`: listings ask for pages this small, so a test walks many
     /// pages without making thousands of entries.
     pub page_limit: Option<u32>,
+    /// `FILESTORE_TEST_PAUSE_AFTER_PARTS`: an upload waits after sending this many parts
+    /// while a file `paused` exists in the config directory (it writes it), so a test can
+    /// change the file mid-upload.
+    pub pause_after_parts: Option<u64>,
 }
 
 /// Everything the environment says.
@@ -68,6 +72,7 @@ impl Settings {
             hooks: TestHooks {
                 stop_after_parts: number("FILESTORE_TEST_STOP_AFTER_PARTS"),
                 page_limit: lookup("FILESTORE_TEST_PAGE_LIMIT").and_then(|v| v.parse().ok()),
+                pause_after_parts: number("FILESTORE_TEST_PAUSE_AFTER_PARTS"),
             },
         })
     }
@@ -177,7 +182,9 @@ impl Sessions {
 }
 
 /// What makes two runs "the same upload": the same server and user, the same file (path,
-/// size, modification time) with the same bytes (SHA-256), under the same name.
+/// size, modification time: the same bytes, as for `make` and `rsync`), under the same name
+/// in the same folder. Not its SHA-256, which a large file's upload learns only once it has
+/// read the last part.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResumeKey {
     pub server: String,
@@ -185,7 +192,6 @@ pub struct ResumeKey {
     pub path: PathBuf,
     pub size: u64,
     pub mtime_ns: u128,
-    pub sha256: String,
     /// The folder the file goes in.
     pub folder_id: String,
     pub name: String,
@@ -201,7 +207,6 @@ impl ResumeKey {
             self.path.as_os_str().as_encoded_bytes(),
             self.size.to_string().as_bytes(),
             self.mtime_ns.to_string().as_bytes(),
-            self.sha256.as_bytes(),
             self.folder_id.as_bytes(),
             self.name.as_bytes(),
         ] {
@@ -225,7 +230,10 @@ pub struct ResumeState {
     pub path: PathBuf,
     pub name: String,
     pub size: u64,
-    pub sha256: String,
+    /// The file's SHA-256: the one declared at create (if any) while unfinished, the one
+    /// read from the parts once complete.
+    #[serde(default)]
+    pub sha256: Option<String>,
     #[serde(default)]
     pub part_size: u64,
     #[serde(default)]
@@ -243,15 +251,20 @@ pub struct ResumeState {
 }
 
 impl ResumeState {
-    /// The record of a completed upload of `key`'s file.
-    pub fn completed(key: &ResumeKey, upload_id: Option<String>, file_id: &str) -> Self {
+    /// The record of a completed upload of `key`'s file, whose bytes hash to `sha256`.
+    pub fn completed(
+        key: &ResumeKey,
+        upload_id: Option<String>,
+        file_id: &str,
+        sha256: Option<&str>,
+    ) -> Self {
         let now = unix_now();
         Self {
             upload_id,
             path: key.path.clone(),
             name: key.name.clone(),
             size: key.size,
-            sha256: key.sha256.clone(),
+            sha256: sha256.map(str::to_string),
             part_size: 0,
             part_count: 0,
             created_at: now,
@@ -346,7 +359,6 @@ mod tests {
             path: PathBuf::from("/home/alice/big.iso"),
             size: 12 << 20,
             mtime_ns: 1_700_000_000_123_456_789,
-            sha256: "ab".repeat(32),
             folder_id: "root".into(),
             name: "big.iso".into(),
         }
@@ -360,13 +372,12 @@ mod tests {
         let mut same = base.clone();
         same.server.push('/');
         assert_eq!(same.id(), id);
-        let variants: [fn(&mut ResumeKey); 8] = [
+        let variants: [fn(&mut ResumeKey); 7] = [
             |k| k.server = "http://other:8080".into(),
             |k| k.username = "bob".into(),
             |k| k.path = PathBuf::from("/home/alice/big.iso2"),
             |k| k.size += 1,
             |k| k.mtime_ns += 1,
-            |k| k.sha256 = "cd".repeat(32),
             |k| k.folder_id = "0190f0e0-0000-7000-8000-000000000000".into(),
             |k| k.name = "other.iso".into(),
         ];
@@ -432,7 +443,7 @@ mod tests {
             path: k.path.clone(),
             name: k.name.clone(),
             size: k.size,
-            sha256: k.sha256.clone(),
+            sha256: None,
             part_size: 5 << 20,
             part_count: 3,
             created_at,
@@ -451,7 +462,7 @@ mod tests {
         let state = unfinished(&k, unix_now(), Some(unix_now() + 3600));
         store.save(&k, &state).unwrap();
         assert_eq!(store.load(&k), Some(state));
-        let done = ResumeState::completed(&k, Some("u".into()), "f1");
+        let done = ResumeState::completed(&k, Some("u".into()), "f1", Some(&"ab".repeat(32)));
         store.save(&k, &done).unwrap();
         assert_eq!(store.load(&k).unwrap().file_id.as_deref(), Some("f1"));
         store.clear(&k);
@@ -469,6 +480,7 @@ mod tests {
         );
         let state: ResumeState = serde_json::from_str(&old).unwrap();
         assert_eq!(state.upload_id.as_deref(), Some("u"));
+        assert_eq!(state.sha256.as_deref(), Some("ab"));
         assert_eq!(state.file_id, None);
         assert_eq!(state.stale_at(), now + KEEP_SECS);
     }
@@ -497,9 +509,11 @@ mod tests {
         });
         entry("done-long-ago", &|k| ResumeState {
             completed_at: Some(now - KEEP_SECS - 1),
-            ..ResumeState::completed(k, None, "f")
+            ..ResumeState::completed(k, None, "f", None)
         });
-        entry("done-recently", &|k| ResumeState::completed(k, None, "f"));
+        entry("done-recently", &|k| {
+            ResumeState::completed(k, None, "f", None)
+        });
         std::fs::write(dir.path().join("uploads/garbage.json"), b"{not json").unwrap();
         std::fs::write(dir.path().join("uploads/other.txt"), b"kept").unwrap();
 

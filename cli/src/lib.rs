@@ -1,9 +1,10 @@
 //! `filestore`, the command-line client of the filestore API (DESIGN.md): sign up, log in,
 //! change the password; folders addressed by path (`/docs/a.pdf`) or by id; upload files and
-//! directory trees of any size straight to S3 through presigned multipart URLs (hashed once,
-//! parts in parallel, retried, resumable across runs; instant when the server already holds
-//! the content); list, download (parallel ranged GETs, resumable per part, checked against
-//! the server's verified SHA-256), move, rename, delete to the trash, restore, purge; make, list and revoke share links.
+//! directory trees of any size straight to S3 through presigned multipart URLs (each byte
+//! read once, hashed as the parts stream, parts in parallel, retried, resumable across runs;
+//! instant when the server already holds the content); list, download (parallel ranged GETs,
+//! resumable per part, checked against the server's verified SHA-256), move, rename, delete
+//! to the trash, restore, purge; make, list and revoke share links.
 //!
 //! It promises one result on stdout (text, or JSON with `--json`), progress on stderr only
 //! when stderr is a terminal, and for any failure one line on stderr saying what failed,

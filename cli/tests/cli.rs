@@ -20,5 +20,7 @@ mod faults;
 mod folders;
 /// Instant upload of content the server already verified.
 mod instant;
+/// Uploads read each byte once, hash the parts in order, and refuse a file changed meanwhile.
+mod reads;
 /// Parallel upload, list, download, directories, rename, delete, resume.
 mod transfers;

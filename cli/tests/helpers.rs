@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -123,6 +124,7 @@ impl Cli {
             .env("FILESTORE_PASSWORD", PASSWORD)
             .env_remove("FILESTORE_TEST_STOP_AFTER_PARTS")
             .env_remove("FILESTORE_TEST_PAGE_LIMIT")
+            .env_remove("FILESTORE_TEST_PAUSE_AFTER_PARTS")
             .env_remove("RUST_BACKTRACE")
             .stdin(Stdio::null());
         cmd
@@ -205,6 +207,28 @@ impl Cli {
                 _ => str_field(e, "name").to_string(),
             })
             .collect()
+    }
+}
+
+/// Waits (up to 60 s) until the server reports the file verified by its transfer; returns
+/// the File then.
+#[track_caller]
+pub fn wait_verified(cli: &Cli, file_id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let files = cli.files();
+        let file = files
+            .iter()
+            .find(|f| f["file_id"] == file_id)
+            .unwrap_or_else(|| panic!("{file_id} not listed: {files:?}"));
+        if file["verified"] == true {
+            return file.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not verified within 60 s: {file}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
     }
 }
 

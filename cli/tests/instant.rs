@@ -1,30 +1,7 @@
 //! Instant upload: once the server has verified some content, another user who holds the
 //! same bytes gets the file by proving possession, without sending them.
 
-use std::time::{Duration, Instant};
-
-use crate::helpers::{Cli, PASSWORD, str_field, test_bytes};
-
-/// Waits (up to 60 s) until the server reports the file verified by its transfer.
-#[track_caller]
-fn wait_verified(cli: &Cli, file_id: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let files = cli.files();
-        let file = files
-            .iter()
-            .find(|f| f["file_id"] == file_id)
-            .unwrap_or_else(|| panic!("{file_id} not listed: {files:?}"));
-        if file["verified"] == true {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not verified within 60 s: {file}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
+use crate::helpers::{Cli, PASSWORD, str_field, test_bytes, wait_verified};
 
 /// User A uploads; once verified, user B uploading the same bytes (1 MiB or more: smaller
 /// content is never shared across users) sends none of them and downloads them back byte for

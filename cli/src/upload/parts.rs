@@ -1,21 +1,25 @@
-//! Sending an upload's parts: presigned in batches, read from the file, PUT in parallel
-//! with retries (jittered backoff) and fresh URLs when storage refuses an expired one.
+//! Sending an upload's parts: the file read once, in order, into a pool of part buffers
+//! (one per part in flight, reused), each part hashed and PUT from the same buffer,
+//! presigned in batches, sent in parallel with retries (jittered backoff) and fresh URLs when
+//! storage refuses an expired one.
 
-use std::collections::HashMap;
-use std::io::{Read, Seek, SeekFrom};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::io::{ErrorKind, Read as _};
 use std::path::Path;
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel};
 use std::time::Duration;
 
 use bytes::Bytes;
 use filestore_contract::api::{MAX_PARTS_PER_CALL, PresignedPart};
-use filestore_contract::domain::PartNumber;
+use filestore_contract::domain::{PartNumber, PartPlan, Sha256Hex};
 use futures::{StreamExt, stream};
 use indicatif::ProgressBar;
 use reqwest::Method;
 use reqwest::header::CONTENT_LENGTH;
 
 use super::Uploader;
-use super::resume::Plan;
+use super::hash::StreamHasher;
+use super::resume::{Plan, missing_parts};
 use crate::error::{Error, Result};
 
 /// Attempts per part for transient failures (network, 5xx, 408, 429).
@@ -63,28 +67,127 @@ pub fn classify(status: u16) -> Outcome {
     }
 }
 
-/// Reads one part's bytes.
-async fn read_part(path: &Path, offset: u64, len: u64) -> Result<Bytes> {
-    let path = path.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let read = || -> std::io::Result<Vec<u8>> {
-            let mut file = std::fs::File::open(&path)?;
-            file.seek(SeekFrom::Start(offset))?;
-            let mut buf = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
-            file.read_exact(&mut buf)?;
-            Ok(buf)
-        };
-        read()
-            .map(Bytes::from)
-            .map_err(|e| Error::io(format!("reading {}", path.display()), e))
-    })
-    .await
-    .map_err(|e| Error::Failed(format!("reading a part stopped: {e}")))?
+/// A part's buffer lent to one read: given back to the pool when the last reference to
+/// the part (the PUT, its retries, the hasher) is dropped.
+struct Lent {
+    buf: Vec<u8>,
+    len: usize,
+    home: Sender<Vec<u8>>,
+}
+
+impl AsRef<[u8]> for Lent {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        let _ = self.home.send(std::mem::take(&mut self.buf));
+    }
+}
+
+/// At most `max` part buffers, each allocated (zeroed) once when first needed and reused for
+/// every later part: the parts in flight are the upload's whole memory.
+struct Pool {
+    free: Receiver<Vec<u8>>,
+    home: Sender<Vec<u8>>,
+    made: usize,
+    max: usize,
+    capacity: usize,
+}
+
+impl Pool {
+    fn new(max: usize, capacity: usize) -> Self {
+        let (home, free) = channel();
+        Self {
+            free,
+            home,
+            made: 0,
+            max: max.max(1),
+            capacity,
+        }
+    }
+
+    /// A free buffer, waiting for one to come back when all are lent.
+    fn take(&mut self) -> Vec<u8> {
+        if let Ok(buf) = self.free.try_recv() {
+            return buf;
+        }
+        if self.made < self.max {
+            self.made += 1;
+            return vec![0u8; self.capacity];
+        }
+        self.free.recv().expect("the pool holds a sender")
+    }
+}
+
+/// What the reader hands the senders: a part to PUT, or why reading stopped.
+type Read = Result<(PartNumber, Bytes)>;
+
+/// Reads every part of the file in order, each once into a pooled buffer: each goes to the
+/// hasher, and those to send (`missing`) to `sends` as well. Stops early when the senders
+/// are gone (an upload that failed).
+fn read_parts(
+    path: &Path,
+    size: u64,
+    plan: PartPlan,
+    missing: &HashSet<PartNumber>,
+    mut pool: Pool,
+    hasher: &SyncSender<Bytes>,
+    sends: &tokio::sync::mpsc::Sender<Read>,
+) -> Result<()> {
+    let context = || format!("reading {}", path.display());
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(context(), e))?;
+    for n in missing_parts(plan.part_count, &BTreeSet::new()) {
+        if sends.is_closed() {
+            return Ok(());
+        }
+        let (_, len) = plan.range(size, n);
+        let len = usize::try_from(len).expect("a part fits in memory");
+        let mut buf = pool.take();
+        if let Err(e) = file.read_exact(&mut buf[..len]) {
+            if e.kind() == ErrorKind::UnexpectedEof {
+                return Err(changed(path, "it is shorter now"));
+            }
+            return Err(Error::io(context(), e));
+        }
+        let part = Bytes::from_owner(Lent {
+            buf,
+            len,
+            home: pool.home.clone(),
+        });
+        if hasher.send(part.clone()).is_err() {
+            return Err(Error::Failed("hashing stopped".to_string()));
+        }
+        if missing.contains(&n) && sends.blocking_send(Ok((n, part))).is_err() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// The failure of an upload whose file changed while it was read.
+pub(super) fn changed(path: &Path, why: &str) -> Error {
+    Error::Failed(format!(
+        "{} changed while it was being uploaded ({why}); nothing was stored, run the upload again",
+        path.display()
+    ))
+}
+
+/// What sending the parts did.
+pub(super) struct Sent {
+    pub parts: u64,
+    pub bytes: u64,
+    /// The SHA-256 of the whole file as read, every part in order (those S3 already held
+    /// from an earlier run are read for it too).
+    pub sha256: Sha256Hex,
 }
 
 impl Uploader<'_> {
-    /// Sends `missing` parts, `concurrency` at a time, presigning at most
-    /// [`MAX_PARTS_PER_CALL`] per call. Returns (parts sent, bytes sent).
+    /// Reads the file once, part by part in order, hashing it as it goes, and sends the
+    /// `missing` parts, `concurrency` at a time, presigning at most [`MAX_PARTS_PER_CALL`]
+    /// per call. Buffers: `concurrency` parts.
     pub(super) async fn send_parts(
         &self,
         path: &Path,
@@ -93,7 +196,22 @@ impl Uploader<'_> {
         missing: &[PartNumber],
         bar: &ProgressBar,
         parts_before: u64,
-    ) -> Result<(u64, u64)> {
+    ) -> Result<Sent> {
+        let concurrency = self.options.concurrency.max(1);
+        let capacity = usize::try_from(plan.parts.part_size.min(size)).expect("a part fits");
+        let hasher = StreamHasher::start(concurrency);
+        let (sends, mut reads) = tokio::sync::mpsc::channel::<Read>(concurrency);
+        let reader = {
+            let (path, parts, feed) = (path.to_path_buf(), plan.parts, hasher.feeder());
+            let wanted: HashSet<PartNumber> = missing.iter().copied().collect();
+            let pool = Pool::new(concurrency, capacity);
+            tokio::task::spawn_blocking(move || {
+                let read = read_parts(&path, size, parts, &wanted, pool, &feed, &sends);
+                if let Err(e) = read {
+                    let _ = sends.blocking_send(Err(e));
+                }
+            })
+        };
         let (mut parts, mut bytes) = (0u64, 0u64);
         for batch in missing.chunks(MAX_PARTS_PER_CALL) {
             let mut urls: HashMap<u32, PresignedPart> = self
@@ -103,18 +221,26 @@ impl Uploader<'_> {
                 .into_iter()
                 .map(|p| (p.part_number, p))
                 .collect();
-            let jobs = batch.iter().map(|&n| {
-                let url = urls.remove(&n.get());
+            let incoming = stream::unfold(&mut reads, |reads| async {
+                let read = reads
+                    .recv()
+                    .await
+                    .unwrap_or_else(|| Err(Error::Failed("reading the file stopped".to_string())));
+                Some((read, reads))
+            })
+            .take(batch.len());
+            let jobs = incoming.map(|read| {
+                let url = read.as_ref().ok().and_then(|(n, _)| urls.remove(&n.get()));
                 async move {
+                    let (n, body) = read?;
                     let url = url.ok_or_else(|| not_presigned(n))?;
-                    let (offset, len) = plan.parts.range(size, n);
-                    let body = read_part(path, offset, len).await?;
+                    let len = body.len() as u64;
                     self.send_part(&plan.upload_id, n, url, body).await?;
                     bar.inc(len);
                     Ok::<u64, Error>(len)
                 }
             });
-            let mut running = stream::iter(jobs).buffer_unordered(self.options.concurrency);
+            let mut running = std::pin::pin!(jobs.buffer_unordered(concurrency));
             while let Some(sent) = running.next().await {
                 bytes += sent?;
                 parts += 1;
@@ -124,9 +250,39 @@ impl Uploader<'_> {
                         "interrupted after {total} parts (FILESTORE_TEST_STOP_AFTER_PARTS)"
                     )));
                 }
+                if self.hooks.pause_after_parts == Some(total) {
+                    self.pause().await;
+                }
             }
         }
-        Ok((parts, bytes))
+        reader
+            .await
+            .map_err(|e| Error::Failed(format!("reading the file stopped: {e}")))?;
+        // A failure after the last part to send (reading the parts S3 already held).
+        if let Ok(Err(e)) = reads.try_recv() {
+            return Err(e);
+        }
+        let sha256 = hasher.finish().await?;
+        Ok(Sent {
+            parts,
+            bytes,
+            sha256,
+        })
+    }
+
+    /// `FILESTORE_TEST_PAUSE_AFTER_PARTS`: writes the `paused` marker into the config
+    /// directory and waits (at most ten minutes) until the test removes it.
+    async fn pause(&self) {
+        let marker = self.config_dir.join("paused");
+        if std::fs::write(&marker, b"").is_err() {
+            return;
+        }
+        for _ in 0..60_000 {
+            if !marker.exists() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// PUTs one part to its presigned URL with the URL's headers; retries transient

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use filestore_contract::domain::{PartNumber, PartPlan, UploadState};
+use filestore_contract::domain::{PartNumber, PartPlan, Sha256Hex, UploadState};
 
 use super::Uploader;
 use crate::api::{File, is_not_found};
@@ -19,12 +19,14 @@ pub fn missing_parts(part_count: u64, done: &BTreeSet<PartNumber>) -> Vec<PartNu
         .collect()
 }
 
-/// An upload to continue: its id, the server's plan, and the parts S3 holds.
+/// An upload to continue: its id, the server's plan, the parts S3 holds, and the SHA-256
+/// declared at create (the parts read must hash to it).
 pub(super) struct Plan {
     pub upload_id: String,
     pub parts: PartPlan,
     pub done: BTreeSet<PartNumber>,
     pub resumed: bool,
+    pub declared: Option<Sha256Hex>,
 }
 
 pub(super) enum Resume {
@@ -43,12 +45,14 @@ pub(super) fn unix_seconds(rfc3339: &str) -> Option<u64> {
 
 impl Uploader<'_> {
     /// The File an earlier run made of `key`'s file, if it still exists as that run left it
-    /// (same folder, size and SHA-256, declared or, once verified, computed; and the `name`
-    /// the server gave it, which a taken name made `a (1).jpg`).
+    /// (same folder and size; the SHA-256 that run read, or none yet: an upload that
+    /// declared none has none until the server verifies it; and the `name` the server gave
+    /// it, which a taken name made `a (1).jpg`).
     pub(super) async fn still_there(
         &self,
         file_id: &str,
         name: &str,
+        sha256: Option<&str>,
         key: &ResumeKey,
     ) -> Result<Option<File>> {
         match self.api.file(file_id).await {
@@ -56,7 +60,7 @@ impl Uploader<'_> {
                 if file.name == name
                     && file.parent_id.as_str() == key.folder_id
                     && file.size == key.size
-                    && file.sha256.as_deref() == Some(key.sha256.as_str()) =>
+                    && file.sha256.as_deref().is_none_or(|s| Some(s) == sha256) =>
             {
                 Ok(Some(file))
             }
@@ -66,18 +70,19 @@ impl Uploader<'_> {
         }
     }
 
-    /// Records that `key`'s file is now the File `file_id`, named `name` by the server, so a
-    /// re-run skips it.
+    /// Records that `key`'s file (its bytes hashing to `sha256`) is now the File `file_id`,
+    /// named `name` by the server, so a re-run skips it.
     pub(super) fn remember(
         &self,
         key: &ResumeKey,
         upload_id: Option<String>,
+        sha256: Option<&Sha256Hex>,
         file_id: &str,
         name: &str,
     ) {
         let state = ResumeState {
             name: name.to_string(),
-            ..ResumeState::completed(key, upload_id, file_id)
+            ..ResumeState::completed(key, upload_id, file_id, sha256.map(Sha256Hex::as_str))
         };
         if let Err(e) = self.store.save(key, &state) {
             self.out.note(&format!(
@@ -131,6 +136,10 @@ impl Uploader<'_> {
                 .filter_map(|p| PartNumber::parse(u64::from(p.part_number)).ok())
                 .collect(),
             resumed: true,
+            declared: status
+                .sha256
+                .as_deref()
+                .and_then(|s| Sha256Hex::parse(s).ok()),
         }))
     }
 }

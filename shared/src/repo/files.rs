@@ -18,7 +18,7 @@ use super::folders::Place;
 use super::item::{
     Item, get_bool, get_parsed, get_s, get_time, get_u64, n, opt_s, rfc3339, rfc3339_millis, s,
 };
-use super::table::Tx;
+use super::table::{Query, Tx};
 use crate::keys::{self, Kind};
 
 /// A user's file.
@@ -204,21 +204,12 @@ impl Repo {
         limit: u32,
         after_file_id: Option<&FileId>,
     ) -> anyhow::Result<(Vec<FileRecord>, bool)> {
-        // One extra item tells whether another page exists, so the last page has no cursor.
-        let want = limit as i32 + 1;
-        let (items, _) = self
-            .query_prefix(
-                user_id,
-                keys::FILE_PREFIX,
-                Some(want),
-                after_file_id.map(keys::file_sk),
-                Some("attribute_not_exists(trashed_at)"),
-            )
-            .await?;
-        let more = items.len() > limit as usize;
+        let query = Query::prefix(keys::FILE_PREFIX)
+            .after(after_file_id.map(keys::file_sk))
+            .filter("attribute_not_exists(trashed_at)");
+        let (items, more) = self.page(user_id, query, limit).await?;
         let files = items
             .iter()
-            .take(limit as usize)
             .map(Self::file_from)
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok((files, more))

@@ -18,7 +18,7 @@ use filestore_contract::domain::{FileId, FolderId, OnConflict, UserId};
 use time::OffsetDateTime;
 
 use super::item::{Item, get_parsed, get_s, get_time, opt_s, rfc3339, s};
-use super::table::Tx;
+use super::table::{Query, Tx};
 use super::{FileRecord, Repo};
 use crate::keys::{self, Kind};
 
@@ -362,15 +362,8 @@ impl Repo {
         let prefix = format!("{} (", &probe[..stem_end]);
         let mut taken = HashSet::new();
         for kind in [Kind::Folder, Kind::File] {
-            let (items, _) = self
-                .query_prefix(
-                    user_id,
-                    &keys::child_sk(parent, kind, &prefix),
-                    None,
-                    None,
-                    None,
-                )
-                .await?;
+            let siblings = keys::child_sk(parent, kind, &prefix);
+            let (items, _) = self.query(user_id, Query::prefix(&siblings)).await?;
             for item in items {
                 let sk = get_s(&item, "SK")?;
                 if let Some((_, taken_name)) = keys::parse_child_sk(parent, &sk) {
@@ -427,19 +420,11 @@ impl Repo {
         limit: u32,
         after: Option<String>,
     ) -> anyhow::Result<(Vec<Child>, Option<String>)> {
-        // One more than the page tells whether another follows.
-        let (entries, _) = self
-            .query_prefix(
-                user_id,
-                &keys::children_prefix(parent),
-                Some(limit as i32 + 1),
-                after,
-                None,
-            )
-            .await?;
-        let more = entries.len() > limit as usize;
+        let prefix = keys::children_prefix(parent);
+        let query = Query::prefix(&prefix).after(after);
+        let (entries, more) = self.page(user_id, query, limit).await?;
         let mut wanted = Vec::new();
-        for entry in entries.iter().take(limit as usize) {
+        for entry in &entries {
             let sk = get_s(entry, "SK")?;
             let (kind, _) =
                 keys::parse_child_sk(parent, &sk).context("a child entry out of its folder")?;
@@ -547,9 +532,7 @@ impl Repo {
             let mut next = Vec::new();
             for f in &level {
                 let prefix = format!("{}0#", keys::children_prefix(f));
-                let (items, _) = self
-                    .query_prefix(user_id, &prefix, None, None, None)
-                    .await?;
+                let (items, _) = self.query(user_id, Query::prefix(&prefix)).await?;
                 for item in items {
                     next.push(get_parsed(&item, "id")?);
                 }

@@ -5,13 +5,13 @@
 
 use std::collections::HashMap;
 
-use anyhow::Context;
 use aws_sdk_dynamodb::types::{ConditionCheck, Delete, TransactWriteItem, Update};
 use filestore_contract::domain::{FileId, ShareId, UserId};
 use time::OffsetDateTime;
 
 use super::item::{Item, get_parsed, get_s, get_time, get_u64, n, rfc3339, s};
 use super::{FileRecord, FolderRecord, Repo};
+use super::table::Query;
 use crate::keys;
 
 /// A share link of one file.
@@ -107,22 +107,10 @@ impl Repo {
         user_id: &UserId,
         file_id: &FileId,
     ) -> anyhow::Result<Vec<ShareRecord>> {
-        let items: Vec<Item> = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :share)")
-            .filter_expression("file_id = :file")
-            .expression_attribute_values(":pk", s(keys::user_pk(user_id)))
-            .expression_attribute_values(":share", s(keys::SHARE_PREFIX))
-            .expression_attribute_values(":file", s(file_id))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .context("DynamoDB Query (shares)")?;
+        let query = Query::prefix(keys::SHARE_PREFIX)
+            .filter("file_id = :file")
+            .value(":file", s(file_id));
+        let (items, _) = self.query(user_id, query).await?;
         items.iter().map(share_from).collect()
     }
 

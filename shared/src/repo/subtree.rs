@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 use super::folders::{FolderRecord, MAX_DEPTH};
 use super::item::{Item, get_parsed, get_s, get_u64, rfc3339, rfc3339_millis, s};
 use super::{FileRecord, Repo, TrashEntry};
+use super::table::Query;
 use crate::keys::{self, Due, Kind};
 
 /// Child entries read per page of a walk or a purge.
@@ -63,14 +64,9 @@ impl Repo {
         limit: u32,
         after: Option<String>,
     ) -> anyhow::Result<(Vec<ChildRef>, Option<String>)> {
+        let prefix = keys::children_prefix(folder);
         let (items, more) = self
-            .query_prefix(
-                user_id,
-                &keys::children_prefix(folder),
-                Some(limit as i32),
-                after,
-                None,
-            )
+            .query(user_id, Query::prefix(&prefix).limit(limit).after(after))
             .await?;
         let mut refs = Vec::with_capacity(items.len());
         for item in &items {

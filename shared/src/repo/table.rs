@@ -1,12 +1,12 @@
 //! What every entity's reads and writes go through: one item by key, a partition's items by
-//! sort-key prefix, and write transactions, which tell a false condition (an answer: which
+//! sort-key prefix (whole, or a page at a time), and write transactions, which tell a false condition (an answer: which
 //! item refused) from a conflict with a concurrent transaction (retried with backoff).
 
 use std::collections::HashMap;
 
 use anyhow::Context;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue as Av, Put, TransactWriteItem};
 
 use filestore_contract::domain::UserId;
 
@@ -125,46 +125,127 @@ impl Repo {
         }
     }
 
-    /// A user's items whose sort key starts with `prefix`, in key order, after `start_after`,
-    /// and whether more follow. With `filter`, only the items it admits count toward `limit`
-    /// (the query goes on until it has `limit` of them or reaches the end).
-    pub(super) async fn query_prefix(
+    /// A user's items that `query` asks for, and whether more follow.
+    ///
+    /// # Errors
+    /// DynamoDB failures.
+    pub(super) async fn query(
         &self,
         user_id: &UserId,
-        prefix: &str,
-        limit: Option<i32>,
-        start_after: Option<String>,
-        filter: Option<&str>,
+        query: Query<'_>,
     ) -> anyhow::Result<(Vec<Item>, bool)> {
+        let pk = s(keys::user_pk(user_id));
+        let mut values = query.values;
+        values.insert(":pk".into(), pk.clone());
+        values.insert(":prefix".into(), s(query.prefix));
+        let names = (!query.names.is_empty()).then_some(query.names);
+        let mut start = query
+            .start_after
+            .map(|sk| HashMap::from([("PK".to_string(), pk), ("SK".to_string(), s(sk))]));
         let mut items = Vec::new();
-        let mut start = start_after.map(|sk| {
-            HashMap::from([
-                ("PK".to_string(), s(keys::user_pk(user_id))),
-                ("SK".to_string(), s(sk)),
-            ])
-        });
         loop {
             let out = self
                 .client
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-                .expression_attribute_values(":pk", s(keys::user_pk(user_id)))
-                .expression_attribute_values(":prefix", s(prefix))
-                .set_filter_expression(filter.map(str::to_string))
+                .set_filter_expression(query.filter.map(str::to_string))
+                .set_expression_attribute_names(names.clone())
+                .set_expression_attribute_values(Some(values.clone()))
+                .scan_index_forward(!query.newest_first)
                 .consistent_read(true)
-                .set_limit(limit.map(|l| l - items.len() as i32))
+                .set_limit(query.limit.map(|l| (l - items.len()) as i32))
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .context("DynamoDB Query")?;
+                .with_context(|| format!("DynamoDB Query ({})", query.prefix))?;
             items.extend(out.items.unwrap_or_default());
             start = out.last_evaluated_key;
-            let full = limit.is_some_and(|l| items.len() as i32 >= l);
+            let full = query.limit.is_some_and(|l| items.len() >= l);
             if start.is_none() || full {
                 return Ok((items, start.is_some()));
             }
         }
+    }
+
+    /// One page of `query`: up to `limit` items, and whether another page follows. One item
+    /// more than the page is read to tell, so the last page says there is no next.
+    ///
+    /// # Errors
+    /// DynamoDB failures.
+    pub(super) async fn page(
+        &self,
+        user_id: &UserId,
+        query: Query<'_>,
+        limit: u32,
+    ) -> anyhow::Result<(Vec<Item>, bool)> {
+        let (mut items, _) = self.query(user_id, query.limit(limit + 1)).await?;
+        let more = items.len() > limit as usize;
+        items.truncate(limit as usize);
+        Ok((items, more))
+    }
+}
+
+/// What [`Repo::query`] reads of one user's partition: the items whose sort key starts with a
+/// prefix, in key order unless [`Query::newest_first`].
+pub(super) struct Query<'a> {
+    prefix: &'a str,
+    limit: Option<usize>,
+    start_after: Option<String>,
+    filter: Option<&'a str>,
+    names: HashMap<String, String>,
+    values: Item,
+    newest_first: bool,
+}
+
+impl<'a> Query<'a> {
+    pub(super) fn prefix(prefix: &'a str) -> Self {
+        Self {
+            prefix,
+            limit: None,
+            start_after: None,
+            filter: None,
+            names: HashMap::new(),
+            values: Item::new(),
+            newest_first: false,
+        }
+    }
+
+    /// At most `limit` items.
+    pub(super) fn limit(mut self, limit: u32) -> Self {
+        self.limit = Some(limit as usize);
+        self
+    }
+
+    /// Only the items after the one keyed `sk`, in the query's order.
+    pub(super) fn after(mut self, sk: Option<String>) -> Self {
+        self.start_after = sk;
+        self
+    }
+
+    /// Only the items `expression` admits. DynamoDB applies its `Limit` before the filter,
+    /// so the query reads on until it has its limit of admitted items or reaches the end.
+    pub(super) fn filter(mut self, expression: &'a str) -> Self {
+        self.filter = Some(expression);
+        self
+    }
+
+    /// Names an attribute in the filter (`#placeholder`), for reserved words.
+    pub(super) fn name(mut self, placeholder: &str, attribute: &str) -> Self {
+        self.names.insert(placeholder.into(), attribute.into());
+        self
+    }
+
+    /// A value in the filter (`:placeholder`).
+    pub(super) fn value(mut self, placeholder: &str, value: Av) -> Self {
+        self.values.insert(placeholder.into(), value);
+        self
+    }
+
+    /// Sort keys descending.
+    pub(super) fn newest_first(mut self) -> Self {
+        self.newest_first = true;
+        self
     }
 }
 

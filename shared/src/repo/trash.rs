@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 
 use super::folders::{FolderRecord, Place};
 use super::item::{Item, get_parsed, get_s, get_time, get_u64, n, rfc3339, rfc3339_millis, s};
-use super::table::Tx;
+use super::table::{Query, Tx};
 use super::{FileRecord, Repo};
 use crate::keys::{self, Due, Kind};
 
@@ -229,37 +229,12 @@ impl Repo {
         limit: u32,
         after_sk: Option<&str>,
     ) -> anyhow::Result<(Vec<TrashEntry>, bool)> {
-        // One extra item tells whether another page exists, so the last page has no cursor.
-        let want = limit as usize + 1;
-        let pk = s(keys::user_pk(user_id));
-        let mut start =
-            after_sk.map(|sk| HashMap::from([("PK".into(), pk.clone()), ("SK".into(), s(sk))]));
-        let mut items: Vec<Item> = Vec::new();
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-                .expression_attribute_values(":pk", pk.clone())
-                .expression_attribute_values(":prefix", s(keys::TRASH_PREFIX))
-                .scan_index_forward(false)
-                .consistent_read(true)
-                .limit((want - items.len()) as i32)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .context("DynamoDB Query (trash)")?;
-            items.extend(out.items.unwrap_or_default());
-            start = out.last_evaluated_key;
-            if start.is_none() || items.len() >= want {
-                break;
-            }
-        }
-        let more = items.len() > limit as usize;
+        let query = Query::prefix(keys::TRASH_PREFIX)
+            .after(after_sk.map(str::to_string))
+            .newest_first();
+        let (items, more) = self.page(user_id, query, limit).await?;
         let entries = items
             .iter()
-            .take(limit as usize)
             .map(Self::trash_entry_from)
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok((entries, more))

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 use aws_sdk_dynamodb::types::{AttributeValue as Av, Delete, TransactWriteItem, Update};
 use filestore_contract::api::UploadView;
 use filestore_contract::domain::{
@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 use super::folders::Place;
 use super::item::{Item, get_bool, get_parsed, get_s, get_time, get_u64, n, opt_s, rfc3339, s};
 use super::{AddFile, FileRecord, Repo};
+use super::table::Query;
 use crate::keys::{self, Due, Kind};
 
 /// A multipart upload in progress (or completed, until its record expires).
@@ -200,6 +201,14 @@ impl Repo {
             .transpose()
     }
 
+    /// The caller's upload records that are active (completed ones are read, not returned).
+    fn active_uploads_query() -> Query<'static> {
+        Query::prefix(keys::UPLOAD_PREFIX)
+            .filter("#state = :active")
+            .name("#state", "state")
+            .value(":active", s(UploadState::Active.as_str()))
+    }
+
     /// Up to `limit` of the caller's active upload records after `after`, oldest first
     /// (expired ones included: the caller filters them), and whether more may follow.
     ///
@@ -211,44 +220,10 @@ impl Repo {
         limit: u32,
         after: Option<&UploadId>,
     ) -> anyhow::Result<(Vec<UploadRecord>, bool)> {
-        // DynamoDB applies `Limit` before the filter, so pages are read until limit + 1
-        // active records are found (the extra one tells that another page exists) or the
-        // partition's uploads end.
-        let want = limit as usize + 1;
-        let mut items: Vec<Item> = Vec::new();
-        let mut start = after.map(|id| {
-            HashMap::from([
-                ("PK".to_string(), s(keys::user_pk(user_id))),
-                ("SK".to_string(), s(keys::upload_sk(id))),
-            ])
-        });
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-                .filter_expression("#state = :active")
-                .expression_attribute_names("#state", "state")
-                .expression_attribute_values(":pk", s(keys::user_pk(user_id)))
-                .expression_attribute_values(":prefix", s(keys::UPLOAD_PREFIX))
-                .expression_attribute_values(":active", s(UploadState::Active.as_str()))
-                .consistent_read(true)
-                .limit((want - items.len()) as i32)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .context("DynamoDB Query (active uploads page)")?;
-            items.extend(out.items.unwrap_or_default());
-            start = out.last_evaluated_key;
-            if start.is_none() || items.len() >= want {
-                break;
-            }
-        }
-        let more = items.len() > limit as usize;
+        let query = Self::active_uploads_query().after(after.map(keys::upload_sk));
+        let (items, more) = self.page(user_id, query, limit).await?;
         let uploads = items
             .iter()
-            .take(limit as usize)
             .map(Self::upload_from)
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok((uploads, more))
@@ -260,23 +235,7 @@ impl Repo {
     /// # Errors
     /// DynamoDB failures or a malformed item.
     pub async fn active_uploads(&self, user_id: &UserId) -> anyhow::Result<Vec<UploadRecord>> {
-        let items: Vec<Item> = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-            .filter_expression("#state = :active")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":pk", s(keys::user_pk(user_id)))
-            .expression_attribute_values(":prefix", s(keys::UPLOAD_PREFIX))
-            .expression_attribute_values(":active", s(UploadState::Active.as_str()))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .context("DynamoDB Query (active uploads)")?;
+        let (items, _) = self.query(user_id, Self::active_uploads_query()).await?;
         items.iter().map(Self::upload_from).collect()
     }
 

@@ -293,7 +293,7 @@ impl Repo {
                         let mut items = vec![
                             self.put(Self::file_item(&file), "attribute_not_exists(PK)")?,
                             self.take_reference(sha256, cold_key)?,
-                            self.count_files_within(user_id, file.size.into(), 1, Some(quota))?,
+                            self.count_files(user_id, file.size.into(), 1, 0, Some(quota))?,
                         ];
                         items.extend(self.claim_name(
                             user_id,

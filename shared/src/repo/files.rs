@@ -304,7 +304,7 @@ impl Repo {
         let trash = entry.map_or(0, |e| e.size as i128);
         let mut items = vec![
             TransactWriteItem::builder().delete(delete.build()?).build(),
-            self.count_files(&file.user_id, -(file.size as i128), -1, -trash)?,
+            self.count_files(&file.user_id, -(file.size as i128), -1, -trash, None)?,
         ];
         if let Some(entry) = entry {
             items.push(self.delete_trash_entry(entry)?);

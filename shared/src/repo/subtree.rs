@@ -145,7 +145,7 @@ impl Repo {
         self.transact(
             vec![
                 self.delete_trash_entry(entry)?,
-                self.count_files(&folder.user_id, 0, 0, -i128::from(entry.size))?,
+                self.count_files(&folder.user_id, 0, 0, -i128::from(entry.size), None)?,
                 TransactWriteItem::builder().update(mark).build(),
             ],
             "begin folder purge",

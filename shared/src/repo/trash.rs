@@ -191,7 +191,7 @@ impl Repo {
             vec![
                 TransactWriteItem::builder().update(mark).build(),
                 self.put(Self::trash_entry_item(entry), "attribute_not_exists(PK)")?,
-                self.count_files(&entry.user_id, 0, 0, entry.size.into())?,
+                self.count_files(&entry.user_id, 0, 0, entry.size.into(), None)?,
                 self.release_name(&entry.user_id, kind, place, &entry.id)?,
             ],
             "trash",
@@ -294,7 +294,7 @@ impl Repo {
         let mut items = vec![
             self.delete_trash_entry(entry)?,
             TransactWriteItem::builder().update(unmark).build(),
-            self.count_files(user_id, 0, 0, -i128::from(entry.size))?,
+            self.count_files(user_id, 0, 0, -i128::from(entry.size), None)?,
         ];
         items.extend(self.claim_name(user_id, kind, to, &entry.id)?);
         items.extend(self.folder_live_check(user_id, &to.parent)?);

@@ -292,7 +292,7 @@ impl Repo {
         } else if file.size > quota {
             return Ok(AddFile::OverQuota);
         } else {
-            self.count_files_within(&upload.user_id, file.size.into(), 1, Some(quota))?
+            self.count_files(&upload.user_id, file.size.into(), 1, 0, Some(quota))?
         };
         // From now on the record may expire through DynamoDB's TTL: nothing is reserved.
         let mark = Update::builder()

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::types::builders::UpdateBuilder;
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use filestore_contract::domain::UserId;
 use time::OffsetDateTime;
@@ -71,64 +72,49 @@ impl AddFile {
 }
 
 impl Repo {
-    /// Adds `bytes` and `files` to a user's counters, and `trash` to the bytes in their trash
-    /// (negative to take away). One update, since a transaction writes an item only once.
-    pub(super) fn count_files(
-        &self,
-        user_id: &UserId,
-        bytes: i128,
-        files: i64,
-        trash: i128,
-    ) -> anyhow::Result<TransactWriteItem> {
-        let update = Update::builder()
+    /// The update of a user's profile counters, on the condition that the profile exists.
+    fn profile_update(&self, user_id: &UserId, expression: &str) -> UpdateBuilder {
+        Update::builder()
             .table_name(&self.table)
             .key("PK", s(keys::user_pk(user_id)))
             .key("SK", s(keys::PROFILE_SK))
-            // `claimed_bytes` moves with `used_bytes`, as in `count_files_within`.
-            .update_expression(
-                "SET claimed_bytes = if_not_exists(claimed_bytes, used_bytes) + :bytes, \
-                 used_bytes = used_bytes + :bytes, file_count = file_count + :files, \
-                 trash_bytes = if_not_exists(trash_bytes, :zero) + :trash",
-            )
+            .update_expression(expression)
             .condition_expression("attribute_exists(PK)")
-            .expression_attribute_values(":bytes", n(bytes))
-            .expression_attribute_values(":files", n(files))
-            .expression_attribute_values(":trash", n(trash))
-            .expression_attribute_values(":zero", n(0))
-            .build()?;
-        Ok(TransactWriteItem::builder().update(update).build())
     }
 
-    /// [`Self::count_files`], refused when the user's claimed bytes would pass `quota`.
+    /// Adds `bytes` and `files` to a user's counters, and `trash` to the bytes in their trash
+    /// (negative to take away). One update, since a transaction writes an item only once.
+    /// With a `quota`, refused when the user's claimed bytes would pass it.
     ///
     /// `claimed_bytes` is everything counted against the quota: `used_bytes` plus the
     /// declared sizes of open uploads. It moves with `used_bytes` here; a profile written
     /// before it existed starts it from `used_bytes` (`if_not_exists`), in the same update.
     /// DynamoDB conditions cannot add, so the room left is computed here: the transaction's
     /// condition makes the check and the addition one atomic step under concurrent writes.
-    pub(super) fn count_files_within(
+    pub(super) fn count_files(
         &self,
         user_id: &UserId,
         bytes: i128,
         files: i64,
+        trash: i128,
         quota: Option<u64>,
     ) -> anyhow::Result<TransactWriteItem> {
-        let mut update = Update::builder()
-            .table_name(&self.table)
-            .key("PK", s(keys::user_pk(user_id)))
-            .key("SK", s(keys::PROFILE_SK))
-            .update_expression(
+        let mut update = self
+            .profile_update(
+                user_id,
                 "SET claimed_bytes = if_not_exists(claimed_bytes, used_bytes) + :bytes, \
-                 used_bytes = used_bytes + :bytes, file_count = file_count + :files",
+                 used_bytes = used_bytes + :bytes, file_count = file_count + :files, \
+                 trash_bytes = if_not_exists(trash_bytes, :zero) + :trash",
             )
             .expression_attribute_values(":bytes", n(bytes))
-            .expression_attribute_values(":files", n(files));
-        update = match quota {
-            Some(quota) => update
+            .expression_attribute_values(":files", n(files))
+            .expression_attribute_values(":trash", n(trash))
+            .expression_attribute_values(":zero", n(0));
+        if let Some(quota) = quota {
+            update = update
                 .condition_expression(format!("attribute_exists(PK) AND {CLAIM_FITS}"))
-                .expression_attribute_values(":room", n(i128::from(quota) - bytes)),
-            None => update.condition_expression("attribute_exists(PK)"),
-        };
+                .expression_attribute_values(":room", n(i128::from(quota) - bytes));
+        }
         Ok(TransactWriteItem::builder().update(update.build()?).build())
     }
 
@@ -141,11 +127,9 @@ impl Repo {
         quota: u64,
         max_open: u64,
     ) -> anyhow::Result<TransactWriteItem> {
-        let update = Update::builder()
-            .table_name(&self.table)
-            .key("PK", s(keys::user_pk(user_id)))
-            .key("SK", s(keys::PROFILE_SK))
-            .update_expression(
+        let update = self
+            .profile_update(
+                user_id,
                 "SET claimed_bytes = if_not_exists(claimed_bytes, used_bytes) + :size, \
                  open_uploads = if_not_exists(open_uploads, :zero) + :one",
             )
@@ -169,14 +153,11 @@ impl Repo {
         user_id: &UserId,
         size: u64,
     ) -> anyhow::Result<TransactWriteItem> {
-        let update = Update::builder()
-            .table_name(&self.table)
-            .key("PK", s(keys::user_pk(user_id)))
-            .key("SK", s(keys::PROFILE_SK))
-            .update_expression(
+        let update = self
+            .profile_update(
+                user_id,
                 "SET claimed_bytes = claimed_bytes - :size, open_uploads = open_uploads - :one",
             )
-            .condition_expression("attribute_exists(PK)")
             .expression_attribute_values(":size", n(size))
             .expression_attribute_values(":one", n(1))
             .build()?;
@@ -191,15 +172,12 @@ impl Repo {
         user_id: &UserId,
         size: u64,
     ) -> anyhow::Result<TransactWriteItem> {
-        let update = Update::builder()
-            .table_name(&self.table)
-            .key("PK", s(keys::user_pk(user_id)))
-            .key("SK", s(keys::PROFILE_SK))
-            .update_expression(
+        let update = self
+            .profile_update(
+                user_id,
                 "SET used_bytes = used_bytes + :size, file_count = file_count + :one, \
                  open_uploads = open_uploads - :one",
             )
-            .condition_expression("attribute_exists(PK)")
             .expression_attribute_values(":size", n(size))
             .expression_attribute_values(":one", n(1))
             .build()?;

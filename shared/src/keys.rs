@@ -12,7 +12,7 @@
 //!   ([`SIGNUPS_SK`]).
 //! - A user's partition: [`upload_sk`], [`file_sk`], [`folder_sk`], [`child_sk`] /
 //!   [`children_prefix`] ([`Kind`]), [`trash_sk`] / [`parse_trash_sk`], [`challenge_sk`],
-//!   [`challenge_count_sk`], [`holding_sk`], [`share_sk`], and the prefixes that list them.
+//!   [`CHALLENGE_COUNT_SK`], [`holding_sk`], [`share_sk`], and the prefixes that list them.
 //! - Elsewhere in the table: [`share_token_pk`], [`content_pk`], [`job_sk`],
 //!   [`transfer_pk`] / [`parse_transfer_pk`].
 //! - The `due` index: [`Due`], [`DUE_SHARDS`].
@@ -149,12 +149,8 @@ pub fn challenge_sk(challenge_id: &ChallengeId) -> String {
     format!("CHALLENGE#{challenge_id}")
 }
 
-/// The count of instant-upload challenges issued to a user in the hour-long window that
-/// starts at `window_start` (Unix seconds), in their [`user_pk`]. One item per window, so a
-/// single conditional update counts a challenge; `ttl` sweeps past windows.
-pub fn challenge_count_sk(window_start: i64) -> String {
-    format!("CHALLENGECOUNT#{window_start}")
-}
+/// The counter of instant-upload challenges issued to a user, in their [`user_pk`].
+pub const CHALLENGE_COUNT_SK: &str = "CHALLENGECOUNT";
 
 /// That a user holds verified content of this SHA-256 (a count of their files on it), in
 /// their [`user_pk`]. Small content is only ever instant-uploaded by a user who holds it.
@@ -320,7 +316,7 @@ mod tests {
             format!("CHILD#{folder}#1#x.txt")
         );
         assert_eq!(challenge_sk(&c), format!("CHALLENGE#{c}"));
-        assert_eq!(challenge_count_sk(3600), "CHALLENGECOUNT#3600");
+        assert_eq!(CHALLENGE_COUNT_SK, "CHALLENGECOUNT");
         assert_eq!(holding_sk("ab"), "HOLDING#ab");
         assert_eq!(share_sk(&sh), format!("SHARE#{sh}"));
         assert_eq!(share_token_pk("ab"), "SHARETOKEN#ab");

@@ -14,7 +14,7 @@
 //! | folder | `USER#<user_id>` | `FOLDER#<folder_id>` |
 //! | child entry (a name in a folder) | `USER#<user_id>` | `CHILD#<parent_id>#<0 folder, 1 file>#<name>` |
 //! | challenge | `USER#<user_id>` | `CHALLENGE#<challenge_id>` |
-//! | challenges issued in an hour | `USER#<user_id>` | `CHALLENGECOUNT#<window start>` |
+//! | challenges issued in an hour | `USER#<user_id>` | `CHALLENGECOUNT` |
 //! | small content held | `USER#<user_id>` | `HOLDING#<sha256>` |
 //! | content | `CONTENT#<sha256>` | `CONTENT` |
 //! | trash entry | `USER#<user_id>` | `TRASH#<epoch millis>#<id>` |
@@ -72,7 +72,7 @@ mod trash;
 mod uploads;
 mod users;
 
-pub use challenges::{CHALLENGE_WINDOW, ChallengeCount, ChallengeRecord};
+pub use challenges::ChallengeRecord;
 pub use content::{ContentRecord, UNSHARED_BELOW, Verified, VerifyOutcome};
 pub use files::{Copies, FileRecord};
 pub use folders::{Child, FolderRecord, MAX_DEPTH, Place, Placed, numbered_name, root_view};

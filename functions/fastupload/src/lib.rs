@@ -33,8 +33,8 @@ use filestore_contract::{Function, RouteKey};
 use filestore_shared::http::{json, json_body, respond, serve};
 use filestore_shared::keys::{PROOF_DECOY_KEY, object_key};
 use filestore_shared::repo::{
-    AddFile, ChallengeCount, ChallengeRecord, ContentRecord, Copies, FileRecord, UNSHARED_BELOW,
-    UserRecord, rfc3339,
+    AddFile, ChallengeRecord, ContentRecord, Copies, Counter, FileRecord, Limit, Taken,
+    UNSHARED_BELOW, UserRecord, rfc3339,
 };
 use filestore_shared::storage::{DECOY_SIZE, Storage};
 use filestore_shared::{ApiError, AppState, metrics};
@@ -143,16 +143,15 @@ async fn challenge(
 ) -> Result<Response<Body>, ApiError> {
     let user_id = &user.user_id;
     let now = OffsetDateTime::now_utc().unix_timestamp();
-    if let ChallengeCount::Exhausted { window_end } = state
-        .repo
-        .count_challenge(user_id, now, CHALLENGES_PER_HOUR)
-        .await?
-    {
+    let limit = Limit {
+        max: CHALLENGES_PER_HOUR,
+        window: Duration::from_secs(3600),
+    };
+    let counter = Counter::challenges(user_id);
+    if let Taken::Refused { retry_after } = state.repo.take(&counter, limit, now).await? {
         tracing::info!("challenge limit reached");
         refused("throttled");
-        return Err(ApiError::Throttled {
-            retry_after: (window_end - now).max(1) as u64,
-        });
+        return Err(ApiError::Throttled { retry_after });
     }
     // Judged on the declared size alone, so it says nothing about whether the content exists.
     state.check_quota(user, input.size.get())?;

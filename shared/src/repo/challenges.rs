@@ -1,6 +1,6 @@
 //! Proof-of-possession challenges for instant upload: issued into the caller's partition and
-//! taken by deleting them, so each answers at most one proof; and the count of challenges
-//! each user was issued per hour, which bounds how fast anyone can guess content.
+//! taken by deleting them, so each answers at most one proof. How many each user is issued is
+//! counted by [`super::Counter::challenges`].
 
 use std::collections::HashMap;
 
@@ -10,9 +10,7 @@ use filestore_contract::domain::{ChallengeId, FolderId, OnConflict, UserId};
 use time::OffsetDateTime;
 
 use super::Repo;
-use super::item::{
-    Item, get_parsed, get_s, get_time, get_u64, is_condition_failure, n, rfc3339, s,
-};
+use super::item::{Item, get_parsed, get_s, get_time, get_u64, n, rfc3339, s};
 use crate::keys;
 
 /// A proof-of-possession challenge for instant upload: single use, short-lived, bound to the
@@ -33,61 +31,7 @@ pub struct ChallengeRecord {
     pub expires_at: OffsetDateTime,
 }
 
-/// The window challenges are counted in.
-pub const CHALLENGE_WINDOW: std::time::Duration = std::time::Duration::from_secs(3600);
-
-/// Whether a user may be issued one more challenge.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ChallengeCount {
-    /// Counted.
-    Counted,
-    /// The user had `limit` challenges in this window already; it ends at `window_end`
-    /// (Unix seconds).
-    Exhausted { window_end: i64 },
-}
-
 impl Repo {
-    /// Counts one challenge for `user_id` at `now` (Unix seconds), unless `limit` were
-    /// counted in the current window already. Windows are fixed hours (`now` rounded down to
-    /// [`CHALLENGE_WINDOW`]), each its own item, so the check and the count are one
-    /// conditional `UpdateItem`: concurrent requests can never count past `limit`. `ttl`
-    /// sweeps the windows gone by.
-    ///
-    /// # Errors
-    /// DynamoDB failures.
-    pub async fn count_challenge(
-        &self,
-        user_id: &UserId,
-        now: i64,
-        limit: u64,
-    ) -> anyhow::Result<ChallengeCount> {
-        let window = CHALLENGE_WINDOW.as_secs() as i64;
-        let window_start = now - now.rem_euclid(window);
-        let window_end = window_start + window;
-        let counted = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("PK", s(keys::user_pk(user_id)))
-            .key("SK", s(keys::challenge_count_sk(window_start)))
-            .update_expression("ADD #count :one SET #ttl = :ttl")
-            .condition_expression("attribute_not_exists(#count) OR #count < :limit")
-            .expression_attribute_names("#count", "count")
-            .expression_attribute_names("#ttl", "ttl")
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":limit", n(limit))
-            .expression_attribute_values(":ttl", n(window_end))
-            .send()
-            .await;
-        match counted {
-            Ok(_) => Ok(ChallengeCount::Counted),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => {
-                Ok(ChallengeCount::Exhausted { window_end })
-            }
-            Err(e) => Err(e).context("DynamoDB UpdateItem (challenge count)"),
-        }
-    }
-
     /// # Errors
     /// DynamoDB failures.
     pub async fn put_challenge(&self, c: &ChallengeRecord) -> anyhow::Result<()> {

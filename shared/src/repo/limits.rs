@@ -1,5 +1,6 @@
 //! Attempt counters that throttle: failed logins per username and source address and per
-//! username, and signups per source address (`docs/dynamodb.md` has their keys).
+//! username, signups per source address, and instant-upload challenges per user
+//! (`docs/dynamodb.md` has their keys).
 //!
 //! An attempt takes its place in the counter *before* it runs, in one conditional write, and
 //! an attempt that turns out not to count (a right password) gives it back. So concurrent
@@ -14,6 +15,8 @@ use anyhow::Context;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
+
+use filestore_contract::domain::UserId;
 
 use super::Repo;
 use super::item::{Item, get_u64, n, s};
@@ -47,6 +50,14 @@ impl Counter {
         Self {
             pk: keys::username_pk(canonical_name),
             sk: keys::login_failures_from_sk(address),
+        }
+    }
+
+    /// Instant-upload challenges issued to a user.
+    pub fn challenges(user_id: &UserId) -> Self {
+        Self {
+            pk: keys::user_pk(user_id),
+            sk: keys::CHALLENGE_COUNT_SK.into(),
         }
     }
 

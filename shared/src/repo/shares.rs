@@ -10,8 +10,8 @@ use filestore_contract::domain::{FileId, ShareId, UserId};
 use time::OffsetDateTime;
 
 use super::item::{Item, get_parsed, get_s, get_time, get_u64, n, rfc3339, s};
-use super::{FileRecord, FolderRecord, Repo};
 use super::table::Query;
+use super::{FileRecord, FolderRecord, Repo};
 use crate::keys;
 
 /// A share link of one file.

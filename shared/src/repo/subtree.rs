@@ -17,8 +17,8 @@ use time::OffsetDateTime;
 
 use super::folders::{FolderRecord, MAX_DEPTH};
 use super::item::{Item, get_parsed, get_s, get_u64, rfc3339, rfc3339_millis, s};
-use super::{FileRecord, Repo, TrashEntry};
 use super::table::Query;
+use super::{FileRecord, Repo, TrashEntry};
 use crate::keys::{self, Due, Kind};
 
 /// Child entries read per page of a walk or a purge.

@@ -13,8 +13,8 @@ use time::OffsetDateTime;
 
 use super::folders::Place;
 use super::item::{Item, get_bool, get_parsed, get_s, get_time, get_u64, n, opt_s, rfc3339, s};
-use super::{AddFile, FileRecord, Repo};
 use super::table::Query;
+use super::{AddFile, FileRecord, Repo};
 use crate::keys::{self, Due, Kind};
 
 /// A multipart upload in progress (or completed, until its record expires).

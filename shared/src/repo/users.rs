@@ -153,15 +153,11 @@ impl Repo {
         user_id: &UserId,
         size: u64,
     ) -> anyhow::Result<TransactWriteItem> {
-        let update = self
-            .profile_update(
-                user_id,
-                "SET claimed_bytes = claimed_bytes - :size, open_uploads = open_uploads - :one",
-            )
-            .expression_attribute_values(":size", n(size))
-            .expression_attribute_values(":one", n(1))
-            .build()?;
-        Ok(TransactWriteItem::builder().update(update).build())
+        self.open_upload_update(
+            user_id,
+            "SET claimed_bytes = claimed_bytes - :size, open_uploads = open_uploads - :one",
+            size,
+        )
     }
 
     /// Turns a reserved upload of `size` bytes into a File on the counters: the bytes move
@@ -172,12 +168,24 @@ impl Repo {
         user_id: &UserId,
         size: u64,
     ) -> anyhow::Result<TransactWriteItem> {
+        self.open_upload_update(
+            user_id,
+            "SET used_bytes = used_bytes + :size, file_count = file_count + :one, \
+             open_uploads = open_uploads - :one",
+            size,
+        )
+    }
+
+    /// The update of `expression` on the counters of one open upload of `size` bytes
+    /// (`:size`, and `:one` for the upload).
+    fn open_upload_update(
+        &self,
+        user_id: &UserId,
+        expression: &str,
+        size: u64,
+    ) -> anyhow::Result<TransactWriteItem> {
         let update = self
-            .profile_update(
-                user_id,
-                "SET used_bytes = used_bytes + :size, file_count = file_count + :one, \
-                 open_uploads = open_uploads - :one",
-            )
+            .profile_update(user_id, expression)
             .expression_attribute_values(":size", n(size))
             .expression_attribute_values(":one", n(1))
             .build()?;

@@ -36,11 +36,14 @@
 //! - `schema`: the table's keys, index and TTL, created by the local runner.
 //! - `users`: profiles, signup, and the counters and quota every file write moves.
 //! - `accounts`: password changes.
-//! - `limits`: the counters that throttle failed logins and signups, taken before the attempt.
+//! - `limits`: the counters that throttle failed logins, signups and instant-upload
+//!   challenges, taken before the attempt.
 //! - `uploads`: multipart upload records, and completing one into a File.
 //! - `files`: file records: reads, delete.
-//! - `folders`: folders, the child entries that make names unique per folder, listings in
-//!   name order, paths, and the rename-or-move transactions of folders and files.
+//! - `folders`: folders, their chains of parents, and the child entries that make names
+//!   unique per folder.
+//! - `listing`: a folder's entries a page at a time, the id behind a name, a subtree's depth.
+//! - `moves`: renaming and moving folders and files.
 //! - `trash`: trash entries: trashing a file or folder, restoring it, purging a file.
 //! - `subtree`: a folder's subtree a page at a time: its bytes, and the steps of its purge.
 //! - `content`: verified content, verification, instant upload, collection.
@@ -62,6 +65,8 @@ mod folders;
 mod item;
 mod janitor;
 mod limits;
+mod listing;
+mod moves;
 mod schema;
 mod shares;
 mod stranded;

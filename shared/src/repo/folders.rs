@@ -1,7 +1,7 @@
-//! Folders and the namespace: folder records, the child entries that make names unique per
-//! folder (one `CHILD#<parent>#<kind>#<name>` per live file or folder, written in the same
-//! transaction as the item it names), listings of a folder in name order, paths, and the
-//! rename-or-move transaction of folders and files.
+//! Folders and the namespace: folder records and their chains of parents, and the child
+//! entries that make names unique per folder (one `CHILD#<parent>#<kind>#<name>` per live
+//! file or folder, written in the same transaction as the item it names). Listing a folder is
+//! in `listing`, renaming and moving in `moves`.
 //!
 //! The root folder (`"root"`) is never stored: it is every user's, always live, and has no
 //! record. Everything else is live iff it is not trashed and every folder on its parent chain
@@ -9,15 +9,13 @@
 
 use std::collections::{HashMap, HashSet};
 
-use anyhow::{Context, anyhow};
-use aws_sdk_dynamodb::types::{
-    ConditionCheck, Delete, KeysAndAttributes, TransactWriteItem, Update,
-};
+use anyhow::anyhow;
+use aws_sdk_dynamodb::types::{ConditionCheck, Delete, TransactWriteItem};
 use filestore_contract::api::{Ancestor, FolderView};
-use filestore_contract::domain::{FileId, FolderId, OnConflict, UserId};
+use filestore_contract::domain::{FolderId, OnConflict, UserId};
 use time::OffsetDateTime;
 
-use super::item::{Item, get_parsed, get_s, get_time, opt_s, rfc3339, s};
+use super::item::{Item, get_parsed, get_s, get_time, rfc3339, s};
 use super::table::{Query, Tx};
 use super::{FileRecord, Repo};
 use crate::keys::{self, Kind};
@@ -404,251 +402,6 @@ impl Repo {
         Err(anyhow!(
             "no free name like {name:?} after {NAME_ATTEMPTS} attempts"
         ))
-    }
-
-    /// One page of a folder's entries after the child entry `after` (a sort key the caller
-    /// checked is this folder's): folders first, then files, by name bytes. One `Query` of
-    /// the child entries, then strongly consistent `BatchGetItem`s of the items they name.
-    /// An entry whose item vanished in between is left out.
-    ///
-    /// # Errors
-    /// DynamoDB failures or a malformed item.
-    pub async fn list_children(
-        &self,
-        user_id: &UserId,
-        parent: &FolderId,
-        limit: u32,
-        after: Option<String>,
-    ) -> anyhow::Result<(Vec<Child>, Option<String>)> {
-        let prefix = keys::children_prefix(parent);
-        let query = Query::prefix(&prefix).after(after);
-        let (entries, more) = self.page(user_id, query, limit).await?;
-        let mut wanted = Vec::new();
-        for entry in &entries {
-            let sk = get_s(entry, "SK")?;
-            let (kind, _) =
-                keys::parse_child_sk(parent, &sk).context("a child entry out of its folder")?;
-            let item_sk = match kind {
-                Kind::Folder => keys::folder_sk(&get_parsed(entry, "id")?),
-                Kind::File => keys::file_sk(&get_parsed::<FileId>(entry, "id")?),
-            };
-            wanted.push((sk, item_sk));
-        }
-        let mut found = self
-            .batch_get(user_id, wanted.iter().map(|(_, k)| k.clone()).collect())
-            .await?;
-        let mut children = Vec::with_capacity(wanted.len());
-        for (_, item_sk) in &wanted {
-            let Some(item) = found.remove(item_sk) else {
-                continue;
-            };
-            children.push(if item_sk.starts_with(keys::FOLDER_PREFIX) {
-                Child::Folder(Self::folder_from(&item)?)
-            } else {
-                Child::File(Self::file_from(&item)?)
-            });
-        }
-        let cursor = more
-            .then(|| wanted.last().map(|(sk, _)| sk.clone()))
-            .flatten();
-        Ok((children, cursor))
-    }
-
-    /// Items of the caller's partition by sort key, strongly consistent, 100 keys a call and
-    /// again for what DynamoDB left unprocessed.
-    pub(super) async fn batch_get(
-        &self,
-        user_id: &UserId,
-        sort_keys: Vec<String>,
-    ) -> anyhow::Result<HashMap<String, Item>> {
-        let pk = keys::user_pk(user_id);
-        let mut found = HashMap::new();
-        for chunk in sort_keys.chunks(100) {
-            let mut keys_and_attributes = KeysAndAttributes::builder().consistent_read(true);
-            for sk in chunk {
-                keys_and_attributes = keys_and_attributes.keys(HashMap::from([
-                    ("PK".to_string(), s(&pk)),
-                    ("SK".to_string(), s(sk)),
-                ]));
-            }
-            let mut request = Some(HashMap::from([(
-                self.table.clone(),
-                keys_and_attributes.build()?,
-            )]));
-            while let Some(items) = request.take().filter(|r| !r.is_empty()) {
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .set_request_items(Some(items))
-                    .send()
-                    .await
-                    .context("DynamoDB BatchGetItem")?;
-                for item in out
-                    .responses
-                    .unwrap_or_default()
-                    .remove(&self.table)
-                    .unwrap_or_default()
-                {
-                    found.insert(get_s(&item, "SK")?, item);
-                }
-                request = out.unprocessed_keys;
-            }
-        }
-        Ok(found)
-    }
-
-    /// The id named by the child entry `name` of `kind` in `parent`, if any.
-    ///
-    /// # Errors
-    /// DynamoDB failures.
-    pub async fn child_id(
-        &self,
-        user_id: &UserId,
-        parent: &FolderId,
-        kind: Kind,
-        name: &str,
-    ) -> anyhow::Result<Option<String>> {
-        Ok(self
-            .get(keys::user_pk(user_id), &keys::child_sk(parent, kind, name))
-            .await?
-            .and_then(|item| opt_s(&item, "id")))
-    }
-
-    /// How many levels of folders `folder` holds, itself included (1 for a folder without
-    /// subfolders), counted up to `cap`: one `Query` of subfolder entries per folder visited.
-    ///
-    /// # Errors
-    /// DynamoDB failures or a malformed entry.
-    pub async fn subtree_height(
-        &self,
-        user_id: &UserId,
-        folder: &FolderId,
-        cap: usize,
-    ) -> anyhow::Result<usize> {
-        let mut level = vec![folder.clone()];
-        let mut height = 0;
-        while !level.is_empty() && height < cap {
-            height += 1;
-            let mut next = Vec::new();
-            for f in &level {
-                let prefix = format!("{}0#", keys::children_prefix(f));
-                let (items, _) = self.query(user_id, Query::prefix(&prefix)).await?;
-                for item in items {
-                    next.push(get_parsed(&item, "id")?);
-                }
-            }
-            level = next;
-        }
-        Ok(if level.is_empty() { height } else { cap + 1 })
-    }
-
-    /// Renames and/or moves a folder as read (`folder`) to `to`, in one transaction: the
-    /// record (conditioned on the name and parent read, and not trashed), the old child entry
-    /// out, the new one in, and a check on every folder of `to_chain` (the target's chain,
-    /// root first, the target last) that it is live with the parent read. Of two moves that
-    /// would nest two folders in each other, the second thus finds a chain changed and reads
-    /// again, and then sees the cycle.
-    ///
-    /// # Errors
-    /// DynamoDB failures.
-    pub async fn move_folder(
-        &self,
-        folder: &FolderRecord,
-        to: &Place,
-        to_chain: &[FolderRecord],
-    ) -> anyhow::Result<Placed<FolderRecord>> {
-        let user_id = &folder.user_id;
-        let from = Place {
-            parent: folder.parent_id.clone(),
-            name: folder.name.clone(),
-        };
-        let update = Update::builder()
-            .table_name(&self.table)
-            .key("PK", s(keys::user_pk(user_id)))
-            .key("SK", s(keys::folder_sk(&folder.folder_id)))
-            .update_expression("SET #name = :name, parent_id = :parent")
-            .condition_expression(
-                "#name = :old_name AND parent_id = :old_parent AND \
-                 attribute_not_exists(trashed_at) AND attribute_not_exists(purging)",
-            )
-            .expression_attribute_names("#name", "name")
-            .expression_attribute_values(":name", s(&to.name))
-            .expression_attribute_values(":parent", s(&to.parent))
-            .expression_attribute_values(":old_name", s(&from.name))
-            .expression_attribute_values(":old_parent", s(&from.parent))
-            .build()?;
-        let id = folder.folder_id.as_str();
-        let mut items = vec![
-            TransactWriteItem::builder().update(update).build(),
-            self.release_name(user_id, Kind::Folder, &from, id)?,
-        ];
-        items.extend(self.claim_name(user_id, Kind::Folder, to, id)?);
-        items.extend(self.chain_checks(user_id, to_chain)?);
-        Ok(match self.transact_items(items, "move folder").await? {
-            Tx::Done => Placed::Done(FolderRecord {
-                name: to.name.clone(),
-                parent_id: to.parent.clone(),
-                ..folder.clone()
-            }),
-            Tx::Refused(2 | 3) => Placed::NameTaken,
-            Tx::Refused(_) => Placed::Stale,
-        })
-    }
-
-    /// Renames and/or moves a file as read to `to`, in one transaction: the record
-    /// (conditioned on the name and folder read, and not trashed), the old child entry out,
-    /// the new one in, and a check that the target folder is live.
-    ///
-    /// # Errors
-    /// DynamoDB failures.
-    pub async fn move_file(
-        &self,
-        file: &FileRecord,
-        to: &Place,
-    ) -> anyhow::Result<Placed<FileRecord>> {
-        let user_id = &file.user_id;
-        let from = Place {
-            parent: file.parent_id.clone(),
-            name: file.name.clone(),
-        };
-        // Files written before folders existed carry no parent: they are in the root.
-        let same_parent = if from.parent.is_root() {
-            "(parent_id = :old_parent OR attribute_not_exists(parent_id))"
-        } else {
-            "parent_id = :old_parent"
-        };
-        let update = Update::builder()
-            .table_name(&self.table)
-            .key("PK", s(keys::user_pk(user_id)))
-            .key("SK", s(keys::file_sk(&file.file_id)))
-            .update_expression("SET #name = :name, parent_id = :parent")
-            .condition_expression(format!(
-                "attribute_exists(PK) AND #name = :old_name AND {same_parent} AND \
-                 attribute_not_exists(trashed_at)"
-            ))
-            .expression_attribute_names("#name", "name")
-            .expression_attribute_values(":name", s(&to.name))
-            .expression_attribute_values(":parent", s(&to.parent))
-            .expression_attribute_values(":old_name", s(&from.name))
-            .expression_attribute_values(":old_parent", s(&from.parent))
-            .build()?;
-        let id = file.file_id.as_str();
-        let mut items = vec![
-            TransactWriteItem::builder().update(update).build(),
-            self.release_name(user_id, Kind::File, &from, id)?,
-        ];
-        items.extend(self.claim_name(user_id, Kind::File, to, id)?);
-        items.extend(self.folder_live_check(user_id, &to.parent)?);
-        Ok(match self.transact_items(items, "move file").await? {
-            Tx::Done => Placed::Done(FileRecord {
-                name: to.name.clone(),
-                parent_id: to.parent.clone(),
-                ..file.clone()
-            }),
-            Tx::Refused(2 | 3) => Placed::NameTaken,
-            Tx::Refused(4) => Placed::ParentGone,
-            Tx::Refused(_) => Placed::Stale,
-        })
     }
 }
 

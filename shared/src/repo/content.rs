@@ -14,10 +14,9 @@ use aws_sdk_dynamodb::types::{AttributeValue as Av, TransactWriteItem, Update};
 use filestore_contract::domain::{OnConflict, UserId};
 use time::OffsetDateTime;
 
-use super::folders::Place;
 use super::item::{Item, get_s, get_time, get_u64, n, rfc3339, s};
 use super::{AddFile, Copies, FileRecord, Repo};
-use crate::keys::{self, Due, Kind};
+use crate::keys::{self, Due};
 
 /// Content smaller than this is never shared across users by instant upload: only a user
 /// who holds it (has a verified file with these bytes) can instant-upload it again.
@@ -286,22 +285,12 @@ impl Repo {
                     };
                     let (sha256, cold_key, user_id) = (&sha256, &cold_key, &user_id);
                     async move {
-                        let place = Place {
-                            parent: file.parent_id.clone(),
-                            name: file.name.clone(),
-                        };
                         let mut items = vec![
                             self.put(Self::file_item(&file), "attribute_not_exists(PK)")?,
                             self.take_reference(sha256, cold_key)?,
                             self.count_files(user_id, file.size.into(), 1, 0, Some(quota))?,
                         ];
-                        items.extend(self.claim_name(
-                            user_id,
-                            Kind::File,
-                            &place,
-                            file.file_id.as_str(),
-                        )?);
-                        items.extend(self.folder_live_check(user_id, &file.parent_id)?);
+                        items.extend(self.place_file(&file)?);
                         if file.size < UNSHARED_BELOW {
                             items.push(self.hold_content(user_id, sha256, 1)?);
                         }

@@ -177,6 +177,19 @@ impl Repo {
         ])
     }
 
+    /// The write items that put a new file in its folder under its name: the name claimed
+    /// ([`Self::claim_name`]) and the folder checked live, in that order.
+    pub(super) fn place_file(&self, file: &FileRecord) -> anyhow::Result<Vec<TransactWriteItem>> {
+        let place = Place {
+            parent: file.parent_id.clone(),
+            name: file.name.clone(),
+        };
+        let mut items =
+            self.claim_name(&file.user_id, Kind::File, &place, file.file_id.as_str())?;
+        items.extend(self.folder_live_check(&file.user_id, &file.parent_id)?);
+        Ok(items)
+    }
+
     /// A check that `folder` is still stored and not trashed; `None` for the root, which
     /// always is.
     pub(super) fn folder_live_check(

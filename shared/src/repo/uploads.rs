@@ -11,11 +11,10 @@ use filestore_contract::domain::{
 };
 use time::OffsetDateTime;
 
-use super::folders::Place;
 use super::item::{Item, get_bool, get_parsed, get_s, get_time, get_u64, n, opt_s, rfc3339, s};
 use super::table::Query;
 use super::{AddFile, FileRecord, Repo};
-use crate::keys::{self, Due, Kind};
+use crate::keys::{self, Due};
 
 /// A multipart upload in progress (or completed, until its record expires).
 #[derive(Clone, Debug)]
@@ -331,19 +330,9 @@ impl Repo {
                             );
                             item.insert("due_at".into(), s(rfc3339(transfer_due)));
                         }
-                        let place = Place {
-                            parent: file.parent_id.clone(),
-                            name: file.name.clone(),
-                        };
                         let mut items =
                             vec![self.put(item, "attribute_not_exists(PK)")?, mark, counters];
-                        items.extend(self.claim_name(
-                            user_id,
-                            Kind::File,
-                            &place,
-                            file.file_id.as_str(),
-                        )?);
-                        items.extend(self.folder_live_check(user_id, &file.parent_id)?);
+                        items.extend(self.place_file(&file)?);
                         let tx = self.transact_items(items, "complete").await?;
                         Ok(AddFile::from_tx(tx, 2))
                     }

@@ -1,7 +1,7 @@
 //! The embedded AWS emulator: moto's server, installed from PyPI into a project-local venv
 //! and run as a plain process (no Docker). One process serves S3, DynamoDB and SQS.
 //!
-//! moto keeps everything in memory. Given a state directory, the launcher (`emulator.py`)
+//! moto keeps everything in memory. Given a state directory, the launcher (`src/emulator/*.py`)
 //! loads what it saved there, saves a snapshot every [`SNAPSHOT_SECS`] while anything changed,
 //! and saves once more when it stops; so a clean stop loses nothing, and a crash of the
 //! emulator (kill -9, power cut) loses at most the last [`SNAPSHOT_SECS`] of changes. A
@@ -21,7 +21,16 @@ use tokio::sync::{oneshot, watch};
 /// rightly rejects; 5.1.22 answers `ListPartsResult` as S3 does.)
 pub const MOTO_REQUIREMENT: &str = "moto[server]==5.1.22";
 
-const LAUNCHER: &str = include_str!("emulator.py");
+/// The launcher: one script, written in parts by concern (`src/emulator/`), run in this
+/// order; each patches moto where it differs from AWS in a way the system depends on, and the
+/// last serves.
+const LAUNCHER: [&str; 5] = [
+    include_str!("emulator/dynamodb.py"),
+    include_str!("emulator/s3.py"),
+    include_str!("emulator/persistence.py"),
+    include_str!("emulator/presign.py"),
+    include_str!("emulator/server.py"),
+];
 
 pub use crate::venv::local_dir;
 
@@ -78,7 +87,7 @@ impl Emulator {
         let python = ensure_installed().await?;
         let started = Instant::now();
         let mut command = Command::new(python);
-        command.args(["-c", LAUNCHER, "127.0.0.1", &port.to_string()]);
+        command.args(["-c", &LAUNCHER.concat(), "127.0.0.1", &port.to_string()]);
         if let Some(dir) = state {
             command.arg(dir).arg(SNAPSHOT_SECS.to_string());
         }

@@ -101,6 +101,15 @@ fn string_schema() -> Schema {
     ObjectBuilder::new().schema_type(Type::String).into()
 }
 
+/// A non-empty string matching `pattern`.
+fn string_matching(pattern: &str) -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .pattern(Some(pattern))
+        .into()
+}
+
 fn operation_id(key: RouteKey) -> String {
     let name = format!("{key:?}");
     let mut chars = name.chars();

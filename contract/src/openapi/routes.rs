@@ -4,7 +4,7 @@
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
-use super::{Schemas, integer};
+use super::{Schemas, integer, string_matching};
 use crate::api::{
     ChallengeResponse, CompleteUploadRequest, CreateFolderRequest, CreateShareRequest,
     CreateShareResponse, CreateUploadRequest, CreateUploadResponse, Credentials, DownloadResponse,
@@ -95,11 +95,7 @@ impl Route {
         .query(
             "cursor",
             "`next_cursor` of the previous page, as given (opaque base64url).",
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .min_length(Some(1))
-                .pattern(Some("^[A-Za-z0-9_-]+$"))
-                .into(),
+            string_matching("^[A-Za-z0-9_-]+$"),
         )
     }
     /// 409 `name_taken`, for routes that give something a name in a folder.
@@ -109,18 +105,36 @@ impl Route {
             "`name_taken`: a file or folder of that name is in the folder already",
         )
     }
-    fn link(mut self, name: &'static str, to: RouteKey, id: &'static str) -> Self {
-        self.links.push((name, to, id));
+    /// Links from the response to `routes`, each named and taking its id from `id`.
+    fn links(mut self, routes: &[(&'static str, RouteKey)], id: &'static str) -> Self {
+        self.links
+            .extend(routes.iter().map(|&(name, to)| (name, to, id)));
         self
     }
 }
+
+/// What a client does next with an upload it created.
+const UPLOAD_LINKS: &[(&str, RouteKey)] = &[
+    ("presign", RouteKey::PresignParts),
+    ("status", RouteKey::UploadStatus),
+    ("complete", RouteKey::CompleteUpload),
+    ("abort", RouteKey::AbortUpload),
+];
+
+/// What a client does next with a File it completed.
+const FILE_LINKS: &[(&str, RouteKey)] = &[
+    ("get", RouteKey::GetFile),
+    ("download", RouteKey::DownloadFile),
+    ("rename", RouteKey::RenameFile),
+    ("share", RouteKey::CreateShare),
+    ("shares", RouteKey::ListShares),
+    ("delete", RouteKey::DeleteFile),
+];
 
 /// Each route's inputs and answers. Statuses every route of a kind shares are added by
 /// [`operation`].
 pub(super) fn describe(key: RouteKey, s: &mut Schemas) -> Route {
     use RouteKey::*;
-    let upload_id = "$response.body#/upload_id";
-    let file_id = "$response.body#/file/file_id";
     match key {
         Signup => Route::new("Create an account")
             .body(s.of::<Credentials>())
@@ -180,10 +194,7 @@ pub(super) fn describe(key: RouteKey, s: &mut Schemas) -> Route {
                 409,
                 "`name_taken`: with `on_conflict` `fail`, the name is taken in the folder",
             )
-            .link("presign", PresignParts, upload_id)
-            .link("status", UploadStatus, upload_id)
-            .link("complete", CompleteUpload, upload_id)
-            .link("abort", AbortUpload, upload_id),
+            .links(UPLOAD_LINKS, "$response.body#/upload_id"),
         ListUploads => Route::new("The caller's unfinished uploads, oldest first")
             .paged("Uploads per page (default 100).")
             .json(
@@ -239,12 +250,7 @@ pub(super) fn describe(key: RouteKey, s: &mut Schemas) -> Route {
                 422,
                 "`size_mismatch`: the stored parts do not add up to the declared size",
             )
-            .link("get", GetFile, file_id)
-            .link("download", DownloadFile, file_id)
-            .link("rename", RenameFile, file_id)
-            .link("share", CreateShare, file_id)
-            .link("shares", ListShares, file_id)
-            .link("delete", DeleteFile, file_id),
+            .links(FILE_LINKS, "$response.body#/file/file_id"),
         ListFiles => Route::new("The caller's files, oldest first")
             .paged("Files per page (default 100).")
             .json(200, "One page of files", s.of::<FileList>()),
@@ -294,7 +300,10 @@ pub(super) fn describe(key: RouteKey, s: &mut Schemas) -> Route {
                 429,
                 "`too_many_attempts`: 120 challenges for this user in this clock hour;                  `Retry-After` says when the hour ends. Upload the bytes instead.",
             )
-            .link("prove", FastUploadProof, "$response.body#/challenge_id"),
+            .links(
+                &[("prove", FastUploadProof)],
+                "$response.body#/challenge_id",
+            ),
         FastUploadProof => Route::new("Instant upload, step 2: prove possession")
             .describe(
                 "`proof` is the lowercase hex SHA-256 of the nonce's bytes followed by the \
@@ -347,7 +356,7 @@ pub(super) fn describe(key: RouteKey, s: &mut Schemas) -> Route {
                 "The link; its token is shown only here",
                 s.of::<CreateShareResponse>(),
             )
-            .link("revoke", RevokeShare, "$response.body#/share_id"),
+            .links(&[("revoke", RevokeShare)], "$response.body#/share_id"),
         ListShares => Route::new("A file's live share links").json(
             200,
             "Unexpired links",
@@ -447,11 +456,7 @@ pub(super) fn describe(key: RouteKey, s: &mut Schemas) -> Route {
             .query(
                 "path",
                 "An absolute path such as `/a/b/c.txt`; `/` is the root folder.",
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .min_length(Some(1))
-                    .pattern(Some("^/"))
-                    .into(),
+                string_matching("^/"),
             )
             .json(200, "The entry", s.of::<Entry>())
             .error(404, "`not_found`: nothing lives at that path"),

@@ -13,7 +13,7 @@ use crate::config::{ResumeStore, Session, Sessions, Settings, unix_now};
 use crate::download;
 use crate::error::{Error, Result};
 use crate::namespace;
-use crate::output::{Output, human_bytes};
+use crate::output::{Output, human_bytes, lines};
 use crate::remote;
 use crate::upload::{self, Destination, HashCache, UploadOptions, Uploader};
 
@@ -107,22 +107,15 @@ pub async fn run(cli: Cli, settings: Settings, out: &Output) -> Result<()> {
             let api = authed(server, &sessions, &settings)?.0;
             let list = api.shares(&remote::file_id(&api, &file).await?).await?;
             out.result(&list, || {
-                if list.shares.is_empty() {
-                    return "no live share links".to_string();
-                }
-                list.shares
-                    .iter()
-                    .map(|s| {
-                        let limit = s
-                            .max_downloads
-                            .map_or("unlimited".to_string(), |m| m.to_string());
-                        format!(
-                            "{}  expires {}  downloads {}/{limit}",
-                            s.share_id, s.expires_at, s.downloads
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
+                lines(&list.shares, "no live share links", |s| {
+                    let limit = s
+                        .max_downloads
+                        .map_or("unlimited".to_string(), |m| m.to_string());
+                    format!(
+                        "{}  expires {}  downloads {}/{limit}",
+                        s.share_id, s.expires_at, s.downloads
+                    )
+                })
             });
             Ok(())
         }
@@ -334,23 +327,7 @@ async fn whoami(api: &Api, out: &Output) -> Result<()> {
 async fn ls_flat(api: &Api, out: &Output) -> Result<()> {
     let files = api.all_files().await?;
     out.result(&json!({ "files": files }), || {
-        if files.is_empty() {
-            return "no files".to_string();
-        }
-        files
-            .iter()
-            .map(|f| {
-                format!(
-                    "{}  {:>10}  {}  {}{}",
-                    f.file_id,
-                    human_bytes(f.size),
-                    f.created_at,
-                    f.name,
-                    if f.verified { "" } else { "  (unverified)" }
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        lines(&files, "no files", |f| namespace::file_line(f))
     });
     Ok(())
 }

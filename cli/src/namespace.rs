@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::api::{Api, is_not_found};
 use crate::error::{Error, Result};
-use crate::output::{Output, human_bytes};
+use crate::output::{Output, human_bytes, lines};
 use crate::remote::{self, Target};
 
 /// A folder's path, from its breadcrumbs.
@@ -29,7 +29,8 @@ pub fn folder_path(folder: &FolderResponse) -> String {
     path
 }
 
-fn file_line(f: &FileView) -> String {
+/// A file as `ls` shows it.
+pub fn file_line(f: &FileView) -> String {
     format!(
         "{}  {:>10}  {}  {}{}",
         f.file_id,
@@ -65,14 +66,7 @@ pub async fn ls(api: &Api, target: &str, out: &Output) -> Result<()> {
         file @ Entry::File(_) => (None, vec![file]),
     };
     out.result(&json!({ "folder": folder, "entries": entries }), || {
-        if entries.is_empty() {
-            return "empty folder".to_string();
-        }
-        entries
-            .iter()
-            .map(entry_line)
-            .collect::<Vec<_>>()
-            .join("\n")
+        lines(&entries, "empty folder", entry_line)
     });
     Ok(())
 }
@@ -255,28 +249,21 @@ pub async fn rm(api: &Api, target: &str, recursive: bool, out: &Output) -> Resul
 pub async fn trash(api: &Api, out: &Output) -> Result<()> {
     let entries = api.trash().await?;
     out.result(&json!({ "entries": entries }), || {
-        if entries.is_empty() {
-            return "the trash is empty".to_string();
-        }
-        entries
-            .iter()
-            .map(|e| {
-                let slash = if e.entry_type == EntryType::Folder {
-                    "/"
-                } else {
-                    ""
-                };
-                format!(
-                    "{}  {:>10}  trashed {}  purged {}  {}{slash}",
-                    e.id,
-                    human_bytes(e.size),
-                    e.trashed_at,
-                    e.purge_at,
-                    e.name
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        lines(&entries, "the trash is empty", |e| {
+            let slash = if e.entry_type == EntryType::Folder {
+                "/"
+            } else {
+                ""
+            };
+            format!(
+                "{}  {:>10}  trashed {}  purged {}  {}{slash}",
+                e.id,
+                human_bytes(e.size),
+                e.trashed_at,
+                e.purge_at,
+                e.name
+            )
+        })
     });
     Ok(())
 }

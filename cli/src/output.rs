@@ -70,6 +70,14 @@ impl Output {
     }
 }
 
+/// A list for people: one line per item, or `empty` when there are none.
+pub fn lines<T>(items: &[T], empty: &str, line: impl FnMut(&T) -> String) -> String {
+    if items.is_empty() {
+        return empty.to_string();
+    }
+    items.iter().map(line).collect::<Vec<_>>().join("\n")
+}
+
 /// Sizes for people: `512 B`, `1.5 KiB`, `12.0 MiB`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];

@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 
 use super::item::{Item, get_bool, get_parsed, get_s, get_time, get_u64, n, opt_s, rfc3339, s};
 use super::table::Query;
+use super::users::UploadEnd;
 use super::{AddFile, FileRecord, Repo};
 use crate::keys::{self, Due};
 
@@ -255,7 +256,11 @@ impl Repo {
             .build()?;
         let mut items = vec![TransactWriteItem::builder().delete(delete).build()];
         if upload.reserved {
-            items.push(self.release_upload(&upload.user_id, upload.size)?);
+            items.push(self.end_reserved_upload(
+                &upload.user_id,
+                upload.size,
+                UploadEnd::Released,
+            )?);
         }
         // Boxed: the janitor's sweep nests this deep enough to pass the compiler's layout
         // depth limit otherwise.
@@ -287,7 +292,7 @@ impl Repo {
                     "a reserved upload completes with its declared size"
                 ));
             }
-            self.count_reserved_file(&upload.user_id, upload.size)?
+            self.end_reserved_upload(&upload.user_id, upload.size, UploadEnd::Completed)?
         } else if file.size > quota {
             return Ok(AddFile::OverQuota);
         } else {

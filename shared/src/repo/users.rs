@@ -39,6 +39,16 @@ pub struct UserRecord {
     pub quota_bytes: Option<u64>,
 }
 
+/// How an upload whose size was reserved leaves the counters.
+pub(super) enum UploadEnd {
+    /// It ended without a File (aborted, expired, or its bytes unusable): what the
+    /// reservation took is given back.
+    Released,
+    /// It became a File: its bytes move from reserved to used, so `claimed_bytes` stays as
+    /// it is and needs no quota condition (the reservation passed it at create).
+    Completed,
+}
+
 /// How adding a file to a user's account ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum AddFile {
@@ -146,44 +156,22 @@ impl Repo {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
-    /// Gives back what [`Self::reserve_upload`] took, for an upload that ends without a File
-    /// (aborted, expired, or its bytes unusable).
-    pub(super) fn release_upload(
+    /// Takes an upload reserved by [`Self::reserve_upload`] off the open ones, as `end` says.
+    pub(super) fn end_reserved_upload(
         &self,
         user_id: &UserId,
         size: u64,
+        end: UploadEnd,
     ) -> anyhow::Result<TransactWriteItem> {
-        self.open_upload_update(
-            user_id,
-            "SET claimed_bytes = claimed_bytes - :size, open_uploads = open_uploads - :one",
-            size,
-        )
-    }
-
-    /// Turns a reserved upload of `size` bytes into a File on the counters: the bytes move
-    /// from reserved to used, so `claimed_bytes` stays as it is and needs no quota
-    /// condition (the reservation passed it at create).
-    pub(super) fn count_reserved_file(
-        &self,
-        user_id: &UserId,
-        size: u64,
-    ) -> anyhow::Result<TransactWriteItem> {
-        self.open_upload_update(
-            user_id,
-            "SET used_bytes = used_bytes + :size, file_count = file_count + :one, \
-             open_uploads = open_uploads - :one",
-            size,
-        )
-    }
-
-    /// The update of `expression` on the counters of one open upload of `size` bytes
-    /// (`:size`, and `:one` for the upload).
-    fn open_upload_update(
-        &self,
-        user_id: &UserId,
-        expression: &str,
-        size: u64,
-    ) -> anyhow::Result<TransactWriteItem> {
+        let expression = match end {
+            UploadEnd::Released => {
+                "SET claimed_bytes = claimed_bytes - :size, open_uploads = open_uploads - :one"
+            }
+            UploadEnd::Completed => {
+                "SET used_bytes = used_bytes + :size, file_count = file_count + :one, \
+                 open_uploads = open_uploads - :one"
+            }
+        };
         let update = self
             .profile_update(user_id, expression)
             .expression_attribute_values(":size", n(size))

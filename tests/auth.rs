@@ -11,7 +11,7 @@ use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Resp, TestApp, app_state, output, system, unique_name};
+use crate::helpers::{Resp, TestApp, app_state, base_url, output, unique_name};
 use filestore_shared::metrics::SIGNUPS_THROTTLED;
 
 /// A new user can sign up, log in and see an empty account with the default quota.
@@ -149,7 +149,7 @@ fn client_from(base: &str, host: u8) -> TestApp {
 
 /// An anonymous client of the test system from `127.0.0.<host>`.
 fn from(host: u8) -> TestApp {
-    client_from(&system().base_url, host)
+    client_from(base_url(), host)
 }
 
 async fn login(client: &TestApp, username: &str, password: &str) -> Resp {

@@ -3,6 +3,12 @@
 //! URL: the API Gateway routes, the Lambda runtime integration, the packaging, the S3 event ->
 //! SQS -> transfer wiring and the roles all take part, none of which the in-process local
 //! system exercises. A template, route, wiring or IAM mistake fails here.
+//!
+//! Then the end-to-end suite itself runs against the deployed URL: this test binary again,
+//! with `FILESTORE_E2E_URL` set, so every test that only speaks HTTP (`TestApp::new()`,
+//! `base_url()`) runs unchanged against the stack. The tests that reach behind the API (the
+//! emulator, the table, the queues, the functions' output, a local system of their own) or
+//! measure the emulator stay local; [`LOCAL_ONLY`] lists them, each group with why.
 
 use std::process::{Command, Stdio};
 
@@ -11,7 +17,9 @@ use filestore_contract::api::{ChallengeResponse, CreateShareResponse, ProofRespo
 use filestore_contract::domain::Tier;
 use serde_json::json;
 
-use crate::helpers::{MIB, TestApp, answer, http_client, path, sha256_hex, test_bytes};
+use crate::helpers::{
+    DEPLOYED_URL_VAR, MIB, TestApp, answer, http_client, path, sha256_hex, test_bytes,
+};
 
 /// The deployed stack, stopped when dropped (and, if this process dies, by the emulator
 /// itself, which watches it). `FILESTORE_DEPLOYED_URL` names one already running (`infra/
@@ -62,6 +70,174 @@ impl Drop for Deployed {
     }
 }
 
+/// Tests (`module::` or `module::test`, matched as `cargo test -- --skip` does, by substring)
+/// that do not run against the deployed stack, and why. Any other test that asks for the
+/// in-process system while deployed fails, naming this list.
+const LOCAL_ONLY: &[(&str, &str)] = &[
+    ("deployed::", "deploys the stack itself"),
+    (
+        "contract::",
+        "schemathesis: thousands of requests, minutes at ~100 ms each",
+    ),
+    (
+        "big_folder::",
+        "2,500 uploads: minutes at ~100 ms a request",
+    ),
+    ("restart::", "the local runner's own binary"),
+    (
+        "web::",
+        "the page's CSP names the local emulator; headless Chromium",
+    ),
+    (
+        "metrics::",
+        "reads the functions' output, captured in process",
+    ),
+    ("calls::", "counts AWS calls in process"),
+    (
+        "permissions::",
+        "checks each function's calls against its policy in process",
+    ),
+    (
+        "janitor::",
+        "calls the janitor's handler and ages records behind the API",
+    ),
+    ("quotas::", "sets quotas and reads claims in the table"),
+    ("races::", "a local system of its own"),
+    (
+        "recovery::",
+        "a cold-store outage in a local system of its own",
+    ),
+    ("transfer::", "reads the queues and the cold bucket"),
+    (
+        "transfer_faults::",
+        "faults injected into the transfer in process",
+    ),
+    // Through MiniStack's API every request comes from one source address, so per-address
+    // login and signup limits cannot be told apart there (API Gateway gives the caller's).
+    (
+        "auth::a_hundred_failures_from_many_addresses",
+        "one source address",
+    ),
+    ("auth::failed_logins_from_elsewhere", "one source address"),
+    ("auth::forged_forwarded_for_headers", "one source address"),
+    (
+        "auth::signups_are_limited_per_source_address",
+        "one source address",
+    ),
+    (
+        "auth::wrong_old_passwords_count_as_failed_logins",
+        "one source address",
+    ),
+    (
+        "security::cors_allows_only_listed_origins",
+        "the local runner's allowed origin",
+    ),
+    // Behind the API: the table, the buckets, the signing key, a handler called directly.
+    (
+        "fastupload::a_proof_during_a_cold_store_outage",
+        "a local system of its own",
+    ),
+    (
+        "fastupload::a_proof_while_every_cold_read_fails",
+        "cold reads failed in process",
+    ),
+    (
+        "fastupload::a_wrong_proof_reads_the_same",
+        "reads the table",
+    ),
+    (
+        "files::a_verified_file_whose_content_is_gone",
+        "deletes content behind the API",
+    ),
+    (
+        "files::delete_trashes_and_purge_removes_record",
+        "reads the table and bucket",
+    ),
+    (
+        "folders::complete_into_a_trashed_folder",
+        "reads the bucket",
+    ),
+    (
+        "folders::trash_frees_the_name_and_restore",
+        "reads the table",
+    ),
+    (
+        "folder_trash::purging_a_folder_frees_its_subtree",
+        "a local system of its own",
+    ),
+    (
+        "folder_trash::restore_racing_purge_of_a_folder",
+        "a local system of its own",
+    ),
+    (
+        "folder_trash::the_janitor_finishes_a_folder_purge",
+        "a local system of its own",
+    ),
+    (
+        "security::create_upload_rejects_bad_names",
+        "sets a quota in the table",
+    ),
+    (
+        "security::missing_forged_and_expired_tokens",
+        "signs tokens with the local key",
+    ),
+    (
+        "security::unauthorized_answers_carry_www",
+        "signs tokens with the local key",
+    ),
+    (
+        "shares::a_link_read_live_counts_nothing",
+        "a handler called directly",
+    ),
+    ("shares::dead_links_are_all_the_same_404", "reads the table"),
+    ("shares::share_tokens_are_stored_hashed", "reads the table"),
+    (
+        "trash::the_janitor_purges_the_trash",
+        "a local system of its own",
+    ),
+    (
+        "trash::trash_racing_verification",
+        "a local system of its own",
+    ),
+    (
+        "fastupload::instant_upload_respects_the_quota",
+        "sets a quota in the table",
+    ),
+    (
+        "trash::a_trashed_file_is_gone_everywhere",
+        "reads the hot bucket",
+    ),
+    (
+        "trash::purge_and_empty_free_what_a_delete_freed",
+        "reads the hot bucket",
+    ),
+    (
+        "uploads::abort_removes_the_upload_everywhere",
+        "reads the hot bucket",
+    ),
+    (
+        "uploads::expired_upload_is_404",
+        "ages the upload in the table",
+    ),
+    (
+        "uploads::unfinished_uploads_are_listed_in_pages",
+        "ages an upload in the table",
+    ),
+    // MiniStack decodes `%23` in a path before routing and cuts the path there, as if a
+    // fragment began (`/v1/uploads/USER%23x/parts` meets `/v1/uploads/{id}`: 405, not 404);
+    // API Gateway routes the path as sent.
+    (
+        "security::malformed_ids_in_the_path_are_404",
+        "MiniStack routes a decoded %23",
+    ),
+    // Dozens of requests at once: MiniStack's Lambda queues them, and the last pass the
+    // functions' 29 s timeout (AWS runs them side by side).
+    (
+        "fastupload::challenges_past_the_hourly_limit_are_refused_even_concurrently",
+        "MiniStack queues concurrent invocations",
+    ),
+];
+
 /// A user's whole journey against the deployed API: signup and login, a multipart upload
 /// through presigned URLs, complete, the transfer's verification (S3 event -> SQS ->
 /// transfer function -> cold copy), download, a share link, an instant upload by a second
@@ -69,8 +245,42 @@ impl Drop for Deployed {
 #[tokio::test]
 async fn the_deployed_template_serves_the_contract() {
     let cloud = Deployed::up();
-    let base = cloud.url.as_str();
+    journey(&cloud.url).await;
+    e2e_suite(&cloud.url);
+}
 
+/// The end-to-end suite (less [`LOCAL_ONLY`]) run by this binary against the deployed API.
+fn e2e_suite(base: &str) {
+    let started = std::time::Instant::now();
+    let mut suite = Command::new(std::env::current_exe().expect("the test binary"));
+    for (test, _) in LOCAL_ONLY {
+        suite.args(["--skip", test]);
+    }
+    let out = suite
+        .env(DEPLOYED_URL_VAR, base)
+        .stdin(Stdio::null())
+        .output()
+        .expect("the test binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the end-to-end suite failed against the deployed API {base}:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = stdout
+        .lines()
+        .rfind(|l| l.starts_with("test result:"))
+        .unwrap_or("no summary");
+    let ran = summary
+        .split_once(". ")
+        .and_then(|(_, rest)| rest.split_once(' '))
+        .and_then(|(n, _)| n.parse::<u32>().ok())
+        .unwrap_or(0);
+    assert!(ran > 0, "no end-to-end test ran deployed: {summary}");
+    println!("deployed: {summary} in {:?}", started.elapsed());
+}
+
+async fn journey(base: &str) {
     let alice = TestApp::new_at(base).await;
     alice.me().await;
     // Deployed, the function names each request by its id, as the local runner does.

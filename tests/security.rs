@@ -13,7 +13,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Resp, TestApp, http_client, path, set_quota, system, test_bytes, unique_name,
+    Resp, TestApp, base_url, http_client, path, set_quota, system, test_bytes, unique_name,
 };
 use filestore_contract::domain::{FileId, ShareId, UploadId};
 
@@ -106,7 +106,7 @@ async fn expect_all(app: &TestApp, cases: Vec<Case>) {
 
 /// A request with exactly this `Authorization` header (or none).
 async fn send_with_authorization(method: Method, path: &str, authorization: Option<&str>) -> Resp {
-    let mut req = http_client().request(method.clone(), format!("{}{path}", system().base_url));
+    let mut req = http_client().request(method.clone(), format!("{}{path}", base_url()));
     if let Some(value) = authorization {
         req = req.header("authorization", value);
     }
@@ -1038,7 +1038,7 @@ async fn completing_with_parts_missing_is_409() {
 async fn cors_allows_only_listed_origins() {
     let app = TestApp::new().await;
     let http = http_client();
-    let url = format!("{}/v1/me", system().base_url);
+    let url = format!("{}/v1/me", base_url());
     let preflight = |origin: &'static str| {
         http.request(Method::OPTIONS, &url)
             .header("origin", origin)

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use crate::helpers::{
-    TestApp, app_state, aws, file_in_folder, new_folder, path, system, test_bytes,
+    TestApp, app_state, aws, base_url, file_in_folder, new_folder, path, system, test_bytes,
 };
 
 /// An anonymous client that does not follow redirects.
@@ -57,7 +57,7 @@ async fn a_shared_link_serves_the_file_until_revoked() {
     let created = share(&app, file_id, json!({"expires_in": 3600})).await;
     let url = created.url.as_str();
     assert!(
-        url.starts_with(&format!("{}/v1/s/", system().base_url)),
+        url.starts_with(&format!("{}/v1/s/", base_url())),
         "absolute link: {url}"
     );
     let token = url.rsplit('/').next().unwrap();
@@ -169,7 +169,7 @@ async fn dead_links_are_all_the_same_404() {
     );
     app.delete(&path(DeleteFile, file_id)).await.expect(204);
 
-    let base = &system().base_url;
+    let base = base_url();
     let urls = [
         expiring.url,
         live.url,
@@ -256,9 +256,7 @@ async fn share_links_ignore_forged_host_and_forwarding_headers() {
         assert_eq!(resp.status(), 201, "{headers:?}");
         let created: CreateShareResponse = resp.json().await.unwrap();
         assert!(
-            created
-                .url
-                .starts_with(&format!("{}/v1/s/", system().base_url)),
+            created.url.starts_with(&format!("{}/v1/s/", base_url())),
             "{headers:?} made {}",
             created.url
         );

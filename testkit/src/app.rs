@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::system::system;
+use crate::system::base_url;
 use filestore_contract::domain::UserId;
 
 /// Polls `check` every 200 ms until it returns `Some`, for at most `secs` seconds.
@@ -141,9 +141,9 @@ pub fn http_client() -> reqwest::Client {
 }
 
 impl TestApp {
-    /// A client with no account.
+    /// A client with no account, of the API the tests run against ([`base_url`]).
     pub fn anonymous() -> Self {
-        Self::anonymous_at(&system().base_url)
+        Self::anonymous_at(base_url())
     }
 
     /// A client with no account, of the API at `base`.
@@ -158,9 +158,9 @@ impl TestApp {
         }
     }
 
-    /// Signs up and logs in a fresh user.
+    /// Signs up and logs in a fresh user on the API the tests run against ([`base_url`]).
     pub async fn new() -> Self {
-        Self::new_at(&system().base_url).await
+        Self::new_at(base_url()).await
     }
 
     /// Signs up and logs in a fresh user on the API at `base`.

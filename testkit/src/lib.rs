@@ -4,7 +4,8 @@
 //!
 //! # Layout
 //! - [`system`]: the local system (emulator, provisioned resources, API), started once on a
-//!   thread of its own, and what tests need to know about it.
+//!   thread of its own, and what tests need to know about it; or a deployed API named by
+//!   `FILESTORE_E2E_URL`, which the tests that only speak HTTP then run against.
 //! - [`app`]: [`TestApp`], a client of the API logged in as a fresh user, with the upload
 //!   flow and the reads tests repeat; [`Resp`], a whole response; [`path`], a route's path.
 //! - [`content`]: deterministic test bytes, their hash, and the answer to an instant-upload
@@ -18,6 +19,6 @@ pub mod system;
 
 pub use app::{Resp, TestApp, eventually, http_client, path, unique_name};
 pub use content::{answer, sha256_hex, test_bytes};
-pub use system::{System, system};
+pub use system::{DEPLOYED_URL_VAR, System, base_url, deployed_url, system};
 
 pub const MIB: usize = 1024 * 1024;

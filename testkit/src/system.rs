@@ -22,10 +22,43 @@ pub struct System {
 
 static SYSTEM: OnceLock<System> = OnceLock::new();
 
+/// The variable naming a deployed API (e.g. `infra/local-cloud up`'s URL) that the tests which
+/// only speak HTTP run against instead of the local system.
+pub const DEPLOYED_URL_VAR: &str = "FILESTORE_E2E_URL";
+
+/// The deployed API the tests run against, if `FILESTORE_E2E_URL` names one.
+pub fn deployed_url() -> Option<&'static str> {
+    static URL: OnceLock<Option<String>> = OnceLock::new();
+    URL.get_or_init(|| {
+        std::env::var(DEPLOYED_URL_VAR)
+            .ok()
+            .map(|url| url.trim_end_matches('/').to_string())
+            .filter(|url| !url.is_empty())
+    })
+    .as_deref()
+}
+
+/// The API the tests speak HTTP to: the deployed one if `FILESTORE_E2E_URL` names one, else
+/// the shared local system's.
+pub fn base_url() -> &'static str {
+    deployed_url().unwrap_or_else(|| &system().base_url)
+}
+
 /// The shared system, started on first use. It runs on a thread of its own, because each
 /// test's runtime ends with the test; the emulator stops when the test process exits (it
 /// watches its stdin).
+///
+/// # Panics
+/// Against a deployed API (`FILESTORE_E2E_URL`): a test that reaches behind the API (the
+/// emulator, the table, the queues, the functions' output) cannot run there, and belongs on
+/// the local-only list of `tests/deployed.rs`.
 pub fn system() -> &'static System {
+    if let Some(url) = deployed_url() {
+        panic!(
+            "this test reaches into the in-process system, so it cannot run against the \
+             deployed API {url}: list it as local-only in tests/deployed.rs"
+        );
+    }
     SYSTEM.get_or_init(|| {
         crate::output::capture();
         let (tx, rx) = std::sync::mpsc::channel();

@@ -167,13 +167,16 @@ impl Api {
     async fn json_and_value<T: DeserializeOwned>(&self, req: RequestBuilder) -> Result<(T, Value)> {
         let resp = self.send(req).await?;
         let status = resp.status();
+        let request = request_id(&resp)
+            .map(|id| format!(", request id {id}"))
+            .unwrap_or_default();
         let bytes = resp
             .bytes()
             .await
             .map_err(|e| Error::transport("the server", &e))?;
         let not_understood = |e: serde_json::Error| {
             Error::Failed(format!(
-                "the server answered {status} with a body this client does not understand ({e})"
+                "the server answered {status} with a body this client does not understand ({e}{request})"
             ))
         };
         let value: Value = serde_json::from_slice(&bytes).map_err(not_understood)?;
@@ -425,12 +428,14 @@ fn whole<T: DeserializeOwned>(value: Value) -> Result<T> {
 /// The contract's error body, or the bare status when the body is not one.
 async fn api_error(resp: reqwest::Response) -> Error {
     let status = resp.status();
+    let request_id = request_id(&resp);
     let body = resp.bytes().await.unwrap_or_default();
     match serde_json::from_slice::<ErrorBody>(&body) {
         Ok(ErrorBody { error }) => Error::Api {
             status: status.as_u16(),
             code: error.code,
             message: error.message,
+            request_id,
         },
         Err(_) => Error::Api {
             status: status.as_u16(),
@@ -439,8 +444,17 @@ async fn api_error(resp: reqwest::Response) -> Error {
                 "the server answered {}",
                 status.canonical_reason().unwrap_or("an error")
             ),
+            request_id,
         },
     }
+}
+
+/// The id the server gave the request (`x-request-id`), which its log lines carry.
+fn request_id(resp: &reqwest::Response) -> Option<String> {
+    resp.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 /// Whether an error is the API saying "no such thing" (used to drop stale resume state).

@@ -12,12 +12,15 @@ pub enum Error {
     /// The stored session is past its expiry.
     #[error("your session has expired")]
     SessionExpired,
-    /// The API answered with its error body (or a status without one).
-    #[error("{message} (HTTP {status})")]
+    /// The API answered with its error body (or a status without one). A server failure or
+    /// an answer that is not the contract's names the request's `x-request-id`, which the
+    /// server's log lines carry, so an operator can find what went wrong.
+    #[error("{message} (HTTP {status}{})", request_id_note(*.status, .code, .request_id))]
     Api {
         status: u16,
         code: String,
         message: String,
+        request_id: Option<String>,
     },
     /// No file or folder of mine at this path.
     #[error("no file or folder at {0}")]
@@ -131,6 +134,15 @@ impl Error {
     }
 }
 
+/// `, request id ID` for a server failure (5xx) or an answer without the contract's error
+/// body; nothing for a client mistake, which the message already explains.
+fn request_id_note(status: u16, code: &str, request_id: &Option<String>) -> String {
+    match request_id {
+        Some(id) if status >= 500 || code.is_empty() => format!(", request id {id}"),
+        _ => String::new(),
+    }
+}
+
 /// The last error in a source chain: for a refused connection that is the OS error, which
 /// says more than reqwest's "error sending request for url (...)".
 fn innermost_cause(err: &(dyn std::error::Error + 'static)) -> String {
@@ -163,7 +175,28 @@ mod tests {
             status,
             code: code.into(),
             message: message.into(),
+            request_id: Some("req-1".into()),
         }
+    }
+
+    #[test]
+    fn server_failures_and_unexpected_answers_name_the_request_id() {
+        assert_eq!(
+            report("ls", &api(500, "internal", "internal error")),
+            "ls failed: internal error (HTTP 500, request id req-1); the server failed; try again later"
+        );
+        assert!(
+            report("ls", &api(418, "", "the server answered I'm a teapot"))
+                .contains("(HTTP 418, request id req-1)")
+        );
+        assert!(!report("ls", &api(404, "not_found", "gone")).contains("request id"));
+        let anonymous = Error::Api {
+            status: 502,
+            code: String::new(),
+            message: "the server answered Bad Gateway".into(),
+            request_id: None,
+        };
+        assert!(report("ls", &anonymous).contains("(HTTP 502);"));
     }
 
     #[test]

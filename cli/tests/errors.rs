@@ -136,3 +136,62 @@ fn share_mistakes_are_one_line() {
         );
     }
 }
+
+/// A server failure names the request's `x-request-id`, which the server's log lines carry,
+/// whether or not its body is the contract's error (a gateway's 502 is not).
+#[test]
+fn server_failures_name_the_request_id() {
+    for (status, body) in [
+        (
+            500,
+            r#"{"error":{"code":"internal","message":"internal error"}}"#,
+        ),
+        (502, "<html>Bad Gateway</html>"),
+    ] {
+        let server = failing_server(status, body, "req-7f3a");
+        let cli = Cli::anonymous();
+        let mut cmd = cli.command(&["login", "--username", &cli.username, "--server", &server]);
+        cmd.env("FILESTORE_PASSWORD", PASSWORD);
+        let line = cli.run_with(cmd).failure();
+        assert!(
+            line.contains(&format!("(HTTP {status}, request id req-7f3a)")),
+            "{line}"
+        );
+        assert!(
+            line.ends_with("the server failed; try again later"),
+            "{line}"
+        );
+    }
+}
+
+/// A server answering every request with `status`, `body` and `x-request-id: request_id`.
+fn failing_server(status: u16, body: &'static str, request_id: &'static str) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':')
+                    && name.eq_ignore_ascii_case("content-length")
+                {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+            let _ = reader.read_exact(&mut vec![0; length]);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\nx-request-id: {request_id}\r\nconnection: close\r\n\
+                 content-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}

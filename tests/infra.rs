@@ -377,10 +377,19 @@ fn alarms_on_our_metrics_watch_what_the_functions_write() {
     for (name, resource) in template.resources() {
         let props = &resource["Properties"];
         if resource["Type"].as_str() != Some("AWS::CloudWatch::Alarm")
-            || props["Namespace"].as_str() != Some(metrics::NAMESPACE)
+            || props["Namespace"].is_null()
+            || props["Namespace"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("AWS/"))
         {
             continue;
         }
+        // The functions write under the namespace the template gives them.
+        assert_eq!(
+            &props["Namespace"],
+            template.environment_value("FILESTORE_METRICS_NAMESPACE"),
+            "{name}"
+        );
         let metric = props["MetricName"].as_str().expect("a metric name");
         let (_, function) = metrics::ALL
             .iter()
@@ -424,6 +433,7 @@ fn the_dashboard_shows_every_alarm_and_only_metrics_that_exist() {
         }
     }
     let names: BTreeSet<&str> = metrics::ALL.iter().map(|(m, _)| m.name).collect();
+    let namespace = format!("{}/${{AWS::StackName}}", metrics::NAMESPACE);
     // Metric rows are `[namespace, name, ...]`, where "." repeats the row above; searches
     // of our namespace name theirs in `MetricName=\"...\"`.
     let mut shown = BTreeSet::new();
@@ -431,12 +441,12 @@ fn the_dashboard_shows_every_alarm_and_only_metrics_that_exist() {
     for line in body.lines().map(str::trim) {
         let fields: Vec<&str> = line.split('"').collect();
         if line.starts_with("[\"") && fields.len() > 3 {
-            ours = fields[1] == metrics::NAMESPACE || (fields[1] == "." && ours);
+            ours = fields[1] == namespace || (fields[1] == "." && ours);
             if ours {
                 shown.insert(fields[3]);
             }
         }
-        if line.contains(&format!("{{{},", metrics::NAMESPACE)) {
+        if line.contains(&format!("{{{namespace},")) {
             let searched = line
                 .split(r#"MetricName=\""#)
                 .nth(1)

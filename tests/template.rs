@@ -92,6 +92,11 @@ impl Template {
             .collect()
     }
 
+    /// The value every function gets for the variable `name` (the template's `Globals`).
+    pub fn environment_value(&self, name: &str) -> &Value {
+        &self.doc["Globals"]["Function"]["Environment"]["Variables"][name]
+    }
+
     /// The crate under `functions/` a function resource is built from.
     pub fn crate_of(&self, function: &LambdaFunction<'_>) -> String {
         let uri = function.properties["CodeUri"]

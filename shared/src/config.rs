@@ -123,6 +123,10 @@ pub struct Config {
     /// `FILESTORE_SIGNUPS_PER_ADDRESS_PER_HOUR` (default 10): signups one source address may
     /// attempt in an hour.
     pub signups_per_address_per_hour: u64,
+    /// `FILESTORE_METRICS_NAMESPACE` (default [`crate::metrics::NAMESPACE`]): the CloudWatch
+    /// namespace of the functions' metrics. The template names it for the stack, so two
+    /// stacks in one account and region keep their metrics, alarms and dashboards apart.
+    pub metrics_namespace: Option<String>,
     /// `FILESTORE_MAX_OPEN_UPLOADS` (default 100): how many unfinished uploads one user may
     /// hold at once.
     pub max_open_uploads: u64,
@@ -165,8 +169,17 @@ impl Config {
     ///
     /// # Errors
     /// Names the first missing or malformed variable.
+    /// The process's metrics take the configured namespace from here on.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_lookup(|name| std::env::var(name).ok()).inspect(Self::name_metrics)
+    }
+
+    /// Writes the process's metrics under the configured namespace (a cold start's work:
+    /// metrics are written outside any handler's state).
+    fn name_metrics(&self) {
+        if let Some(namespace) = &self.metrics_namespace {
+            crate::metrics::set_namespace(namespace);
+        }
     }
 
     /// Every variable [`Config::from_env`] reads, for documentation and deployment checks.
@@ -195,6 +208,7 @@ impl Config {
         "FILESTORE_TRANSFER_RETRY_SECS",
         "FILESTORE_TRANSFER_RETRY_MAX_SECS",
         "FILESTORE_TRASH_RETENTION_SECS",
+        "FILESTORE_METRICS_NAMESPACE",
         "SSL_CERT_FILE",
     ];
 
@@ -205,7 +219,7 @@ impl Config {
     /// # Errors
     /// Names the first missing or malformed variable.
     pub fn from_env_without_key() -> Result<Self, ConfigError> {
-        Self::from_lookup_without_key(|name| std::env::var(name).ok())
+        Self::from_lookup_without_key(|name| std::env::var(name).ok()).inspect(Self::name_metrics)
     }
 
     /// [`Config::from_env_without_key`] through `lookup`.
@@ -342,6 +356,9 @@ impl Config {
                 DEFAULT_SIGNUPS_PER_ADDRESS_PER_HOUR,
             )?,
             max_open_uploads: positive("FILESTORE_MAX_OPEN_UPLOADS", DEFAULT_MAX_OPEN_UPLOADS)?,
+            metrics_namespace: lookup("FILESTORE_METRICS_NAMESPACE")
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty()),
             transfer_retry,
             trash_retention: Duration::from_secs(number(
                 "FILESTORE_TRASH_RETENTION_SECS",

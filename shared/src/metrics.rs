@@ -5,7 +5,8 @@
 //! the span's fields), and a scope that collects what the code under it records with
 //! [`add`] and [`add_by`]. When the invocation ends the figures are written as CloudWatch
 //! Embedded Metric Format (EMF) documents, one JSON line per set of dimensions, on stdout,
-//! which Lambda's log pipeline turns into metrics of the namespace [`NAMESPACE`] with the
+//! which Lambda's log pipeline turns into metrics of the [`namespace`] (`filestore`, or the
+//! one `FILESTORE_METRICS_NAMESPACE` names: deployed, `filestore/<stack>`) with the
 //! dimension `function` (and `reason` where a metric names one). Each document also carries
 //! `requestId`, so a figure leads to the log lines of the request that made it.
 //!
@@ -26,8 +27,22 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{Map, Value, json};
 use tracing::Instrument;
 
-/// The CloudWatch namespace of every filestore metric.
+/// The CloudWatch namespace of every filestore metric, unless the configuration names one
+/// ([`set_namespace`]; deployed, the template names it `filestore/<stack>`).
 pub const NAMESPACE: &str = "filestore";
+
+static CONFIGURED_NAMESPACE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Writes the process's metrics under `namespace` from now on (`FILESTORE_METRICS_NAMESPACE`,
+/// set once at cold start; later calls change nothing).
+pub fn set_namespace(namespace: &str) {
+    let _ = CONFIGURED_NAMESPACE.set(namespace.to_string());
+}
+
+/// The namespace metrics are written under.
+pub fn namespace() -> &'static str {
+    CONFIGURED_NAMESPACE.get().map_or(NAMESPACE, String::as_str)
+}
 
 /// The unit CloudWatch stores a metric in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -194,7 +209,7 @@ impl Scope {
                     json!({
                         "Timestamp": timestamp_ms,
                         "CloudWatchMetrics": [{
-                            "Namespace": NAMESPACE,
+                            "Namespace": namespace(),
                             "Dimensions": [dimensions],
                             "Metrics": declared,
                         }],

@@ -4,7 +4,9 @@ use filestore_shared::AppState;
 use filestore_shared::state::Uses;
 use lambda_http::{Error, run, service_fn, tracing};
 
-#[tokio::main]
+// Lambda hands a function one request at a time: a current-thread runtime starts no worker
+// threads during the cold start (argon2 and hashing run on the blocking pool either way).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let state = AppState::from_env(Uses::DynamoDbAndS3).await?;

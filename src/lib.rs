@@ -61,6 +61,9 @@ pub struct Options {
     /// Seconds between janitor sweeps (`FILESTORE_JANITOR_INTERVAL_SECS`, default 300), as
     /// the deployed schedule would run them.
     pub janitor_interval: std::time::Duration,
+    /// Whether to sweep every `janitor_interval` (tests run each sweep themselves, as of the
+    /// time they choose: one at a time they do not choose would race their assertions).
+    pub run_janitor: bool,
     /// Origins allowed to call the API from a browser (`FILESTORE_CORS_ORIGINS`,
     /// comma-separated; default none: the page the runner serves is same-origin).
     pub cors: cors::Cors,
@@ -143,6 +146,7 @@ impl Options {
             cold_emulator_port: port("FILESTORE_COLD_EMULATOR_PORT", 4567)?,
             emulator_url: lookup("FILESTORE_EMULATOR_URL").filter(|v| !v.is_empty()),
             run_worker: true,
+            run_janitor: true,
             janitor_interval: std::time::Duration::from_secs(
                 match lookup("FILESTORE_JANITOR_INTERVAL_SECS") {
                     None => 300,
@@ -168,7 +172,8 @@ impl Options {
         })
     }
 
-    /// Free ports and resource names of their own, for a test run beside anything else.
+    /// Free ports and resource names of their own, for a test run beside anything else; no
+    /// background janitor (a test sweeps as of the time it chooses).
     pub fn isolated() -> Self {
         let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
         let mut options = Self::from_lookup(|_| None).expect("defaults are valid");
@@ -183,6 +188,7 @@ impl Options {
         options.transfer_queue = format!("filestore-transfer-{suffix}");
         options.config.jwt_secret = Secret::new(random_secret());
         options.data_dir = None;
+        options.run_janitor = false;
         options.cors = cors::Cors::parse(TEST_ORIGIN).expect("a valid origin");
         // Every test signs its users up from 127.0.0.1; the test of the limit itself runs a
         // gateway of its own with the default.
@@ -356,8 +362,9 @@ impl LocalSystem {
         };
         let janitor = tokio::spawn({
             let (state, every) = (state.clone(), options.janitor_interval);
+            let run = options.run_janitor;
             async move {
-                loop {
+                while run {
                     tokio::time::sleep(every).await;
                     let now = time::OffsetDateTime::now_utc();
                     let request_id = uuid::Uuid::new_v4().to_string();

@@ -360,11 +360,10 @@ impl LocalSystem {
         } else {
             tokio::spawn(async {})
         };
-        let janitor = tokio::spawn({
+        let janitor = if options.run_janitor {
             let (state, every) = (state.clone(), options.janitor_interval);
-            let run = options.run_janitor;
-            async move {
-                while run {
+            tokio::spawn(async move {
+                loop {
                     tokio::time::sleep(every).await;
                     let now = time::OffsetDateTime::now_utc();
                     let request_id = uuid::Uuid::new_v4().to_string();
@@ -375,8 +374,10 @@ impl LocalSystem {
                         tracing::warn!(error = format!("{e:#}"), "janitor sweep failed");
                     }
                 }
-            }
-        });
+            })
+        } else {
+            tokio::spawn(async {})
+        };
         Ok(Self {
             emulator,
             cold_emulator,

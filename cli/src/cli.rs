@@ -160,6 +160,10 @@ pub struct UploadArgs {
     /// Part size to ask for, e.g. 16MiB (5MiB..5GiB; default: the server's choice).
     #[arg(long, value_parser = parse_part_size)]
     pub part_size: Option<PartSize>,
+    /// Hash every file before sending, so instant upload is tried whatever its size (one
+    /// more read of the file; by default only files up to 16 MiB, or known ones, are).
+    #[arg(long)]
+    pub hash_first: bool,
 }
 
 #[derive(Debug, Args)]

@@ -372,6 +372,7 @@ async fn upload(
             concurrency: usize::from(args.concurrency),
             part_size: args.part_size,
             on_conflict: args.on_conflict,
+            hash_first: args.hash_first,
         },
         destination,
         instant_refused: AtomicBool::new(false),

@@ -65,6 +65,32 @@ fn verified_content_uploads_instantly_for_another_user() {
     assert!(!run.stdout().contains("instant"), "{}", run.stdout());
 }
 
+/// A large file is not hashed before sending unless asked: another user's upload of bytes
+/// the store holds tries instant upload with `--hash-first`, and sends them all without.
+#[test]
+fn hash_first_tries_instant_upload_for_a_large_file() {
+    let size = 17 << 20;
+    let data = test_bytes(size, 43);
+    let a = Cli::logged_in();
+    a.write("big.bin", &data);
+    let up = a.json(&["upload", "big.bin"]);
+    wait_verified(&a, str_field(&up["uploads"][0]["file"], "file_id"));
+
+    let b = Cli::logged_in();
+    b.write("big.bin", &data);
+    let up = b.json(&["upload", "big.bin", "--hash-first"]);
+    let got = &up["uploads"][0];
+    assert_eq!(got["instant"], true, "{got}");
+    assert_eq!(got["bytes_sent"], 0);
+
+    let c = Cli::logged_in();
+    c.write("big.bin", &data);
+    let up = c.json(&["upload", "big.bin"]);
+    let got = &up["uploads"][0];
+    assert_eq!(got["instant"], false, "{got}");
+    assert_eq!(got["bytes_sent"], size);
+}
+
 /// A user who has used up the hour's challenges (the server answers `429`) still uploads:
 /// the CLI says so in one note, sends the bytes, and does not ask again for the next file of
 /// the same run.

@@ -14,7 +14,9 @@
 //! - for files up to 16 MiB (`FIRST_PASS_MAX`): a first pass takes ~10 ms, less than the
 //!   round trips it may save;
 //! - when the folder holds a file of that name and size with a hash: the read may show the
-//!   file is already uploaded.
+//!   file is already uploaded;
+//! - with `--hash-first`: for a large file the store likely holds already (another user's
+//!   copy of a shared image), one local read against sending it all.
 //!
 //! The upload then declares it and the parts read must hash to it. Otherwise the upload
 //! declares none: the File's `sha256` is null until the server has read the stored bytes,
@@ -90,6 +92,8 @@ pub struct UploadOptions {
     pub part_size: Option<PartSize>,
     /// What the server does with a name already taken (`None`: its default, rename).
     pub on_conflict: Option<OnConflict>,
+    /// Hash each file first whatever its size, so instant upload is always tried.
+    pub hash_first: bool,
 }
 
 /// The folder an upload goes into: its id and its path.
@@ -213,7 +217,8 @@ impl Uploader<'_> {
         let same_there = there.filter(|f| f.size == size && f.sha256.is_some());
         let mut known = self.hashes.get(&snapshot);
         let mut hash_seconds = 0.0;
-        if known.is_none() && (size <= FIRST_PASS_MAX || same_there.is_some()) {
+        let first_pass = self.options.hash_first || size <= FIRST_PASS_MAX || same_there.is_some();
+        if known.is_none() && first_pass {
             let bar = self.out.bar(size, &format!("hashing {name}"));
             let sha256 = hash_file(path, bar.clone()).await;
             bar.finish_and_clear();

@@ -1,11 +1,20 @@
-//! The janitor: abandoned uploads are aborted in S3 and forgotten; content nobody references
+//! The janitor: abandoned uploads are aborted in S3 and forgotten, and so is what an abort
+//! left in S3 when S3 failed; content nobody references
 //! any more is removed from the table and the cold store, and referenced content is kept;
 //! hot copies go once their retention has passed; cold blobs nothing points to go after a
 //! grace period.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use filestore_contract::RouteKey;
+use filestore_dev::gateway::{self, Functions};
 use filestore_dev::{LocalSystem, Options};
 use filestore_shared::repo::TransferCheckpoint;
 use filestore_shared::{keys, metrics};
@@ -13,7 +22,7 @@ use time::OffsetDateTime;
 
 use crate::helpers::{
     MIB, TestApp, app_state, aws, claims, cold_endpoint, cold_s3, expire_upload,
-    open_multipart_uploads, output, s3_event, sha256_hex, sqs_batch, system, test_bytes,
+    open_multipart_uploads, output, path, s3_event, sha256_hex, sqs_batch, system, test_bytes,
 };
 
 async fn cold_has(key: &str) -> bool {
@@ -447,4 +456,90 @@ async fn the_reference_check_repairs_counts_that_lost_track_of_their_files() {
     let report = filestore_janitor::sweep(state, next_day).await.unwrap();
     assert_eq!(report.repaired_refs, 0, "{report:?}");
     local.stop().await;
+}
+
+/// Fails every delete sent to the hot bucket (AbortMultipartUpload, DeleteObject) before it
+/// leaves: S3 refusing them for the while.
+#[derive(Debug)]
+struct DeletesFail;
+
+impl Intercept for DeletesFail {
+    fn name(&self) -> &'static str {
+        "DeletesFail"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        match context.request().method() {
+            "DELETE" => Err("S3 is refusing deletes".into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// An abort whose S3 calls fail after its record went (S3 refusing deletes, through an API
+/// of its own) is still an abort: `204`, the upload a 404 from then on (a retried abort
+/// too), its reservation released. What S3 kept, the multipart upload with its part, is
+/// the janitor's once the grace for the request's own calls has passed, and then gone.
+#[tokio::test]
+async fn an_abort_that_s3_fails_is_finished_by_the_janitor() {
+    let app = TestApp::new().await;
+    let data = test_bytes(6 * MIB, 52);
+    let upload = app
+        .create_upload("held.bin", data.len(), Some(5 * MIB))
+        .await;
+    app.send_parts(&upload, &data, &[1]).await;
+    let mut state = app_state().await;
+    state.storage = state.storage.with_interceptor(DeletesFail);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let faulty = TestApp {
+        base: format!("http://{}", listener.local_addr().unwrap()),
+        ..app.with_token(app.token.as_deref())
+    };
+    let server = tokio::spawn(gateway::serve(
+        listener,
+        Functions::shared(Arc::new(state)),
+        Arc::new(Default::default()),
+    ));
+
+    let abort = path(RouteKey::AbortUpload, &upload.upload_id);
+    faulty.delete(&abort).await.expect(204);
+    server.abort();
+    assert_eq!(
+        open_multipart_uploads(&app.user_id).await,
+        1,
+        "S3 kept the upload"
+    );
+    app.delete(&abort).await.expect_error(404, "not_found");
+    app.get(&path(RouteKey::UploadStatus, &upload.upload_id))
+        .await
+        .expect_error(404, "not_found");
+    assert_eq!(claims(&app.user_id).await, (0, 0));
+
+    let now = OffsetDateTime::now_utc();
+    filestore_janitor::sweep(&app_state().await, now)
+        .await
+        .unwrap();
+    assert_eq!(open_multipart_uploads(&app.user_id).await, 1, "not due yet");
+    let due = now + filestore_shared::repo::ABORT_GRACE + Duration::from_secs(1);
+    let report = filestore_janitor::sweep(&app_state().await, due)
+        .await
+        .unwrap();
+    assert!(report.finished_aborts >= 1, "{report:?}");
+    assert_eq!(open_multipart_uploads(&app.user_id).await, 0);
+    let (_, ddb) = aws().await;
+    let pending = ddb
+        .get_item()
+        .table_name(&system().table)
+        .key("PK", AttributeValue::S(keys::user_pk(&app.user_id)))
+        .key("SK", AttributeValue::S(keys::abort_sk(&upload.upload_id)))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    assert!(pending.item.is_none(), "forgotten once done");
 }

@@ -25,7 +25,7 @@ mod files;
 mod folder_trash;
 /// Folders, paths, unique names, `on_conflict`, moves and their races.
 mod folders;
-/// Expired uploads, unreferenced content, hot retention, orphan cold blobs.
+/// Expired uploads, aborts S3 failed, unreferenced content, hot retention, orphan cold blobs.
 mod janitor;
 /// Metrics of real flows, and the request id on every log line.
 mod metrics;

@@ -10,7 +10,7 @@
 //! - Accounts: [`username_pk`] ([`USERNAME_SK`], [`LOGIN_FAILURES_SK`],
 //!   [`login_failures_from_sk`]), [`user_pk`] ([`PROFILE_SK`]), [`signups_pk`]
 //!   ([`SIGNUPS_SK`]).
-//! - A user's partition: [`upload_sk`], [`file_sk`], [`folder_sk`], [`child_sk`] /
+//! - A user's partition: [`upload_sk`], [`abort_sk`], [`file_sk`], [`folder_sk`], [`child_sk`] /
 //!   [`children_prefix`] ([`Kind`]), [`trash_sk`] / [`parse_trash_sk`], [`challenge_sk`],
 //!   [`CHALLENGE_COUNT_SK`], [`holding_sk`], [`share_sk`], and the prefixes that list them.
 //! - Elsewhere in the table: [`share_token_pk`], [`content_pk`], [`job_sk`],
@@ -58,6 +58,12 @@ pub const UPLOAD_PREFIX: &str = "UPLOAD#";
 /// An upload, in its owner's [`user_pk`].
 pub fn upload_sk(upload_id: &UploadId) -> String {
     format!("{UPLOAD_PREFIX}{upload_id}")
+}
+
+/// An ended upload whose multipart upload (and any object its parts were joined into) S3
+/// has not yet confirmed gone, in its owner's [`user_pk`].
+pub fn abort_sk(upload_id: &UploadId) -> String {
+    format!("ABORT#{upload_id}")
 }
 
 /// What every file's sort key starts with, in [`user_pk`].
@@ -215,6 +221,8 @@ pub const DUE_SHARDS: u32 = 16;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Due {
     Upload,
+    /// An ended upload whose S3 side is not confirmed gone, due a while after it ended.
+    Abort,
     HotCopy,
     Content,
     /// A file whose transfer to the cold store has not verified it yet.
@@ -229,6 +237,7 @@ impl Due {
     fn name(self) -> &'static str {
         match self {
             Self::Upload => "UPLOAD",
+            Self::Abort => "ABORT",
             Self::HotCopy => "HOT",
             Self::Content => "CONTENT",
             Self::Transfer => "TRANSFER",
@@ -304,6 +313,8 @@ mod tests {
         assert_eq!(signups_pk("2001:db8::/64"), "SIGNUPS#2001:db8::/64");
         assert_eq!(user_pk(&u), format!("USER#{u}"));
         assert_eq!(upload_sk(&up), format!("UPLOAD#{up}"));
+        assert_eq!(abort_sk(&up), format!("ABORT#{up}"));
+        assert!(!abort_sk(&up).starts_with(UPLOAD_PREFIX));
         assert_eq!(file_sk(&f), format!("FILE#{f}"));
         let folder = FolderId::generate();
         assert_eq!(folder_sk(&folder), format!("FOLDER#{folder}"));
@@ -324,6 +335,7 @@ mod tests {
         assert_eq!(job_sk("orphan-sweep"), "JOB#orphan-sweep");
         assert_eq!(transfer_pk(&f), format!("TRANSFER#{f}"));
         assert_eq!(Due::Upload.partition(10), "DUE#UPLOAD#a");
+        assert_eq!(Due::Abort.partition(2), "DUE#ABORT#2");
         assert_eq!(Due::HotCopy.partition(0), "DUE#HOT#0");
         assert_eq!(Due::Content.partition(15), "DUE#CONTENT#f");
         assert_eq!(Due::Transfer.partition(3), "DUE#TRANSFER#3");

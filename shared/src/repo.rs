@@ -10,6 +10,7 @@
 //! | signups from an address | `SIGNUPS#<address>` | `SIGNUPS` |
 //! | user | `USER#<user_id>` | `PROFILE` |
 //! | upload | `USER#<user_id>` | `UPLOAD#<upload_id>` |
+//! | ended upload's S3 side, pending | `USER#<user_id>` | `ABORT#<upload_id>` |
 //! | file | `USER#<user_id>` | `FILE#<file_id>` |
 //! | folder | `USER#<user_id>` | `FOLDER#<folder_id>` |
 //! | child entry (a name in a folder) | `USER#<user_id>` | `CHILD#<parent_id>#<0 folder, 1 file>#<name>` |
@@ -39,6 +40,7 @@
 //! - `limits`: the counters that throttle failed logins, signups and instant-upload
 //!   challenges, taken before the attempt.
 //! - `uploads`: multipart upload records, and completing one into a File.
+//! - `aborts`: what S3 still holds of ended uploads, until it confirms it gone.
 //! - `files`: file records: reads, delete.
 //! - `folders`: folders, their chains of parents, and the child entries that make names
 //!   unique per folder.
@@ -57,6 +59,7 @@
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue as Av;
 
+mod aborts;
 mod accounts;
 mod challenges;
 mod content;
@@ -77,6 +80,7 @@ mod trash;
 mod uploads;
 mod users;
 
+pub use aborts::{ABORT_GRACE, PendingAbort};
 pub use challenges::ChallengeRecord;
 pub use content::{ContentRecord, UNSHARED_BELOW, Verified, VerifyOutcome};
 pub use files::{Copies, FileRecord};

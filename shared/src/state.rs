@@ -342,21 +342,42 @@ impl AppState {
     /// Ends an active upload that will never become a File (aborted, expired, or joined into
     /// an object that cannot be one). The record goes first, and only while still active:
     /// that write decides a race with a complete, which either committed first (and keeps
-    /// everything: `false`) or will find the upload gone. Then the multipart upload goes, and
-    /// the object its parts may already have been joined into, which no File will ever name.
+    /// everything: `false`) or will find the upload gone. The same write leaves the upload's
+    /// S3 side for the janitor ([`crate::repo::PendingAbort`]); then the multipart upload
+    /// goes, and the object its parts may already have been joined into, which no File will
+    /// ever name. The upload is ended once the record is gone: an S3 failure after that is
+    /// logged and left to the janitor, not answered.
     ///
     /// # Errors
-    /// DynamoDB or S3 failures; after the record is gone, S3's lifecycle rule for incomplete
-    /// multipart uploads is the backstop.
+    /// DynamoDB failures of the deciding write.
     pub async fn drop_upload(&self, upload: &crate::repo::UploadRecord) -> anyhow::Result<bool> {
-        if !self.repo.delete_active_upload(upload).await? {
+        let due = time::OffsetDateTime::now_utc() + crate::repo::ABORT_GRACE;
+        if !self.repo.delete_active_upload(upload, due).await? {
             return Ok(false);
         }
-        self.storage
-            .abort_multipart(&upload.object_key, &upload.s3_upload_id)
-            .await?;
-        self.storage.delete_object(&upload.object_key).await?;
+        let pending = crate::repo::PendingAbort::of(upload);
+        if let Err(e) = self.finish_abort(&pending).await {
+            tracing::warn!(
+                upload_id = %upload.upload_id,
+                error = format!("{e:#}"),
+                "ended upload's S3 side left to the janitor"
+            );
+        }
         Ok(true)
+    }
+
+    /// Removes an ended upload's multipart upload and object, then forgets it: what
+    /// [`Self::drop_upload`] does after the deciding write, and the janitor for what a run
+    /// left. Each call is idempotent (an upload or object S3 no longer has counts as gone).
+    ///
+    /// # Errors
+    /// S3 or DynamoDB failures; the item stays for the janitor's next try.
+    pub async fn finish_abort(&self, pending: &crate::repo::PendingAbort) -> anyhow::Result<()> {
+        self.storage
+            .abort_multipart(&pending.object_key, &pending.s3_upload_id)
+            .await?;
+        self.storage.delete_object(&pending.object_key).await?;
+        self.repo.forget_pending_abort(pending).await
     }
 
     /// Ends the caller's expired uploads that are still active, releasing what they

@@ -1,5 +1,6 @@
 //! The janitor, run on a schedule: aborts multipart uploads abandoned past their expiry
-//! (S3's `AbortIncompleteMultipartUpload` lifecycle rule is the backstop), purges trash
+//! (S3's `AbortIncompleteMultipartUpload` lifecycle rule is the backstop) and finishes the
+//! S3 side of uploads ended in a run that could not (S3 failed after the record went), purges trash
 //! entries past their `purge_at` (`FILESTORE_TRASH_RETENTION_SECS`) and finishes folder
 //! purges that stopped halfway ([`purge`]), checks that each
 //! content's reference count matches the verified files holding it (and repairs it),
@@ -54,6 +55,8 @@ pub const REFS_SETTLE: Duration = Duration::from_secs(15 * 60);
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Report {
     pub aborted_uploads: u64,
+    /// Ended uploads whose multipart upload or object a run left in S3, removed.
+    pub finished_aborts: u64,
     pub collected_contents: u64,
     pub removed_hot_copies: u64,
     pub removed_orphan_blobs: u64,
@@ -76,6 +79,7 @@ pub struct Report {
 pub async fn sweep(state: &AppState, now: OffsetDateTime) -> anyhow::Result<Report> {
     let mut report = Report::default();
     abort_expired_uploads(state, now, &mut report).await?;
+    finish_pending_aborts(state, now, &mut report).await?;
     let mut budget = Budget::steps(purge::PURGE_STEPS_PER_SWEEP);
     purge::purge_trash(state, now, &mut budget, &mut report).await?;
     check_references(state, now, &mut report).await?;
@@ -113,6 +117,26 @@ async fn abort_expired_uploads(
             Ok(false) => {} // completed or removed meanwhile
             Err(e) => {
                 tracing::warn!(upload_id = %upload.upload_id, error = format!("{e:#}"), "could not abort an expired upload")
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes what S3 still holds of uploads that ended (by an abort, an expiry or a refused
+/// complete) in a run that could not remove it, once [`ABORT_GRACE`] has passed.
+///
+/// [`ABORT_GRACE`]: filestore_shared::repo::ABORT_GRACE
+async fn finish_pending_aborts(
+    state: &AppState,
+    now: OffsetDateTime,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    for pending in state.repo.pending_aborts(now).await? {
+        match state.finish_abort(&pending).await {
+            Ok(()) => report.finished_aborts += 1,
+            Err(e) => {
+                tracing::warn!(upload_id = %pending.upload_id, error = format!("{e:#}"), "could not remove an ended upload's S3 side")
             }
         }
     }

@@ -240,12 +240,18 @@ impl Repo {
     }
 
     /// Deletes an upload record only while it is still active, so it never removes one a
-    /// concurrent complete has just recorded, and releases its reservation in the same
-    /// transaction. `false` if it was not active (or gone).
+    /// concurrent complete has just recorded, and in the same transaction releases its
+    /// reservation and leaves its S3 side for the janitor at `abort_due`
+    /// ([`PendingAbort`](super::PendingAbort)), which the caller forgets once S3 confirmed
+    /// it gone. `false` if it was not active (or gone).
     ///
     /// # Errors
     /// DynamoDB failures.
-    pub async fn delete_active_upload(&self, upload: &UploadRecord) -> anyhow::Result<bool> {
+    pub async fn delete_active_upload(
+        &self,
+        upload: &UploadRecord,
+        abort_due: OffsetDateTime,
+    ) -> anyhow::Result<bool> {
         let delete = Delete::builder()
             .table_name(&self.table)
             .key("PK", s(keys::user_pk(&upload.user_id)))
@@ -254,7 +260,10 @@ impl Repo {
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":active", s(UploadState::Active.as_str()))
             .build()?;
-        let mut items = vec![TransactWriteItem::builder().delete(delete).build()];
+        let mut items = vec![
+            TransactWriteItem::builder().delete(delete).build(),
+            self.put_pending_abort(&super::PendingAbort::of(upload), abort_due)?,
+        ];
         if upload.reserved {
             items.push(self.end_reserved_upload(
                 &upload.user_id,

@@ -31,8 +31,13 @@ struct Deployed {
 
 impl Deployed {
     fn up() -> Self {
+        // The launcher prints the page's address, the API's root (`.../<api-id>/`).
+        let base = |url: &str| url.trim().trim_end_matches('/').to_string();
         if let Ok(url) = std::env::var("FILESTORE_DEPLOYED_URL") {
-            return Self { url, dir: None };
+            return Self {
+                url: base(&url),
+                dir: None,
+            };
         }
         let dir = std::env::temp_dir().join(format!("filestore-cloud-{}", std::process::id()));
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -50,7 +55,7 @@ impl Deployed {
             .output()
             .expect("infra/local-cloud runs");
         let deployed = Self {
-            url: String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            url: base(&String::from_utf8_lossy(&out.stdout)),
             dir: Some(dir),
         };
         assert!(out.status.success(), "infra/local-cloud up failed");
@@ -84,9 +89,22 @@ const LOCAL_ONLY: &[(&str, &str)] = &[
         "2,500 uploads: minutes at ~100 ms a request",
     ),
     ("restart::", "the local runner's own binary"),
+    // The browser test runs deployed too (against the page the auth function serves).
     (
-        "web::",
-        "the page's CSP names the local emulator; headless Chromium",
+        "web::page_is_served_with_content_types",
+        "the CSP names the local emulator",
+    ),
+    (
+        "web::buckets_let_the_page_put_parts",
+        "the local page's origin",
+    ),
+    (
+        "web::emulator_answers_cors_only_to_the_page",
+        "the local emulator",
+    ),
+    (
+        "web::download_url_answers_as_an_attachment",
+        "the local page's origin",
     ),
     (
         "metrics::",
@@ -246,7 +264,154 @@ const LOCAL_ONLY: &[(&str, &str)] = &[
 async fn the_deployed_template_serves_the_contract() {
     let cloud = Deployed::up();
     journey(&cloud.url).await;
+    page(&cloud.url).await;
+    cli_journey(&cloud.url).await;
     e2e_suite(&cloud.url);
+}
+
+/// The web page at the API's root (`<url>/`, the address `up` prints), and its script and
+/// styles as the browser finds them: resolved against the page's URL. The root is under a path
+/// here (`/_aws/execute-api/<id>/`), as under a stage on AWS, so a page naming `/app.js` would
+/// load nothing.
+async fn page(base: &str) {
+    let root = reqwest::Url::parse(&format!("{base}/")).expect("the API's URL");
+    let client = http_client();
+    let page = client.get(root.clone()).send().await.unwrap();
+    assert_eq!(page.status(), 200, "GET {root}");
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    let html = page.text().await.unwrap();
+    for (attribute, content_type) in [
+        ("src", "text/javascript; charset=utf-8"),
+        ("href", "text/css; charset=utf-8"),
+    ] {
+        let asset = html
+            .split(&format!("{attribute}=\""))
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .find(|link| link.ends_with(".js") || link.ends_with(".css"))
+            .unwrap_or_else(|| panic!("no script or style by {attribute} in {html}"));
+        let url = root.join(asset).expect("a link the browser resolves");
+        let resp = client.get(url.clone()).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "GET {url} (`{asset}` on the page)");
+        assert_eq!(resp.headers()["content-type"], content_type, "{url}");
+        // Bodies pass through API Gateway whole (base64 between it and the function).
+        let bytes = resp.bytes().await.unwrap();
+        assert!(bytes.len() > 10_000, "{url}: {} bytes", bytes.len());
+    }
+}
+
+/// The `filestore` binary of this workspace, built if needed (`cargo test --workspace` has
+/// built it for the CLI's own tests), as the launcher builds the functions.
+fn cli_binary() -> std::path::PathBuf {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args([
+            "build",
+            "--quiet",
+            "--package",
+            "filestore-cli",
+            "--bin",
+            "filestore",
+        ])
+        .current_dir(root)
+        // This test's cargo variables would make build scripts that watch them rebuild.
+        .env_remove("CARGO_MANIFEST_DIR")
+        .env_remove("CARGO_PKG_NAME")
+        .env_remove("CARGO_CRATE_NAME")
+        .env_remove("CARGO_PRIMARY_PACKAGE")
+        .env_remove("CARGO_TARGET_TMPDIR")
+        .stdin(Stdio::null())
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building the CLI failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| std::path::Path::new(root).join("target"), Into::into);
+    target.join("debug").join("filestore")
+}
+
+/// The command-line client against the deployed API, as a person uses it: sign up and log
+/// in, upload a 20 MiB file in four parts into a new folder, upload the same bytes again
+/// (instant: no byte sent, once the first copy is verified), list, make a folder, move,
+/// share (the link gives the bytes), download and compare, remove to the trash, restore,
+/// remove again and purge.
+async fn cli_journey(base: &str) {
+    let started = std::time::Instant::now();
+    let cli = cli_binary();
+    let home = tempfile::tempdir().expect("a temporary directory");
+    let user = filestore_testkit::unique_name("cli_");
+    let run = |args: &[&str]| -> serde_json::Value {
+        let out = Command::new(&cli)
+            .arg("--json")
+            .args(args)
+            .env("FILESTORE_SERVER", format!("{base}/"))
+            .env("FILESTORE_CONFIG_DIR", home.path().join("config"))
+            .env("FILESTORE_PASSWORD", "correct horse battery")
+            .current_dir(home.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("the CLI runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "filestore {args:?} failed against {base}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null)
+    };
+    let data = test_bytes(20 * MIB, 92);
+    std::fs::write(home.path().join("big.bin"), &data).unwrap();
+
+    run(&["signup", "--username", &user]);
+    run(&["login", "--username", &user]);
+    let sent = &run(&["upload", "big.bin", "--to", "/in", "--part-size", "5MiB"])["uploads"][0];
+    assert_eq!(sent["part_count"], 4, "{sent}");
+    assert_eq!(sent["parts_sent"], 4, "{sent}");
+    assert_eq!(sent["instant"], false, "{sent}");
+    // Instant upload needs the first copy verified (S3 event -> SQS -> transfer function).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while run(&["info", "/in/big.bin"])["verified"] != true {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upload was not verified"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let again = &run(&["upload", "big.bin", "--name", "again.bin", "--hash-first"])["uploads"][0];
+    assert_eq!(again["instant"], true, "{again}");
+    assert_eq!(again["bytes_sent"], 0, "{again}");
+
+    run(&["mkdir", "/docs"]);
+    run(&["mv", "/in/big.bin", "/docs/"]);
+    let listed = run(&["ls", "/docs"]).to_string();
+    assert!(listed.contains("\"big.bin\""), "{listed}");
+    let root = run(&["ls", "/"]).to_string();
+    assert!(
+        root.contains("\"again.bin\"") && root.contains("\"docs\""),
+        "{root}"
+    );
+
+    let share = run(&["share", "/docs/big.bin"]);
+    let link = share["url"].as_str().expect("a share URL");
+    assert!(link.starts_with(&format!("{base}/v1/s/")), "{link}");
+    let opened = http_client().get(link).send().await.unwrap();
+    assert_eq!(opened.status(), 302, "share link {link}");
+    let location = opened.headers()["location"].to_str().unwrap().to_string();
+    let shared = http_client().get(location).send().await.unwrap();
+    assert_eq!(shared.bytes().await.unwrap().as_ref(), data.as_slice());
+
+    run(&["download", "/docs/big.bin", "-o", "out.bin"]);
+    assert!(std::fs::read(home.path().join("out.bin")).unwrap() == data);
+
+    let trashed = run(&["rm", "/again.bin"])["trashed"].clone();
+    let id = trashed.as_str().expect("a trash id");
+    let trash = run(&["trash"]).to_string();
+    assert!(trash.contains(id), "{trash}");
+    run(&["restore", id]);
+    assert!(run(&["ls", "/"]).to_string().contains("\"again.bin\""));
+    run(&["rm", "/again.bin"]);
+    run(&["purge", id]);
+    assert_eq!(run(&["trash"])["entries"], serde_json::json!([]));
+    println!("deployed: the CLI's journey in {:?}", started.elapsed());
 }
 
 /// The end-to-end suite (less [`LOCAL_ONLY`]) run by this binary against the deployed API.

@@ -8,7 +8,7 @@ use std::process::Command;
 use filestore_contract::RouteKey;
 use filestore_contract::api::DownloadResponse;
 
-use crate::helpers::{TestApp, http_client, path, system};
+use crate::helpers::{TestApp, base_url, deployed_url, http_client, path, system};
 
 /// The page and its assets come with their content types and a policy that lets the page's
 /// own script reach the API and the S3 endpoint; API paths keep answering as the API.
@@ -42,7 +42,10 @@ async fn page_is_served_with_content_types_and_a_content_security_policy() {
     }
     let page = client.get(&sys.base_url).send().await.unwrap();
     let html = page.text().await.unwrap();
-    assert!(html.contains(r#"<script type="module" src="/app.js">"#));
+    // Relative to the page, which is served at the API's root: that root may be under a path
+    // (a stage on AWS, `/_aws/execute-api/<id>/` in MiniStack), so nothing names `/app.js`.
+    assert!(html.contains(r#"<script type="module" src="app.js">"#));
+    assert!(html.contains(r#"<link rel="stylesheet" href="app.css">"#));
 
     // The API is not shadowed: unknown paths and other methods are the API's JSON errors.
     let app = TestApp::anonymous();
@@ -197,15 +200,46 @@ fn run(dir: &Path, program: &str, args: &[&str], env: &[(&str, &str)]) -> String
     stdout
 }
 
-/// Installs the locked packages unless `node_modules` already holds exactly them.
+/// Installs the locked packages unless `node_modules` already holds exactly them, under a file
+/// lock: the browser test may run against the local system and, from another process, against
+/// a deployed one at the same time.
 fn npm_ci(dir: &Path) {
     let lock = std::fs::read(dir.join("package-lock.json")).expect("web/package-lock.json");
+    let _lock = InstallLock::take();
     let stamp = dir.join("node_modules/.filestore-lock");
     if std::fs::read(&stamp).ok().as_deref() == Some(lock.as_slice()) {
         return;
     }
     run(dir, "npm", &["ci", "--no-audit", "--no-fund"], &[]);
     std::fs::write(&stamp, lock).expect("writing the install stamp");
+}
+
+/// A directory made by one process at a time (`File::lock` is newer than our MSRV); one left by
+/// a process that died is taken over after ten minutes.
+struct InstallLock(PathBuf);
+
+impl InstallLock {
+    fn take() -> Self {
+        let path = std::env::temp_dir().join("filestore-web-npm.lock");
+        loop {
+            if std::fs::create_dir(&path).is_ok() {
+                return Self(path);
+            }
+            let stale = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().unwrap_or_default().as_secs() > 600);
+            if stale {
+                let _ = std::fs::remove_dir(&path);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for InstallLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
 }
 
 /// In Chromium, a new user signs up, uploads a three-part file through the Dashboard, sees it
@@ -215,7 +249,8 @@ fn npm_ci(dir: &Path) {
 /// Then, at 390x844 and at 1280x800, the folder journey (new folder, upload into it,
 /// breadcrumbs, rename, move, delete, trash, restore, purge), where no view may be wider than
 /// the screen. The committed bundle must be what the sources build to, since that is what the
-/// runner serves. Screenshots of every view go to `target/tmp/browser/`.
+/// runner serves. Screenshots of every view go to `target/tmp/browser/` (`browser-deployed/`
+/// when run against a deployed API, `FILESTORE_E2E_URL`, whose page it drives instead).
 #[test]
 fn browser_signs_up_uploads_shares_and_walks_folders_and_trash_on_phone_and_desktop() {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
@@ -227,12 +262,17 @@ fn browser_signs_up_uploads_shares_and_walks_folders_and_trash_on_phone_and_desk
     npm_ci(&dir);
     run(&dir, "node", &["build.mjs", "--check"], &[]);
 
-    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join(match deployed_url() {
+        Some(_) => "browser-deployed",
+        None => "browser",
+    });
     let shots = shots.to_str().expect("a UTF-8 target path");
+    // The page is the API's root: `<base>/`.
+    let page = format!("{}/", base_url());
     let out = run(
         &dir,
         "node",
-        &["tests/browser.mjs", &system().base_url, shots],
+        &["tests/browser.mjs", &page, shots],
         &[("CHROMIUM", &chromium)],
     );
     println!("{out}");

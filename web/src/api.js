@@ -1,6 +1,8 @@
-// The filestore HTTP API (docs/DESIGN.md), on the page's own origin. Every failure becomes
-// an ApiError carrying the server's `{"error":{"code","message"}}`, so callers can show the
-// message as it is.
+// The filestore HTTP API (docs/DESIGN.md), beside the page. Every failure becomes an ApiError
+// carrying the server's `{"error":{"code","message"}}`, so callers can show the message as it
+// is. Routes are resolved against the page's own URL, not the origin's root: the API may sit
+// under a path (a stage or base path mapping on AWS, `/_aws/execute-api/<id>/` in MiniStack),
+// and the page is served at that API's root.
 
 const TOKEN_KEY = 'filestore.token'
 
@@ -37,7 +39,7 @@ async function request(method, path, body, { signal } = {}) {
   if (token) headers.Authorization = `Bearer ${token}`
   let response
   try {
-    response = await fetch(path, {
+    response = await fetch(`.${path}`, {
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),

@@ -251,11 +251,16 @@ struct ColdStart {
 }
 
 impl LocalSystem {
-    /// Starts everything and returns once the API accepts requests.
+    /// Starts everything and returns once the API accepts requests. Its lines carry the
+    /// process's instance id, as a function's init does ([`filestore_shared::metrics::init`]).
     ///
     /// # Errors
     /// When the emulator cannot start, provisioning fails or the port is taken.
-    pub async fn start(mut options: Options) -> anyhow::Result<Self> {
+    pub async fn start(options: Options) -> anyhow::Result<Self> {
+        filestore_shared::metrics::init("local", Self::start_system(options)).await
+    }
+
+    async fn start_system(mut options: Options) -> anyhow::Result<Self> {
         if let Some(dir) = &options.data_dir {
             prepare_data_dir(dir, options.fresh)?;
             if !options.jwt_secret_given {

@@ -114,6 +114,71 @@ async fn log_lines_carry_the_request_id_the_client_got_back() {
     );
 }
 
+/// Lines logged before any request (a function's init) carry no request id, so every line
+/// carries the instance's id, random at cold start: a request's lines and its metrics name the
+/// instance that served it, whose init lines name it too. The first invocation of a function
+/// in an instance logs `cold start` marked `cold_start`, once; no other invocation is marked.
+#[tokio::test]
+async fn log_lines_lead_from_a_request_to_its_instances_init() {
+    let app = TestApp::new().await;
+    let upload = app.create_upload("instance.bin", 10, None).await;
+    app.send_parts(&upload, &[8; 10], &[1]).await;
+    let completed = app
+        .post(&path(CompleteUpload, &upload.upload_id), json!({}))
+        .await;
+    completed.expect(201);
+    let id = completed.request_id();
+    let invocation_of = |line: &Value| -> Option<Value> {
+        line["spans"]
+            .as_array()?
+            .iter()
+            .find(|s| s["name"] == "invocation")
+            .cloned()
+    };
+    let logs = logs_of(&id);
+    let done = logs
+        .iter()
+        .find(|l| l["fields"]["message"] == "upload completed")
+        .unwrap_or_else(|| panic!("no completion logged for {id}: {logs:?}"));
+    let invocation = invocation_of(done).expect("an invocation span");
+    let instance = invocation["instance"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no instance on the request's lines: {done}"));
+    assert_eq!(instance.len(), 16, "{instance}");
+    for doc in metrics_of(&id) {
+        assert_eq!(doc["instance"], instance, "{doc}");
+    }
+
+    // The init's lines, logged before any request, name the same instance.
+    let all = lines();
+    let init: Vec<&Value> = all
+        .iter()
+        .filter(|l| l["span"]["name"] == "init" && l["fields"]["message"] == "initialised")
+        .collect();
+    assert!(!init.is_empty(), "no init line");
+    for line in &init {
+        assert_eq!(line["span"]["instance"], instance, "{line}");
+        assert!(line["span"]["function"].is_string(), "{line}");
+        assert!(line["fields"]["init_ms"].is_u64(), "{line}");
+    }
+
+    // One cold start of merge in this instance, marked; this request is marked only if it
+    // is that one.
+    let cold: Vec<Value> = all
+        .iter()
+        .filter(|l| l["fields"]["message"] == "cold start")
+        .filter_map(invocation_of)
+        .filter(|s| s["function"] == "merge")
+        .collect();
+    let [first] = cold.as_slice() else {
+        panic!("not one cold start of merge: {cold:?}");
+    };
+    assert_eq!(first["cold_start"], true, "{first}");
+    assert_eq!(first["instance"], instance, "{first}");
+    let marked = invocation.get("cold_start").is_some();
+    assert_eq!(marked, first["request_id"] == id.as_str(), "{invocation}");
+}
+
 /// A transfer records the object's bytes, the time of the run that copied it and the
 /// throughput, in a document naming the object, whose request id leads to the transfer's log
 /// lines.

@@ -1,14 +1,17 @@
 //! Metrics and the request id of every log line, per invocation.
 //!
-//! A function's work runs inside [`invocation`]: a tracing span carrying `function` and
-//! `request_id` (so every log line of the invocation names both: the JSON log format writes
-//! the span's fields), and a scope that collects what the code under it records with
+//! A function's init runs inside [`init`] and its work inside [`invocation`]: tracing spans
+//! carrying `function` and this execution environment's [`instance_id`] (random, made at cold
+//! start), the invocation's also `request_id` and, on the first invocation, `cold_start`, so
+//! every log line of the function names both, and a request's lines lead to the init lines of
+//! the instance that served it (the JSON log format writes the span's fields). The
+//! invocation's span comes with a scope that collects what the code under it records with
 //! [`add`] and [`add_by`]. When the invocation ends the figures are written as CloudWatch
 //! Embedded Metric Format (EMF) documents, one JSON line per set of dimensions, on stdout,
 //! which Lambda's log pipeline turns into metrics of the [`namespace`] (`filestore`, or the
 //! one `FILESTORE_METRICS_NAMESPACE` names: deployed, `filestore/<stack>`) with the
 //! dimension `function` (and `reason` where a metric names one). Each document also carries
-//! `requestId`, so a figure leads to the log lines of the request that made it.
+//! `requestId` and `instance`, so a figure leads to the log lines of the request that made it.
 //!
 //! Why not the `metrics` facade with a CloudWatch recorder: its recorder is one per process,
 //! and the local runner serves every function from one process, many requests at once; a
@@ -192,6 +195,7 @@ impl Scope {
                     doc.insert(name.into(), value.into());
                 }
                 doc.insert("requestId".into(), self.request_id.clone().into());
+                doc.insert("instance".into(), instance_id().into());
                 for (name, value) in &self.properties {
                     doc.insert((*name).into(), value.clone().into());
                 }
@@ -258,10 +262,37 @@ fn write_line(line: &str) {
     }
 }
 
+/// This execution environment's id: random, made on first use (at cold start) and the same
+/// for the life of the process. Lines logged before any request (the init's) have no request
+/// id; this id is on those and on every request's lines, so an operator can go from a request
+/// to its instance's init. On Lambda a process is one function's environment; the local
+/// runner is one process for all.
+pub fn instance_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| format!("{:016x}", rand::random::<u64>()))
+}
+
+/// Runs a function's init (`work`: configuration, clients, connections) in a span naming
+/// `function` and [`instance_id`], so the lines it logs join the requests of this instance,
+/// then logs how long it took (`initialised`, `init_ms`).
+pub async fn init<F: Future>(function: &'static str, work: F) -> F::Output {
+    let span = tracing::info_span!("init", function, instance = instance_id());
+    let started = std::time::Instant::now();
+    let output = Box::pin(work.instrument(span.clone())).await;
+    span.in_scope(|| {
+        tracing::info!(
+            init_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "initialised"
+        );
+    });
+    output
+}
+
 /// Runs `work` as one invocation of `function` with the id `request_id` (Lambda's
 /// `aws_request_id`, or API Gateway's request id for an HTTP request): its log lines carry
-/// both, and what it records is written when it ends. The first invocation of `function` in
-/// the process also records [`COLD_STARTS`] and [`INIT_DURATION`].
+/// both and the [`instance_id`], and what it records is written when it ends. The first
+/// invocation of `function` in the process also records [`COLD_STARTS`] and
+/// [`INIT_DURATION`], and its lines carry `cold_start: true`.
 pub async fn invocation<F: Future>(function: &'static str, request_id: &str, work: F) -> F::Output {
     let scope = Arc::new(Scope {
         function,
@@ -269,14 +300,24 @@ pub async fn invocation<F: Future>(function: &'static str, request_id: &str, wor
         properties: Vec::new(),
         figures: Mutex::default(),
     });
+    let span = tracing::info_span!(
+        "invocation",
+        function,
+        request_id,
+        instance = instance_id(),
+        cold_start = tracing::field::Empty
+    );
     if first_invocation_of(function) {
+        span.record("cold_start", true);
+        let init = process_age_ms();
         let mut figures = scope.figures.lock().unwrap_or_else(|e| e.into_inner());
         figures.add(None, COLD_STARTS, 1.0);
-        if let Some(init) = process_age_ms() {
+        if let Some(init) = init {
             figures.add(None, INIT_DURATION, init);
         }
+        // A line whatever the work logs: the join from this request to the instance's init.
+        span.in_scope(|| tracing::info!(init_ms = init, "cold start"));
     }
-    let span = tracing::info_span!("invocation", function, request_id);
     // Boxed: the work is a function's whole future, too deep to nest on the stack again.
     let output = SCOPE
         .scope(scope.clone(), Box::pin(work.instrument(span)))

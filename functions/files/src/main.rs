@@ -1,7 +1,7 @@
 //! Lambda entry point: build the state once, then serve API Gateway events.
 
-use filestore_shared::AppState;
 use filestore_shared::state::Uses;
+use filestore_shared::{AppState, metrics};
 use lambda_http::{Error, run, service_fn, tracing};
 
 // Lambda hands a function one request at a time: a current-thread runtime starts no worker
@@ -9,6 +9,6 @@ use lambda_http::{Error, run, service_fn, tracing};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let state = AppState::from_env(Uses::DynamoDbAndS3).await?;
+    let state = metrics::init("files", AppState::from_env(Uses::DynamoDbAndS3)).await?;
     run(service_fn(|req| filestore_files::handler(&state, req))).await
 }

@@ -9,7 +9,11 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let state = AppState::from_env_without_key(Uses::DynamoDbAndS3).await?;
+    let state = metrics::init(
+        "janitor",
+        AppState::from_env_without_key(Uses::DynamoDbAndS3),
+    )
+    .await?;
     run(service_fn(|event: LambdaEvent<serde_json::Value>| {
         let request_id = event.context.request_id;
         let sweep = filestore_janitor::sweep(&state, time::OffsetDateTime::now_utc());

@@ -14,20 +14,25 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let config = Config::from_env_without_key()?;
-    let sdk = load_sdk_config(&config).await?;
-    let state = AppState::new(config, &sdk);
-    if state.cold.is_none() {
-        return Err("FILESTORE_COLD_BUCKET is required by the transfer function".into());
-    }
-    let requeue = Requeue::from_config(&sdk, &state);
-    if requeue.is_none() {
-        return Err("FILESTORE_TRANSFER_QUEUE_URL is required by the transfer function".into());
-    }
-    state.warm_up(Uses::DynamoDbAndS3).await;
+    let (state, requeue) = metrics::init("transfer", async {
+        let config = Config::from_env_without_key()?;
+        let sdk = load_sdk_config(&config).await?;
+        let state = AppState::new(config, &sdk);
+        if state.cold.is_none() {
+            return Err::<_, Error>(
+                "FILESTORE_COLD_BUCKET is required by the transfer function".into(),
+            );
+        }
+        let Some(requeue) = Requeue::from_config(&sdk, &state) else {
+            return Err("FILESTORE_TRANSFER_QUEUE_URL is required by the transfer function".into());
+        };
+        state.warm_up(Uses::DynamoDbAndS3).await;
+        Ok((state, requeue))
+    })
+    .await?;
     let (state, requeue) = (&state, &requeue);
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let limits = Limits::until(event.context.deadline(), requeue.clone());
+        let limits = Limits::until(event.context.deadline(), Some(requeue.clone()));
         let batch = filestore_transfer::handler(state, event.payload, &limits);
         let response = metrics::invocation("transfer", &event.context.request_id, batch).await;
         Ok::<_, Error>(response)

@@ -1,7 +1,8 @@
 //! Folders and paths: create, read with breadcrumbs, list in name order and in pages, rename
 //! and move (cycles, depth, the root), paths, unique names across files and folders with
 //! `on_conflict` at upload and instant upload, a trashed parent at complete, other users'
-//! folders, and the races: one name created twice at once, crossed moves, renames to one name.
+//! folders, and the races: one name created twice at once, crossed moves, moves that together
+//! would pass the depth limit, renames to one name.
 
 use std::collections::HashSet;
 
@@ -808,6 +809,87 @@ async fn crossed_moves_never_both_succeed() {
             "trial {trial}: {depths:?}"
         );
     }
+}
+
+/// How deep a folder is (the root not counted), walked up its parents in the table: the
+/// API reads no chain past the limit.
+async fn depth_in_table(app: &TestApp, folder: &FolderId) -> usize {
+    let (_, ddb) = aws().await;
+    let (mut depth, mut next) = (0, folder.clone());
+    while !next.is_root() {
+        let item = ddb
+            .get_item()
+            .table_name(&system().table)
+            .key("PK", AttributeValue::S(keys::user_pk(&app.user_id)))
+            .key("SK", AttributeValue::S(keys::folder_sk(&next)))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+            .expect("a folder on the chain");
+        next = FolderId::parse(item["parent_id"].as_s().unwrap()).unwrap();
+        depth += 1;
+        assert!(depth <= 2 * 64, "a loop of parents");
+    }
+    depth
+}
+
+/// A chain of `levels` folders under `parent`, the first named `name`: its ids, top first.
+async fn chain_of(app: &TestApp, name: &str, parent: &str, levels: usize) -> Vec<FolderId> {
+    let mut ids = vec![folder(app, name, parent).await.folder_id];
+    for level in 2..=levels {
+        let parent = ids.last().unwrap().to_string();
+        ids.push(
+            folder(app, &format!("{name}{level}"), &parent)
+                .await
+                .folder_id,
+        );
+    }
+    ids
+}
+
+/// Two moves that each fit the 64-deep limit alone but not together, sent at the same
+/// moment: `x` (32 levels tall) under a folder 32 deep, and `w` (45 levels tall) into `x`.
+/// Whichever commits first deepens what the other measured (the target's chain, or the
+/// moved subtree), so the other must be refused with `422 too_deep`; counted are the trials
+/// whose tree ends deeper than 64. Each move measures the other's work while it reads, which
+/// is the window a move conditioned only on its target's chain lets through.
+#[tokio::test]
+async fn concurrent_moves_never_pass_the_depth_limit() {
+    let app = TestApp::new().await;
+    let target = chain_of(&app, "t", "root", 32).await;
+    let x = chain_of(&app, "x", "root", 32).await;
+    let w = chain_of(&app, "w", "root", 45).await;
+    let (x_path, w_path) = (path(MoveFolder, &x[0]), path(MoveFolder, &w[0]));
+    let mut too_deep = Vec::new();
+    for trial in 0..TRIALS {
+        let (into_target, into_x) = tokio::join!(
+            app.patch(&x_path, json!({"parent_id": target[31]})),
+            app.patch(&w_path, json!({"parent_id": x[0]})),
+        );
+        for r in [&into_target, &into_x] {
+            if r.status != 200 {
+                r.expect_error(422, "too_deep");
+            }
+        }
+        assert!(
+            into_target.status == 200 || into_x.status == 200,
+            "trial {trial}: neither move went through"
+        );
+        let depth = depth_in_table(&app, &w[44]).await;
+        if depth > 64 {
+            too_deep.push((trial, depth));
+        }
+        for (moved, to_root) in [(into_target, &x_path), (into_x, &w_path)] {
+            if moved.status == 200 {
+                app.patch(to_root, json!({"parent_id": "root"}))
+                    .await
+                    .expect(200);
+            }
+        }
+    }
+    assert!(too_deep.is_empty(), "trials deeper than 64: {too_deep:?}");
 }
 
 /// Two folders renamed to one name at the same moment: one succeeds, the other is told

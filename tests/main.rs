@@ -23,7 +23,7 @@ mod files;
 /// Folders in the trash: the subtree out of reach, restore, purge page by page, the
 /// janitor finishing a stopped purge, restore racing purge.
 mod folder_trash;
-/// Folders, paths, unique names, `on_conflict`, moves and their races.
+/// Folders, paths, unique names, `on_conflict`, moves and their races (cycles, depth).
 mod folders;
 /// Expired uploads, aborts S3 failed, unreferenced content, hot retention, orphan cold blobs.
 mod janitor;

@@ -135,24 +135,30 @@ async fn create(
 ) -> Result<Response<Body>, ApiError> {
     let user_id = &user.user_id;
     let parent = input.parent_id.unwrap_or_default();
-    let chain = state.live_folder(user_id, &parent).await?;
-    if chain.len() + 1 > MAX_DEPTH {
-        return Err(too_deep());
-    }
     let folder = FolderRecord {
         user_id: user_id.clone(),
         folder_id: FolderId::generate(),
         name: input.name.to_string(),
-        parent_id: parent,
+        parent_id: parent.clone(),
         created_at: OffsetDateTime::now_utc(),
         trashed_at: None,
         purging: false,
+        subtree_version: 0,
     };
-    match state.repo.create_folder(&folder).await? {
-        Placed::Done(()) => json(StatusCode::CREATED, &folder.view()),
-        Placed::NameTaken => Err(ApiError::name_taken(&folder.name)),
-        Placed::ParentGone | Placed::Stale => Err(ApiError::NotFound("folder")),
+    // The depth is judged on the parent's chain as read, and written on the condition that
+    // the chain is still so: a folder on it moved meanwhile makes it read again.
+    for _ in 0..8 {
+        let chain = state.live_folder(user_id, &parent).await?;
+        if chain.len() + 1 > MAX_DEPTH {
+            return Err(too_deep());
+        }
+        match state.repo.create_folder(&folder, &chain).await? {
+            Placed::Done(()) => return json(StatusCode::CREATED, &folder.view()),
+            Placed::NameTaken => return Err(ApiError::name_taken(&folder.name)),
+            Placed::ParentGone | Placed::Stale => continue,
+        }
     }
+    Err(anyhow::anyhow!("the chain of folder {parent} kept changing while creating in it").into())
 }
 
 fn too_deep() -> ApiError {

@@ -113,57 +113,67 @@ async fn restore(
     input: RestoreRequest,
 ) -> Result<Response<Body>, ApiError> {
     let (entry, item) = state.trashed(user_id, id).await?;
-    // A given folder must be the caller's and live (404); the original one may have gone
-    // since (409 parent_gone).
-    let (parent, depth) = match &input.parent_id {
-        Some(parent) => (
-            parent.clone(),
-            state.live_folder(user_id, parent).await?.len(),
-        ),
-        None => {
-            let original =
-                FolderId::parse(&entry.original_parent_id).map_err(anyhow::Error::msg)?;
-            let Some(chain) = state.repo.live_chain(user_id, &original).await? else {
-                return Err(ApiError::parent_gone());
-            };
-            (original, chain.len())
-        }
-    };
-    let to = Place {
-        parent,
-        name: input
-            .name
-            .as_ref()
-            .map_or(entry.name.clone(), ToString::to_string),
-    };
-    let restored = match &item {
-        Trashed::File(file) => state.repo.restore_file(file, &entry, &to).await?,
-        Trashed::Folder(folder) => {
-            // Its subtree comes back with it, and must fit under the target.
-            let room = MAX_DEPTH.saturating_sub(depth);
-            let height = state
-                .repo
-                .subtree_height(user_id, &folder.folder_id, room)
-                .await?;
-            if height > room {
-                return Err(ApiError::unprocessable(
-                    "too_deep",
-                    format!("folders nest at most {MAX_DEPTH} deep"),
-                ));
+    let name = input
+        .name
+        .as_ref()
+        .map_or(entry.name.clone(), ToString::to_string);
+    // A folder comes back with its subtree, which must fit under the target: the depth is
+    // judged on the target's chain as read and written on the condition that it still is,
+    // so a move on the chain meanwhile makes it read again.
+    let mut restored = None;
+    for _ in 0..8 {
+        // A given folder must be the caller's and live (404); the original one may have gone
+        // since (409 parent_gone).
+        let (parent, chain) = match &input.parent_id {
+            Some(parent) => (parent.clone(), state.live_folder(user_id, parent).await?),
+            None => {
+                let original =
+                    FolderId::parse(&entry.original_parent_id).map_err(anyhow::Error::msg)?;
+                let Some(chain) = state.repo.live_chain(user_id, &original).await? else {
+                    return Err(ApiError::parent_gone());
+                };
+                (original, chain)
             }
-            state.repo.restore_folder(folder, &entry, &to).await?
+        };
+        let to = Place {
+            parent,
+            name: name.clone(),
+        };
+        let outcome = match &item {
+            Trashed::File(file) => state.repo.restore_file(file, &entry, &to).await?,
+            Trashed::Folder(folder) => {
+                let room = MAX_DEPTH.saturating_sub(chain.len());
+                let height = state
+                    .repo
+                    .subtree_height(user_id, &folder.folder_id, room)
+                    .await?;
+                if height > room {
+                    return Err(ApiError::unprocessable(
+                        "too_deep",
+                        format!("folders nest at most {MAX_DEPTH} deep"),
+                    ));
+                }
+                state
+                    .repo
+                    .restore_folder(folder, &entry, &to, &chain)
+                    .await?
+            }
+        };
+        match outcome {
+            Restored::Done => {
+                restored = Some(to);
+                break;
+            }
+            // Purged or restored by a request that won the race.
+            Restored::Gone => return Err(ApiError::NotFound("trash entry")),
+            Restored::NameTaken => return Err(ApiError::name_taken(&to.name)),
+            // Gone, trashed or moved meanwhile: the next read tells which.
+            Restored::ParentGone => continue,
         }
-    };
-    match restored {
-        Restored::Done => {}
-        // Purged or restored by a request that won the race.
-        Restored::Gone => return Err(ApiError::NotFound("trash entry")),
-        Restored::NameTaken => return Err(ApiError::name_taken(&to.name)),
-        Restored::ParentGone if input.parent_id.is_some() => {
-            return Err(ApiError::NotFound("folder"));
-        }
-        Restored::ParentGone => return Err(ApiError::parent_gone()),
     }
+    let to = restored.ok_or_else(|| {
+        anyhow::anyhow!("the target of restoring {id} kept changing while restoring it")
+    })?;
     let entry = match item {
         Trashed::File(file) => {
             tracing::info!(file_id = %file.file_id, "file restored");

@@ -10,18 +10,21 @@
 use std::collections::{HashMap, HashSet};
 
 use anyhow::anyhow;
-use aws_sdk_dynamodb::types::{ConditionCheck, Delete, TransactWriteItem};
+use aws_sdk_dynamodb::types::{ConditionCheck, Delete, TransactWriteItem, Update};
 use filestore_contract::api::{Ancestor, FolderView};
 use filestore_contract::domain::{FolderId, OnConflict, UserId};
 use time::OffsetDateTime;
 
-use super::item::{Item, get_parsed, get_s, get_time, rfc3339, s};
+use super::item::{Item, get_parsed, get_s, get_time, get_u64, n, rfc3339, s};
 use super::table::{Query, Tx};
 use super::{FileRecord, Repo};
 use crate::keys::{self, Kind};
 
 /// Most folders on the way from the root to any folder (the root not counted).
 pub const MAX_DEPTH: usize = 64;
+
+/// The attribute of [`FolderRecord::subtree_version`].
+pub(super) const SUBTREE_VERSION: &str = "subtree_version";
 
 /// Attempts at a free numbered name (`name (n).ext`) before giving up under contention.
 const NAME_ATTEMPTS: usize = 20;
@@ -39,6 +42,11 @@ pub struct FolderRecord {
     pub trashed_at: Option<OffsetDateTime>,
     /// Its purge began: it goes, with everything below it, and cannot be restored.
     pub purging: bool,
+    /// Counts the writes that may have deepened what is below it (a folder created, moved
+    /// or restored anywhere in its subtree; absent: 0). A move of this folder is written on
+    /// the condition that it is still the one read before the subtree's height was, so no
+    /// two concurrent writes together pass [`MAX_DEPTH`].
+    pub subtree_version: u64,
 }
 
 impl FolderRecord {
@@ -140,6 +148,10 @@ impl Repo {
                 None => None,
             },
             purging: item.contains_key("purging"),
+            subtree_version: match item.get(SUBTREE_VERSION) {
+                Some(_) => get_u64(item, SUBTREE_VERSION)?,
+                None => 0,
+            },
         })
     }
 
@@ -240,6 +252,37 @@ impl Repo {
             .collect()
     }
 
+    /// An update of every folder of `chain` (as [`Self::live_chain`] read it), on the same
+    /// condition as [`Self::chain_checks`], that counts one more change below it in its
+    /// [`FolderRecord::subtree_version`]: what a write that may deepen the subtree of every
+    /// folder on the chain (a folder created, moved or restored at its end) carries, so a
+    /// concurrent move of any of them, conditioned on the version it read, is refused.
+    pub(super) fn chain_bumps(
+        &self,
+        user_id: &UserId,
+        chain: &[FolderRecord],
+    ) -> anyhow::Result<Vec<TransactWriteItem>> {
+        chain
+            .iter()
+            .map(|link| {
+                let bump = Update::builder()
+                    .table_name(&self.table)
+                    .key("PK", s(keys::user_pk(user_id)))
+                    .key("SK", s(keys::folder_sk(&link.folder_id)))
+                    .update_expression("ADD #version :one")
+                    .condition_expression(
+                        "parent_id = :parent AND attribute_not_exists(trashed_at) AND \
+                         attribute_not_exists(purging)",
+                    )
+                    .expression_attribute_names("#version", SUBTREE_VERSION)
+                    .expression_attribute_values(":one", n(1))
+                    .expression_attribute_values(":parent", s(&link.parent_id))
+                    .build()?;
+                Ok(TransactWriteItem::builder().update(bump).build())
+            })
+            .collect()
+    }
+
     /// Releases an item's child entry, on the condition that it is still this item's (an
     /// entry a file written before entries existed never had is no refusal).
     pub(super) fn release_name(
@@ -308,12 +351,18 @@ impl Repo {
     }
 
     /// Creates a folder in `folder.parent_id` under `folder.name`: the record, its child
-    /// entry, and checks that the name is free of files too and that the parent is live,
-    /// in one transaction.
+    /// entry, a check that the name is free of files too, and every folder of the parent's
+    /// chain (`chain`, as read, the parent last) still live where it was read, with one more
+    /// change below it ([`Self::chain_bumps`]), in one transaction. [`Placed::Stale`] when
+    /// a folder of the chain moved or went meanwhile: read the chain again.
     ///
     /// # Errors
     /// DynamoDB failures.
-    pub async fn create_folder(&self, folder: &FolderRecord) -> anyhow::Result<Placed<()>> {
+    pub async fn create_folder(
+        &self,
+        folder: &FolderRecord,
+        chain: &[FolderRecord],
+    ) -> anyhow::Result<Placed<()>> {
         let place = Place {
             parent: folder.parent_id.clone(),
             name: folder.name.clone(),
@@ -325,11 +374,10 @@ impl Repo {
             &place,
             folder.folder_id.as_str(),
         )?);
-        items.extend(self.folder_live_check(&folder.user_id, &folder.parent_id)?);
+        items.extend(self.chain_bumps(&folder.user_id, chain)?);
         Ok(match self.transact_items(items, "create folder").await? {
             Tx::Done => Placed::Done(()),
             Tx::Refused(1 | 2) => Placed::NameTaken,
-            Tx::Refused(3) => Placed::ParentGone,
             Tx::Refused(_) => Placed::Stale,
         })
     }
@@ -457,6 +505,7 @@ mod tests {
             created_at: OffsetDateTime::UNIX_EPOCH,
             trashed_at: None,
             purging: false,
+            subtree_version: 0,
         };
         let item = Repo::folder_item(&folder);
         assert!(is_s(item.get("parent_id"), "root"));
@@ -470,5 +519,8 @@ mod tests {
             aws_sdk_dynamodb::types::AttributeValue::Bool(true),
         );
         assert!(Repo::folder_from(&purging).unwrap().trashed());
+        let mut changed = item.clone();
+        changed.insert(SUBTREE_VERSION.into(), n(3));
+        assert_eq!(Repo::folder_from(&changed).unwrap().subtree_version, 3);
     }
 }

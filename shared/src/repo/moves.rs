@@ -1,13 +1,14 @@
 //! Renaming and moving folders and files: one transaction each, which sets the record's name
 //! and parent (conditioned on the place read), gives up the old name's child entry, claims the
 //! new one and checks that the target is live, so a move never lands in a trashed folder,
-//! never takes a taken name and never nests a folder in itself.
+//! never takes a taken name, never nests a folder in itself, and never passes the depth
+//! limit together with a concurrent write.
 
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use filestore_contract::domain::UserId;
 
-use super::folders::{FolderRecord, Place, Placed};
-use super::item::s;
+use super::folders::{FolderRecord, Place, Placed, SUBTREE_VERSION};
+use super::item::{n, s};
 use super::table::Tx;
 use super::{FileRecord, Repo};
 use crate::keys::{self, Kind};
@@ -15,10 +16,17 @@ use crate::keys::{self, Kind};
 impl Repo {
     /// Renames and/or moves a folder as read (`folder`) to `to`, in one transaction: the
     /// record (conditioned on the name and parent read, and not trashed), the old child entry
-    /// out, the new one in, and a check on every folder of `to_chain` (the target's chain,
-    /// root first, the target last) that it is live with the parent read. Of two moves that
-    /// would nest two folders in each other, the second thus finds a chain changed and reads
-    /// again, and then sees the cycle.
+    /// out, the new one in, and every folder of `to_chain` (the target's chain, root first,
+    /// the target last) still live with the parent read. Of two moves that would nest two
+    /// folders in each other, the second thus finds a chain changed and reads again, and
+    /// then sees the cycle.
+    ///
+    /// A move to another folder is also conditioned on the folder's
+    /// [`FolderRecord::subtree_version`] as read, before the caller measured its subtree's
+    /// height, and counts one more change on every folder of `to_chain`
+    /// ([`Repo::chain_bumps`]): whatever deepened the subtree since (a folder created, moved
+    /// or restored into it) refuses the move, and a concurrent move of a folder above the
+    /// target is refused in turn. So the depth checked from what was read holds when written.
     ///
     /// # Errors
     /// DynamoDB failures.
@@ -33,19 +41,32 @@ impl Repo {
             parent: folder.parent_id.clone(),
             name: folder.name.clone(),
         };
+        let moved = to.parent != from.parent;
+        let mut condition = "#name = :old_name AND parent_id = :old_parent AND \
+             attribute_not_exists(trashed_at) AND attribute_not_exists(purging)"
+            .to_string();
+        let version = moved.then_some(folder.subtree_version);
+        match version {
+            Some(0) => condition.push_str(" AND attribute_not_exists(#version)"),
+            Some(_) => condition.push_str(" AND #version = :version"),
+            None => {}
+        }
         let update = self.move_update(
             user_id,
             keys::folder_sk(&folder.folder_id),
             &from,
             to,
-            "#name = :old_name AND parent_id = :old_parent AND \
-             attribute_not_exists(trashed_at) AND attribute_not_exists(purging)"
-                .into(),
+            condition,
+            version,
         )?;
         let id = folder.folder_id.as_str();
         let mut items = vec![update, self.release_name(user_id, Kind::Folder, &from, id)?];
         items.extend(self.claim_name(user_id, Kind::Folder, to, id)?);
-        items.extend(self.chain_checks(user_id, to_chain)?);
+        if moved {
+            items.extend(self.chain_bumps(user_id, to_chain)?);
+        } else {
+            items.extend(self.chain_checks(user_id, to_chain)?);
+        }
         Ok(match self.transact_items(items, "move folder").await? {
             Tx::Done => Placed::Done(FolderRecord {
                 name: to.name.clone(),
@@ -88,6 +109,7 @@ impl Repo {
                 "attribute_exists(PK) AND #name = :old_name AND {same_parent} AND \
                  attribute_not_exists(trashed_at)"
             ),
+            None,
         )?;
         let id = file.file_id.as_str();
         let mut items = vec![update, self.release_name(user_id, Kind::File, &from, id)?];
@@ -106,7 +128,8 @@ impl Repo {
     }
 
     /// The update that sets a record's name and parent to `to`, on `condition` (which names
-    /// the place read as `#name`, `:old_name` and `:old_parent`).
+    /// the place read as `#name`, `:old_name` and `:old_parent`, and a folder's
+    /// `subtree_version` as `#version` and `:version`, given as `version`).
     fn move_update(
         &self,
         user_id: &UserId,
@@ -114,8 +137,16 @@ impl Repo {
         from: &Place,
         to: &Place,
         condition: String,
+        version: Option<u64>,
     ) -> anyhow::Result<TransactWriteItem> {
-        let update = Update::builder()
+        let mut update = Update::builder();
+        if let Some(version) = version {
+            update = update.expression_attribute_names("#version", SUBTREE_VERSION);
+            if version > 0 {
+                update = update.expression_attribute_values(":version", n(version));
+            }
+        }
+        let update = update
             .table_name(&self.table)
             .key("PK", s(keys::user_pk(user_id)))
             .key("SK", s(sk))

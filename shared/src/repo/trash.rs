@@ -70,7 +70,8 @@ pub enum Restored {
     Gone,
     /// The target folder holds a file or folder of that name.
     NameTaken,
-    /// The target folder is gone or trashed.
+    /// The target folder is gone or trashed, or (restoring a folder) a folder on its chain
+    /// moved since it was read.
     ParentGone,
 }
 
@@ -253,12 +254,19 @@ impl Repo {
         entry: &TrashEntry,
         to: &Place,
     ) -> anyhow::Result<Restored> {
-        self.restore_item(Kind::File, &keys::file_sk(&file.file_id), entry, to)
+        let target = self
+            .folder_live_check(&entry.user_id, &to.parent)?
+            .into_iter()
+            .collect();
+        self.restore_item(Kind::File, &keys::file_sk(&file.file_id), entry, to, target)
             .await
     }
 
     /// Takes a trashed folder, with everything below it, out of the trash, as
     /// [`Self::restore_file`] does a file. A folder whose purge began has no entry left.
+    /// Its subtree deepens every folder of the target's chain (`to_chain`, as read, the
+    /// target last): each must still be live where it was read, and counts one more change
+    /// below it ([`Self::chain_bumps`]), so the depth checked on that read holds.
     ///
     /// # Errors
     /// DynamoDB failures.
@@ -267,17 +275,22 @@ impl Repo {
         folder: &FolderRecord,
         entry: &TrashEntry,
         to: &Place,
+        to_chain: &[FolderRecord],
     ) -> anyhow::Result<Restored> {
-        self.restore_item(Kind::Folder, &keys::folder_sk(&folder.folder_id), entry, to)
+        let target = self.chain_bumps(&entry.user_id, to_chain)?;
+        let sk = keys::folder_sk(&folder.folder_id);
+        self.restore_item(Kind::Folder, &sk, entry, to, target)
             .await
     }
 
+    /// The restore's transaction; `target` are the checks on the folder it goes into.
     async fn restore_item(
         &self,
         kind: Kind,
         sk: &str,
         entry: &TrashEntry,
         to: &Place,
+        target: Vec<TransactWriteItem>,
     ) -> anyhow::Result<Restored> {
         let user_id = &entry.user_id;
         let unmark = Update::builder()
@@ -297,12 +310,12 @@ impl Repo {
             self.count_files(user_id, 0, 0, -i128::from(entry.size), None)?,
         ];
         items.extend(self.claim_name(user_id, kind, to, &entry.id)?);
-        items.extend(self.folder_live_check(user_id, &to.parent)?);
+        items.extend(target);
         let tx = self.transact_items(items, "restore").await?;
         Ok(match tx {
             Tx::Done => Restored::Done,
             Tx::Refused(3 | 4) => Restored::NameTaken,
-            Tx::Refused(5) => Restored::ParentGone,
+            Tx::Refused(5..) => Restored::ParentGone,
             Tx::Refused(_) => Restored::Gone,
         })
     }

@@ -9,6 +9,7 @@
 //! - [`config`]: the one place environment variables are read.
 //! - [`error`]: [`ApiError`], the single mapping from failures to status codes and error bodies.
 //! - [`http`]: JSON bodies in and out, bearer tokens, the headers of every answer.
+//! - [`https`]: the HTTPS client of every AWS client, with Mozilla's roots compiled in.
 //! - [`auth`]: argon2id password hashing and JWTs.
 //! - [`keys`]: every DynamoDB and S3 key, built and parsed in one place.
 //! - [`live`]: whether a file or folder is live, walking its parent chain once per request.
@@ -40,6 +41,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod https;
 pub mod keys;
 pub mod live;
 pub mod metrics;

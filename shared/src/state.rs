@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 use filestore_contract::domain::{FolderId, UploadId, UserId};
 
@@ -55,61 +54,18 @@ pub fn cold_client(sdk: &SdkConfig, cold: &ColdConfig) -> aws_sdk_s3::Client {
 
 /// Loads the SDK configuration the way a Lambda does: credentials and region from the
 /// environment, `AWS_ENDPOINT_URL` honoured (an emulator) or not set (AWS), and the HTTPS
-/// client of [`https_client`].
+/// client of [`crate::https::client`] (Mozilla's roots compiled in, or `SSL_CERT_FILE`).
 ///
 /// # Errors
-/// `SSL_CERT_FILE` names a file that cannot be read.
+/// `SSL_CERT_FILE` names a file that cannot be read or holds no certificate.
 pub async fn load_sdk_config(config: &Config) -> Result<SdkConfig, ConfigError> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(config.region.clone()))
-        .http_client(https_client(config.ca_bundle.as_deref())?);
+        .http_client(crate::https::client(config.ca_bundle.as_deref())?);
     if let Some(endpoint) = &config.endpoint_url {
         loader = loader.endpoint_url(endpoint);
     }
     Ok(loader.load().await)
-}
-
-/// The HTTPS client every AWS client of a function shares: rustls trusting Mozilla's roots,
-/// compiled in, or the one PEM bundle `ca_bundle` names (`SSL_CERT_FILE`, for a cold store
-/// behind a private CA). The SDK's default client reads the system's bundle and then every
-/// file of `/etc/ssl/certs` at each cold start (2.2 ms of a 6 ms init).
-///
-/// # Errors
-/// `ca_bundle` cannot be read.
-pub fn https_client(ca_bundle: Option<&str>) -> Result<SharedHttpClient, ConfigError> {
-    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
-    let roots = match ca_bundle {
-        None => compiled_roots_pem(),
-        Some(path) => std::fs::read(path).map_err(|e| ConfigError::Invalid {
-            name: "SSL_CERT_FILE",
-            reason: format!("reading {path}: {e}"),
-        })?,
-    };
-    let context = TlsContext::builder()
-        .with_trust_store(TrustStore::empty().with_pem_certificate(roots))
-        .build()
-        .expect("a TLS context of a trust store builds");
-    Ok(aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
-        .tls_context(context)
-        .build_https())
-}
-
-/// Mozilla's root certificates (`webpki-root-certs`) as one PEM bundle, the form the SDK's
-/// trust store takes.
-pub fn compiled_roots_pem() -> Vec<u8> {
-    use base64::Engine;
-    let mut pem = Vec::with_capacity(256 * 1024);
-    for cert in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
-        pem.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
-        pem.extend_from_slice(
-            base64::engine::general_purpose::STANDARD
-                .encode(cert)
-                .as_bytes(),
-        );
-        pem.extend_from_slice(b"\n-----END CERTIFICATE-----\n");
-    }
-    pem
 }
 
 /// The AWS services a function calls on its requests: their connections are opened during
@@ -495,7 +451,7 @@ mod tests {
                 aws_sdk_dynamodb::config::Credentials::new("id", "secret", None, None, "test"),
             ))
             .retry_config(aws_config::retry::RetryConfig::disabled())
-            .http_client(https_client(None).unwrap())
+            .http_client(crate::https::client(None).unwrap())
             .build();
         AppState::new(config, &sdk)
     }
@@ -514,23 +470,5 @@ mod tests {
         let services: Vec<_> = outcomes.iter().map(|(s, _)| *s).collect();
         assert_eq!(services, ["dynamodb", "s3"]);
         assert!(outcomes.iter().all(|(_, o)| o.is_err()), "{outcomes:?}");
-    }
-
-    /// The compiled-in roots are one PEM bundle holding every one of them.
-    #[test]
-    fn the_compiled_roots_are_all_in_the_bundle() {
-        let pem = String::from_utf8(compiled_roots_pem()).unwrap();
-        assert_eq!(
-            pem.matches("-----BEGIN CERTIFICATE-----").count(),
-            webpki_root_certs::TLS_SERVER_ROOT_CERTS.len()
-        );
-        assert!(webpki_root_certs::TLS_SERVER_ROOT_CERTS.len() > 100);
-    }
-
-    /// A bundle that cannot be read is a configuration error naming `SSL_CERT_FILE`.
-    #[test]
-    fn an_unreadable_bundle_names_its_variable() {
-        let err = https_client(Some("/nonexistent/bundle.pem")).unwrap_err();
-        assert!(err.to_string().contains("SSL_CERT_FILE"), "{err}");
     }
 }

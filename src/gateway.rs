@@ -135,8 +135,8 @@ async fn dispatch(
     let (parts, body) = req.into_parts();
     // Like API Gateway's `$default` route, what no route matches goes to the auth function,
     // which serves the web page or answers the contract's 404 or 405.
-    let (function, route_key, id) = match resolve(&parts.method, parts.uri.path()) {
-        Ok(m) => (m.key.function(), m.key.route_key(), m.id),
+    let (function, route_key, param) = match resolve(&parts.method, parts.uri.path()) {
+        Ok(m) => (m.key.function(), m.key.route_key(), m.key.param().zip(m.id)),
         Err(_) => (Function::Auth, "$default".to_string(), None),
     };
     let body = match read_body(body).await {
@@ -148,7 +148,7 @@ async fn dispatch(
         &body,
         connection,
         route_key,
-        id.as_deref(),
+        param.as_ref().map(|(name, value)| (*name, value.as_str())),
         request_id,
     );
     let request: Request = match lambda_http::request::from_str(&event.to_string()) {
@@ -222,13 +222,14 @@ fn is_forwarding_header(name: &str) -> bool {
     name.starts_with("x-forwarded-") || name == "forwarded"
 }
 
-/// The API Gateway HTTP API (payload format 2.0) event for a request.
+/// The API Gateway HTTP API (payload format 2.0) event for a request; `param` is the
+/// route's path parameter, by name.
 pub fn api_gateway_event(
     parts: &http::request::Parts,
     body: &[u8],
     connection: Connection,
     route_key: String,
-    id: Option<&str>,
+    param: Option<(&str, &str)>,
     request_id: &str,
 ) -> Value {
     // API Gateway joins repeated headers and query parameters with commas.
@@ -282,7 +283,7 @@ pub fn api_gateway_event(
         "rawQueryString": raw_query,
         "headers": headers,
         "queryStringParameters": if query.is_empty() { Value::Null } else { Value::Object(query) },
-        "pathParameters": id.map(|id| json!({"id": id})),
+        "pathParameters": param.map(|(name, value)| json!({ name: value })),
         "requestContext": {
             "accountId": "000000000000",
             "apiId": "local",
@@ -343,7 +344,7 @@ mod tests {
             body,
             connection,
             matched.key.route_key(),
-            matched.id.as_deref(),
+            matched.key.param().zip(matched.id.as_deref()),
             "req-1",
         );
         lambda_http::request::from_str(&value.to_string()).unwrap()
@@ -398,6 +399,8 @@ mod tests {
         assert_eq!(req.method(), "GET");
         assert_eq!(req.uri().path(), "/v1/files/abc/download");
         assert_eq!(req.path_parameters().first("id"), Some("abc"));
+        let share = event("GET", "/v1/s/t0k", b"");
+        assert_eq!(share.path_parameters().first("token"), Some("t0k"));
         let query = req.query_string_parameters();
         assert_eq!(query.first("redirect"), Some("true"));
         assert_eq!(query.first("name"), Some("a b c"));

@@ -29,6 +29,47 @@ async fn the_served_openapi_document_is_the_generated_one() {
     );
 }
 
+/// The served document names its paths and path parameters as DESIGN.md does: the public
+/// share link is `GET /v1/s/{token}`, its one parameter `token`; every other path parameter
+/// is an `id`; and each operation declares exactly the parameters its path holds.
+#[tokio::test]
+async fn the_served_document_names_path_parameters_as_the_contract_does() {
+    let doc = TestApp::anonymous()
+        .get("/v1/openapi.json")
+        .await
+        .expect(200);
+    let paths = doc["paths"].as_object().expect("paths");
+    let share = paths.get("/v1/s/{token}").unwrap_or_else(|| {
+        panic!(
+            "no /v1/s/{{token}} among {:?}",
+            paths.keys().collect::<Vec<_>>()
+        )
+    });
+    assert_eq!(share["get"]["operationId"], "openShare");
+    for (path, item) in paths {
+        let in_path: Vec<&str> = path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+            .collect();
+        let expected: &[&str] = match (path.starts_with("/v1/s/"), in_path.is_empty()) {
+            (_, true) => &[],
+            (true, false) => &["token"],
+            (false, false) => &["id"],
+        };
+        assert_eq!(in_path, expected, "{path}");
+        for (method, operation) in item.as_object().unwrap() {
+            let declared: Vec<&str> = operation["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "path")
+                .map(|p| p["name"].as_str().unwrap())
+                .collect();
+            assert_eq!(declared, expected, "{method} {path}");
+        }
+    }
+}
+
 /// Real ids for the operations no link can feed: files (their bytes must be PUT to storage)
 /// and a share token (it is part of a URL). The test config names them by these variables.
 async fn seed(app: &TestApp) -> Vec<(&'static str, String)> {

@@ -127,7 +127,7 @@ fn authenticated_routes() -> Vec<(Method, String)> {
     RouteKey::ALL
         .into_iter()
         .filter(|key| !key.is_public())
-        .map(|key| (key.method(), key.template().replace("{id}", &id)))
+        .map(|key| (key.method(), key.fill(&id)))
         .collect()
 }
 
@@ -880,14 +880,9 @@ async fn malformed_ids_in_the_path_are_404() {
     for id in &ids {
         for key in RouteKey::ALL
             .into_iter()
-            .filter(|key| key.template().contains("{id}"))
+            .filter(|key| key.param().is_some())
         {
-            let mut case = Case::new(
-                key.method(),
-                key.template().replace("{id}", id),
-                404,
-                "not_found",
-            );
+            let mut case = Case::new(key.method(), key.fill(id), 404, "not_found");
             if matches!(key.method(), Method::POST | Method::PATCH) {
                 case = case.json(match key {
                     RouteKey::PresignParts => json!({"part_numbers": [1]}),

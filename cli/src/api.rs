@@ -112,16 +112,17 @@ impl Api {
         &self.http
     }
 
-    /// `base` + the route's path with its `{id}` filled in, each segment percent-encoded
-    /// (ids come from the command line).
+    /// `base` + the route's path with its path parameter filled in, each segment
+    /// percent-encoded (ids come from the command line).
     fn url(&self, route: RouteKey, id: Option<&str>) -> Url {
         let mut url = self.base.clone();
         if let Ok(mut path) = url.path_segments_mut() {
             path.pop_if_empty();
             for segment in route.template().split('/').filter(|s| !s.is_empty()) {
-                path.push(match segment {
-                    "{id}" => id.unwrap_or_default(),
-                    literal => literal,
+                path.push(if segment.starts_with('{') {
+                    id.unwrap_or_default()
+                } else {
+                    segment
                 });
             }
         }

@@ -67,8 +67,8 @@ mod routes;
 
 use routes::{Answer, describe};
 
-/// The `{id}` path parameter: a server-made UUID, or a share link's token.
-fn path_id(key: RouteKey) -> Schema {
+/// The path parameter: a server-made UUID, or a share link's token.
+fn path_param(key: RouteKey) -> Schema {
     match key {
         RouteKey::OpenShare => ObjectBuilder::new()
             .schema_type(Type::String)
@@ -143,7 +143,7 @@ fn error_response(description: &str, error_body: &RefOr<Schema>) -> ResponseBuil
 fn operation(key: RouteKey, s: &mut Schemas) -> utoipa::openapi::path::Operation {
     let route = describe(key, s);
     let error_body = s.of::<ErrorBody>();
-    let has_id = key.template().contains("{id}");
+    let has_id = key.param().is_some();
     let mut answers = route.answers;
     let own = |answers: &[Answer], status: u16| {
         answers.iter().any(|a| match a {
@@ -233,7 +233,10 @@ fn operation(key: RouteKey, s: &mut Schemas) -> utoipa::openapi::path::Operation
         for (name, to, value) in &route.links {
             let link = LinkBuilder::new()
                 .operation_id(operation_id(*to))
-                .parameter("id", *value)
+                .parameter(
+                    to.param().expect("a link names a route with a parameter"),
+                    *value,
+                )
                 .build();
             *response = std::mem::take(response).link(*name, link);
         }
@@ -251,13 +254,13 @@ fn operation(key: RouteKey, s: &mut Schemas) -> utoipa::openapi::path::Operation
         .summary(Some(route.summary))
         .description(route.description)
         .responses(responses);
-    if has_id {
+    if let Some(name) = key.param() {
         op = op.parameter(
             ParameterBuilder::new()
-                .name("id")
+                .name(name)
                 .parameter_in(ParameterIn::Path)
                 .required(Required::True)
-                .schema(Some(path_id(key))),
+                .schema(Some(path_param(key))),
         );
     }
     for (name, description, schema) in route.query {

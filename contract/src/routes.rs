@@ -8,7 +8,8 @@ use http::Method;
 /// Why a request matches no route. The server maps it to the contract's error body.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {
-    /// 404: no route has this path, or its `{id}` cannot be one of ours (what was looked for).
+    /// 404: no route has this path, or its path parameter cannot be one of ours (what was
+    /// looked for).
     #[error("{0} not found")]
     NotFound(&'static str),
     /// 405: the path exists with other methods, listed for the `Allow` header.
@@ -156,7 +157,7 @@ impl RouteKey {
             Self::ChangePassword => "/v1/auth/password",
             Self::CreateShare | Self::ListShares => "/v1/files/{id}/shares",
             Self::RevokeShare => "/v1/shares/{id}",
-            Self::OpenShare => "/v1/s/{id}",
+            Self::OpenShare => "/v1/s/{token}",
             Self::ListTrash | Self::EmptyTrash => "/v1/trash",
             Self::RestoreTrash => "/v1/trash/{id}/restore",
             Self::PurgeTrash => "/v1/trash/{id}",
@@ -207,17 +208,37 @@ impl RouteKey {
         )
     }
 
+    /// The name of the route's path parameter, if it has one: `id`, or `token` for a share
+    /// link (`/v1/s/{token}`).
+    pub fn param(self) -> Option<&'static str> {
+        self.template().split('/').find_map(param_name)
+    }
+
+    /// The route's path with its path parameter, if any, replaced by `value` as given.
+    pub fn fill(self, value: &str) -> String {
+        match self.param() {
+            Some(name) => self.template().replace(&format!("{{{name}}}"), value),
+            None => self.template().to_string(),
+        }
+    }
+
     /// API Gateway's route key, e.g. `POST /v1/uploads/{id}/parts`.
     pub fn route_key(self) -> String {
         format!("{} {}", self.method(), self.template())
     }
 }
 
-/// A resolved request: which route, and its `{id}` path parameter if the route has one.
+/// A resolved request: which route, and its path parameter ([`RouteKey::param`]) if the
+/// route has one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Matched {
     pub key: RouteKey,
     pub id: Option<String>,
+}
+
+/// The name of a template segment that is a path parameter (`{name}`).
+fn param_name(segment: &str) -> Option<&str> {
+    segment.strip_prefix('{')?.strip_suffix('}')
 }
 
 fn match_template(template: &str, path: &str) -> Option<Option<String>> {
@@ -227,7 +248,9 @@ fn match_template(template: &str, path: &str) -> Option<Option<String>> {
     loop {
         match (t.next(), p.next()) {
             (None, None) => return Some(id),
-            (Some("{id}"), Some(seg)) if !seg.is_empty() => id = Some(seg.to_string()),
+            (Some(param), Some(seg)) if param_name(param).is_some() && !seg.is_empty() => {
+                id = Some(seg.to_string())
+            }
             (Some(a), Some(b)) if a == b => {}
             _ => return None,
         }
@@ -251,7 +274,7 @@ impl Function {
 }
 
 impl Matched {
-    /// The `{id}` path parameter as a server-made id. An id that does not parse cannot
+    /// The path parameter as a server-made id. An id that does not parse cannot
     /// exist, so it is a 404 for `what`, like any other unknown id.
     ///
     /// # Errors
@@ -293,11 +316,27 @@ mod tests {
     #[test]
     fn every_route_resolves_to_itself() {
         for key in RouteKey::ALL {
-            let path = key.template().replace("{id}", "abc");
-            let m = resolve(&key.method(), &path).unwrap();
+            let m = resolve(&key.method(), &key.fill("abc")).unwrap();
             assert_eq!(m.key, key);
-            assert_eq!(m.id.is_some(), key.template().contains("{id}"));
+            assert_eq!(m.id.is_some(), key.param().is_some());
         }
+    }
+
+    /// Every path parameter is a server-made id, but a share link's, which is its token, as
+    /// the contract names it.
+    #[test]
+    fn path_parameters_are_named_as_the_contract_names_them() {
+        for key in RouteKey::ALL {
+            let expected = match key {
+                RouteKey::OpenShare => Some("token"),
+                _ if key.template().contains('{') => Some("id"),
+                _ => None,
+            };
+            assert_eq!(key.param(), expected, "{key:?}");
+        }
+        assert_eq!(RouteKey::OpenShare.template(), "/v1/s/{token}");
+        assert_eq!(RouteKey::OpenShare.fill("t0k"), "/v1/s/t0k");
+        assert_eq!(RouteKey::Me.fill("x"), "/v1/me");
     }
 
     #[test]

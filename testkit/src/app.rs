@@ -396,9 +396,13 @@ impl TestApp {
     }
 }
 
-/// The path of a route with an `{id}`, e.g. `path(RouteKey::GetFile, id)` is `/v1/files/<id>`.
+/// The path of a route with a path parameter, e.g. `path(RouteKey::GetFile, id)` is
+/// `/v1/files/<id>`, `path(RouteKey::OpenShare, token)` is `/v1/s/<token>`.
 pub fn path(route: RouteKey, id: impl AsRef<str>) -> String {
-    let template = route.template();
-    assert!(template.contains("{id}"), "{template} takes no id");
-    template.replace("{id}", id.as_ref())
+    assert!(
+        route.param().is_some(),
+        "{} takes no parameter",
+        route.template()
+    );
+    route.fill(id.as_ref())
 }

@@ -172,10 +172,8 @@ fn interrupted_download_fetches_only_the_missing_parts() {
         "--concurrency",
         "3",
     ]);
-    first.env("FILESTORE_TEST_STOP_AFTER_PARTS", "2");
     proxy.route(&mut first);
-    let line = cli.run_with(first).failure();
-    assert!(line.contains("interrupted after 2 parts"), "{line}");
+    cli.run_interrupted(first, 2);
     assert!(!cli.path("copy.bin").exists(), "no target until complete");
     let done = cli.parts_done(&id);
     assert_eq!(done.len(), 2, "{done:?}");
@@ -222,10 +220,8 @@ fn corrupted_partial_file_is_caught_by_the_sha256_check() {
     let id = cli.upload_bytes("big.bin", &data);
     cli.wait_verified(&id);
 
-    let mut first = cli.command(&["download", &id, "-o", "copy.bin", "--part-size", "1MiB"]);
-    first.env("FILESTORE_TEST_STOP_AFTER_PARTS", "2");
-    let line = cli.run_with(first).failure();
-    assert!(line.contains("interrupted after 2 parts"), "{line}");
+    let first = cli.command(&["download", &id, "-o", "copy.bin", "--part-size", "1MiB"]);
+    cli.run_interrupted(first, 2);
     let n = *cli.parts_done(&id).first().unwrap() as usize;
     let mut partial = std::fs::read(cli.partial(&id)).unwrap();
     partial[n * PART + 10] ^= 0xff;
@@ -257,9 +253,8 @@ fn changed_storage_is_never_mixed_into_a_resumed_download() {
     let proxy = Proxy::start();
 
     let mut first = cli.command(&["download", &id, "-o", "copy.bin", "--part-size", "1MiB"]);
-    first.env("FILESTORE_TEST_STOP_AFTER_PARTS", "2");
     proxy.route(&mut first);
-    cli.run_with(first).failure();
+    cli.run_interrupted(first, 2);
     let object = proxy.storage_gets()[0]
         .url
         .split('?')

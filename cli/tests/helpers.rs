@@ -140,6 +140,30 @@ impl Cli {
         }
     }
 
+    /// Runs `cmd` (an upload or a download) stopped by the binary after `parts` parts
+    /// (`FILESTORE_TEST_STOP_AFTER_PARTS`, what an interruption leaves): asserts the one-line
+    /// failure that says so, and returns the run.
+    #[track_caller]
+    pub fn run_interrupted(&self, mut cmd: Command, parts: u32) -> Run {
+        cmd.env("FILESTORE_TEST_STOP_AFTER_PARTS", parts.to_string());
+        let run = self.run_with(cmd);
+        let line = run.failure();
+        assert!(
+            line.contains(&format!("interrupted after {parts} parts")),
+            "{line}"
+        );
+        run
+    }
+
+    /// Starts `upload PATH` part by part ([`upload_part_by_part`]) and stops it after its
+    /// first `parts` parts; returns the arguments, to run it again and resume.
+    #[track_caller]
+    pub fn interrupted_upload<'a>(&self, path: &'a str, parts: u32) -> [&'a str; 6] {
+        let args = upload_part_by_part(path);
+        self.run_interrupted(self.command(&args), parts);
+        args
+    }
+
     /// Runs with `--json`, asserts success, returns the document.
     #[track_caller]
     pub fn json(&self, args: &[&str]) -> Value {
@@ -208,6 +232,12 @@ impl Cli {
             })
             .collect()
     }
+}
+
+/// `upload PATH` in 5 MiB parts sent one at a time, so a run stopped after n parts has
+/// sent exactly those n.
+pub fn upload_part_by_part(path: &str) -> [&str; 6] {
+    ["upload", path, "--part-size", "5MiB", "--concurrency", "1"]
 }
 
 /// Waits (up to 60 s) until the server reports the file verified by its transfer; returns

@@ -147,18 +147,7 @@ fn a_resumed_large_upload_ends_with_the_files_hash() {
     let data = test_bytes(4 * PART + 11, 97);
     let sha = sha256_hex(&data);
     cli.write("resumed.bin", &data);
-    let args = [
-        "upload",
-        "resumed.bin",
-        "--part-size",
-        "5MiB",
-        "--concurrency",
-        "1",
-    ];
-    let mut first = cli.command(&args);
-    first.env("FILESTORE_TEST_STOP_AFTER_PARTS", "1");
-    let line = cli.run_with(first).failure();
-    assert!(line.contains("interrupted after 1 parts"), "{line}");
+    let args = cli.interrupted_upload("resumed.bin", 1);
 
     let out = cli.json(&args);
     let up = &out["uploads"][0];

@@ -1,7 +1,7 @@
 //! Transfers: parallel multipart upload, listing, download byte for byte, directories,
 //! rename and delete, and resuming both directions after an interruption.
 
-use crate::helpers::{Cli, MIB, sha256_hex, str_field, test_bytes};
+use crate::helpers::{Cli, MIB, sha256_hex, str_field, test_bytes, upload_part_by_part};
 
 /// A 12 MiB file in three parts sent three at a time is listed and comes back byte for
 /// byte; the download checks the hash once the server has verified it, and says in one line
@@ -175,19 +175,7 @@ fn interrupted_upload_resumes_sending_only_missing_parts() {
     let cli = Cli::logged_in();
     let data = test_bytes(12 * MIB, 4);
     cli.write("resume.bin", &data);
-    let args = [
-        "upload",
-        "resume.bin",
-        "--part-size",
-        "5MiB",
-        "--concurrency",
-        "1",
-    ];
-
-    let mut first = cli.command(&args);
-    first.env("FILESTORE_TEST_STOP_AFTER_PARTS", "1");
-    let line = cli.run_with(first).failure();
-    assert!(line.contains("interrupted after 1 parts"), "{line}");
+    let args = cli.interrupted_upload("resume.bin", 1);
     assert_eq!(cli.resume_states().len(), 1, "state kept for the re-run");
     assert!(cli.files().is_empty(), "nothing completed");
 
@@ -225,21 +213,10 @@ fn rerun_of_a_stopped_directory_upload_skips_files_already_uploaded() {
     cli.write("batch/a.bin", &a);
     cli.write("batch/b.bin", &b);
     cli.write("batch/c.bin", &c);
-    let args = [
-        "upload",
-        "batch",
-        "--part-size",
-        "5MiB",
-        "--concurrency",
-        "1",
-    ];
+    let args = upload_part_by_part("batch");
 
     // a and b are one part each; the run stops after the first of c's three parts.
-    let mut first = cli.command(&args);
-    first.env("FILESTORE_TEST_STOP_AFTER_PARTS", "3");
-    let run = cli.run_with(first);
-    let line = run.failure();
-    assert!(line.contains("interrupted after 3 parts"), "{line}");
+    let run = cli.run_interrupted(cli.command(&args), 3);
     assert_eq!(run.stdout().lines().count(), 2, "{}", run.stdout());
     let before = cli.files();
     assert_eq!(before.len(), 2, "a and b completed: {before:?}");
@@ -257,19 +234,9 @@ fn rerun_of_a_stopped_directory_upload_skips_files_already_uploaded() {
     let scripted = Cli::logged_in();
     scripted.write("other/a.bin", &test_bytes(900, 64));
     scripted.write("other/c.bin", &test_bytes(12 * MIB, 65));
-    let mut json_run = scripted.command(&[
-        "upload",
-        "other",
-        "--part-size",
-        "5MiB",
-        "--concurrency",
-        "1",
-        "--json",
-    ]);
-    json_run.env("FILESTORE_TEST_STOP_AFTER_PARTS", "2");
-    let run = scripted.run_with(json_run);
-    let line = run.failure();
-    assert!(line.contains("interrupted after 2 parts"), "{line}");
+    let mut json_args = upload_part_by_part("other").to_vec();
+    json_args.push("--json");
+    let run = scripted.run_interrupted(scripted.command(&json_args), 2);
     let partial = run.json();
     let stored = partial["uploads"].as_array().unwrap();
     assert_eq!(stored.len(), 1, "{partial}");

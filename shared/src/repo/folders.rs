@@ -234,22 +234,7 @@ impl Repo {
         user_id: &UserId,
         chain: &[FolderRecord],
     ) -> anyhow::Result<Vec<TransactWriteItem>> {
-        chain
-            .iter()
-            .map(|link| {
-                let check = ConditionCheck::builder()
-                    .table_name(&self.table)
-                    .key("PK", s(keys::user_pk(user_id)))
-                    .key("SK", s(keys::folder_sk(&link.folder_id)))
-                    .condition_expression(
-                        "parent_id = :parent AND attribute_not_exists(trashed_at) AND \
-                         attribute_not_exists(purging)",
-                    )
-                    .expression_attribute_values(":parent", s(&link.parent_id))
-                    .build()?;
-                Ok(TransactWriteItem::builder().condition_check(check).build())
-            })
-            .collect()
+        self.chain_items(user_id, chain, false)
     }
 
     /// An update of every folder of `chain` (as [`Self::live_chain`] read it), on the same
@@ -262,23 +247,46 @@ impl Repo {
         user_id: &UserId,
         chain: &[FolderRecord],
     ) -> anyhow::Result<Vec<TransactWriteItem>> {
+        self.chain_items(user_id, chain, true)
+    }
+
+    /// [`Self::chain_checks`], or with `count` [`Self::chain_bumps`].
+    fn chain_items(
+        &self,
+        user_id: &UserId,
+        chain: &[FolderRecord],
+        count: bool,
+    ) -> anyhow::Result<Vec<TransactWriteItem>> {
+        const LIVE_UNDER_PARENT_READ: &str = "parent_id = :parent AND \
+             attribute_not_exists(trashed_at) AND attribute_not_exists(purging)";
+        let pk = s(keys::user_pk(user_id));
         chain
             .iter()
             .map(|link| {
-                let bump = Update::builder()
-                    .table_name(&self.table)
-                    .key("PK", s(keys::user_pk(user_id)))
-                    .key("SK", s(keys::folder_sk(&link.folder_id)))
-                    .update_expression("ADD #version :one")
-                    .condition_expression(
-                        "parent_id = :parent AND attribute_not_exists(trashed_at) AND \
-                         attribute_not_exists(purging)",
-                    )
-                    .expression_attribute_names("#version", SUBTREE_VERSION)
-                    .expression_attribute_values(":one", n(1))
-                    .expression_attribute_values(":parent", s(&link.parent_id))
-                    .build()?;
-                Ok(TransactWriteItem::builder().update(bump).build())
+                let sk = s(keys::folder_sk(&link.folder_id));
+                let parent = s(&link.parent_id);
+                Ok(if count {
+                    let bump = Update::builder()
+                        .table_name(&self.table)
+                        .key("PK", pk.clone())
+                        .key("SK", sk)
+                        .update_expression("ADD #version :one")
+                        .condition_expression(LIVE_UNDER_PARENT_READ)
+                        .expression_attribute_names("#version", SUBTREE_VERSION)
+                        .expression_attribute_values(":one", n(1))
+                        .expression_attribute_values(":parent", parent)
+                        .build()?;
+                    TransactWriteItem::builder().update(bump).build()
+                } else {
+                    let check = ConditionCheck::builder()
+                        .table_name(&self.table)
+                        .key("PK", pk.clone())
+                        .key("SK", sk)
+                        .condition_expression(LIVE_UNDER_PARENT_READ)
+                        .expression_attribute_values(":parent", parent)
+                        .build()?;
+                    TransactWriteItem::builder().condition_check(check).build()
+                })
             })
             .collect()
     }

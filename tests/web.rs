@@ -215,24 +215,25 @@ fn npm_ci(dir: &Path) {
 }
 
 /// A directory made by one process at a time (`File::lock` is newer than our MSRV); one left by
-/// a process that died is taken over after ten minutes.
+/// a process that died (or anything else by that name) is taken over after ten minutes.
 struct InstallLock(PathBuf);
 
 impl InstallLock {
     fn take() -> Self {
-        let path = std::env::temp_dir().join("filestore-web-npm.lock");
-        loop {
+        let path = std::env::temp_dir().join("filestore-web-npm-install.lock");
+        for _ in 0..10_000 {
             if std::fs::create_dir(&path).is_ok() {
                 return Self(path);
             }
             let stale = std::fs::metadata(&path)
                 .and_then(|m| m.modified())
                 .is_ok_and(|t| t.elapsed().unwrap_or_default().as_secs() > 600);
-            if stale {
-                let _ = std::fs::remove_dir(&path);
+            if stale && std::fs::remove_dir(&path).is_err() {
+                let _ = std::fs::remove_file(&path);
             }
             std::thread::sleep(std::time::Duration::from_millis(200));
         }
+        panic!("{} is held: another npm install runs", path.display());
     }
 }
 

@@ -59,6 +59,91 @@ async fn multipart_upload_round_trips_bytes_and_ranges() {
     assert_eq!(me.file_count, 1);
 }
 
+/// A ranged GET of the download URL answers exactly the bytes of its range, as S3 resolves
+/// it (open end, suffix, an end past the object, across part boundaries, the whole object),
+/// with `Content-Range`, `Content-Length` and the file's name still on it; a range that
+/// starts past the end is 416. Parallel downloads read ranges only, and the emulator reads
+/// only the range from the stored object, so what it answers must be the range and no
+/// other bytes.
+#[tokio::test]
+async fn ranged_gets_answer_exactly_the_bytes_of_the_range() {
+    let app = TestApp::new().await;
+    let data = test_bytes(11 * MIB + 5, 7);
+    let size = data.len();
+    let file = app.upload("ranges.bin", &data, Some(5 * MIB)).await;
+    let url = app.download_url(&file.file_id).await;
+    let boundary = 5 * MIB;
+    // (Range header, first byte, last byte) of the answer.
+    let cases = [
+        ("bytes=0-0".to_string(), 0, 0),
+        (
+            format!("bytes={}-{}", boundary - 3, boundary + 2),
+            boundary - 3,
+            boundary + 2,
+        ),
+        (
+            format!("bytes={boundary}-{}", 2 * boundary - 1),
+            boundary,
+            2 * boundary - 1,
+        ),
+        (format!("bytes={}-", size - 10), size - 10, size - 1),
+        ("bytes=-7".to_string(), size - 7, size - 1),
+        (format!("bytes=-{}", size + 100), 0, size - 1),
+        (
+            format!("bytes={}-{}", size - 4, size + 1000),
+            size - 4,
+            size - 1,
+        ),
+        (
+            format!("bytes={}-{}", size - 1, size - 1),
+            size - 1,
+            size - 1,
+        ),
+        (format!("bytes=0-{}", size - 1), 0, size - 1),
+        (format!("bytes=3-{}", 2 * MIB + 11), 3, 2 * MIB + 11),
+    ];
+    for (range, first, last) in cases {
+        let resp = app
+            .http
+            .get(&url)
+            .header("range", &range)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 206, "{range}");
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_string())
+        };
+        assert_eq!(
+            header("content-range").as_deref(),
+            Some(format!("bytes {first}-{last}/{size}").as_str()),
+            "{range}"
+        );
+        assert_eq!(
+            header("content-length"),
+            Some((last - first + 1).to_string()),
+            "{range}"
+        );
+        assert!(
+            header("content-disposition").is_some_and(|v| v.contains("ranges.bin")),
+            "{range}: {:?}",
+            header("content-disposition")
+        );
+        let body = resp.bytes().await.unwrap();
+        assert!(body[..] == data[first..=last], "{range}: other bytes");
+    }
+    let past_end = app
+        .http
+        .get(&url)
+        .header("range", format!("bytes={size}-"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(past_end.status(), 416);
+}
+
 /// The default plan is 8 MiB parts; a zero-byte file is one empty part and a one-byte file
 /// one tiny part, and both round-trip.
 #[tokio::test]

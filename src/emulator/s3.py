@@ -143,3 +143,73 @@ s3_responses.S3_MULTIPART_LIST_RESPONSE = s3_responses.S3_MULTIPART_LIST_RESPONS
     "<ChecksumSHA256>{{ part.checksum_value }}</ChecksumSHA256>{% endif %}",
 )
 assert "ChecksumSHA256" in s3_responses.S3_MULTIPART_LIST_RESPONSE, "moto's part list changed"
+
+# moto answers a ranged GetObject by reading the whole object (`FakeKey.value`, under the
+# key's lock) and slicing it, so every ranged GET of a parallel download costs a read of the
+# whole object, one at a time per object. S3 reads only the range. Here a single
+# `bytes=first-last` or `bytes=first-` or `bytes=-suffix` range that lies within the object
+# is read alone from the key's buffer; moto still builds the answer's headers (ETag,
+# conditions, `response-*` overrides), and anything else (several ranges, one past the end,
+# `partNumber`) is left to moto as before.
+class _KeyRange:
+    """A stored key whose `value` is only the bytes from `first` to `last` inclusive."""
+
+    def __init__(self, key, first, last):
+        self._key, self._first, self._last = key, first, last
+
+    def __getattr__(self, name):
+        return getattr(self._key, name)
+
+    @property
+    def value(self):
+        with self._key.lock:
+            self._key._value_buffer.seek(self._first)
+            return self._key._value_buffer.read(self._last - self._first + 1)
+
+
+def _single_range(header, size):
+    """(first, last) of a one-range `Range` header that lies within `size` bytes, as S3
+    resolves it, or None for anything moto should answer itself."""
+    if not header or not header.startswith("bytes=") or "," in header:
+        return None
+    first, _, last = header[len("bytes=") :].strip().partition("-")
+    try:
+        first = int(first) if first else None
+        last = int(last) if last else None
+    except ValueError:
+        return None
+    if first is None:
+        if not last or size == 0:
+            return None
+        return max(size - last, 0), size - 1
+    if first >= size or (last is not None and last < first):
+        return None
+    return first, size - 1 if last is None else min(last, size - 1)
+
+
+_get_object = S3Response.get_object
+
+
+def _get_object_reading_the_range(self):
+    header = self.headers.get("range")
+    if not header or self._get_int_param("partNumber"):
+        return _get_object(self)
+    key, not_modified = self._get_key()
+    span = None if not_modified else _single_range(header, key.size)
+    if span is None:
+        return _get_object(self)
+    first, last = span
+    self._get_key = lambda *args, **kwargs: (_KeyRange(key, first, last), False)
+    status, headers, body = _get_object(self)
+    if status != 200:
+        return status, headers, body
+    if first or last < key.size - 1:
+        # S3 sends no whole-object checksum with a part of the object.
+        for name in [h for h in headers if h.lower().startswith("x-amz-checksum-")]:
+            del headers[name]
+    headers["content-range"] = f"bytes {first}-{last}/{key.size}"
+    headers["content-length"] = str(len(body))
+    return 206, headers, body
+
+
+S3Response.get_object = _get_object_reading_the_range

@@ -53,6 +53,12 @@ pub struct Options {
     pub cold_emulator_port: u16,
     /// Use an already running S3/DynamoDB endpoint instead of starting one.
     pub emulator_url: Option<String>,
+    /// Keep the hot bucket on this S3 endpoint instead (`FILESTORE_HOT_ENDPOINT_URL`, the
+    /// local credentials): a fast S3 server, so that a benchmark measures the client and not
+    /// the emulator. The table and the queues stay on the emulator. An endpoint that takes
+    /// no CORS rule or event notifications (`s3s-fs`) gets none: browsers cannot send it
+    /// parts, and no upload is transferred to the cold store (its files stay unverified).
+    pub hot_endpoint_url: Option<String>,
     /// Name of the transfer queue (`FILESTORE_TRANSFER_QUEUE`, default `filestore-transfer`).
     pub transfer_queue: String,
     /// Whether to consume the transfer queue (tests that drive the handler themselves turn
@@ -145,6 +151,7 @@ impl Options {
             emulator_port: port("FILESTORE_EMULATOR_PORT", 4566)?,
             cold_emulator_port: port("FILESTORE_COLD_EMULATOR_PORT", 4567)?,
             emulator_url: lookup("FILESTORE_EMULATOR_URL").filter(|v| !v.is_empty()),
+            hot_endpoint_url: lookup("FILESTORE_HOT_ENDPOINT_URL").filter(|v| !v.is_empty()),
             run_worker: true,
             run_janitor: true,
             janitor_interval: std::time::Duration::from_secs(
@@ -329,6 +336,16 @@ impl LocalSystem {
         }
         let sdk = local_sdk_config(&endpoint, &options.config.region).await;
         let mut state = AppState::new(options.config.clone(), &sdk);
+        if let Some(url) = &options.hot_endpoint_url {
+            let hot = local_sdk_config(url, &options.config.region).await;
+            let s3 = aws_sdk_s3::config::Builder::from(&hot)
+                .force_path_style(true)
+                .build();
+            state.storage = filestore_shared::storage::Storage::new(
+                aws_sdk_s3::Client::from_conf(s3),
+                options.config.hot_bucket.clone(),
+            );
+        }
         if let Some(cold) = &state.cold {
             provision_cold(cold)
                 .await

@@ -35,7 +35,7 @@ async fn main() -> anyhow::Result<()> {
         None => "in memory only (FILESTORE_DATA_DIR is empty): a stop loses everything".into(),
     };
     println!(
-        "filestore is running.\n  web page:  {base}/\n  API:       {base}   (point clients here: FILESTORE_SERVER={base})\n  emulator:  {emu}   (S3, DynamoDB, SQS; AWS_ENDPOINT_URL={emu}{emu_pid})\n  cold store: {cold}{cold_pid}\n  table {table}, hot bucket {bucket}\n  transfer queue {queue}\n  data:      {data}\nPress Ctrl-C to stop.",
+        "filestore is running.\n  web page:  {base}/\n  API:       {base}   (point clients here: FILESTORE_SERVER={base})\n  emulator:  {emu}   (S3, DynamoDB, SQS; AWS_ENDPOINT_URL={emu}{emu_pid})\n  cold store: {cold}{cold_pid}\n  table {table}, hot bucket {bucket}{hot}\n  transfer queue {queue}\n  data:      {data}\nPress Ctrl-C to stop.",
         base = system.base_url(),
         emu = system.endpoint_url(),
         emu_pid = pid(&system.emulator),
@@ -49,6 +49,11 @@ async fn main() -> anyhow::Result<()> {
         cold_pid = pid(&system.cold_emulator),
         table = system.state.config.table,
         bucket = system.state.config.hot_bucket,
+        hot = options
+            .hot_endpoint_url
+            .as_ref()
+            .map(|url| format!(" on {url}"))
+            .unwrap_or_default(),
         queue = system.queues.transfer_queue_url,
     );
     tokio::select! {

@@ -1,15 +1,15 @@
 //! Folders and paths: create, read with breadcrumbs, list in name order and in pages, rename
 //! and move (cycles, depth, the root), paths, unique names across files and folders with
 //! `on_conflict` at upload and instant upload, a trashed parent at complete, other users'
-//! folders, and the races: one name created twice at once, crossed moves, moves that together
-//! would pass the depth limit, renames to one name.
+//! folders, and the races: one name created twice at once, crossed moves, moves (and a restore
+//! and a move) that together would pass the depth limit, renames to one name.
 
 use std::collections::HashSet;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use filestore_contract::RouteKey::{
-    CompleteUpload, DeleteFile, FastUploadProof, GetFile, GetFolder, ListChildren, MoveFolder,
-    RenameFile, RestoreTrash, UploadStatus,
+    CompleteUpload, DeleteFile, DeleteFolder, FastUploadProof, GetFile, GetFolder, ListChildren,
+    MoveFolder, RenameFile, RestoreTrash, UploadStatus,
 };
 use filestore_contract::api::{
     ChallengeResponse, CreateUploadResponse, Entry, EntryList, FileEnvelope, FileView,
@@ -887,6 +887,56 @@ async fn concurrent_moves_never_pass_the_depth_limit() {
                     .await
                     .expect(200);
             }
+        }
+    }
+    assert!(too_deep.is_empty(), "trials deeper than 64: {too_deep:?}");
+}
+
+/// A restore and a move that each fit the 64-deep limit alone but not together, sent at
+/// the same moment: `r` (40 levels tall, in the trash) restored into `p` (2 deep, below
+/// `a`), and `a` moved under a folder 30 deep. Whichever commits first deepens what the
+/// other measured, so the other must be refused with `422 too_deep`; counted are the
+/// trials whose tree ends deeper than 64.
+#[tokio::test]
+async fn a_restore_and_a_move_never_pass_the_depth_limit_together() {
+    let app = TestApp::new().await;
+    let deep = chain_of(&app, "q", "root", 30).await;
+    let a = chain_of(&app, "a", "root", 2).await;
+    let r = chain_of(&app, "r", "root", 40).await;
+    let (a_path, r_path) = (path(MoveFolder, &a[0]), path(DeleteFolder, &r[0]));
+    let restore_path = path(RestoreTrash, &r[0]);
+    let mut too_deep = Vec::new();
+    for trial in 0..TRIALS {
+        app.delete(&r_path).await.expect(204);
+        let (restored, moved) = tokio::join!(
+            app.post(
+                &restore_path,
+                json!({"parent_id": a[1], "name": format!("r {trial}")})
+            ),
+            app.patch(&a_path, json!({"parent_id": deep[29]})),
+        );
+        for resp in [&restored, &moved] {
+            if resp.status != 200 {
+                resp.expect_error(422, "too_deep");
+            }
+        }
+        assert!(
+            restored.status == 200 || moved.status == 200,
+            "trial {trial}: neither went through"
+        );
+        let depth = depth_in_table(&app, &r[39]).await;
+        if restored.status == 200 && depth > 64 {
+            too_deep.push((trial, depth));
+        }
+        if moved.status == 200 {
+            app.patch(&a_path, json!({"parent_id": "root"}))
+                .await
+                .expect(200);
+        }
+        if restored.status != 200 {
+            app.post(&restore_path, json!({"parent_id": "root"}))
+                .await
+                .expect(200);
         }
     }
     assert!(too_deep.is_empty(), "trials deeper than 64: {too_deep:?}");

@@ -214,9 +214,11 @@ fn origin_of(url: &str) -> String {
 /// The fixed credentials (access key id, secret) of the local emulator.
 pub const LOCAL_CREDENTIALS: (&str, &str) = ("test", "test");
 
-/// SDK configuration for a local endpoint: fixed test credentials, the configured region.
+/// SDK configuration for a local endpoint: fixed test credentials, the configured region,
+/// the functions' HTTPS client.
 pub async fn local_sdk_config(endpoint: &str, region: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(filestore_shared::https::client(None).expect("compiled-in roots"))
         .region(Region::new(region.to_string()))
         .endpoint_url(endpoint)
         .credentials_provider(Credentials::new(

@@ -247,6 +247,9 @@ impl Drop for InstallLock {
 /// listed with its status, downloads the same bytes, renames it, shares it (the link, opened
 /// in a context without a session, gives the same bytes; revoked, it is a 404), deletes it,
 /// pauses and resumes another upload (which then sends only the missing part), and logs out.
+/// Then slow and lost answers (a listing held by the test, the page's clock moved): a listing
+/// never answered ends in a one-line error and the same click asks again; no click is lost to
+/// a listing answering under it and no answer is dropped for the folder clicked.
 /// Then, at 390x844 and at 1280x800, the folder journey (new folder, upload into it,
 /// breadcrumbs, rename, move, delete, trash, restore, purge), where no view may be wider than
 /// the screen. The committed bundle must be what the sources build to, since that is what the

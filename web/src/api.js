@@ -32,26 +32,51 @@ export function whenUnauthorized(callback) {
   onUnauthorized = callback
 }
 
+/**
+ * How long the page waits for an answer. API Gateway gives up on a function after 30 s and
+ * answers 503 itself, so a request still unanswered well past that will not be answered: the
+ * page says so (the user can try again) rather than waiting forever with no sign.
+ */
+export const ANSWER_TIMEOUT_MS = 45_000
+
 async function request(method, path, body, { signal } = {}) {
   const headers = { Accept: 'application/json' }
   if (body !== undefined) headers['Content-Type'] = 'application/json'
   const token = session.token
   if (token) headers.Authorization = `Bearer ${token}`
+  // Aborted by the caller (`signal`, e.g. Uppy cancelling) or when no answer came in time; a
+  // plain timer, not AbortSignal.timeout, so a test's clock can move it.
+  const abort = new AbortController()
+  let timedOut = false
+  const timer = setTimeout(() => {
+    timedOut = true
+    abort.abort()
+  }, ANSWER_TIMEOUT_MS)
+  const forward = () => abort.abort()
+  if (signal?.aborted) abort.abort()
+  signal?.addEventListener('abort', forward)
   let response
+  let text
   try {
     response = await fetch(`.${path}`, {
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
-      signal,
+      signal: abort.signal,
       credentials: 'omit',
     })
+    text = await response.text()
   } catch (e) {
+    if (timedOut) {
+      throw new ApiError(0, 'timeout', `The server did not answer within ${ANSWER_TIMEOUT_MS / 1000} s. Please try again.`)
+    }
     if (e.name === 'AbortError') throw e
     throw new ApiError(0, 'network', `The server could not be reached (${e.message}).`)
+  } finally {
+    clearTimeout(timer)
+    signal?.removeEventListener('abort', forward)
   }
   if (response.status === 204) return null
-  const text = await response.text()
   let data = null
   try {
     data = text ? JSON.parse(text) : null

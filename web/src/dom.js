@@ -83,10 +83,25 @@ export function folderName(folder) {
 }
 
 /**
+ * Makes `parent`'s children `nodes`, inserting, moving and removing only what differs: a node
+ * that stays is never detached, so a click on it while a listing answers is not lost.
+ */
+export function keepChildren(parent, nodes) {
+  nodes.forEach((node, i) => {
+    if (parent.children[i] !== node) parent.insertBefore(node, parent.children[i] ?? null)
+  })
+  while (parent.children.length > nodes.length) parent.lastElementChild.remove()
+}
+
+/**
  * Fills `list` (an `<ol>`) with breadcrumbs for `{folder, ancestors}`: one `link(id, name)`
- * per ancestor, root first, then the folder itself, marked as the current one.
+ * per ancestor, root first, then the folder itself, marked as the current one. The same path
+ * again leaves the list as it is (a click on a crumb while the folder is listed again counts).
  */
 export function renderCrumbs(list, { folder, ancestors }, link) {
+  const path = JSON.stringify([...ancestors, folder].map((f) => [f.folder_id, f.name]))
+  if (list.children.length > 0 && list.dataset.path === path) return
+  list.dataset.path = path
   const items = ancestors.map((a) => el('li', {}, link(a.folder_id, folderName(a))))
   const current = el('span', { textContent: folderName(folder) })
   current.setAttribute('aria-current', 'location')

@@ -14,6 +14,7 @@ import {
   formatSize,
   formatTime,
   icon,
+  keepChildren,
   notify,
   renderCrumbs,
   showError,
@@ -66,6 +67,11 @@ function location() {
 
 async function render({ focus = false } = {}) {
   const where = location()
+  // A view shown again starts empty until its listing answers: rows left from its last visit
+  // may no longer be what the server holds, and a click on one would land on a row about to
+  // be replaced (and be lost with it).
+  if (where.trash && view.trash.hidden) clearTrash()
+  if (!where.trash && view.browse.hidden) clearFolder()
   view.upload.hidden = !!where.trash
   view.browse.hidden = !!where.trash
   view.trash.hidden = !where.trash
@@ -81,6 +87,18 @@ async function render({ focus = false } = {}) {
 
 window.addEventListener('hashchange', () => {
   if (session.token) render({ focus: true })
+})
+
+// A link to where the URL already is changes no hash, so no `hashchange` would follow: after
+// a load that failed or has not answered yet, the breadcrumb to the folder being opened would
+// do nothing. Such a click loads that place again.
+document.addEventListener('click', (event) => {
+  const link = event.target.closest?.('a[href^="#/"]')
+  if (!link || !session.token || event.defaultPrevented || event.button !== 0) return
+  if (event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return
+  if (link.getAttribute('href') !== window.location.hash) return
+  event.preventDefault()
+  render({ focus: true })
 })
 
 // ---- session ----
@@ -114,7 +132,7 @@ async function showFiles() {
       folderId: () => here.folder.folder_id,
       onUploaded: (file) => {
         notify(`Uploaded ${file.name}.`)
-        if ((file.parent_id ?? 'root') === here.folder.folder_id && !view.browse.hidden) {
+        if ((file.parent_id ?? 'root') === location().folderId) {
           refreshFolder()
         } else {
           refreshAccount()
@@ -165,7 +183,19 @@ $('logout').addEventListener('click', () => {
 
 // ---- a folder ----
 
-/** Lists folder `folderId` from its first page, with its breadcrumbs. */
+function clearFolder() {
+  view.rows.replaceChildren()
+  view.crumbs.replaceChildren()
+  view.more.hidden = true
+  view.noFiles.hidden = true
+  editing.clear()
+}
+
+/**
+ * Lists folder `folderId` from its first page, with its breadcrumbs. Rows and breadcrumbs that
+ * did not change stay the same elements, so a click on one while the listing answers still
+ * counts.
+ */
 async function openFolder(folderId) {
   const mine = ++generation
   const refresh = $('refresh')
@@ -187,13 +217,19 @@ async function openFolder(folderId) {
   view.title.textContent = name
   view.uploadTarget.textContent = name
   renderCrumbs(view.crumbs, info, (id, crumb) => el('a', { href: folderHref(id), textContent: crumb }))
-  view.rows.replaceChildren(...page.entries.map((entry) => editing.get(idOf(entry)) ?? entryRow(entry)))
+  keepChildren(view.rows, page.entries.map((entry) => editing.get(idOf(entry)) ?? shownRow(entry) ?? entryRow(entry)))
   setCursor(page.next_cursor)
   refreshAccount()
 }
 
+/**
+ * Lists the folder again: the one the URL names, which is the one shown or the one being
+ * opened. Reloading the one shown instead would drop the answer for a folder just clicked (a
+ * newer listing wins) and leave the page on the old folder under the new URL.
+ */
 function refreshFolder() {
-  return openFolder(here.folder.folder_id)
+  const where = location()
+  return where.trash ? refreshAccount() : openFolder(where.folderId)
 }
 
 function setCursor(cursor) {
@@ -247,6 +283,15 @@ function rowOf(entry) {
   return [...view.rows.children].find((row) => row.dataset[key] === idOf(entry))
 }
 
+/** What each row shows, to tell whether a listing changed it. */
+const shownEntries = new WeakMap()
+
+/** The row already showing exactly `entry`, if any. */
+function shownRow(entry) {
+  const row = rowOf(entry)
+  return row && shownEntries.get(row) === JSON.stringify(entry) ? row : undefined
+}
+
 function entryRow(entry) {
   const row = el('tr')
   if (entry.type === 'folder') row.dataset.folderId = entry.folder_id
@@ -263,6 +308,7 @@ function statusText(file) {
 
 function fillRow(row, entry) {
   editing.delete(idOf(entry))
+  shownEntries.set(row, JSON.stringify(entry))
   const isFolder = entry.type === 'folder'
   const name = el('td', { className: 'name' })
   const label = el('span', { className: 'entry-name', textContent: entry.name })

@@ -48,6 +48,42 @@ const sha256 = (bytes) => createHash('sha256').update(bytes).digest('hex')
 const started = Date.now()
 const stamp = (label) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${label}`)
 
+/**
+ * Every request a page makes, with when it was sent and when (and how) it was answered, so a
+ * failure can show what the page was waiting for: `printNetwork` lists the unanswered ones and
+ * the last answered.
+ */
+const network = []
+function recordNetwork(context, tag) {
+  const seconds = () => ((Date.now() - started) / 1000).toFixed(1)
+  const entries = new Map()
+  context.on('request', (request) => {
+    const url = new URL(request.url())
+    const entry = { tag, sent: seconds(), method: request.method(), url: routeOf(url) ?? url.origin + url.pathname }
+    entries.set(request, entry)
+    network.push(entry)
+  })
+  const done = (outcome) => (request) => {
+    const entry = entries.get(request)
+    if (!entry) return
+    entry.answered = seconds()
+    entry.outcome = outcome(request)
+  }
+  context.on('requestfinished', done((r) => 'finished'))
+  context.on('requestfailed', done((r) => `failed: ${r.failure()?.errorText}`))
+  context.on('response', (response) => {
+    const entry = entries.get(response.request())
+    if (entry) entry.status = response.status()
+  })
+}
+function printNetwork() {
+  const pending = network.filter((e) => e.answered === undefined)
+  console.error(`requests never answered (${pending.length}):`)
+  for (const e of pending) console.error(`  ${JSON.stringify(e)}`)
+  console.error('the last 40 requests:')
+  for (const e of network.slice(-40)) console.error(`  ${JSON.stringify(e)}`)
+}
+
 await mkdir(shotDir, { recursive: true })
 const shots = []
 async function screenshot(page, name) {
@@ -100,6 +136,7 @@ async function folderJourney(viewport) {
   const tag = `${viewport.width}x${viewport.height}`
   const phone = viewport.width <= 600
   const context = await browser.newContext({ viewport, hasTouch: phone, isMobile: phone })
+  recordNetwork(context, tag)
   const page = await context.newPage()
   page.setDefaultTimeout(WAIT_MS)
   const consoleErrors = []
@@ -335,6 +372,136 @@ async function folderJourney(viewport) {
   return { viewport: tag, views: measured }
 }
 
+/** The page's bound on waiting for an answer (`ANSWER_TIMEOUT_MS` in src/api.js). */
+const ANSWER_TIMEOUT_MS = 45_000
+
+/**
+ * Slow and lost answers, as a new user on a page whose clock the test moves: a folder listing
+ * that never answers ends, after the page's bound, in a one-line error (not a page waiting
+ * forever with no sign), and clicking the same breadcrumb again loads it, though the URL
+ * already names it; an answer for the folder clicked is shown even when the folder being left
+ * is listed again meanwhile (a new folder made in it).
+ */
+async function slowAnswers() {
+  const context = await browser.newContext({ viewport: DESKTOP })
+  recordNetwork(context, 'slow')
+  const page = await context.newPage()
+  page.setDefaultTimeout(WAIT_MS)
+  await page.clock.install()
+  const consoleErrors = []
+  page.on('pageerror', (e) => consoleErrors.push(`uncaught: ${e.message}`))
+  await page.goto(base)
+  const username = `slow_${randomBytes(5).toString('hex')}`
+  await page.getByLabel('Username').fill(username)
+  await page.getByLabel('Password').fill(`pw-${randomBytes(8).toString('hex')}`)
+  await page.getByRole('button', { name: 'Sign up' }).click()
+  await page.locator('#whoami', { hasText: username }).waitFor()
+  const heading = page.locator('#files-title')
+  const crumbs = page.getByRole('navigation', { name: 'Folder path', exact: true })
+  const alert = page.locator('#error')
+  await page.getByRole('button', { name: 'New folder' }).click()
+  await page.getByLabel('Folder name').fill('Slow')
+  await page.getByRole('button', { name: 'Create', exact: true }).click()
+  await page.locator('#files tr[data-folder-id]', { hasText: 'Slow' }).getByRole('link', { name: 'Slow' }).click()
+  await heading.filter({ hasText: 'Slow' }).waitFor()
+
+  const isRootListing = (url) => routeOf(url) === '/v1/folders/root/children'
+  // The next root listing is held until released; later ones pass.
+  const holdRoot = async () => {
+    let release
+    let sawIt
+    let finish
+    const seen = new Promise((resolve) => { sawIt = resolve })
+    const done = new Promise((resolve) => { finish = resolve })
+    await page.route(isRootListing, async (route) => {
+      if (release) return route.continue().catch(() => {})
+      const released = new Promise((resolve) => { release = resolve })
+      sawIt()
+      await released
+      await route.continue().catch(() => {})
+      finish()
+    })
+    return {
+      seen,
+      release: async () => {
+        release()
+        await done
+        await page.unroute(isRootListing)
+      },
+    }
+  }
+  // The root's listing is held, never answered; the page gives up after its bound.
+  let held = null
+  let sawHeld
+  const seen = new Promise((resolve) => { sawHeld = resolve })
+  await page.route(isRootListing, (route) => {
+    held = route
+    sawHeld()
+  })
+  await crumbs.getByRole('link', { name: 'Your files' }).click()
+  await seen
+  await page.clock.fastForward(ANSWER_TIMEOUT_MS + 1000)
+  await alert.filter({ hasText: 'did not answer' }).waitFor()
+  expect(page.url().endsWith('#/'), `the URL names the folder clicked: ${page.url()}`)
+  await screenshot(page, 'slow-1-no-answer.png')
+  // The same breadcrumb again, the URL already there: the folder is asked for again.
+  await page.unroute(isRootListing)
+  await held.abort().catch(() => {})
+  await crumbs.getByRole('link', { name: 'Your files' }).click()
+  await heading.filter({ hasText: 'Your files' }).waitFor()
+  await alert.waitFor({ state: 'hidden' })
+
+  // Into Slow again; while the root's folder answer is held, a new folder is made in Slow
+  // (still shown), which lists Slow again: the root still shows once its answer comes.
+  await page.locator('#files tr[data-folder-id]', { hasText: 'Slow' }).getByRole('link', { name: 'Slow' }).click()
+  await heading.filter({ hasText: 'Slow' }).waitFor()
+  await page.getByRole('button', { name: 'New folder' }).click()
+  await page.getByLabel('Folder name').fill('Made while leaving')
+  let hold = await holdRoot()
+  await crumbs.getByRole('link', { name: 'Your files' }).click()
+  await hold.seen
+  await page.getByRole('button', { name: 'Create', exact: true }).click()
+  await page.locator('#notice', { hasText: 'Created folder Made while leaving.' }).waitFor()
+  await page.locator('#refresh:not([disabled])').waitFor()
+  await hold.release()
+  await heading.filter({ hasText: 'Your files' }).waitFor()
+  await page.locator('#files tr[data-folder-id]', { hasText: 'Slow' }).waitFor()
+  await page.locator('#files-table[aria-busy="false"]').waitFor()
+  expect(page.url().endsWith('#/'), `the URL names the folder shown: ${page.url()}`)
+
+  const slowLink = page.locator('#files tr[data-folder-id]', { hasText: 'Slow' }).getByRole('link', { name: 'Slow' })
+
+  // A click on a row while its folder is listed again counts: pressed before the answer,
+  // released after it, the row is still the one pressed.
+  hold = await holdRoot()
+  await page.getByRole('button', { name: 'Refresh' }).click()
+  await hold.seen
+  const box = await slowLink.boundingBox()
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2)
+  await page.mouse.down()
+  await hold.release()
+  await page.locator('#files-table[aria-busy="false"]').waitFor()
+  await page.mouse.up()
+  await heading.filter({ hasText: 'Slow' }).waitFor()
+
+  // Back from the trash, the rows of the folder's last visit are not offered while it is
+  // listed again (a click there would meet a row about to be replaced).
+  await crumbs.getByRole('link', { name: 'Your files' }).click()
+  await slowLink.waitFor()
+  await page.getByRole('link', { name: 'Trash' }).click()
+  await page.locator('#trash-table[aria-busy="false"]').waitFor()
+  hold = await holdRoot()
+  await page.getByRole('link', { name: 'Your files' }).click()
+  await hold.seen
+  const stale = await page.locator('#files tr').count()
+  expect(stale === 0, `no rows left from the last visit while the folder is listed (${stale})`)
+  await hold.release()
+  await slowLink.waitFor()
+  expect(consoleErrors.length === 0, `slow answers: no uncaught errors: ${JSON.stringify(consoleErrors)}`)
+  await context.close()
+  stamp('slow answers: a bounded wait with a message, the same click again, no answer dropped')
+}
+
 const work = join(tmpdir(), `filestore-web-${randomBytes(6).toString('hex')}`)
 await mkdir(work, { recursive: true })
 const fileName = `photos ${randomBytes(3).toString('hex')}.bin`
@@ -351,6 +518,7 @@ const browser = await chromium.launch({
 let failed = false
 try {
   const context = await browser.newContext({ acceptDownloads: true, viewport: DESKTOP })
+  recordNetwork(context, 'files')
   const page = await context.newPage()
   page.setDefaultTimeout(WAIT_MS)
 
@@ -626,6 +794,7 @@ try {
   expect(consoleErrors.length === 0, `the page logged no errors: ${JSON.stringify(consoleErrors, null, 2)}`)
   await context.close()
 
+  await slowAnswers()
   const layouts = []
   for (const viewport of [PHONE, DESKTOP]) layouts.push(await folderJourney(viewport))
 
@@ -641,6 +810,7 @@ try {
 } catch (e) {
   failed = true
   console.error(e.stack ?? String(e))
+  printNetwork()
   for (const page of browser.contexts().flatMap((c) => c.pages())) {
     await screenshot(page, 'failure.png').catch(() => {})
   }

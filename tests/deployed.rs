@@ -130,13 +130,6 @@ const LOCAL_ONLY: &[(&str, &str)] = &[
         "folders::a_restore_and_a_move_never_pass_the_depth_limit_together",
         "reads each folder's depth from the table",
     ),
-    // Deployed it passed whole, then once, with the machine at full load, a breadcrumb click
-    // left the folder shown unchanged for 120 s: until that is understood the deployed run
-    // checks the page and its files as a browser fetches them, and the walk runs locally.
-    (
-        "web::browser_signs_up_uploads_shares_and_walks_folders_and_trash_on_phone_and_desktop",
-        "one unexplained stall under load, deployed",
-    ),
     ("races::", "a local system of its own"),
     (
         "recovery::",

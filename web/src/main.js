@@ -149,6 +149,7 @@ async function refreshAccount() {
   if (me) {
     const trash = me.trash_bytes ? ` (${formatSize(me.trash_bytes)} in the trash)` : ''
     view.whoami.textContent = `${me.username} · ${formatSize(me.used_bytes)} of ${formatSize(me.quota_bytes)} used${trash}`
+    view.whoami.title = view.whoami.textContent
   }
 }
 

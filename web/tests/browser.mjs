@@ -117,6 +117,7 @@ async function checkLayout(page, label) {
       outside,
       narrowestName: names.length ? Math.min(...names) : null,
       rowDisplay: getComputedStyle(document.querySelector('#files tr, #trash tr') ?? document.body).display,
+      header: document.querySelector('header').getBoundingClientRect().height,
     }
   })
   expect(m.scrollWidth <= m.width, `${label}: no horizontal overflow (scrollWidth ${m.scrollWidth} > ${m.width})`)
@@ -367,6 +368,9 @@ async function folderJourney(viewport) {
   await heading.filter({ hasText: 'Your files' }).waitFor()
   await page.getByRole('button', { name: 'Log out' }).click()
   expect(consoleErrors.length === 0, `${tag}: the page logged no errors: ${JSON.stringify(consoleErrors, null, 2)}`)
+  // The account line changes in every view (usage, the trash); the page below it must not move.
+  const headers = [...new Set(measured.map((m) => m.header))]
+  expect(headers.length === 1, `${tag}: the header keeps its height in every view: ${headers}`)
   await context.close()
   stamp(`${tag}: folders, move, trash, restore, purge`)
   return { viewport: tag, views: measured }

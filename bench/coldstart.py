@@ -5,7 +5,10 @@
 Each run starts one binary with a fresh Runtime API on a loopback port and measures:
 - init: from just before the process is started to its first `GET .../invocation/next`;
 - first and second invocation: from the event handed out to the response posted;
-- peak RSS (VmHWM) when it asks for a third event, after which it is killed;
+- peak RSS (VmHWM) when it asks for a third event, after which it is killed, and what is resident
+  then split into anonymous memory (heap, stacks: the process's own) and file pages (the
+  binary's code and read-only data, and the shared libraries: clean pages of the page cache,
+  which Linux maps 64 KiB around each page touched);
 - the binary's size.
 
 The AWS endpoint is a closed loopback port (AWS_MAX_ATTEMPTS=1), so no call leaves the
@@ -13,7 +16,9 @@ machine: an init-time connection attempt is refused at once, and the events are 
 need no AWS call (an unauthenticated request, an empty SQS batch); the janitor's sweep is
 refused at its first call and reports an error. Contenders are rotated in every round.
 
-usage: coldstart.py BIN_DIR ROUNDS NAME...   (NAME `hello` is the baseline)
+usage: coldstart.py BIN_DIR ROUNDS NAME...   (NAME `hello` is the baseline; `NAME-x` is NAME built
+another way, e.g. `auth-size`)
+COLDSTART_SMAPS=DIR keeps each binary's /proc/PID/smaps (its last run) in DIR/NAME.
 """
 
 import http.server
@@ -131,13 +136,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 def run_once(path, name):
-    rt = Runtime(EVENTS.get(name, HTTP_EVENT))
+    rt = Runtime(EVENTS.get(name.split("-")[0], HTTP_EVENT))
     threading.Thread(target=rt.serve_forever, daemon=True).start()
     closed = free_port()
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{rt.server_address[1]}",
-        "AWS_LAMBDA_FUNCTION_NAME": name,
+        "AWS_LAMBDA_FUNCTION_NAME": name.split("-")[0],
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
         "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/bench",
@@ -159,11 +164,25 @@ def run_once(path, name):
     proc = subprocess.Popen([path], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     finished = rt.third.wait(30)
     rss = None
+    if smaps_dir := os.environ.get("COLDSTART_SMAPS"):
+        # Where the resident pages are (file text, relocated data, heap, stacks): kept per name.
+        try:
+            with open(f"/proc/{proc.pid}/smaps") as f, open(os.path.join(smaps_dir, name), "w") as out:
+                out.write(f.read())
+        except FileNotFoundError:
+            pass
+    anon = file = None
     try:
         with open(f"/proc/{proc.pid}/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
-                    rss = int(line.split()[1]) / 1024
+                key, value = line.split(":", 1)
+                mib = int(value.split()[0]) / 1024 if value.strip().endswith("kB") else None
+                if key == "VmHWM":
+                    rss = mib
+                elif key == "RssAnon":
+                    anon = mib
+                elif key == "RssFile":
+                    file = mib
     except FileNotFoundError:
         pass
     proc.kill()
@@ -178,6 +197,8 @@ def run_once(path, name):
         "first": (rt.done[0] - rt.sent[0]) * 1000,
         "second": (rt.done[1] - rt.sent[1]) * 1000,
         "rss": rss,
+        "anon": anon,
+        "file": file,
         "outcomes": rt.outcomes,
     }
 
@@ -190,13 +211,16 @@ def main():
         for name in order:
             runs[name].append(run_once(os.path.join(bin_dir, name), name))
     med = {
-        name: {k: statistics.median(x[k] for x in rs) for k in ("init", "first", "second", "rss")}
+        name: {k: statistics.median(x[k] for x in rs) for k in ("init", "first", "second", "rss", "anon", "file")}
         for name, rs in runs.items()
     }
     base = med.get("hello")
     size = {name: os.path.getsize(os.path.join(bin_dir, name)) / 1e6 for name in names}
     print(f"medians of {rounds} runs; ratio to hello in brackets")
-    print(f"{'binary':<11} {'init ms':>14} {'1st inv ms':>14} {'2nd inv ms':>14} {'peak RSS MiB':>16} {'size MB':>14}  answers")
+    print(
+        f"{'binary':<11} {'init ms':>14} {'1st inv ms':>14} {'2nd inv ms':>14} {'peak RSS MiB':>16}"
+        f" {'anon MiB':>14} {'file MiB':>14} {'size MB':>14}  answers"
+    )
     for name in names:
         m = med[name]
 
@@ -209,11 +233,13 @@ def main():
             cell(m["first"], "first", ".2f"),
             cell(m["second"], "second", ".2f"),
             cell(m["rss"], "rss", ".1f"),
+            cell(m["anon"], "anon", ".1f"),
+            cell(m["file"], "file", ".1f"),
         ]
         s = f"{size[name]:.2f}"
         if base and name != "hello":
             s += f" ({size[name] / size['hello']:.1f}x)"
-        print(f"{name:<11} {cells[0]:>14} {cells[1]:>14} {cells[2]:>14} {cells[3]:>16} {s:>14}  {'/'.join(runs[name][0]['outcomes'])}")
+        print(f"{name:<11} {cells[0]:>14} {cells[1]:>14} {cells[2]:>14} {cells[3]:>16} {cells[4]:>14} {cells[5]:>14} {s:>14}  {'/'.join(runs[name][0]['outcomes'])}")
 
 
 if __name__ == "__main__":

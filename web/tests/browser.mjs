@@ -118,8 +118,18 @@ async function checkLayout(page, label) {
       narrowestName: names.length ? Math.min(...names) : null,
       rowDisplay: getComputedStyle(document.querySelector('#files tr, #trash tr') ?? document.body).display,
       header: document.querySelector('header').getBoundingClientRect().height,
+      // The account line (usage, the trash's bytes: shown nowhere else) cut short.
+      accountText: (() => {
+        const w = document.getElementById('whoami')
+        return `${w.textContent} (${w.scrollWidth}x${w.scrollHeight} in ${w.clientWidth}x${w.clientHeight})`
+      })(),
+      accountCut: (() => {
+        const w = document.getElementById('whoami')
+        return w.offsetParent !== null && (w.scrollWidth > w.clientWidth + 1 || w.scrollHeight > w.clientHeight + 1)
+      })(),
     }
   })
+  expect(!m.accountCut, `${label}: the account line is shown whole: ${m.accountText}`)
   expect(m.scrollWidth <= m.width, `${label}: no horizontal overflow (scrollWidth ${m.scrollWidth} > ${m.width})`)
   expect(m.outside.length === 0, `${label}: everything within the screen: ${JSON.stringify(m.outside)}`)
   // A name column squeezed to a few letters would break names letter by letter.

@@ -136,13 +136,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 def run_once(path, name):
-    rt = Runtime(EVENTS.get(name.split("-")[0], HTTP_EVENT))
+    function = name.split("-")[0]  # `auth-size` is auth built another way
+    rt = Runtime(EVENTS.get(function, HTTP_EVENT))
     threading.Thread(target=rt.serve_forever, daemon=True).start()
     closed = free_port()
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{rt.server_address[1]}",
-        "AWS_LAMBDA_FUNCTION_NAME": name.split("-")[0],
+        "AWS_LAMBDA_FUNCTION_NAME": function,
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
         "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/bench",

@@ -2,11 +2,10 @@
 
 use filestore_contract::RouteKey::{DeleteFile, DownloadFile, GetFile, PurgeTrash, RenameFile};
 use filestore_contract::api::{DownloadResponse, FileList, FileView};
-use filestore_contract::domain::Tier;
 use filestore_shared::keys;
 use serde_json::json;
 
-use crate::helpers::{TestApp, aws, path, sha256_hex, system, test_bytes};
+use crate::helpers::{TestApp, assert_same_file, aws, path, sha256_hex, system, test_bytes};
 
 /// Listing walks every file exactly once, oldest first, in pages of `limit`, and the last
 /// page has no cursor.
@@ -43,8 +42,7 @@ async fn listing_paginates_with_an_opaque_cursor() {
 }
 
 /// `GET /v1/files/{id}` answers the same File that complete returned, or, if the transfer
-/// verified it in between (deployed, it can be that fast), the same File verified: its
-/// bytes' SHA-256 and its tier set.
+/// verified it in between (deployed, it can be that fast), the same File verified.
 #[tokio::test]
 async fn get_returns_the_file() {
     let app = TestApp::new().await;
@@ -52,13 +50,9 @@ async fn get_returns_the_file() {
     // Raw, to see every field of the wire shape is there.
     let got = app.get(&path(GetFile, &file.file_id)).await.expect(200);
     let view = serde_json::from_value::<FileView>(got.clone()).unwrap();
-    let mut expected = file.clone();
-    if view.verified && !file.verified {
-        expected.verified = true;
-        expected.sha256 = Some(sha256_hex(b"hello"));
-        expected.tier = view.tier;
-    }
-    assert_eq!(view, expected);
+    assert_same_file(&view, &file, b"hello");
+    // And once verified, exactly the verified form the check accepts.
+    assert_same_file(&app.verified(&file.file_id).await, &file, b"hello");
     for field in [
         "file_id",
         "name",
@@ -138,19 +132,13 @@ async fn rename_changes_only_the_name() {
         .await
         .expect_body(200);
     assert_eq!(renamed.name, "new name.txt");
-    // The transfer may verify the file meanwhile; everything else must be as it was.
-    let settled = |f: FileView| FileView {
-        sha256: None,
-        tier: Tier::Hot,
-        verified: false,
-        ..f
-    };
+    // The transfer may verify the file meanwhile: the renamed file, verified or not.
     let expected = FileView {
         name: "new name.txt".into(),
-        ..settled(file.clone())
+        ..file.clone()
     };
-    assert_eq!(settled(renamed), expected);
-    assert_eq!(settled(app.file(file_id).await), expected);
+    assert_same_file(&renamed, &expected, b"abc");
+    assert_same_file(&app.file(file_id).await, &expected, b"abc");
     assert_eq!(app.download(file_id).await, b"abc");
 }
 

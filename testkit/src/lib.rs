@@ -11,14 +11,17 @@
 //! - [`content`]: deterministic test bytes, their hash, and the answer to an instant-upload
 //!   challenge.
 //! - [`output`]: the functions' log and metric lines, captured, read by request id.
+//! - [`verification`]: a file read twice, verified by the transfer in between or not.
 
 pub mod app;
 pub mod content;
 pub mod output;
 pub mod system;
+pub mod verification;
 
 pub use app::{Resp, TestApp, eventually, http_client, path, unique_name};
 pub use content::{answer, sha256_hex, test_bytes};
 pub use system::{DEPLOYED_URL_VAR, System, base_url, deployed_url, system};
+pub use verification::{as_verified, assert_same_file};
 
 pub const MIB: usize = 1024 * 1024;

@@ -9,6 +9,7 @@ Each run starts one binary with a fresh Runtime API on a loopback port and measu
   then split into anonymous memory (heap, stacks: the process's own) and file pages (the
   binary's code and read-only data, and the shared libraries: clean pages of the page cache,
   which Linux maps 64 KiB around each page touched);
+- minor page faults by then (each maps pages of the binary on first touch, or a fresh page);
 - the binary's size.
 
 The AWS endpoint is a closed loopback port (AWS_MAX_ATTEMPTS=1), so no call leaves the
@@ -19,6 +20,8 @@ refused at its first call and reports an error. Contenders are rotated in every 
 usage: coldstart.py BIN_DIR ROUNDS NAME...   (NAME `hello` is the baseline; `NAME-x` is NAME built
 another way, e.g. `auth-size`)
 COLDSTART_SMAPS=DIR keeps each binary's /proc/PID/smaps (its last run) in DIR/NAME.
+run_once() also takes a command to run the binary under (bench/coldcode.py runs it under
+callgrind), then stopped with SIGTERM so the tool can write its output.
 """
 
 import http.server
@@ -135,7 +138,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
 
 
-def run_once(path, name):
+def run_once(path, name, wrap=()):
     function = name.split("-")[0]  # `auth-size` is auth built another way
     rt = Runtime(EVENTS.get(function, HTTP_EVENT))
     threading.Thread(target=rt.serve_forever, daemon=True).start()
@@ -162,7 +165,7 @@ def run_once(path, name):
         "RUST_LOG": "off",
     }
     start = time.perf_counter()
-    proc = subprocess.Popen([path], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([*wrap, path], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     finished = rt.third.wait(30)
     rss = None
     if smaps_dir := os.environ.get("COLDSTART_SMAPS"):
@@ -172,7 +175,13 @@ def run_once(path, name):
                 out.write(f.read())
         except FileNotFoundError:
             pass
-    anon = file = None
+    anon = file = faults = None
+    try:
+        with open(f"/proc/{proc.pid}/stat") as f:
+            # Minor page faults so far (field 10): mostly the binary's pages mapped on first touch.
+            faults = int(f.read().rsplit(")", 1)[1].split()[7])
+    except FileNotFoundError:
+        pass
     try:
         with open(f"/proc/{proc.pid}/status") as f:
             for line in f:
@@ -186,7 +195,10 @@ def run_once(path, name):
                     file = mib
     except FileNotFoundError:
         pass
-    proc.kill()
+    if wrap:
+        proc.terminate()
+    else:
+        proc.kill()
     proc.wait()
     rt.stop.set()
     rt.shutdown()
@@ -200,6 +212,7 @@ def run_once(path, name):
         "rss": rss,
         "anon": anon,
         "file": file,
+        "faults": faults,
         "outcomes": rt.outcomes,
     }
 
@@ -212,7 +225,7 @@ def main():
         for name in order:
             runs[name].append(run_once(os.path.join(bin_dir, name), name))
     med = {
-        name: {k: statistics.median(x[k] for x in rs) for k in ("init", "first", "second", "rss", "anon", "file")}
+        name: {k: statistics.median(x[k] for x in rs) for k in ("init", "first", "second", "rss", "anon", "file", "faults")}
         for name, rs in runs.items()
     }
     base = med.get("hello")
@@ -220,7 +233,7 @@ def main():
     print(f"medians of {rounds} runs; ratio to hello in brackets")
     print(
         f"{'binary':<11} {'init ms':>14} {'1st inv ms':>14} {'2nd inv ms':>14} {'peak RSS MiB':>16}"
-        f" {'anon MiB':>14} {'file MiB':>14} {'size MB':>14}  answers"
+        f" {'anon MiB':>14} {'file MiB':>14} {'faults':>14} {'size MB':>14}  answers"
     )
     for name in names:
         m = med[name]
@@ -236,11 +249,12 @@ def main():
             cell(m["rss"], "rss", ".1f"),
             cell(m["anon"], "anon", ".1f"),
             cell(m["file"], "file", ".1f"),
+            cell(m["faults"], "faults", ".0f"),
         ]
         s = f"{size[name]:.2f}"
         if base and name != "hello":
             s += f" ({size[name] / size['hello']:.1f}x)"
-        print(f"{name:<11} {cells[0]:>14} {cells[1]:>14} {cells[2]:>14} {cells[3]:>16} {cells[4]:>14} {cells[5]:>14} {s:>14}  {'/'.join(runs[name][0]['outcomes'])}")
+        print(f"{name:<11} {cells[0]:>14} {cells[1]:>14} {cells[2]:>14} {cells[3]:>16} {cells[4]:>14} {cells[5]:>14} {cells[6]:>14} {s:>14}  {'/'.join(runs[name][0]['outcomes'])}")
 
 
 if __name__ == "__main__":

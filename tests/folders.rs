@@ -942,6 +942,71 @@ async fn a_restore_and_a_move_never_pass_the_depth_limit_together() {
     assert!(too_deep.is_empty(), "trials deeper than 64: {too_deep:?}");
 }
 
+/// How deep a folder is (the root not counted), from its breadcrumbs: the API walks up its
+/// chain of parents.
+async fn depth_of(app: &TestApp, folder: &FolderId) -> usize {
+    let read: FolderResponse = app.get(&path(GetFolder, folder)).await.expect_body(200);
+    read.ancestors.len()
+}
+
+/// A move that leaves the tree exactly 64 deep (`x`, 62 levels tall, under a folder 2
+/// deep) sent at the same moment as three creates of a folder below `x`'s deepest (62
+/// deep): each fits alone, but a create and the move together put a folder at 65. A create
+/// commits bumping the `subtree_version` of every folder above it, `x` included, which the
+/// move is conditioned on as it read it before measuring `x`'s height; the move commits
+/// changing `x`'s parent, which each create's chain is conditioned on. So whichever commits
+/// second reads again and is refused with `422 too_deep`. The shapes make the two take
+/// about as long (the move reads 65 items, a create 63), so either may commit first.
+/// Counted are the trials that leave a folder deeper than 64, read through the API: only
+/// the folders created and `x`'s deepest can be.
+#[tokio::test]
+async fn a_move_and_creates_below_it_never_pass_the_depth_limit() {
+    let app = TestApp::new().await;
+    let target = chain_of(&app, "t", "root", 2).await;
+    let x = chain_of(&app, "x", "root", 62).await;
+    let (x_path, bottom) = (path(MoveFolder, &x[0]), x[61].to_string());
+    let mut too_deep = Vec::new();
+    for trial in 0..TRIALS {
+        let names = [0, 1, 2].map(|i| format!("c{trial}-{i}"));
+        let (moved, c0, c1, c2) = tokio::join!(
+            app.patch(&x_path, json!({"parent_id": target[1]})),
+            mkdir(&app, &names[0], &bottom),
+            mkdir(&app, &names[1], &bottom),
+            mkdir(&app, &names[2], &bottom),
+        );
+        if moved.status != 200 {
+            moved.expect_error(422, "too_deep");
+        }
+        let mut created = Vec::new();
+        for c in [c0, c1, c2] {
+            match c.status.as_u16() {
+                201 => created.push(c.expect_body::<FolderView>(201).folder_id),
+                _ => c.expect_error(422, "too_deep"),
+            }
+        }
+        assert!(
+            moved.status == 200 || !created.is_empty(),
+            "trial {trial}: neither the move nor a create went through"
+        );
+        for folder in created.iter().chain([&x[61]]) {
+            let depth = depth_of(&app, folder).await;
+            if depth > 64 {
+                too_deep.push((trial, depth));
+            }
+        }
+        // Back as it was: `x` at the root (first, so nothing is too deep to delete), 62 tall.
+        if moved.status == 200 {
+            app.patch(&x_path, json!({"parent_id": "root"}))
+                .await
+                .expect(200);
+        }
+        for folder in &created {
+            app.delete(&path(DeleteFolder, folder)).await.expect(204);
+        }
+    }
+    assert!(too_deep.is_empty(), "trials deeper than 64: {too_deep:?}");
+}
+
 /// Two folders renamed to one name at the same moment: one succeeds, the other is told
 /// `name_taken`, and the name is held once.
 #[tokio::test]

@@ -110,7 +110,7 @@ function showLogin(message) {
     uppy = null
   }
   generation += 1
-  view.rows.replaceChildren()
+  clearRows()
   editing.clear()
   clearTrash()
   closeShares()
@@ -185,7 +185,7 @@ $('logout').addEventListener('click', () => {
 // ---- a folder ----
 
 function clearFolder() {
-  view.rows.replaceChildren()
+  clearRows()
   view.crumbs.replaceChildren()
   view.more.hidden = true
   view.noFiles.hidden = true
@@ -218,7 +218,7 @@ async function openFolder(folderId) {
   view.title.textContent = name
   view.uploadTarget.textContent = name
   renderCrumbs(view.crumbs, info, (id, crumb) => el('a', { href: folderHref(id), textContent: crumb }))
-  keepChildren(view.rows, page.entries.map((entry) => editing.get(idOf(entry)) ?? shownRow(entry) ?? entryRow(entry)))
+  showRows(page.entries.map((entry) => editing.get(idOf(entry)) ?? shownRow(entry) ?? entryRow(entry)))
   setCursor(page.next_cursor)
   refreshAccount()
 }
@@ -248,7 +248,7 @@ view.more.addEventListener('click', async () => {
   const mine = generation
   const page = await attempt(() => api.children(here.folder.folder_id, nextCursor))
   if (!page || mine !== generation) return
-  view.rows.append(...page.entries.map(entryRow))
+  appendRows(page.entries.map(entryRow))
   setCursor(page.next_cursor)
 })
 
@@ -279,9 +279,56 @@ function idOf(entry) {
   return entry.type === 'folder' ? entry.folder_id : entry.file_id
 }
 
+/**
+ * The row shown for each entry, by `type:id` (the first in the table if a listing ever named
+ * one twice), kept in step with the table's rows, so finding an entry's row costs the same
+ * however many are shown.
+ */
+const shownRows = new Map()
+
+function keyOf(entry) {
+  return `${entry.type}:${idOf(entry)}`
+}
+
+function rowKey(row) {
+  return row.dataset.folderId === undefined ? `file:${row.dataset.fileId}` : `folder:${row.dataset.folderId}`
+}
+
+/** Notes `row` as shown, unless a row earlier in the table shows the same entry. */
+function noteRow(row) {
+  const key = rowKey(row)
+  if (!shownRows.has(key)) shownRows.set(key, row)
+}
+
+/** Makes the table's rows `rows` (see `keepChildren`). */
+function showRows(rows) {
+  keepChildren(view.rows, rows)
+  shownRows.clear()
+  for (const row of view.rows.children) noteRow(row)
+}
+
+function appendRows(rows) {
+  view.rows.append(...rows)
+  rows.forEach(noteRow)
+}
+
+function removeRow(row) {
+  row.remove()
+  const key = rowKey(row)
+  if (shownRows.get(key) !== row) return
+  shownRows.delete(key)
+  // Only a listing that named the entry twice has another row for it.
+  const next = [...view.rows.children].find((other) => rowKey(other) === key)
+  if (next) shownRows.set(key, next)
+}
+
+function clearRows() {
+  view.rows.replaceChildren()
+  shownRows.clear()
+}
+
 function rowOf(entry) {
-  const key = entry.type === 'folder' ? 'folderId' : 'fileId'
-  return [...view.rows.children].find((row) => row.dataset[key] === idOf(entry))
+  return shownRows.get(keyOf(entry))
 }
 
 /** What each row shows, to tell whether a listing changed it. */
@@ -399,7 +446,7 @@ function move(row, entry) {
       notify(`Moved ${moved.name} to ${folderName}.`)
       if ((moved.parent_id ?? 'root') !== here.folder.folder_id) {
         editing.delete(idOf(entry))
-        row.remove()
+        removeRow(row)
         updateEmpty()
       }
     },
@@ -416,7 +463,7 @@ async function remove(row, entry) {
   })
   if (done) {
     editing.delete(idOf(entry))
-    row.remove()
+    removeRow(row)
     updateEmpty()
     notify(`Deleted ${entry.name}.`)
     refreshAccount()

@@ -56,12 +56,23 @@ pub fn cold_client(sdk: &SdkConfig, cold: &ColdConfig) -> aws_sdk_s3::Client {
 /// environment, `AWS_ENDPOINT_URL` honoured (an emulator) or not set (AWS), and the HTTPS
 /// client of [`crate::https::client`] (Mozilla's roots compiled in, or `SSL_CERT_FILE`).
 ///
+/// Lambda puts the role's credentials in the environment, the first place the default chain
+/// looks; naming that provider spares a cold start building the rest of the chain (profile
+/// files, web identity through STS, container and instance metadata): a fifth of the
+/// instructions auth runs from start to its second request (BENCHMARKS.md, "Cold start").
+/// Without those variables the default chain is used.
+///
 /// # Errors
 /// `SSL_CERT_FILE` names a file that cannot be read or holds no certificate.
 pub async fn load_sdk_config(config: &Config) -> Result<SdkConfig, ConfigError> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(config.region.clone()))
         .http_client(crate::https::client(config.ca_bundle.as_deref())?);
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+        loader = loader.credentials_provider(
+            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+        );
+    }
     if let Some(endpoint) = &config.endpoint_url {
         loader = loader.endpoint_url(endpoint);
     }

@@ -127,14 +127,18 @@ impl AppState {
     /// the table never builds one). Against an emulator endpoint, S3 uses path-style
     /// addressing, since `bucket.127.0.0.1` does not resolve.
     pub fn new(config: Config, sdk: &SdkConfig) -> Self {
-        let s3_config = aws_sdk_s3::config::Builder::from(sdk)
-            .force_path_style(config.endpoint_url.is_some())
-            .build();
+        let (hot_sdk, path_style) = (sdk.clone(), config.endpoint_url.is_some());
         let ddb = aws_sdk_dynamodb::Client::new(sdk);
         Self {
             repo: Repo::new(ddb, config.table.clone()),
             storage: Storage::lazy(
-                move || aws_sdk_s3::Client::from_conf(s3_config),
+                move || {
+                    aws_sdk_s3::Client::from_conf(
+                        aws_sdk_s3::config::Builder::from(&hot_sdk)
+                            .force_path_style(path_style)
+                            .build(),
+                    )
+                },
                 config.hot_bucket.clone(),
             ),
             cold: config.cold.as_ref().map(|cold| {

@@ -949,30 +949,51 @@ async fn depth_of(app: &TestApp, folder: &FolderId) -> usize {
     read.ancestors.len()
 }
 
-/// A move that leaves the tree exactly 64 deep (`x`, 62 levels tall, under a folder 2
-/// deep) sent at the same moment as three creates of a folder below `x`'s deepest (62
-/// deep): each fits alone, but a create and the move together put a folder at 65. A create
-/// commits bumping the `subtree_version` of every folder above it, `x` included, which the
-/// move is conditioned on as it read it before measuring `x`'s height; the move commits
-/// changing `x`'s parent, which each create's chain is conditioned on. So whichever commits
-/// second reads again and is refused with `422 too_deep`. The shapes make the two take
-/// about as long (the move reads 65 items, a create 63), so either may commit first.
-/// Counted are the trials that leave a folder deeper than 64, read through the API: only
-/// the folders created and `x`'s deepest can be.
+/// A move that leaves the tree exactly 64 deep, sent at the same moment as three creates of
+/// a folder at its bottom: each fits alone, but a create and the move together put a folder
+/// at 65. `x` is 62 folders in a chain with 40 leaves below its last (63 deep, `b00` first
+/// by name), moved under a folder 1 deep; the creates go into `b00`. A create commits
+/// bumping the `subtree_version` of every folder above it, `x` included, which the move is
+/// conditioned on as it read it before measuring `x`'s height; the move commits changing
+/// `x`'s parent, which each create's chain is conditioned on. So whichever commits second
+/// reads again and is refused with `422 too_deep`. The move measures level by level, `b00`
+/// first of the last level and 39 more leaves after it, so a create committing once `b00`
+/// was measured, before the move commits, is what only the version condition refuses; the
+/// creates start after a head start for the move that varies by trial, so they commit
+/// before, within and after that window.
+/// Counted are the trials that leave a folder deeper than 64, read through the API: only the
+/// folders created can be (the leaves are 64 deep after the move; `b00` is read too).
 #[tokio::test]
 async fn a_move_and_creates_below_it_never_pass_the_depth_limit() {
     let app = TestApp::new().await;
-    let target = chain_of(&app, "t", "root", 2).await;
+    let target = folder(&app, "t", "root").await.folder_id;
     let x = chain_of(&app, "x", "root", 62).await;
-    let (x_path, bottom) = (path(MoveFolder, &x[0]), x[61].to_string());
+    let mut leaves = Vec::new();
+    for i in 0..40 {
+        leaves.push(
+            folder(&app, &format!("b{i:02}"), x[61].as_str())
+                .await
+                .folder_id,
+        );
+    }
+    let (x_path, bottom) = (path(MoveFolder, &x[0]), leaves[0].to_string());
     let mut too_deep = Vec::new();
     for trial in 0..TRIALS {
-        let names = [0, 1, 2].map(|i| format!("c{trial}-{i}"));
+        // The move's head start, varied by trial: each create first reads the breadcrumbs of
+        // a folder 1 to 62 deep, a read per level.
+        let head_start = &x[(trial * 9) % 62];
+        let create = |i: usize| {
+            let (app, bottom) = (&app, &bottom);
+            async move {
+                depth_of(app, head_start).await;
+                mkdir(app, &format!("c{trial}-{i}"), bottom).await
+            }
+        };
         let (moved, c0, c1, c2) = tokio::join!(
-            app.patch(&x_path, json!({"parent_id": target[1]})),
-            mkdir(&app, &names[0], &bottom),
-            mkdir(&app, &names[1], &bottom),
-            mkdir(&app, &names[2], &bottom),
+            app.patch(&x_path, json!({"parent_id": target})),
+            create(0),
+            create(1),
+            create(2),
         );
         if moved.status != 200 {
             moved.expect_error(422, "too_deep");
@@ -988,13 +1009,13 @@ async fn a_move_and_creates_below_it_never_pass_the_depth_limit() {
             moved.status == 200 || !created.is_empty(),
             "trial {trial}: neither the move nor a create went through"
         );
-        for folder in created.iter().chain([&x[61]]) {
+        for folder in created.iter().chain([&leaves[0]]) {
             let depth = depth_of(&app, folder).await;
             if depth > 64 {
                 too_deep.push((trial, depth));
             }
         }
-        // Back as it was: `x` at the root (first, so nothing is too deep to delete), 62 tall.
+        // Back as it was: `x` at the root (first, so nothing is too deep to delete), 63 tall.
         if moved.status == 200 {
             app.patch(&x_path, json!({"parent_id": "root"}))
                 .await

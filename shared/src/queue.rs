@@ -2,6 +2,8 @@
 //! object again ([`ContinueTransfer`]), which a transfer stopped at its time limit sends to
 //! go on and the janitor sends for a file whose transfer never finished.
 
+use std::sync::{Arc, LazyLock};
+
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
@@ -28,17 +30,31 @@ impl ContinueTransfer {
     }
 }
 
+type LazyClient =
+    Arc<LazyLock<aws_sdk_sqs::Client, Box<dyn FnOnce() -> aws_sdk_sqs::Client + Send>>>;
+
 /// Sends messages to the transfer queue (`FILESTORE_TRANSFER_QUEUE_URL`).
 #[derive(Clone, Debug)]
 pub struct TransferQueue {
-    sqs: aws_sdk_sqs::Client,
+    sqs: LazyClient,
     url: String,
 }
 
 impl TransferQueue {
     pub fn new(sqs: aws_sdk_sqs::Client, url: impl Into<String>) -> Self {
+        Self::lazy(move || sqs, url)
+    }
+
+    /// A queue whose client `build` makes on its first message: the functions that have the
+    /// queue send on it rarely (a transfer stopped at its time limit, a stranded transfer),
+    /// and building an SDK client costs a cold start about 0.4 M instructions (BENCHMARKS.md,
+    /// "Cold start").
+    pub fn lazy(
+        build: impl FnOnce() -> aws_sdk_sqs::Client + Send + 'static,
+        url: impl Into<String>,
+    ) -> Self {
         Self {
-            sqs,
+            sqs: Arc::new(LazyLock::new(Box::new(build))),
             url: url.into(),
         }
     }

@@ -146,10 +146,10 @@ impl AppState {
                 Storage::lazy(move || cold_client(&sdk, &cold_config), cold.bucket.clone())
             }),
             tokens: TokenKeys::new(&config.jwt_secret, config.token_ttl),
-            transfer_queue: config
-                .transfer_queue_url
-                .as_ref()
-                .map(|url| TransferQueue::new(aws_sdk_sqs::Client::new(sdk), url)),
+            transfer_queue: config.transfer_queue_url.as_ref().map(|url| {
+                let sdk = sdk.clone();
+                TransferQueue::lazy(move || aws_sdk_sqs::Client::new(&sdk), url)
+            }),
             config,
         }
     }

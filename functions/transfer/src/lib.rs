@@ -45,6 +45,7 @@ use anyhow::{Context, bail};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsMessage};
 use filestore_contract::domain::{FileId, UserId};
 use filestore_shared::keys::{cold_key, parse_object_key};
+use filestore_shared::queue::TransferQueue;
 use filestore_shared::repo::{FileRecord, TransferCheckpoint, Verified, VerifyOutcome};
 use filestore_shared::{AppState, metrics};
 use percent_encoding::percent_decode_str;
@@ -89,23 +90,16 @@ impl Limits {
 
 /// Sends continuation messages to the transfer queue.
 #[derive(Clone, Debug)]
-pub struct Requeue {
-    sqs: aws_sdk_sqs::Client,
-    queue_url: String,
-}
+pub struct Requeue(TransferQueue);
 
 impl Requeue {
     pub fn new(sqs: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
-        Self {
-            sqs,
-            queue_url: queue_url.into(),
-        }
+        Self(TransferQueue::new(sqs, queue_url))
     }
 
-    /// From `FILESTORE_TRANSFER_QUEUE_URL`, when set.
-    pub fn from_config(sdk: &aws_config::SdkConfig, state: &AppState) -> Option<Self> {
-        let url = state.config.transfer_queue_url.clone()?;
-        Some(Self::new(aws_sdk_sqs::Client::new(sdk), url))
+    /// The function's transfer queue (`FILESTORE_TRANSFER_QUEUE_URL`), when set.
+    pub fn from_state(state: &AppState) -> Option<Self> {
+        state.transfer_queue.clone().map(Self)
     }
 
     /// The message that continues the transfer of `key` in a new run.
@@ -114,14 +108,7 @@ impl Requeue {
     }
 
     async fn send(&self, key: &str) -> anyhow::Result<()> {
-        self.sqs
-            .send_message()
-            .queue_url(&self.queue_url)
-            .message_body(Self::body(key))
-            .send()
-            .await
-            .context("SQS SendMessage (continuation)")?;
-        Ok(())
+        self.0.continue_transfer(key).await
     }
 }
 

@@ -23,7 +23,7 @@ async fn main() -> Result<(), Error> {
                 "FILESTORE_COLD_BUCKET is required by the transfer function".into(),
             );
         }
-        let Some(requeue) = Requeue::from_config(&sdk, &state) else {
+        let Some(requeue) = Requeue::from_state(&state) else {
             return Err("FILESTORE_TRANSFER_QUEUE_URL is required by the transfer function".into());
         };
         state.warm_up(Uses::DynamoDbAndS3).await;

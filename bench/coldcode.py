@@ -4,7 +4,9 @@
 Runs one unstripped function binary once under callgrind, against the fake Lambda Runtime API
 of bench/coldstart.py (init and two invocations, the same events), then reads which of the
 binary's functions ran and where they are (`nm -S`):
-- how many functions ran and their bytes of code, beside the binary's whole text;
+- the instructions the process ran from its start to its third `next` (counted, so the
+  figure does not move with the machine's load);
+- how many of the binary's functions ran and their bytes of code, beside its whole text;
 - the 4 KiB pages and 64 KiB blocks those functions span (Linux maps a file 64 KiB around each
   page a process touches, so the blocks are what a cold start makes resident of the code);
 - those bytes, and the instructions run, by crate (the first path segment of each demangled
@@ -31,7 +33,8 @@ PAGE, BLOCK = 4096, 65536
 
 
 def ran_functions(binary, name):
-    """Mangled names of the binary's functions that ran, with their instruction counts."""
+    """Mangled names of the binary's functions that ran, with their instruction counts, and
+    the instructions the whole process ran (the loader and libc included)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "callgrind.out")
         wrap = ["valgrind", "--tool=callgrind", "--demangle=no", "--compress-strings=no",
@@ -40,9 +43,12 @@ def ran_functions(binary, name):
         ran = collections.Counter()
         real = os.path.realpath(binary)
         ob = fn = None
+        total = 0
         with open(out) as f:
             for line in f:
-                if line.startswith("ob="):
+                if line.startswith("totals:"):
+                    total = int(line.split()[1])
+                elif line.startswith("ob="):
                     ob = os.path.realpath(line[3:].strip())
                 elif line.startswith("fn="):
                     fn = line[3:].strip() if ob == real else None
@@ -57,7 +63,7 @@ def ran_functions(binary, name):
                     # A call's inclusive cost follows `calls=`; it is not this function's own.
                     if line.startswith("calls="):
                         next(f, None)
-        return ran
+        return ran, total
 
 
 def symbols(binary):
@@ -104,7 +110,7 @@ def main():
         del args[i : i + 2]
     binary = args[0]
     name = args[1] if len(args) > 1 else os.path.basename(binary).removeprefix("filestore-")
-    ran = ran_functions(binary, name)
+    ran, total_instructions = ran_functions(binary, name)
     by_name = {}
     for addr, size, sym in symbols(binary):
         by_name.setdefault(sym, (addr, size))
@@ -113,7 +119,9 @@ def main():
     pages = {p for _, addr, size in found for p in range(addr // PAGE, (addr + size - 1) // PAGE + 1)}
     blocks = {b for _, addr, size in found for b in range(addr // BLOCK, (addr + size - 1) // BLOCK + 1)}
     text = text_size(binary)
-    print(f"{os.path.basename(binary)}: {len(found)} functions ran ({len(ran) - len(found)} not found"
+    print(f"{os.path.basename(binary)}: {total_instructions / 1e6:.2f} M instructions from start to"
+          " the third `next` (loader and libc included)")
+    print(f"  {len(found)} functions ran ({len(ran) - len(found)} not found"
           f" in the symbol table), {total / 1024:.0f} KiB of code of {text / 2**20:.1f} MiB text")
     print(f"  they span {len(pages)} pages of 4 KiB ({len(pages) * PAGE / 2**20:.1f} MiB)"
           f" and {len(blocks)} blocks of 64 KiB ({len(blocks) * BLOCK / 2**20:.1f} MiB)")

@@ -130,6 +130,11 @@ const LOCAL_ONLY: &[(&str, &str)] = &[
         "folders::a_restore_and_a_move_never_pass_the_depth_limit_together",
         "reads each folder's depth from the table",
     ),
+    (
+        "folders::a_move_and_creates_below_it_never_pass_the_depth_limit",
+        "15 trials on a 103-folder tree, about 400 requests each: the table's conditions it \
+         races are checked locally",
+    ),
     ("races::", "a local system of its own"),
     (
         "recovery::",

@@ -53,5 +53,13 @@ pub mod storage;
 pub mod trash;
 
 pub use config::Config;
+
+/// An SDK client built on its first use, shared by the clones of what holds it: a cold start
+/// builds only the clients its requests call (each costs about 0.4 M instructions to build).
+type LazyClient<C> = std::sync::Arc<std::sync::LazyLock<C, Box<dyn FnOnce() -> C + Send>>>;
+
+fn lazy_client<C>(build: impl FnOnce() -> C + Send + 'static) -> LazyClient<C> {
+    std::sync::Arc::new(std::sync::LazyLock::new(Box::new(build)))
+}
 pub use error::ApiError;
 pub use state::AppState;

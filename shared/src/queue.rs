@@ -2,8 +2,6 @@
 //! object again ([`ContinueTransfer`]), which a transfer stopped at its time limit sends to
 //! go on and the janitor sends for a file whose transfer never finished.
 
-use std::sync::{Arc, LazyLock};
-
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
@@ -30,13 +28,10 @@ impl ContinueTransfer {
     }
 }
 
-type LazyClient =
-    Arc<LazyLock<aws_sdk_sqs::Client, Box<dyn FnOnce() -> aws_sdk_sqs::Client + Send>>>;
-
 /// Sends messages to the transfer queue (`FILESTORE_TRANSFER_QUEUE_URL`).
 #[derive(Clone, Debug)]
 pub struct TransferQueue {
-    sqs: LazyClient,
+    sqs: crate::LazyClient<aws_sdk_sqs::Client>,
     url: String,
 }
 
@@ -54,7 +49,7 @@ impl TransferQueue {
         url: impl Into<String>,
     ) -> Self {
         Self {
-            sqs: Arc::new(LazyLock::new(Box::new(build))),
+            sqs: crate::lazy_client(build),
             url: url.into(),
         }
     }

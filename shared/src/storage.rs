@@ -17,8 +17,6 @@ mod multipart;
 mod objects;
 mod presign;
 
-use std::sync::{Arc, LazyLock};
-
 use aws_sdk_s3::Client;
 use base64::Engine;
 
@@ -32,12 +30,10 @@ pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 /// An S3 client built the first time it is used, so that a function that never calls S3
 /// never builds one.
-type LazyClient = Arc<LazyLock<Client, Box<dyn FnOnce() -> Client + Send>>>;
-
 /// A bucket: the hot one, or the cold store's.
 #[derive(Clone, Debug)]
 pub struct Storage {
-    client: LazyClient,
+    client: crate::LazyClient<Client>,
     bucket: String,
 }
 
@@ -61,7 +57,7 @@ impl Storage {
         bucket: impl Into<String>,
     ) -> Self {
         Self {
-            client: Arc::new(LazyLock::new(Box::new(build))),
+            client: crate::lazy_client(build),
             bucket: bucket.into(),
         }
     }
